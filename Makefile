@@ -1,0 +1,43 @@
+# PSK: the psk extension (PGXS) and the psk-shim HTTP server.
+#
+#   make            build the extension and the shim
+#   make install    install the extension into PostgreSQL (needs root)
+#   make run        build, install, start a local cluster in ./.psk and the shim
+#   make stop       stop whatever `make run` left running
+#   make test       install what is missing, build, run every test
+
+EXTENSION   = psk
+MODULE_big  = psk
+OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard extension/*.c)))
+PGFILEDESC  = "psk - code reservation engine"
+
+# The install script is assembled from one file per concern, in name order.
+DATA_built  = extension/psk--0.1.0.sql
+EXTRA_CLEAN = extension/psk--0.1.0.sql
+
+REGRESS      = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS_OPTS = --load-extension=pgcrypto --load-extension=psk
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+extension/psk--0.1.0.sql: $(sort $(wildcard extension/sql/*.sql))
+	cat $^ > $@
+
+ifneq ($(wildcard shim/Makefile),)
+all: shim
+endif
+
+.PHONY: shim run stop test bench
+shim:
+	$(MAKE) -C shim PG_CONFIG=$(PG_CONFIG)
+
+run:
+	bash scripts/run.sh
+
+stop:
+	bash scripts/stop.sh
+
+test:
+	bash scripts/test.sh

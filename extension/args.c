@@ -1,0 +1,90 @@
+/*
+ * args.c
+ *		Checking function arguments: every bad input is invalid_input
+ *		(PK007) with a message naming the argument.
+ */
+#include "psk.h"
+
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+
+static bool
+is_blank(const char *s)
+{
+	for (; *s; s++)
+		if (!(*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' ||
+			  *s == '\f' || *s == '\v'))
+			return false;
+	return true;
+}
+
+char *
+psk_text_arg(FunctionCallInfo fcinfo, int argno, const char *name,
+			 bool required, int maxlen)
+{
+	text	   *arg;
+	char	   *value;
+
+	if (PG_ARGISNULL(argno))
+	{
+		if (required)
+			ereport(ERROR,
+					(errcode(ERRCODE_PSK_INVALID_INPUT),
+					 errmsg("%s is required", name)));
+		return NULL;
+	}
+
+	arg = PG_GETARG_TEXT_PP(argno);
+	/* Refuse huge values before counting characters one by one. */
+	if (VARSIZE_ANY_EXHDR(arg) > (Size) maxlen * MAX_MULTIBYTE_CHAR_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_INVALID_INPUT),
+				 errmsg("%s is longer than %d characters", name, maxlen)));
+	value = text_to_cstring(arg);
+	if (pg_mbstrlen(value) > maxlen)
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_INVALID_INPUT),
+				 errmsg("%s is longer than %d characters", name, maxlen)));
+	if (is_blank(value))
+	{
+		if (required)
+			ereport(ERROR,
+					(errcode(ERRCODE_PSK_INVALID_INPUT),
+					 errmsg("%s must not be empty", name)));
+		return NULL;
+	}
+	return value;
+}
+
+int32
+psk_int_arg(FunctionCallInfo fcinfo, int argno, const char *name,
+			int32 defval, int32 min, int32 max)
+{
+	int32		value;
+
+	if (PG_ARGISNULL(argno))
+		return defval;
+	value = PG_GETARG_INT32(argno);
+	if (value < min || value > max)
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_INVALID_INPUT),
+				 errmsg("%s must be between %d and %d", name, min, max)));
+	return value;
+}
+
+const char *
+psk_pool_name(const char *pool)
+{
+	static const char *const pools[] = {"OSV", "HSV", "COMMON"};
+
+	if (pool == NULL)
+		return NULL;
+	for (int i = 0; i < lengthof(pools); i++)
+		if (pg_strcasecmp(pool, pools[i]) == 0)
+			return pools[i];
+	ereport(ERROR,
+			(errcode(ERRCODE_PSK_INVALID_INPUT),
+			 errmsg("unknown pool \"%s\"", pool),
+			 errhint("Pools are OSV, HSV and COMMON.")));
+	return NULL;				/* not reached */
+}

@@ -1,0 +1,105 @@
+/*
+ * psk.h
+ *		Shared declarations of the psk extension: settings, error codes and
+ *		the small SPI toolkit every function file uses.
+ */
+#ifndef PSK_H
+#define PSK_H
+
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "fmgr.h"
+
+/*
+ * Error kinds of the contract (shared/spec/API.md), one SQLSTATE each.
+ */
+#define ERRCODE_PSK_NO_CODES_AVAILABLE	MAKE_SQLSTATE('P', 'K', '0', '0', '1')
+#define ERRCODE_PSK_NOT_FOUND			MAKE_SQLSTATE('P', 'K', '0', '0', '2')
+#define ERRCODE_PSK_NOT_ALLOWED			MAKE_SQLSTATE('P', 'K', '0', '0', '3')
+#define ERRCODE_PSK_WRONG_STATE			MAKE_SQLSTATE('P', 'K', '0', '0', '4')
+#define ERRCODE_PSK_TOKEN_MISMATCH		MAKE_SQLSTATE('P', 'K', '0', '0', '5')
+#define ERRCODE_PSK_RESERVATION_EXPIRED MAKE_SQLSTATE('P', 'K', '0', '0', '6')
+#define ERRCODE_PSK_INVALID_INPUT		MAKE_SQLSTATE('P', 'K', '0', '0', '7')
+#define ERRCODE_PSK_UNAUTHORIZED		MAKE_SQLSTATE('P', 'K', '0', '0', '8')
+#define ERRCODE_PSK_CONFLICT			MAKE_SQLSTATE('P', 'K', '0', '0', '9')
+#define ERRCODE_PSK_LOCKED_OUT			MAKE_SQLSTATE('P', 'K', '0', '1', '0')
+
+/* Input limits (characters) */
+#define PSK_MAX_CODE_LEN  128
+#define PSK_MAX_NAME_LEN  128
+#define PSK_MAX_EMAIL_LEN 254
+#define PSK_MAX_TEXT_LEN  1000
+#define PSK_MAX_HOW_MANY  100
+
+/* Settings (psk.c); durations are in seconds. */
+extern int	psk_reservation_ttl;
+extern int	psk_session_ttl;
+extern int	psk_login_max_failures;
+extern int	psk_login_lockout;
+extern int	psk_expiry_interval;
+extern char *psk_databases;
+
+/*
+ * A statement prepared once per backend and kept (SPI_keepplan).  Declare
+ * one as a static, with its SQL and argument types; psk_execute() prepares
+ * it on first use.
+ */
+#define PSK_MAX_ARGS 12
+typedef struct PskQuery
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[PSK_MAX_ARGS];
+	SPIPlanPtr	plan;
+} PskQuery;
+
+/* Run a kept statement; returns SPI_processed.  nulls may be NULL. */
+extern uint64 psk_execute(PskQuery *query, Datum *values, const bool *nulls,
+						  bool read_only);
+
+/* Copy the result of the last psk_execute into the caller's SRF result. */
+extern void psk_return_tuptable(FunctionCallInfo fcinfo);
+
+/* Column n (1-based) of row r of the last result; *isnull set. */
+extern Datum psk_result(uint64 row, int col, bool *isnull);
+extern char *psk_result_cstring(uint64 row, int col);
+
+/*
+ * Arguments.  psk_text_arg returns NULL for a NULL or empty argument when
+ * not required, raises invalid_input when required, and raises invalid_input
+ * when longer than maxlen characters.
+ */
+extern char *psk_text_arg(FunctionCallInfo fcinfo, int argno,
+						  const char *name, bool required, int maxlen);
+extern int32 psk_int_arg(FunctionCallInfo fcinfo, int argno, const char *name,
+						 int32 defval, int32 min, int32 max);
+/* Upper-case known pool name or invalid_input; NULL in, NULL out. */
+extern const char *psk_pool_name(const char *pool);
+
+/* The acting user, looked up by e-mail (case-insensitive). */
+typedef struct PskUser
+{
+	int64		id;
+	bool		is_admin;
+	char	   *email;
+	char	   *user_name;
+	char	   *pool;
+} PskUser;
+
+extern bool psk_find_user(const char *email, PskUser *user);
+/* A non-admin user, or not_allowed. */
+extern void psk_require_user(const char *email, PskUser *user);
+/* An admin, or not_allowed. */
+extern void psk_require_admin(const char *email, PskUser *user);
+
+/*
+ * reserve.c: raise the error that explains why user_id could not act on a
+ * code as its holder (unknown code, not held, held by someone else).
+ */
+extern void psk_explain_not_held(const char *code, int64 user_id);
+
+/* expiry.c */
+extern uint64 psk_expire_overdue(void);
+
+#endif							/* PSK_H */

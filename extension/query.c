@@ -1,0 +1,128 @@
+/*
+ * query.c
+ *		Kept SPI plans and returning their results from set-returning
+ *		functions.
+ */
+#include "psk.h"
+
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/tuplestore.h"
+
+uint64
+psk_execute(PskQuery *query, Datum *values, const bool *nulls, bool read_only)
+{
+	char		nullflags[PSK_MAX_ARGS];
+	int			rc;
+
+	Assert(query->nargs <= PSK_MAX_ARGS);
+
+	/* Prepared on first use in this backend, kept for its lifetime. */
+	if (query->plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(query->sql, query->nargs,
+									   query->argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "psk: SPI_prepare failed: %s",
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "psk: SPI_keepplan failed");
+		query->plan = plan;
+	}
+
+	for (int i = 0; i < query->nargs; i++)
+		nullflags[i] = (nulls != NULL && nulls[i]) ? 'n' : ' ';
+
+	rc = SPI_execute_plan(query->plan, values, nullflags, read_only, 0);
+	if (rc < 0)
+		elog(ERROR, "psk: SPI_execute_plan failed: %s",
+			 SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+Datum
+psk_result(uint64 row, int col, bool *isnull)
+{
+	Assert(SPI_tuptable != NULL && row < SPI_processed);
+	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col,
+						 isnull);
+}
+
+/* A copy in the caller's (pre-SPI_connect) memory context, or NULL. */
+char *
+psk_result_cstring(uint64 row, int col)
+{
+	char	   *value;
+	char	   *copy;
+	size_t		len;
+
+	Assert(SPI_tuptable != NULL && row < SPI_processed);
+	value = SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+	if (value == NULL)
+		return NULL;
+	len = strlen(value) + 1;
+	copy = SPI_palloc(len);
+	memcpy(copy, value, len);
+	return copy;
+}
+
+/*
+ * Materialize the last SPI result as the function's result set.  Works for
+ * functions returning a row type and for those returning a scalar set
+ * (RETURNS TABLE with one column, SETOF text): the SQL must produce exactly
+ * the declared columns.
+ */
+void
+psk_return_tuptable(FunctionCallInfo fcinfo)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TupleDesc	tupdesc;
+	Oid			result_type;
+	MemoryContext oldcxt;
+	Tuplestorestate *store;
+	Datum	   *values;
+	bool	   *nulls;
+	int			natts;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		!(rsinfo->allowedModes & SFRM_Materialize))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+
+	oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	switch (get_call_result_type(fcinfo, &result_type, &tupdesc))
+	{
+		case TYPEFUNC_COMPOSITE:
+			tupdesc = CreateTupleDescCopy(tupdesc);
+			break;
+		case TYPEFUNC_SCALAR:
+			tupdesc = CreateTemplateTupleDesc(1);
+			TupleDescInitEntry(tupdesc, 1, "result", result_type, -1, 0);
+			break;
+		default:
+			elog(ERROR, "psk: unexpected function result type");
+	}
+	store = tuplestore_begin_heap(rsinfo->allowedModes & SFRM_Materialize_Random,
+								  false, work_mem);
+	MemoryContextSwitchTo(oldcxt);
+
+	natts = tupdesc->natts;
+	if (SPI_tuptable == NULL || SPI_tuptable->tupdesc->natts != natts)
+		elog(ERROR, "psk: query result does not match the function's columns");
+
+	values = palloc(natts * sizeof(Datum));
+	nulls = palloc(natts * sizeof(bool));
+	for (uint64 row = 0; row < SPI_processed; row++)
+	{
+		heap_deform_tuple(SPI_tuptable->vals[row], SPI_tuptable->tupdesc,
+						  values, nulls);
+		tuplestore_putvalues(store, tupdesc, values, nulls);
+	}
+
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = store;
+	rsinfo->setDesc = tupdesc;
+}

@@ -1,0 +1,167 @@
+-- psk 0.1.0: schema.  State lives in schema psk; the psk_* functions live in
+-- the schema CREATE EXTENSION targets (@extschema@).
+\echo Use "CREATE EXTENSION psk CASCADE" to load this file. \quit
+
+CREATE SCHEMA psk;
+REVOKE ALL ON SCHEMA psk FROM PUBLIC;
+
+-- Codes are stored trimmed and upper-cased; every function normalises its
+-- input the same way through this one definition.
+CREATE FUNCTION psk.normalize_code(text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $$ SELECT pg_catalog.upper(pg_catalog.btrim($1, E' \t\n\r\f\v')) $$;
+
+-- Pool of a user created without one: derived once from the team name, as the
+-- old service did.
+CREATE FUNCTION psk.pool_for_team(text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $$
+  SELECT CASE WHEN pg_catalog.strpos(pg_catalog.lower($1), 'osv') > 0 THEN 'OSV'
+              WHEN pg_catalog.strpos(pg_catalog.lower($1), 'hsv') > 0 THEN 'HSV'
+              ELSE 'COMMON' END
+$$;
+
+CREATE TABLE psk.regions (
+    id   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name text NOT NULL CHECK (name = pg_catalog.btrim(name) AND pg_catalog.length(name) BETWEEN 1 AND 128)
+);
+CREATE UNIQUE INDEX regions_name_key ON psk.regions (pg_catalog.lower(name));
+
+CREATE TABLE psk.countries (
+    id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name      text NOT NULL CHECK (name = pg_catalog.btrim(name) AND pg_catalog.length(name) BETWEEN 1 AND 128),
+    region_id bigint NOT NULL REFERENCES psk.regions (id)
+);
+CREATE UNIQUE INDEX countries_name_key ON psk.countries (pg_catalog.lower(name));
+CREATE INDEX countries_region_id_idx ON psk.countries (region_id);
+
+CREATE TABLE psk.users (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    team_name     text NOT NULL CHECK (pg_catalog.length(team_name) BETWEEN 1 AND 128),
+    user_name     text NOT NULL CHECK (pg_catalog.length(user_name) BETWEEN 1 AND 128),
+    -- stored lower-case, so equality is the case-insensitive match
+    email         text NOT NULL UNIQUE
+                  CHECK (email = pg_catalog.lower(email) AND pg_catalog.length(email) BETWEEN 3 AND 254),
+    password_hash text NOT NULL CHECK (password_hash LIKE '$2_$%'),
+    is_admin      boolean NOT NULL DEFAULT false,
+    pool          text NOT NULL CHECK (pool IN ('OSV', 'HSV', 'COMMON')),
+    created_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+-- The heart of it.  A held code (RESERVED, IN_USE) has a holder, a tester, a
+-- token and a reservation time; a code that is not held has none of them.
+-- freed_at is when the code last became free (NULL: never used), the key of
+-- the least-recently-used order.
+CREATE TABLE psk.codes (
+    id                bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    code              text NOT NULL UNIQUE,
+    pool              text NOT NULL CHECK (pool IN ('OSV', 'HSV', 'COMMON')),
+    status            text NOT NULL DEFAULT 'CAN_BE_USED'
+                      CHECK (status IN ('CAN_BE_USED', 'RESERVED', 'IN_USE', 'NON_USABLE')),
+    holder_id         bigint REFERENCES psk.users (id),
+    tester_name       text,
+    reserved_at       timestamptz,
+    expires_at        timestamptz,
+    confirmed_at      timestamptz,
+    reservation_token uuid,
+    released_at       timestamptz,
+    freed_at          timestamptz,
+    note              text,
+    created_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT codes_code_normalized
+        CHECK (code = psk.normalize_code(code) AND pg_catalog.length(code) BETWEEN 1 AND 128
+               AND code !~ '[[:space:][:cntrl:]]'),
+    CONSTRAINT codes_held_has_holder CHECK (
+        CASE WHEN status IN ('RESERVED', 'IN_USE')
+             THEN holder_id IS NOT NULL AND tester_name IS NOT NULL
+                  AND reservation_token IS NOT NULL AND reserved_at IS NOT NULL
+             ELSE holder_id IS NULL AND tester_name IS NULL AND reservation_token IS NULL
+                  AND reserved_at IS NULL AND expires_at IS NULL AND confirmed_at IS NULL
+        END),
+    CONSTRAINT codes_in_use_is_confirmed CHECK ((status = 'IN_USE') = (confirmed_at IS NOT NULL)),
+    CONSTRAINT codes_expiry_after_reserve CHECK (expires_at IS NULL OR (status = 'RESERVED' AND expires_at > reserved_at))
+) WITH (fillfactor = 80);
+
+-- Reserve: the free codes of one pool in least-recently-used order.  Only
+-- free rows are in it, so its size and the cost of taking its first entry do
+-- not grow with the number of held codes.
+CREATE INDEX codes_free_lru_idx ON psk.codes (pool, freed_at NULLS FIRST, id)
+    WHERE status = 'CAN_BE_USED';
+-- psk_my_codes, psk_users, psk_delete_user: the codes a user holds.
+CREATE INDEX codes_holder_idx ON psk.codes (holder_id) WHERE holder_id IS NOT NULL;
+-- psk_expire_reservations: the overdue reservations only.
+CREATE INDEX codes_expires_idx ON psk.codes (expires_at)
+    WHERE status = 'RESERVED' AND expires_at IS NOT NULL;
+
+-- Autovacuum early and often: every reservation leaves a dead tuple.
+ALTER TABLE psk.codes SET (autovacuum_vacuum_scale_factor = 0.02,
+                           autovacuum_analyze_scale_factor = 0.05);
+
+CREATE TABLE psk.code_countries (
+    code_id    bigint NOT NULL REFERENCES psk.codes (id) ON DELETE CASCADE,
+    country_id bigint NOT NULL REFERENCES psk.countries (id),
+    PRIMARY KEY (code_id, country_id)
+);
+CREATE INDEX code_countries_country_idx ON psk.code_countries (country_id);
+
+-- The audit trail: one row per change, written in the same transaction as
+-- the change.  Names are copied in, so the log stays readable after a user
+-- or a country is gone.  user_* is the actor (for EXPIRED: the holder).
+CREATE TABLE psk.audit_log (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    logged_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    action          text NOT NULL CHECK (action IN (
+                        'ADDED', 'RESERVED', 'CONFIRMED', 'RELEASED', 'EXPIRED',
+                        'DISASSOCIATED', 'MARKED_NON_USABLE', 'RESTORED',
+                        'DELETED', 'COMMENTED',
+                        'USER_CREATED', 'USER_UPDATED', 'USER_DELETED')),
+    code            text,
+    code_type       text,
+    user_id         bigint,
+    user_name       text,
+    contact_email   text,
+    tester_name     text,
+    country         text,
+    region          text,
+    note            text,
+    clearance_id    text,
+    -- for USER_* rows: the user changed
+    subject_user_id bigint
+);
+CREATE INDEX audit_log_code_idx ON psk.audit_log (code, id);
+CREATE INDEX audit_log_user_idx ON psk.audit_log (user_id, logged_at DESC, id DESC);
+CREATE INDEX audit_log_time_idx ON psk.audit_log (logged_at DESC, id DESC);
+CREATE INDEX audit_log_releases_idx ON psk.audit_log (id DESC) WHERE action = 'RELEASED';
+
+-- Append-only, whoever asks.
+CREATE FUNCTION psk.audit_log_is_append_only() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION 'psk.audit_log is append-only: % refused', TG_OP
+        USING ERRCODE = 'PK004';
+END
+$$;
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE OR DELETE ON psk.audit_log
+    FOR EACH ROW EXECUTE FUNCTION psk.audit_log_is_append_only();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON psk.audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION psk.audit_log_is_append_only();
+
+-- pgcrypto may live in any schema; reach it through fixed wrappers so that
+-- no caller-controlled search_path can stand in for it.
+DO $do$
+DECLARE
+    s text := (SELECT n.nspname FROM pg_catalog.pg_extension e
+               JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+               WHERE e.extname = 'pgcrypto');
+BEGIN
+    EXECUTE pg_catalog.format(
+        'CREATE FUNCTION psk.crypt(text, text) RETURNS text LANGUAGE sql STRICT '
+        'AS $f$ SELECT %I.crypt($1, $2) $f$', s);
+    EXECUTE pg_catalog.format(
+        'CREATE FUNCTION psk.gen_salt(text, int) RETURNS text LANGUAGE sql STRICT '
+        'AS $f$ SELECT %I.gen_salt($1, $2) $f$', s);
+END
+$do$;
+REVOKE ALL ON FUNCTION psk.crypt(text, text), psk.gen_salt(text, int) FROM PUBLIC;

@@ -1,0 +1,36 @@
+-- The hot path and expiry (reserve.c, expiry.c).
+--
+-- Every psk_* function runs as the extension's owner with a pinned
+-- search_path (SECURITY DEFINER, as PostgreSQL's docs advise), so callers
+-- need EXECUTE on the function and no privilege on the tables.
+
+CREATE FUNCTION @extschema@.psk_reserve(user_email text, tester_name text,
+                                        country text DEFAULT NULL,
+                                        code_type text DEFAULT NULL,
+                                        how_many int DEFAULT 1)
+RETURNS TABLE (code text, code_type text, reservation_token uuid,
+               reserved_at timestamptz, expires_at timestamptz)
+AS 'MODULE_PATHNAME', 'psk_reserve'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION @extschema@.psk_confirm(user_email text, code text,
+                                        reservation_token uuid)
+RETURNS TABLE (code text, status text, confirmed_at timestamptz)
+AS 'MODULE_PATHNAME', 'psk_confirm'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION @extschema@.psk_release(user_email text, code text,
+                                        clearance_id text DEFAULT NULL,
+                                        note text DEFAULT NULL)
+RETURNS TABLE (code text, released_at timestamptz)
+AS 'MODULE_PATHNAME', 'psk_release'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION @extschema@.psk_expire_reservations()
+RETURNS SETOF text
+AS 'MODULE_PATHNAME', 'psk_expire_reservations'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
