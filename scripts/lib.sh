@@ -3,7 +3,11 @@
 # the postgres user) or as an ordinary user.
 
 PG_CONFIG=${PG_CONFIG:-pg_config}
-PGBIN=$("$PG_CONFIG" --bindir)
+# PSK_PGROOT: a private copy of the PostgreSQL tree (scripts/private-pg.sh)
+# to install into and run from, so that several checkouts can test side by
+# side without sharing the system's extension directory.
+PSK_PGROOT=${PSK_PGROOT:-}
+PGBIN=$PSK_PGROOT$("$PG_CONFIG" --bindir)
 
 # Run a command as the owner of the cluster files.
 as_pg() {
