@@ -11,7 +11,7 @@
 static PskQuery find_user = {
 	"SELECT id, is_admin, email, user_name, pool FROM psk.users"
 	" WHERE email = pg_catalog.lower($1)",
-	1, {TEXTOID}
+	1, {TEXTOID}, true
 };
 
 /* Must be called inside SPI; strings are allocated outside it. */

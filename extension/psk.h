@@ -51,6 +51,12 @@ typedef struct PskQuery
 	const char *sql;
 	int			nargs;
 	Oid			argtypes[PSK_MAX_ARGS];
+	/*
+	 * Plan once, never again: for hot-path statements whose generic plan is
+	 * checked to be right (the planner would otherwise replan statements
+	 * with a LIMIT parameter on every call).
+	 */
+	bool		generic;
 	SPIPlanPtr	plan;
 } PskQuery;
 

@@ -21,8 +21,10 @@ psk_execute(PskQuery *query, Datum *values, const bool *nulls, bool read_only)
 	/* Prepared on first use in this backend, kept for its lifetime. */
 	if (query->plan == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(query->sql, query->nargs,
-									   query->argtypes);
+		SPIPlanPtr	plan;
+
+		plan = SPI_prepare_cursor(query->sql, query->nargs, query->argtypes,
+								  query->generic ? CURSOR_OPT_GENERIC_PLAN : 0);
 
 		if (plan == NULL)
 			elog(ERROR, "psk: SPI_prepare failed: %s",

@@ -22,20 +22,23 @@ PG_FUNCTION_INFO_V1(psk_release);
  * Take up to $2 free codes of pool $1, least recently used first, skipping
  * rows other callers hold locked, and reserve them for user $3.
  * The variant with a country keeps only codes valid in country $10.
+ *
+ * The picked ids go to the UPDATE as an array, not a join: the plan is then
+ * right whatever LIMIT $2 is (ordered scan of the free-codes index, then
+ * primary-key probes), so it is planned once and kept generic.
  */
 #define RESERVE_CTE(country_filter) \
-	"WITH picked AS (" \
-	"  SELECT c.id FROM psk.codes c" \
-	"   WHERE c.status = 'CAN_BE_USED' AND c.pool = $1" country_filter \
-	"   ORDER BY c.freed_at NULLS FIRST, c.id" \
-	"   LIMIT $2 FOR UPDATE SKIP LOCKED" \
-	"), reserved AS (" \
+	"WITH reserved AS (" \
 	"  UPDATE psk.codes c" \
 	"     SET status = 'RESERVED', holder_id = $3, tester_name = $4," \
 	"         reserved_at = now(), released_at = NULL," \
 	"         expires_at = CASE WHEN $5 > 0 THEN now() + $5 * interval '1 second' END," \
 	"         reservation_token = gen_random_uuid()" \
-	"    FROM picked WHERE c.id = picked.id" \
+	"   WHERE c.id = ANY (ARRAY(" \
+	"         SELECT f.id FROM psk.codes f" \
+	"          WHERE f.status = 'CAN_BE_USED' AND f.pool = $1" country_filter \
+	"          ORDER BY f.freed_at NULLS FIRST, f.id" \
+	"          LIMIT $2 FOR UPDATE SKIP LOCKED))" \
 	"  RETURNING c.id, c.code, c.pool, c.reservation_token, c.reserved_at," \
 	"            c.expires_at, c.freed_at" \
 	"), logged AS (" \
@@ -52,13 +55,13 @@ PG_FUNCTION_INFO_V1(psk_release);
 	TEXTOID
 
 static PskQuery reserve_any = {
-	RESERVE_CTE(""), 9, {RESERVE_ARGTYPES}
+	RESERVE_CTE(""), 9, {RESERVE_ARGTYPES}, true
 };
 
 static PskQuery reserve_in_country = {
 	RESERVE_CTE(" AND EXISTS (SELECT 1 FROM psk.code_countries cc"
-				" WHERE cc.code_id = c.id AND cc.country_id = $10)"),
-	10, {RESERVE_ARGTYPES, INT8OID}
+				" WHERE cc.code_id = f.id AND cc.country_id = $10)"),
+	10, {RESERVE_ARGTYPES, INT8OID}, true
 };
 
 static PskQuery find_country = {
@@ -210,7 +213,7 @@ static PskQuery lock_for_confirm = {
 	"SELECT id, status, holder_id, reservation_token,"
 	"       expires_at IS NOT NULL AND expires_at <= now()"
 	"  FROM psk.codes WHERE code = psk.normalize_code($1) FOR UPDATE",
-	1, {TEXTOID}
+	1, {TEXTOID}, true
 };
 
 static PskQuery confirm_code = {
@@ -297,15 +300,15 @@ psk_confirm(PG_FUNCTION_ARGS)
  */
 static PskQuery release_code = {
 	"WITH held AS ("
-	"  SELECT id, tester_name FROM psk.codes"
-	"   WHERE code = psk.normalize_code($1) AND holder_id = $2 FOR UPDATE"
+	"  SELECT id, holder_id, tester_name FROM psk.codes"
+	"   WHERE code = psk.normalize_code($1) FOR UPDATE"
 	"), released AS ("
 	"  UPDATE psk.codes c"
 	"     SET status = 'CAN_BE_USED', holder_id = NULL, tester_name = NULL,"
 	"         reserved_at = NULL, expires_at = NULL, confirmed_at = NULL,"
 	"         reservation_token = NULL, released_at = now(), freed_at = now(),"
 	"         note = COALESCE($6, c.note)"
-	"    FROM held WHERE c.id = held.id"
+	"    FROM held WHERE c.id = held.id AND held.holder_id = $2"
 	"  RETURNING c.code, c.pool, c.released_at, held.tester_name"
 	"), logged AS ("
 	"  INSERT INTO psk.audit_log (action, code, code_type, user_id, user_name,"
@@ -314,7 +317,7 @@ static PskQuery release_code = {
 	"    FROM released"
 	")"
 	"SELECT code, released_at FROM released",
-	6, {TEXTOID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID}
+	6, {TEXTOID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID}, true
 };
 
 Datum

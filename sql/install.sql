@@ -19,6 +19,8 @@ SELECT test.err($$INSERT INTO psk.codes (code, pool) VALUES ('lower', 'OSV')$$);
 SELECT test.err($$INSERT INTO psk.codes (code, pool) VALUES ('A B', 'OSV')$$);
 SELECT test.err($$INSERT INTO psk.codes (code, pool) VALUES ('X2', 'NOPE')$$);
 SELECT test.err($$INSERT INTO psk.codes (code, pool, holder_id) VALUES ('X3', 'OSV', 1)$$);
+-- codes are trimmed of whitespace (only) and upper-cased
+SELECT psk.normalize_code(E' \tvv-1\x0B\r\n ') AS normalized;
 DROP EXTENSION psk;
 SELECT count(*) FROM pg_namespace WHERE nspname = 'psk';
 CREATE EXTENSION psk;

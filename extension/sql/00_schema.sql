@@ -9,7 +9,7 @@ REVOKE ALL ON SCHEMA psk FROM PUBLIC;
 -- input the same way through this one definition.
 CREATE FUNCTION psk.normalize_code(text) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-AS $$ SELECT pg_catalog.upper(pg_catalog.btrim($1, E' \t\n\r\f\v')) $$;
+AS $$ SELECT pg_catalog.upper(pg_catalog.btrim($1, E' \t\n\r\f\x0B')) $$;
 
 -- Pool of a user created without one: derived once from the team name, as the
 -- old service did.
@@ -20,6 +20,13 @@ AS $$
               WHEN pg_catalog.strpos(pg_catalog.lower($1), 'hsv') > 0 THEN 'HSV'
               ELSE 'COMMON' END
 $$;
+
+-- A code as stored.  A domain rather than a table constraint: it is checked
+-- when a code is written, not again on every change of a code's status.
+CREATE DOMAIN psk.code_text AS text
+    CONSTRAINT code_is_normalized CHECK (VALUE = psk.normalize_code(VALUE)
+           AND pg_catalog.length(VALUE) BETWEEN 1 AND 128
+           AND VALUE !~ '[[:space:][:cntrl:]]');
 
 CREATE TABLE psk.regions (
     id   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -55,7 +62,7 @@ CREATE TABLE psk.users (
 -- the least-recently-used order.
 CREATE TABLE psk.codes (
     id                bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    code              text NOT NULL UNIQUE,
+    code              psk.code_text NOT NULL UNIQUE,
     pool              text NOT NULL CHECK (pool IN ('OSV', 'HSV', 'COMMON')),
     status            text NOT NULL DEFAULT 'CAN_BE_USED'
                       CHECK (status IN ('CAN_BE_USED', 'RESERVED', 'IN_USE', 'NON_USABLE')),
@@ -69,9 +76,6 @@ CREATE TABLE psk.codes (
     freed_at          timestamptz,
     note              text,
     created_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    CONSTRAINT codes_code_normalized
-        CHECK (code = psk.normalize_code(code) AND pg_catalog.length(code) BETWEEN 1 AND 128
-               AND code !~ '[[:space:][:cntrl:]]'),
     CONSTRAINT codes_held_has_holder CHECK (
         CASE WHEN status IN ('RESERVED', 'IN_USE')
              THEN holder_id IS NOT NULL AND tester_name IS NOT NULL
