@@ -53,7 +53,7 @@ if ls test/*.sql >/dev/null 2>&1; then
 	grep -q '^Result: PASS' "$work/tap.out" || failed=$((failed + 1))
 fi
 
-for t in test/http/run.sh test/stress/run.sh; do
+for t in test/worker/run.sh test/http/run.sh test/stress/run.sh; do
 	[ -x "$t" ] || continue
 	echo "== $t"
 	"$t" >"$work/suite.out" 2>&1

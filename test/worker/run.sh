@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The expiry background worker: with psk in shared_preload_libraries it
+# returns overdue reservations to their pool every psk.expiry_interval in
+# each database of psk.database.  Own throwaway cluster; prints
+# "N passed, M failed".
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/lib.sh
+
+work=$(mktemp -d /tmp/psk-worker.XXXXXX)
+chmod 755 "$work"
+port=$(free_port)
+trap 'cluster_stop "$work/data" immediate; rm -rf "$work"' EXIT
+trap 'exit 130' INT TERM
+export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=psk_worker
+
+passed=0
+failed=0
+check() { # check NAME EXPECTED ACTUAL
+	if [ "$2" = "$3" ]; then
+		passed=$((passed + 1))
+		echo "ok - $1"
+	else
+		failed=$((failed + 1))
+		echo "not ok - $1: expected '$2', got '$3'"
+	fi
+}
+sql() { psql -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
+
+cluster_init "$work/data" || exit 1
+cluster_start "$work/data" "$port" || exit 1
+psql -XAtq -d postgres -c "CREATE DATABASE psk_worker" || exit 1
+psql -XAtq -v ON_ERROR_STOP=1 -c "CREATE EXTENSION psk CASCADE" -f test/fixtures/tap.sql >/dev/null 2>&1
+sql "SELECT count(*) FROM psk_add_codes('admin@example.com', 'OSV', ARRAY['W1', 'W2'])" >/dev/null
+cluster_stop "$work/data"
+cluster_start "$work/data" "$port" -c shared_preload_libraries=psk \
+	-c psk.database=psk_worker,postgres -c psk.expiry_interval=1 || exit 1
+
+check "psk.database is read at start" "psk_worker,postgres" "$(sql "SHOW psk.database")"
+sleep 1
+check "one worker per listed database" 2 \
+	"$(sql "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'psk expiry worker'")"
+
+sql "SET psk.reservation_ttl = '1s'; SELECT code FROM psk_reserve('osv@example.com', 'w')" >/dev/null
+sql "SELECT code FROM psk_reserve('osv@example.com', 'w')" >/dev/null
+status=
+for _ in $(seq 50); do
+	status=$(sql "SELECT status FROM psk.codes WHERE code = 'W1'")
+	[ "$status" = CAN_BE_USED ] && break
+	sleep 0.2
+done
+check "an overdue reservation returns to the pool" CAN_BE_USED "$status"
+check "one EXPIRED audit row, the holder as actor" "W1|osv@example.com|w" \
+	"$(sql "SELECT string_agg(code || '|' || contact_email || '|' || tester_name, ',') FROM psk.audit_log WHERE action = 'EXPIRED'")"
+check "a reservation without TTL stays held" RESERVED \
+	"$(sql "SELECT status FROM psk.codes WHERE code = 'W2'")"
+
+# a database without psk: the worker stays quiet and alive
+check "the worker in a database without psk is alive" 1 \
+	"$(sql "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'psk expiry worker' AND datname = 'postgres'")"
+check "no worker errors in the log" 0 "$(grep -c 'ERROR' "$work/data/server.log")"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
