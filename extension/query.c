@@ -71,22 +71,18 @@ psk_result_cstring(uint64 row, int col)
 }
 
 /*
- * Materialize the last SPI result as the function's result set.  Works for
- * functions returning a row type and for those returning a scalar set
- * (RETURNS TABLE with one column, SETOF text): the SQL must produce exactly
- * the declared columns.
+ * Materialize the last SPI result as the function's result set, or append
+ * it to the rows already there.  Works for functions returning a row type
+ * and for those returning a scalar set (RETURNS TABLE with one column,
+ * SETOF text): the SQL must produce exactly the declared columns.
  */
 void
 psk_return_tuptable(FunctionCallInfo fcinfo)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	TupleDesc	tupdesc;
-	Oid			result_type;
-	MemoryContext oldcxt;
-	Tuplestorestate *store;
 	Datum	   *values;
 	bool	   *nulls;
-	int			natts;
 
 	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
 		!(rsinfo->allowedModes & SFRM_Materialize))
@@ -94,37 +90,42 @@ psk_return_tuptable(FunctionCallInfo fcinfo)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("set-valued function called in context that cannot accept a set")));
 
-	oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
-	switch (get_call_result_type(fcinfo, &result_type, &tupdesc))
+	if (rsinfo->setResult == NULL)
 	{
-		case TYPEFUNC_COMPOSITE:
-			tupdesc = CreateTupleDescCopy(tupdesc);
-			break;
-		case TYPEFUNC_SCALAR:
-			tupdesc = CreateTemplateTupleDesc(1);
-			TupleDescInitEntry(tupdesc, 1, "result", result_type, -1, 0);
-			break;
-		default:
-			elog(ERROR, "psk: unexpected function result type");
-	}
-	store = tuplestore_begin_heap(rsinfo->allowedModes & SFRM_Materialize_Random,
-								  false, work_mem);
-	MemoryContextSwitchTo(oldcxt);
+		MemoryContext oldcxt;
+		Oid			result_type;
 
-	natts = tupdesc->natts;
-	if (SPI_tuptable == NULL || SPI_tuptable->tupdesc->natts != natts)
+		oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+		switch (get_call_result_type(fcinfo, &result_type, &tupdesc))
+		{
+			case TYPEFUNC_COMPOSITE:
+				tupdesc = CreateTupleDescCopy(tupdesc);
+				break;
+			case TYPEFUNC_SCALAR:
+				tupdesc = CreateTemplateTupleDesc(1);
+				TupleDescInitEntry(tupdesc, 1, "result", result_type, -1, 0);
+				break;
+			default:
+				elog(ERROR, "psk: unexpected function result type");
+		}
+		rsinfo->returnMode = SFRM_Materialize;
+		rsinfo->setDesc = tupdesc;
+		rsinfo->setResult =
+			tuplestore_begin_heap(rsinfo->allowedModes & SFRM_Materialize_Random,
+								  false, work_mem);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	tupdesc = rsinfo->setDesc;
+
+	if (SPI_tuptable == NULL || SPI_tuptable->tupdesc->natts != tupdesc->natts)
 		elog(ERROR, "psk: query result does not match the function's columns");
 
-	values = palloc(natts * sizeof(Datum));
-	nulls = palloc(natts * sizeof(bool));
+	values = palloc(tupdesc->natts * sizeof(Datum));
+	nulls = palloc(tupdesc->natts * sizeof(bool));
 	for (uint64 row = 0; row < SPI_processed; row++)
 	{
 		heap_deform_tuple(SPI_tuptable->vals[row], SPI_tuptable->tupdesc,
 						  values, nulls);
-		tuplestore_putvalues(store, tupdesc, values, nulls);
+		tuplestore_putvalues(rsinfo->setResult, tupdesc, values, nulls);
 	}
-
-	rsinfo->returnMode = SFRM_Materialize;
-	rsinfo->setResult = store;
-	rsinfo->setDesc = tupdesc;
 }

@@ -19,49 +19,50 @@ PG_FUNCTION_INFO_V1(psk_confirm);
 PG_FUNCTION_INFO_V1(psk_release);
 
 /*
- * Take up to $2 free codes of pool $1, least recently used first, skipping
- * rows other callers hold locked, and reserve them for user $3.
- * The variant with a country keeps only codes valid in country $10.
+ * Reserve up to $2 free codes of pool $1 (NULL: the user's own) for the
+ * non-admin user with e-mail $3, least recently used first, skipping rows
+ * other callers hold locked.  With a country ($8), OSV and HSV codes must
+ * be valid in it; COMMON codes need not be.  No rows: unknown user, or
+ * nothing free (the caller finds out which).
  *
  * The picked ids go to the UPDATE as an array, not a join: the plan is then
  * right whatever LIMIT $2 is (ordered scan of the free-codes index, then
- * primary-key probes), so it is planned once and kept generic.
+ * primary-key probes), so it is planned once and kept generic.  The country
+ * test is a scalar subquery so that it stays a probe of code_countries per
+ * candidate, never a hash of all codes of a country.
  */
-#define RESERVE_CTE(country_filter) \
-	"WITH reserved AS (" \
-	"  UPDATE psk.codes c" \
-	"     SET status = 'RESERVED', holder_id = $3, tester_name = $4," \
-	"         reserved_at = now(), released_at = NULL," \
-	"         expires_at = CASE WHEN $5 > 0 THEN now() + $5 * interval '1 second' END," \
-	"         reservation_token = gen_random_uuid()" \
-	"   WHERE c.id = ANY (ARRAY(" \
-	"         SELECT f.id FROM psk.codes f" \
-	"          WHERE f.status = 'CAN_BE_USED' AND f.pool = $1" country_filter \
-	"          ORDER BY f.freed_at NULLS FIRST, f.id" \
-	"          LIMIT $2 FOR UPDATE SKIP LOCKED))" \
-	"  RETURNING c.id, c.code, c.pool, c.reservation_token, c.reserved_at," \
-	"            c.expires_at, c.freed_at" \
-	"), logged AS (" \
-	"  INSERT INTO psk.audit_log (action, code, code_type, user_id, user_name," \
-	"                             contact_email, tester_name, country, region)" \
-	"  SELECT 'RESERVED', r.code, r.pool, $3, $6, $7, $4, $8, $9" \
-	"    FROM reserved r ORDER BY r.freed_at NULLS FIRST, r.id" \
-	")" \
-	"SELECT code, pool, reservation_token, reserved_at, expires_at" \
-	"  FROM reserved ORDER BY freed_at NULLS FIRST, id"
-
-#define RESERVE_ARGTYPES \
-	TEXTOID, INT4OID, INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, \
-	TEXTOID
-
-static PskQuery reserve_any = {
-	RESERVE_CTE(""), 9, {RESERVE_ARGTYPES}, true
-};
-
-static PskQuery reserve_in_country = {
-	RESERVE_CTE(" AND EXISTS (SELECT 1 FROM psk.code_countries cc"
-				" WHERE cc.code_id = f.id AND cc.country_id = $10)"),
-	10, {RESERVE_ARGTYPES, INT8OID}, true
+static PskQuery reserve_codes = {
+	"WITH actor AS ("
+	"  SELECT id, user_name, email, pool FROM psk.users"
+	"   WHERE email = lower($3) AND NOT is_admin"
+	"), reserved AS ("
+	"  UPDATE psk.codes c"
+	"     SET status = 'RESERVED', holder_id = (SELECT id FROM actor),"
+	"         tester_name = $4, reserved_at = now(), released_at = NULL,"
+	"         expires_at = CASE WHEN $5 > 0 THEN now() + $5 * interval '1 second' END,"
+	"         reservation_token = gen_random_uuid()"
+	"   WHERE c.id = ANY (ARRAY("
+	"         SELECT f.id FROM psk.codes f"
+	"          WHERE f.status = 'CAN_BE_USED'"
+	"            AND f.pool = COALESCE($1, (SELECT pool FROM actor))"
+	"            AND EXISTS (SELECT FROM actor)"
+	"            AND ($8::bigint IS NULL OR f.pool = 'COMMON'"
+	"                 OR (SELECT true FROM psk.code_countries cc"
+	"                      WHERE cc.code_id = f.id AND cc.country_id = $8))"
+	"          ORDER BY f.freed_at NULLS FIRST, f.id"
+	"          LIMIT $2 FOR UPDATE SKIP LOCKED))"
+	"  RETURNING c.id, c.code, c.pool, c.reservation_token, c.reserved_at,"
+	"            c.expires_at, c.freed_at"
+	"), logged AS ("
+	"  INSERT INTO psk.audit_log (action, code, code_type, user_id, user_name,"
+	"                             contact_email, tester_name, country, region)"
+	"  SELECT 'RESERVED', r.code, r.pool, a.id, a.user_name, a.email, $4, $6, $7"
+	"    FROM reserved r, actor a ORDER BY r.freed_at NULLS FIRST, r.id"
+	")"
+	"SELECT code, pool, reservation_token, reserved_at, expires_at"
+	"  FROM reserved ORDER BY freed_at NULLS FIRST, id",
+	8, {TEXTOID, INT4OID, TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID, INT8OID},
+	true
 };
 
 static PskQuery find_country = {
@@ -116,81 +117,59 @@ psk_reserve(PG_FUNCTION_ARGS)
 	const char *pool = psk_pool_name(psk_text_arg(fcinfo, 3, "code_type", false, PSK_MAX_NAME_LEN));
 	int32		how_many = psk_int_arg(fcinfo, 4, "how_many", 1, 1, PSK_MAX_HOW_MANY);
 	PskUser		user;
-	Datum		values[10];
-	bool		nulls[10] = {0};
-	int64		country_id = 0;
+	Datum		values[8];
+	bool		nulls[8] = {0};
 	uint64		got;
-	ReturnSetInfo *rsinfo;
-	Tuplestorestate *store = NULL;
-	TupleDesc	tupdesc = NULL;
 
 	SPI_connect();
-	psk_require_user(email, &user);
-	if (pool == NULL)
-		pool = user.pool;
 
-	values[5] = CStringGetTextDatum(user.user_name);
-	values[6] = CStringGetTextDatum(user.email);
-	nulls[7] = nulls[8] = true;
+	nulls[5] = nulls[6] = nulls[7] = true;
 	if (country != NULL)
 	{
 		Datum		arg = CStringGetTextDatum(country);
-		bool		isnull;
 
 		if (psk_execute(&find_country, &arg, NULL, false) == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_PSK_INVALID_INPUT),
 					 errmsg("unknown country \"%s\"", country)));
-		country_id = DatumGetInt64(psk_result(0, 1, &isnull));
-		values[7] = CStringGetTextDatum(psk_result_cstring(0, 2));
-		values[8] = CStringGetTextDatum(psk_result_cstring(0, 3));
-		nulls[7] = nulls[8] = false;
+		values[5] = CStringGetTextDatum(psk_result_cstring(0, 2));
+		values[6] = CStringGetTextDatum(psk_result_cstring(0, 3));
+		values[7] = psk_result(0, 1, &nulls[7]);
+		nulls[5] = nulls[6] = false;
 	}
 
+	nulls[0] = pool == NULL;
+	values[0] = pool ? CStringGetTextDatum(pool) : (Datum) 0;
 	values[1] = Int32GetDatum(how_many);
-	values[2] = Int64GetDatum(user.id);
+	values[2] = CStringGetTextDatum(email);
 	values[3] = CStringGetTextDatum(tester);
 	values[4] = Int32GetDatum(psk_reservation_ttl);
-	values[9] = Int64GetDatum(country_id);
 
-	/* The requested pool first (with the country, unless it is COMMON) ... */
-	values[0] = CStringGetTextDatum(pool);
-	if (country != NULL && strcmp(pool, "COMMON") != 0)
-		got = psk_execute(&reserve_in_country, values, nulls, false);
-	else
-		got = psk_execute(&reserve_any, values, nulls, false);
-
+	/* The requested pool first: one statement when it can supply them all. */
+	got = psk_execute(&reserve_codes, values, nulls, false);
 	if (got > 0)
-	{
 		psk_return_tuptable(fcinfo);
-		rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-		store = rsinfo->setResult;
-		tupdesc = rsinfo->setDesc;
-	}
 
-	/* ... then what it could not supply from COMMON, ignoring the country. */
-	if (got < (uint64) how_many && strcmp(pool, "COMMON") != 0)
+	if (got < (uint64) how_many)
 	{
-		uint64		more;
+		/* Short: is the caller a user at all, and which pool was it? */
+		psk_require_user(email, &user);
+		if (pool == NULL)
+			pool = user.pool;
 
-		values[0] = CStringGetTextDatum("COMMON");
-		values[1] = Int32GetDatum(how_many - (int32) got);
-		more = psk_execute(&reserve_any, values, nulls, false);
-		if (store == NULL)
-			psk_return_tuptable(fcinfo);
-		else
+		/* What the pool could not supply comes from COMMON. */
+		if (strcmp(pool, "COMMON") != 0)
 		{
-			Datum		row[5];
-			bool		rownulls[5];
+			uint64		more;
 
-			for (uint64 i = 0; i < more; i++)
-			{
-				heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
-								  row, rownulls);
-				tuplestore_putvalues(store, tupdesc, row, rownulls);
-			}
+			nulls[0] = false;
+			values[0] = CStringGetTextDatum("COMMON");
+			values[1] = Int32GetDatum(how_many - (int32) got);
+			more = psk_execute(&reserve_codes, values, nulls, false);
+			if (more > 0)
+				psk_return_tuptable(fcinfo);
+			got += more;
 		}
-		got += more;
 	}
 
 	/* All or none: the error rolls back what was taken. */
@@ -298,26 +277,37 @@ psk_confirm(PG_FUNCTION_ARGS)
  * psk_release(user_email, code, clearance_id, note): a held code goes back
  * to its pool.  The audit note is the clearance id when given, else the note.
  */
+/*
+ * One statement: find the code, check the holder, free it, log it.  "held"
+ * is the row as it was, for the tester's name in the audit row.  The holder
+ * test is IS NOT DISTINCT FROM on purpose: the code's unique index must
+ * find the row, and a plain "=" lets the planner walk the index of all held
+ * codes instead (it looks cheap while few are held).
+ */
 static PskQuery release_code = {
-	"WITH held AS ("
-	"  SELECT id, holder_id, tester_name FROM psk.codes"
-	"   WHERE code = psk.normalize_code($1) FOR UPDATE"
+	"WITH actor AS ("
+	"  SELECT id, user_name, email FROM psk.users"
+	"   WHERE email = lower($2) AND NOT is_admin"
 	"), released AS ("
 	"  UPDATE psk.codes c"
 	"     SET status = 'CAN_BE_USED', holder_id = NULL, tester_name = NULL,"
 	"         reserved_at = NULL, expires_at = NULL, confirmed_at = NULL,"
 	"         reservation_token = NULL, released_at = now(), freed_at = now(),"
-	"         note = COALESCE($6, c.note)"
-	"    FROM held WHERE c.id = held.id AND held.holder_id = $2"
-	"  RETURNING c.code, c.pool, c.released_at, held.tester_name"
+	"         note = COALESCE($4, c.note)"
+	"    FROM psk.codes held, actor a"
+	"   WHERE c.code = psk.normalize_code($1) AND held.id = c.id"
+	"     AND c.holder_id IS NOT DISTINCT FROM a.id"
+	"  RETURNING c.code, c.pool, c.released_at, held.tester_name,"
+	"            a.id AS user_id, a.user_name, a.email"
 	"), logged AS ("
 	"  INSERT INTO psk.audit_log (action, code, code_type, user_id, user_name,"
 	"                             contact_email, tester_name, note, clearance_id)"
-	"  SELECT 'RELEASED', code, pool, $2, $3, $4, tester_name, COALESCE($5, $6), $5"
+	"  SELECT 'RELEASED', code, pool, user_id, user_name, email, tester_name,"
+	"         COALESCE($3, $4), $3"
 	"    FROM released"
 	")"
 	"SELECT code, released_at FROM released",
-	6, {TEXTOID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID}, true
+	4, {TEXTOID, TEXTOID, TEXTOID, TEXTOID}, true
 };
 
 Datum
@@ -327,24 +317,25 @@ psk_release(PG_FUNCTION_ARGS)
 	char	   *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
 	char	   *clearance = psk_text_arg(fcinfo, 2, "clearance_id", false, PSK_MAX_NAME_LEN);
 	char	   *note = psk_text_arg(fcinfo, 3, "note", false, PSK_MAX_TEXT_LEN);
-	PskUser		user;
-	Datum		values[6];
-	bool		nulls[6] = {0};
+	Datum		values[4];
+	bool		nulls[4] = {0};
 
 	SPI_connect();
-	psk_require_user(email, &user);
 
 	values[0] = CStringGetTextDatum(code);
-	values[1] = Int64GetDatum(user.id);
-	values[2] = CStringGetTextDatum(user.user_name);
-	values[3] = CStringGetTextDatum(user.email);
-	nulls[4] = clearance == NULL;
-	values[4] = nulls[4] ? (Datum) 0 : CStringGetTextDatum(clearance);
-	nulls[5] = note == NULL;
-	values[5] = nulls[5] ? (Datum) 0 : CStringGetTextDatum(note);
+	values[1] = CStringGetTextDatum(email);
+	nulls[2] = clearance == NULL;
+	values[2] = nulls[2] ? (Datum) 0 : CStringGetTextDatum(clearance);
+	nulls[3] = note == NULL;
+	values[3] = nulls[3] ? (Datum) 0 : CStringGetTextDatum(note);
 
 	if (psk_execute(&release_code, values, nulls, false) == 0)
+	{
+		PskUser		user;
+
+		psk_require_user(email, &user);
 		psk_explain_not_held(code, user.id);
+	}
 	psk_return_tuptable(fcinfo);
 	SPI_finish();
 	return (Datum) 0;
