@@ -1,14 +1,6 @@
 -- psk_add_codes: filling a pool.
 \i test/fixtures/reset.sql
--- codes as readable text: long ones cut short, other than visible ASCII as <hex>
-CREATE FUNCTION test.show(t text) RETURNS text LANGUAGE sql AS $$
-    SELECT CASE WHEN length(t) > 20 THEN left(t, 3) || '...(' || length(t) || ' chars)'
-                WHEN t = '' THEN ''
-                ELSE (SELECT string_agg(CASE WHEN ascii(ch) BETWEEN 33 AND 126 THEN ch
-                                             ELSE '<' || to_hex(ascii(ch)) || '>' END, '' ORDER BY i)
-                        FROM unnest(string_to_array(t, NULL)) WITH ORDINALITY AS u(ch, i)) END
-$$;
-\pset null <null>
+\i test/fixtures/engine.sql
 -- every outcome, in input order (invalid: empty, over 128 characters,
 -- whitespace or control characters inside, Unicode spaces included);
 -- countries matched case-insensitively after trimming, unknown ones reported
