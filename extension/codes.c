@@ -282,21 +282,19 @@ static PskQuery mark_non_usable = {
 Datum
 psk_mark_non_usable(PG_FUNCTION_ARGS)
 {
-	char	   *email = psk_text_arg(fcinfo, 0, "user_email", false, PSK_MAX_EMAIL_LEN);
-	char	   *code;
-	char	   *reason;
+	char	   *email = psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
+	char	   *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
+	char	   *reason = psk_text_arg(fcinfo, 2, "reason", true, PSK_MAX_TEXT_LEN);
 	PskUser		actor;
 	LockedCode	locked;
 	Datum		values[5];
 
 	SPI_connect();
-	/* Who first: a stranger learns nothing about the code. */
+	/* Who, before anything about the code: a stranger learns nothing. */
 	if (!psk_find_user(email, &actor))
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_NOT_ALLOWED),
-				 errmsg("unknown user \"%s\"", email ? email : "")));
-	reason = psk_text_arg(fcinfo, 2, "reason", true, PSK_MAX_TEXT_LEN);
-	code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
+				 errmsg("unknown user \"%s\"", email)));
 
 	lock_code(code, &locked);
 	if (strcmp(locked.status, "NON_USABLE") == 0)

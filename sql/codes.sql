@@ -26,7 +26,7 @@ SELECT * FROM test.audit_after(:mark);
 SELECT test.state() AS before \gset
 SELECT test.err($$SELECT psk_mark_non_usable(NULL, 'O5', 'x')$$) AS error, test.state() = :'before' AS unchanged;
 SELECT test.err($$SELECT psk_mark_non_usable('', 'O5', 'x')$$) AS error, test.state() = :'before' AS unchanged;
-SELECT test.err($$SELECT psk_mark_non_usable('nobody@example.com', 'O5', NULL)$$) AS error, test.state() = :'before' AS unchanged;
+SELECT test.err($$SELECT psk_mark_non_usable('nobody@example.com', 'O5', 'x')$$) AS error, test.state() = :'before' AS unchanged;
 SELECT test.err($$SELECT psk_mark_non_usable('osv@example.com', 'NOPE', NULL)$$) AS error, test.state() = :'before' AS unchanged;
 SELECT test.err($$SELECT psk_mark_non_usable('osv@example.com', 'O3', ' ')$$) AS error, test.state() = :'before' AS unchanged;
 SELECT test.err($$SELECT psk_mark_non_usable('osv@example.com', 'O3', repeat('r', 1001))$$) AS error, test.state() = :'before' AS unchanged;
