@@ -23,7 +23,9 @@ PG_FUNCTION_INFO_V1(psk_release);
  * non-admin user with e-mail $3, least recently used first, skipping rows
  * other callers hold locked.  With a country ($8), OSV and HSV codes must
  * be valid in it; COMMON codes need not be.  No rows: unknown user, or
- * nothing free (the caller finds out which).
+ * nothing free (the caller finds out which).  The user's row is locked as
+ * the holder_id foreign key would lock it anyway, but first: a user deleted
+ * meanwhile is then an unknown user, not a foreign-key violation.
  *
  * The picked ids go to the UPDATE as an array, not a join: the plan is then
  * right whatever LIMIT $2 is (ordered scan of the free-codes index, then
@@ -34,7 +36,7 @@ PG_FUNCTION_INFO_V1(psk_release);
 static PskQuery reserve_codes = {
 	"WITH actor AS ("
 	"  SELECT id, user_name, email, pool FROM psk.users"
-	"   WHERE email = lower($3) AND NOT is_admin"
+	"   WHERE email = lower($3) AND NOT is_admin FOR KEY SHARE"
 	"), reserved AS ("
 	"  UPDATE psk.codes c"
 	"     SET status = 'RESERVED', holder_id = (SELECT id FROM actor),"

@@ -468,7 +468,7 @@ psk_delete_user(PG_FUNCTION_ARGS)
 static PskQuery list_users = {
 	"SELECT u.id, u.user_name, u.team_name, u.email, u.is_admin, u.pool,"
 	"       count(c.id)::int,"
-	"       COALESCE(array_agg(c.code ORDER BY c.code) FILTER (WHERE c.id IS NOT NULL),"
+	"       COALESCE(array_agg(c.code::text ORDER BY c.code) FILTER (WHERE c.id IS NOT NULL),"
 	"                '{}')"
 	"  FROM psk.users u"
 	"  LEFT JOIN psk.codes c ON c.holder_id = u.id"
