@@ -135,8 +135,8 @@ SELECT is(t.logged(), 'MARKED_NON_USABLE AU-C1 COMMON admin admin@example.com - 
 
 SELECT FROM t.mark();
 SELECT FROM psk_delete_code('admin@example.com', 'AU-C1');
-SELECT is(t.logged(), 'DELETED AU-C1 COMMON admin admin@example.com - - - -',
-          'delete: DELETED row by the admin');
+SELECT is(t.logged(), 'DELETED AU-C1 COMMON admin admin@example.com - - - was NON_USABLE',
+          'delete: DELETED row by the admin, noting the state the code was in');
 
 ------------------------------------------------------------------------
 -- refused calls write nothing (t.refused compares every table, the log too)

@@ -9,7 +9,7 @@
 BEGIN;
 \i test/fixtures/tap.sql
 \i test/fixtures/tap_helpers.sql
-SELECT plan(161);
+SELECT plan(163);
 
 -- Twelve OSV codes for the user osv@ and three COMMON codes (valid in UK)
 -- that only admins touch here.  Given untrimmed and in lower case.
@@ -130,7 +130,7 @@ SELECT * FROM t.refused(format('SELECT * FROM psk_disassociate(%L, %L)', 'admin@
 SELECT * FROM t.refused(format('SELECT * FROM psk_restore(%L, %L)', 'admin@example.com', :'c1'),
                         'PK004', 'CAN_BE_USED: restore');
 SELECT * FROM t.refused(format('SELECT * FROM psk_mark_non_usable(%L, %L, %L)', 'osv@example.com', :'c1', 'broken'),
-                        'PK004', 'CAN_BE_USED: mark non-usable by a user (nobody holds it)');
+                        'PK003', 'CAN_BE_USED: mark non-usable by a user who does not hold it');
 SELECT * FROM t.refused(format('SELECT * FROM psk_comment(%L, %L, %L)', 'osv@example.com', :'c1', 'hello'),
                         'PK004', 'CAN_BE_USED: comment by a user');
 
@@ -234,7 +234,9 @@ SELECT * FROM t.refused($$SELECT * FROM psk_disassociate('admin@example.com', 'S
 SELECT * FROM t.refused($$SELECT * FROM psk_restore('osv@example.com', 'SMC-1')$$,
                         'PK003', 'NON_USABLE: restore by a user');
 SELECT * FROM t.refused($$SELECT * FROM psk_mark_non_usable('osv@example.com', 'SMC-1', 'again')$$,
-                        'PK004', 'NON_USABLE: mark non-usable by a user (nobody holds it)');
+                        'PK004', 'NON_USABLE: mark non-usable again, by a user');
+SELECT * FROM t.refused($$SELECT * FROM psk_mark_non_usable('admin@example.com', 'SMC-1', 'again')$$,
+                        'PK004', 'NON_USABLE: mark non-usable again, by an admin');
 
 SELECT is((SELECT r::text FROM psk_restore('admin@example.com', ' smc-1') r), '(SMC-1,CAN_BE_USED)',
           'restore returns the code and CAN_BE_USED');
