@@ -120,7 +120,9 @@ if [ "$(psql_ -d psk -tAc "SELECT count(*) FROM psk.users")" = 0 ]; then
 	echo "loading the demo data (scripts/demo.sql)"
 	psql_ -d psk -1 -At -f scripts/demo.sql | grep -v '^$' || die "could not load the demo data"
 else
-	echo "database psk has its data already (the demo data is loaded only once; to start afresh: make stop; rm -rf .psk)"
+	afresh="make stop; rm -rf .psk"
+	case $datadir in "$rundir"/*) ;; *) afresh="$afresh $(dirname "$datadir")" ;; esac
+	echo "database psk has its data already (the demo data is loaded only once; to start afresh: $afresh)"
 fi
 
 conninfo="host=127.0.0.1 port=$pgport dbname=psk user=postgres"
