@@ -30,7 +30,7 @@ PG_FUNCTION_INFO_V1(psk_delete_code);
  * psk_add_codes in one statement, so that 100k codes cost one pass.
  *
  * Every input code is normalised and classified in input order: invalid
- * (the same test as the codes_code_normalized constraint), a repeat within
+ * (the format check of stored codes, and Unicode spaces), a repeat within
  * the batch, or a candidate.  Candidates are inserted in input order, so
  * their ids (the tie-break of the reserve order) follow it; ON CONFLICT
  * turns a code that exists already, or that a concurrent call has just
