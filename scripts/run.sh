@@ -67,6 +67,8 @@ make -s install DESTDIR="$PSK_PGROOT" >"$rundir/install.log" 2>&1 || {
 # this checkout (e.g. a clone in /root, which is mode 700).
 datadir=$(pick_datadir) || exit 1
 echo "$datadir" >"$rundir/datadir"
+afresh="make stop; rm -rf .psk"
+case $datadir in "$rundir"/*) ;; *) afresh="$afresh $(dirname "$datadir")" ;; esac
 
 # From here on, whatever happens, stop what this run started.
 shim_pid=
@@ -114,14 +116,25 @@ psql_() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
 if [ -z "$(psql_ -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'psk'")" ]; then
 	psql_ -d postgres -c "CREATE DATABASE psk" || die "could not create database psk"
 fi
-psql_ -d psk -c "SET client_min_messages = warning" -c "CREATE EXTENSION IF NOT EXISTS psk CASCADE" \
-	-c "ALTER EXTENSION psk UPDATE" || die "could not install the extension in database psk"
+# The extension's install script as installed now: when it changed since the
+# extension was created here, the database still has the old objects.
+script=$PSK_PGROOT$("$PG_CONFIG" --sharedir)/extension/psk--$(sed -n "s/^default_version = '\(.*\)'/\1/p" psk.control).sql
+sum=$(md5sum <"$script" | cut -d' ' -f1)
+if [ -z "$(psql_ -d psk -tAc "SELECT 1 FROM pg_extension WHERE extname = 'psk'")" ]; then
+	psql_ -d psk -c "SET client_min_messages = warning" -c "CREATE EXTENSION psk CASCADE" ||
+		die "could not install the extension in database psk"
+	echo "$sum" >"$rundir/extension.md5"
+else
+	psql_ -d psk -c "SET client_min_messages = warning" -c "ALTER EXTENSION psk UPDATE" || die "ALTER EXTENSION psk UPDATE failed"
+	if [ "$sum" != "$(cat "$rundir/extension.md5" 2>/dev/null)" ]; then
+		echo "warning: the extension's install script changed since database psk was made, so it may lack"
+		echo "  new functions; to start afresh: $afresh"
+	fi
+fi
 if [ "$(psql_ -d psk -tAc "SELECT count(*) FROM psk.users")" = 0 ]; then
 	echo "loading the demo data (scripts/demo.sql)"
 	psql_ -d psk -1 -At -f scripts/demo.sql | grep -v '^$' || die "could not load the demo data"
 else
-	afresh="make stop; rm -rf .psk"
-	case $datadir in "$rundir"/*) ;; *) afresh="$afresh $(dirname "$datadir")" ;; esac
 	echo "database psk has its data already (the demo data is loaded only once; to start afresh: $afresh)"
 fi
 
@@ -139,7 +152,7 @@ if [ -x shim/psk-shim ]; then
 		sleep 0.2
 	done
 	if ! curl -sf "$url/healthz" >/dev/null 2>&1; then
-		tail -20 "$rundir/shim.log" >&2
+		grep -v healthz "$rundir/shim.log" | tail -20 >&2
 		die "the HTTP shim did not come up (log: $rundir/shim.log)"
 	fi
 fi
@@ -176,7 +189,7 @@ EOF
 # Stay in the foreground; notice when a part dies.
 while :; do
 	if [ -n "$shim_pid" ] && ! kill -0 "$shim_pid" 2>/dev/null; then
-		tail -20 "$rundir/shim.log" >&2
+		grep -v healthz "$rundir/shim.log" | tail -20 >&2
 		die "the HTTP shim stopped (log: $rundir/shim.log)"
 	fi
 	cluster_running "$datadir" || die "PostgreSQL stopped (log: $datadir/server.log)"
