@@ -11,8 +11,6 @@
 # PostgreSQL tree, scripts/private-pg.sh) to install there instead.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-top=$(pwd)
-source scripts/lib.sh
 source scripts/run-env.sh
 
 pgport=${PSK_PGPORT:-5433}
@@ -40,6 +38,10 @@ if pid=$(run_pid); then
   stop it: make stop"
 fi
 
+# First the packages: lib.sh asks pg_config where PostgreSQL is.
+bash scripts/deps.sh || die "missing packages (scripts/deps.sh)"
+source scripts/lib.sh
+
 # Installing into the system's PostgreSQL needs root.
 if [ -z "$PSK_PGROOT" ] && [ "$(id -u)" != 0 ] &&
 	[ ! -w "$("$PG_CONFIG" --sharedir)/extension" ]; then
@@ -49,8 +51,6 @@ fi
 if [ -n "$PSK_PGROOT" ] && [ ! -x "$PGBIN/postgres" ]; then
 	die "PSK_PGROOT=$PSK_PGROOT holds no PostgreSQL; make one with: bash scripts/private-pg.sh $PSK_PGROOT"
 fi
-
-bash scripts/deps.sh || die "missing packages (scripts/deps.sh)"
 
 mkdir -p "$rundir"
 echo "building and installing psk${PSK_PGROOT:+ into $PSK_PGROOT}"

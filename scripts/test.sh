@@ -14,7 +14,6 @@
 # private copy of PostgreSQL instead of the system's.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-source scripts/lib.sh
 
 passed=0
 failed=0
@@ -66,10 +65,12 @@ wanted() {
 	return 1
 }
 
+# First the packages: lib.sh asks pg_config where PostgreSQL is.
+bash scripts/deps.sh || abort "missing packages (scripts/deps.sh)"
+source scripts/lib.sh
 if [ -n "$PSK_PGROOT" ] && [ ! -x "$PGBIN/postgres" ]; then
 	abort "PSK_PGROOT=$PSK_PGROOT holds no PostgreSQL; make one with: bash scripts/private-pg.sh $PSK_PGROOT"
 fi
-bash scripts/deps.sh || abort "missing packages (scripts/deps.sh)"
 
 work=$(mktemp -d /tmp/psk-test.XXXXXX)
 chmod 755 "$work"
