@@ -9,10 +9,11 @@ PG_CONFIG=${PG_CONFIG:-pg_config}
 PSK_PGROOT=${PSK_PGROOT:-}
 PGBIN=$PSK_PGROOT$("$PG_CONFIG" --bindir)
 
-# Run a command as the owner of the cluster files.
+# Run a command as the owner of the cluster files.  As root, from /: the
+# postgres user may not be allowed into the caller's directory.
 as_pg() {
 	if [ "$(id -u)" = 0 ]; then
-		runuser -u postgres -- "$@"
+		(cd / && runuser -u postgres -- "$@")
 	else
 		"$@"
 	fi
@@ -26,6 +27,7 @@ free_port() {
 # cluster_init DIR: a new cluster with trust auth on loopback only.
 cluster_init() {
 	local dir=$1
+	dir=$(realpath -m "$dir")
 	mkdir -p "$dir"
 	[ "$(id -u)" = 0 ] && chown postgres: "$dir"
 	chmod 700 "$dir"
@@ -39,6 +41,7 @@ cluster_init() {
 # cluster_start DIR PORT [postgres -c options...]
 cluster_start() {
 	local dir=$1 port=$2
+	dir=$(realpath -m "$dir")
 	shift 2
 	local opts="-p $port -k $dir -c listen_addresses=127.0.0.1 $*"
 	as_pg "$PGBIN/pg_ctl" -D "$dir" -o "$opts" -l "$dir/server.log" -w -t 60 start >/dev/null || {
@@ -50,6 +53,7 @@ cluster_start() {
 # cluster_stop DIR [mode]: stop it if it runs; never fails.
 cluster_stop() {
 	local dir=$1 mode=${2:-fast}
+	dir=$(realpath -m "$dir")
 	[ -f "$dir/postmaster.pid" ] || return 0
 	as_pg "$PGBIN/pg_ctl" -D "$dir" -m "$mode" -w -t 60 stop >/dev/null 2>&1 || true
 }
