@@ -1,4 +1,4 @@
--- Least privilege: PUBLIC gets nothing; the roles of docs/roles.md (named
+-- Least privilege: PUBLIC gets nothing; the roles of README.md "Roles and privileges" (named
 -- regress_* here: roles are cluster-wide) get exactly what they need.
 \i test/fixtures/reset.sql
 \set VERBOSITY terse
@@ -19,7 +19,7 @@ SELECT p.oid::regprocedure FROM pg_proc p
     OR (p.proname LIKE 'psk\_%'
         AND (NOT p.prosecdef OR p.proconfig IS DISTINCT FROM '{"search_path=pg_catalog, pg_temp"}'));
 
--- The roles, with the GRANTs of docs/roles.md.  A run that failed half-way
+-- The roles, with the GRANTs of README.md "Roles and privileges".  A run that failed half-way
 -- may have left them behind.
 SET client_min_messages = warning;
 DO $$
