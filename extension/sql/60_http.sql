@@ -193,22 +193,27 @@ $$;
 
 -- One user as POST /admin/users/create and PATCH /admin/users/update return it.
 CREATE FUNCTION psk.http_user_json(user_id bigint) RETURNS json
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT json_build_object('id', u.id, 'user_name', u.user_name,
-                             'team_name', u.team_name, 'contact_email', u.contact_email,
-                             'is_admin', u.is_admin, 'pool', u.pool)
-      FROM @extschema@.psk_users() u
-     WHERE u.id = user_id
+#variable_conflict use_variable
+BEGIN
+    RETURN (SELECT json_build_object('id', u.id, 'user_name', u.user_name,
+                                     'team_name', u.team_name, 'contact_email', u.contact_email,
+                                     'is_admin', u.is_admin, 'pool', u.pool)
+              FROM @extschema@.psk_users() u
+             WHERE u.id = user_id);
+END
 $$;
 
 CREATE FUNCTION psk.http_countries_json() RETURNS json
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT coalesce(json_agg(json_build_object('id', c.id, 'country', c.country,
-                                               'region', c.region) ORDER BY c.ordinality),
-                    '[]')
-      FROM @extschema@.psk_countries() WITH ORDINALITY AS c
+BEGIN
+    RETURN (SELECT coalesce(json_agg(json_build_object('id', c.id, 'country', c.country,
+                                                       'region', c.region) ORDER BY c.ordinality),
+                            '[]')
+              FROM @extschema@.psk_countries() WITH ORDINALITY AS c);
+END
 $$;
 
 ---------------------------------------------------------------------------
