@@ -1,0 +1,514 @@
+/*
+ * codes.c
+ *		Filling the pools and the admin's (and holder's) hand on single
+ *		codes: psk_add_codes, psk_mark_non_usable, psk_disassociate,
+ *		psk_restore, psk_comment and psk_delete_code.
+ *
+ * A change to one code first locks its row (FOR UPDATE) and looks at it, so
+ * that a refusal names the real reason; then the change and its audit row
+ * are one statement.
+ */
+#include "psk.h"
+
+#include "catalog/pg_type.h"
+#include "mb/pg_wchar.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+
+PG_FUNCTION_INFO_V1(psk_add_codes);
+PG_FUNCTION_INFO_V1(psk_mark_non_usable);
+PG_FUNCTION_INFO_V1(psk_disassociate);
+PG_FUNCTION_INFO_V1(psk_restore);
+PG_FUNCTION_INFO_V1(psk_comment);
+PG_FUNCTION_INFO_V1(psk_delete_code);
+
+/* Bounds on one psk_add_codes call. */
+#define PSK_MAX_ADD_CODES		100000
+#define PSK_MAX_ADD_COUNTRIES	1000
+
+/*
+ * psk_add_codes in one statement, so that 100k codes cost one pass.
+ *
+ * Every input code is normalised and classified in input order: invalid
+ * (the format check of stored codes, and Unicode spaces), a repeat within
+ * the batch, or a candidate.  Candidates are inserted in input order, so
+ * their ids (the tie-break of the reserve order) follow it; ON CONFLICT
+ * turns a code that exists already, or that a concurrent call has just
+ * added, into duplicate_in_db.  The known countries go to every inserted
+ * code; each inserted code gets its ADDED row.
+ *
+ * $1 pool, $2 codes, $3 countries, $4..$6 the admin (id, name, e-mail),
+ * $7 the spaces that [[:space:]] may miss (see below).
+ */
+static PskQuery add_codes = {
+	"WITH input AS ("
+	"  SELECT u.n, psk.normalize_code(u.c) AS code"
+	"    FROM unnest($2) WITH ORDINALITY AS u(c, n)"
+	"), classified AS ("
+	"  SELECT n, code,"
+	"         CASE WHEN code IS NULL OR length(code) NOT BETWEEN 1 AND 128"
+	"                   OR code ~ '[[:space:][:cntrl:]]'"
+	"                   OR code <> translate(code, $7, '')"
+	"                   OR code <> psk.normalize_code(code) THEN 'invalid'"
+	"              WHEN row_number() OVER (PARTITION BY code ORDER BY n) > 1"
+	"              THEN 'duplicate_in_batch'"
+	"         END AS outcome"
+	"    FROM input"
+	"), wanted AS ("
+	"  SELECT DISTINCT ON (lower(name)) name, n"
+	"    FROM (SELECT btrim(w.name) AS name, w.n"
+	"            FROM unnest($3) WITH ORDINALITY AS w(name, n)"
+	"           WHERE w.name IS NOT NULL) w"
+	"   ORDER BY lower(name), n"
+	"), matched AS ("
+	"  SELECT w.name AS wanted, w.n, k.id, k.name"
+	"    FROM wanted w LEFT JOIN psk.countries k ON lower(k.name) = lower(w.name)"
+	"), inserted AS ("
+	"  INSERT INTO psk.codes (code, pool)"
+	"  SELECT code, $1 FROM classified WHERE outcome IS NULL ORDER BY n"
+	"  ON CONFLICT (code) DO NOTHING"
+	"  RETURNING id, code"
+	"), attached AS ("
+	"  INSERT INTO psk.code_countries (code_id, country_id)"
+	"  SELECT i.id, m.id FROM inserted i CROSS JOIN matched m"
+	"   WHERE m.id IS NOT NULL"
+	"), logged AS ("
+	"  INSERT INTO psk.audit_log (action, code, code_type, user_id, user_name,"
+	"                             contact_email, note)"
+	"  SELECT 'ADDED', i.code, $1, $4, $5, $6,"
+	"         (SELECT 'countries: ' || string_agg(m.name, ', ' ORDER BY m.name)"
+	"            FROM matched m WHERE m.id IS NOT NULL)"
+	"    FROM inserted i ORDER BY i.id"
+	")"
+	"SELECT code, outcome FROM ("
+	"  SELECT 1 AS part, c.n, c.code,"
+	"         COALESCE(c.outcome, CASE WHEN i.id IS NULL THEN 'duplicate_in_db'"
+	"                                  ELSE 'inserted' END) AS outcome"
+	"    FROM classified c"
+	"    LEFT JOIN inserted i ON c.outcome IS NULL AND i.code = c.code"
+	"  UNION ALL"
+	"  SELECT 2, m.n, NULL, 'unknown_country:' || m.wanted"
+	"    FROM matched m WHERE m.id IS NULL"
+	") r ORDER BY part, n",
+	7, {TEXTOID, TEXTARRAYOID, TEXTARRAYOID, INT8OID, TEXTOID, TEXTOID, TEXTOID}
+};
+
+/*
+ * Unicode spaces in UTF-8.  What [[:space:]] matches depends on the
+ * database's locale (in "C" only ASCII, and glibc leaves out the no-break
+ * spaces), yet a no-break space or a byte order mark pasted from a web page
+ * or a spreadsheet is the likeliest stray character in a code.  So these
+ * are refused explicitly: U+0085, U+00A0, U+1680, U+2000..U+200B, U+2028,
+ * U+2029, U+202F, U+205F, U+3000 and U+FEFF.
+ */
+static const char unicode_spaces[] =
+	"\xc2\x85" "\xc2\xa0" "\xe1\x9a\x80" "\xe2\x80\x80"
+	"\xe2\x80\x81" "\xe2\x80\x82" "\xe2\x80\x83" "\xe2\x80\x84"
+	"\xe2\x80\x85" "\xe2\x80\x86" "\xe2\x80\x87" "\xe2\x80\x88"
+	"\xe2\x80\x89" "\xe2\x80\x8a" "\xe2\x80\x8b" "\xe2\x80\xa8"
+	"\xe2\x80\xa9" "\xe2\x80\xaf" "\xe2\x81\x9f" "\xe3\x80\x80"
+	"\xef\xbb\xbf";
+
+/* A text[] argument: one dimension, at most maxitems elements. */
+static ArrayType *
+text_array_arg(FunctionCallInfo fcinfo, int argno, const char *name,
+			   bool required, int maxitems)
+{
+	ArrayType  *array;
+
+	if (PG_ARGISNULL(argno))
+	{
+		if (required)
+			ereport(ERROR,
+					(errcode(ERRCODE_PSK_INVALID_INPUT),
+					 errmsg("%s is required", name)));
+		return NULL;
+	}
+	array = PG_GETARG_ARRAYTYPE_P(argno);
+	if (ARR_NDIM(array) == 0)
+	{
+		if (required)
+			ereport(ERROR,
+					(errcode(ERRCODE_PSK_INVALID_INPUT),
+					 errmsg("%s must not be empty", name)));
+		return array;
+	}
+	if (ARR_NDIM(array) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_INVALID_INPUT),
+				 errmsg("%s must be a one-dimensional array", name)));
+	if (ArrayGetNItems(ARR_NDIM(array), ARR_DIMS(array)) > maxitems)
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_INVALID_INPUT),
+				 errmsg("%s has more than %d elements", name, maxitems)));
+	return array;
+}
+
+/*
+ * psk_add_codes(admin_email, code_type, codes, countries)
+ *
+ * Never raises for a bad code: each input code gets its outcome row.  Only
+ * the call itself (who, which pool, the shape of the arrays) can be refused.
+ */
+Datum
+psk_add_codes(PG_FUNCTION_ARGS)
+{
+	char	   *admin_email = psk_text_arg(fcinfo, 0, "admin_email", true, PSK_MAX_EMAIL_LEN);
+	const char *pool = psk_pool_name(psk_text_arg(fcinfo, 1, "code_type", true, PSK_MAX_NAME_LEN));
+	ArrayType  *codes = text_array_arg(fcinfo, 2, "codes", true, PSK_MAX_ADD_CODES);
+	ArrayType  *countries = text_array_arg(fcinfo, 3, "countries", false, PSK_MAX_ADD_COUNTRIES);
+	PskUser		admin;
+	Datum		values[7];
+	bool		nulls[7] = {0};
+
+	/* A country name that long cannot exist; do not echo it back. */
+	if (countries != NULL && ARR_NDIM(countries) == 1)
+	{
+		Datum	   *names;
+		bool	   *namenulls;
+		int			n;
+
+		deconstruct_array(countries, TEXTOID, -1, false, TYPALIGN_INT,
+						  &names, &namenulls, &n);
+		for (int i = 0; i < n; i++)
+		{
+			text	   *name;
+
+			if (namenulls[i])
+				continue;
+			name = DatumGetTextPP(names[i]);
+			if (pg_mbstrlen_with_len(VARDATA_ANY(name),
+									 VARSIZE_ANY_EXHDR(name)) > PSK_MAX_NAME_LEN)
+				ereport(ERROR,
+						(errcode(ERRCODE_PSK_INVALID_INPUT),
+						 errmsg("countries: a name is longer than %d characters",
+								PSK_MAX_NAME_LEN)));
+		}
+	}
+
+	SPI_connect();
+	psk_require_admin(admin_email, &admin);
+
+	values[0] = CStringGetTextDatum(pool);
+	values[1] = PointerGetDatum(codes);
+	nulls[2] = countries == NULL;
+	values[2] = PointerGetDatum(countries);
+	values[3] = Int64GetDatum(admin.id);
+	values[4] = CStringGetTextDatum(admin.user_name);
+	values[5] = CStringGetTextDatum(admin.email);
+	/* Other encodings cannot hold most of them; [[:space:]] has to do. */
+	values[6] = CStringGetTextDatum(GetDatabaseEncoding() == PG_UTF8 ?
+									unicode_spaces : "");
+	psk_execute(&add_codes, values, nulls, false);
+	psk_return_tuptable(fcinfo);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * One code, locked for the caller's change.
+ */
+typedef struct LockedCode
+{
+	int64		id;
+	char	   *status;
+	bool		held;
+	int64		holder_id;
+} LockedCode;
+
+static PskQuery lock_code_row = {
+	"SELECT id, status, holder_id FROM psk.codes"
+	" WHERE code = psk.normalize_code($1) FOR UPDATE",
+	1, {TEXTOID}
+};
+
+/* Lock the row of code, or raise not_found.  Inside SPI. */
+static void
+lock_code(const char *code, LockedCode *locked)
+{
+	Datum		arg = CStringGetTextDatum(code);
+	Datum		holder;
+	bool		isnull;
+
+	if (psk_execute(&lock_code_row, &arg, NULL, false) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_NOT_FOUND),
+				 errmsg("unknown code \"%s\"", code)));
+	locked->id = DatumGetInt64(psk_result(0, 1, &isnull));
+	locked->status = psk_result_cstring(0, 2);
+	holder = psk_result(0, 3, &isnull);
+	locked->held = !isnull;
+	locked->holder_id = isnull ? 0 : DatumGetInt64(holder);
+}
+
+/* The actor's columns of an audit row, as statement arguments. */
+static void
+actor_args(Datum *values, const PskUser *actor)
+{
+	values[0] = Int64GetDatum(actor->id);
+	values[1] = CStringGetTextDatum(actor->user_name);
+	values[2] = CStringGetTextDatum(actor->email);
+}
+
+/*
+ * psk_mark_non_usable(user_email, code, reason): the holder, or an admin for
+ * any code.  The hold ends; the previous tester goes into the audit row and
+ * the previous holder into its subject_user_id.
+ *
+ * $1 code id, $2 reason, $3..$5 the actor.
+ */
+static PskQuery mark_non_usable = {
+	"WITH old AS ("
+	"  SELECT id, holder_id, tester_name FROM psk.codes WHERE id = $1"
+	"), marked AS ("
+	"  UPDATE psk.codes c"
+	"     SET status = 'NON_USABLE', holder_id = NULL, tester_name = NULL,"
+	"         reservation_token = NULL, reserved_at = NULL, expires_at = NULL,"
+	"         confirmed_at = NULL, note = $2"
+	"    FROM old WHERE c.id = old.id"
+	"  RETURNING c.code, c.pool, c.status, old.holder_id, old.tester_name"
+	"), logged AS ("
+	"  INSERT INTO psk.audit_log (action, code, code_type, user_id, user_name,"
+	"                             contact_email, tester_name, note,"
+	"                             subject_user_id)"
+	"  SELECT 'MARKED_NON_USABLE', code, pool, $3, $4, $5, tester_name, $2,"
+	"         holder_id"
+	"    FROM marked"
+	")"
+	"SELECT code, status FROM marked",
+	5, {INT8OID, TEXTOID, INT8OID, TEXTOID, TEXTOID}
+};
+
+Datum
+psk_mark_non_usable(PG_FUNCTION_ARGS)
+{
+	char	   *email = psk_text_arg(fcinfo, 0, "user_email", false, PSK_MAX_EMAIL_LEN);
+	char	   *code;
+	char	   *reason;
+	PskUser		actor;
+	LockedCode	locked;
+	Datum		values[5];
+
+	SPI_connect();
+	/* Who first: a stranger learns nothing about the code. */
+	if (!psk_find_user(email, &actor))
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_NOT_ALLOWED),
+				 errmsg("unknown user \"%s\"", email ? email : "")));
+	reason = psk_text_arg(fcinfo, 2, "reason", true, PSK_MAX_TEXT_LEN);
+	code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
+
+	lock_code(code, &locked);
+	if (strcmp(locked.status, "NON_USABLE") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_WRONG_STATE),
+				 errmsg("code \"%s\" is NON_USABLE already", code)));
+	if (!actor.is_admin && !(locked.held && locked.holder_id == actor.id))
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_NOT_ALLOWED),
+				 errmsg("code \"%s\" is not held by \"%s\"", code, actor.email)));
+
+	values[0] = Int64GetDatum(locked.id);
+	values[1] = CStringGetTextDatum(reason);
+	actor_args(&values[2], &actor);
+	psk_execute(&mark_non_usable, values, NULL, false);
+	psk_return_tuptable(fcinfo);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * psk_disassociate(admin_email, code, note): an admin takes a held code
+ * back into its pool.  A new note replaces the code's note; the audit row
+ * keeps the tester and, as subject_user_id, the holder.
+ *
+ * $1 code id, $2 note, $3..$5 the admin.
+ */
+static PskQuery disassociate = {
+	"WITH old AS ("
+	"  SELECT c.id, c.holder_id, c.tester_name, u.email"
+	"    FROM psk.codes c JOIN psk.users u ON u.id = c.holder_id"
+	"   WHERE c.id = $1"
+	"), freed AS ("
+	"  UPDATE psk.codes c"
+	"     SET status = 'CAN_BE_USED', holder_id = NULL, tester_name = NULL,"
+	"         reservation_token = NULL, reserved_at = NULL, expires_at = NULL,"
+	"         confirmed_at = NULL, freed_at = now(), note = COALESCE($2, c.note)"
+	"    FROM old WHERE c.id = old.id"
+	"  RETURNING c.code, c.pool, old.holder_id, old.tester_name, old.email"
+	"), logged AS ("
+	"  INSERT INTO psk.audit_log (action, code, code_type, user_id, user_name,"
+	"                             contact_email, tester_name, note,"
+	"                             subject_user_id)"
+	"  SELECT 'DISASSOCIATED', code, pool, $3, $4, $5, tester_name, $2,"
+	"         holder_id"
+	"    FROM freed"
+	")"
+	"SELECT code, email FROM freed",
+	5, {INT8OID, TEXTOID, INT8OID, TEXTOID, TEXTOID}
+};
+
+Datum
+psk_disassociate(PG_FUNCTION_ARGS)
+{
+	char	   *admin_email = psk_text_arg(fcinfo, 0, "admin_email", true, PSK_MAX_EMAIL_LEN);
+	char	   *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
+	char	   *note = psk_text_arg(fcinfo, 2, "note", false, PSK_MAX_TEXT_LEN);
+	PskUser		admin;
+	LockedCode	locked;
+	Datum		values[5];
+	bool		nulls[5] = {0};
+
+	SPI_connect();
+	psk_require_admin(admin_email, &admin);
+	lock_code(code, &locked);
+	if (!locked.held)
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_WRONG_STATE),
+				 errmsg("code \"%s\" is %s, not reserved or in use",
+						code, locked.status)));
+
+	values[0] = Int64GetDatum(locked.id);
+	nulls[1] = note == NULL;
+	values[1] = note ? CStringGetTextDatum(note) : (Datum) 0;
+	actor_args(&values[2], &admin);
+	psk_execute(&disassociate, values, nulls, false);
+	psk_return_tuptable(fcinfo);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * psk_restore(admin_email, code): NON_USABLE back to CAN_BE_USED, at the
+ * end of the least-recently-used order.
+ *
+ * $1 code id, $2..$4 the admin.
+ */
+static PskQuery restore = {
+	"WITH restored AS ("
+	"  UPDATE psk.codes SET status = 'CAN_BE_USED', freed_at = now()"
+	"   WHERE id = $1"
+	"  RETURNING code, pool, status"
+	"), logged AS ("
+	"  INSERT INTO psk.audit_log (action, code, code_type, user_id, user_name,"
+	"                             contact_email)"
+	"  SELECT 'RESTORED', code, pool, $2, $3, $4 FROM restored"
+	")"
+	"SELECT code, status FROM restored",
+	4, {INT8OID, INT8OID, TEXTOID, TEXTOID}
+};
+
+Datum
+psk_restore(PG_FUNCTION_ARGS)
+{
+	char	   *admin_email = psk_text_arg(fcinfo, 0, "admin_email", true, PSK_MAX_EMAIL_LEN);
+	char	   *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
+	PskUser		admin;
+	LockedCode	locked;
+	Datum		values[4];
+
+	SPI_connect();
+	psk_require_admin(admin_email, &admin);
+	lock_code(code, &locked);
+	if (strcmp(locked.status, "NON_USABLE") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_WRONG_STATE),
+				 errmsg("code \"%s\" is %s, not NON_USABLE", code, locked.status)));
+
+	values[0] = Int64GetDatum(locked.id);
+	actor_args(&values[1], &admin);
+	psk_execute(&restore, values, NULL, false);
+	psk_return_tuptable(fcinfo);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * psk_comment(user_email, code, comment): the holder notes something on
+ * the code.  No state changes, but the comment is logged.
+ *
+ * $1 code, $2 comment, $3..$5 the holder.
+ */
+static PskQuery comment_code = {
+	"WITH held AS ("
+	"  SELECT id FROM psk.codes"
+	"   WHERE code = psk.normalize_code($1) AND holder_id = $3 FOR UPDATE"
+	"), commented AS ("
+	"  UPDATE psk.codes c SET note = $2"
+	"    FROM held WHERE c.id = held.id"
+	"  RETURNING c.code, c.pool, c.tester_name, c.note"
+	"), logged AS ("
+	"  INSERT INTO psk.audit_log (action, code, code_type, user_id, user_name,"
+	"                             contact_email, tester_name, note)"
+	"  SELECT 'COMMENTED', code, pool, $3, $4, $5, tester_name, note"
+	"    FROM commented"
+	")"
+	"SELECT code, note FROM commented",
+	5, {TEXTOID, TEXTOID, INT8OID, TEXTOID, TEXTOID}
+};
+
+Datum
+psk_comment(PG_FUNCTION_ARGS)
+{
+	char	   *email = psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
+	char	   *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
+	char	   *comment = psk_text_arg(fcinfo, 2, "comment", true, PSK_MAX_TEXT_LEN);
+	PskUser		user;
+	Datum		values[5];
+
+	SPI_connect();
+	psk_require_user(email, &user);
+
+	values[0] = CStringGetTextDatum(code);
+	values[1] = CStringGetTextDatum(comment);
+	actor_args(&values[2], &user);
+	if (psk_execute(&comment_code, values, NULL, false) == 0)
+		psk_explain_not_held(code, user.id);
+	psk_return_tuptable(fcinfo);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * psk_delete_code(admin_email, code): a code nobody holds is removed; its
+ * countries go with it, its audit trail stays.
+ *
+ * $1 code id, $2..$4 the admin.
+ */
+static PskQuery delete_code = {
+	"WITH gone AS ("
+	"  DELETE FROM psk.codes WHERE id = $1 RETURNING code, pool, status"
+	"), logged AS ("
+	"  INSERT INTO psk.audit_log (action, code, code_type, user_id, user_name,"
+	"                             contact_email, note)"
+	"  SELECT 'DELETED', code, pool, $2, $3, $4, 'was ' || status FROM gone"
+	")"
+	"SELECT code FROM gone",
+	4, {INT8OID, INT8OID, TEXTOID, TEXTOID}
+};
+
+Datum
+psk_delete_code(PG_FUNCTION_ARGS)
+{
+	char	   *admin_email = psk_text_arg(fcinfo, 0, "admin_email", true, PSK_MAX_EMAIL_LEN);
+	char	   *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
+	PskUser		admin;
+	LockedCode	locked;
+	Datum		values[4];
+
+	SPI_connect();
+	psk_require_admin(admin_email, &admin);
+	lock_code(code, &locked);
+	if (locked.held)
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_WRONG_STATE),
+				 errmsg("code \"%s\" is %s: only a free or non-usable code can be deleted",
+						code, locked.status)));
+
+	values[0] = Int64GetDatum(locked.id);
+	actor_args(&values[1], &admin);
+	psk_execute(&delete_code, values, NULL, false);
+	psk_return_tuptable(fcinfo);
+	SPI_finish();
+	return (Datum) 0;
+}

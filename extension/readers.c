@@ -1,0 +1,316 @@
+/*
+ * readers.c
+ *		Looking without touching: psk_my_codes, psk_recent_releases,
+ *		psk_user_log, psk_log, psk_counts, psk_codes and psk_countries.
+ *
+ * The functions without an acting user are governed by EXECUTE privileges
+ * alone; those of a user (psk_my_codes, psk_user_log) show only the
+ * caller's own rows.
+ */
+#include "psk.h"
+
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+PG_FUNCTION_INFO_V1(psk_my_codes);
+PG_FUNCTION_INFO_V1(psk_recent_releases);
+PG_FUNCTION_INFO_V1(psk_user_log);
+PG_FUNCTION_INFO_V1(psk_log);
+PG_FUNCTION_INFO_V1(psk_counts);
+PG_FUNCTION_INFO_V1(psk_codes);
+PG_FUNCTION_INFO_V1(psk_countries);
+
+#define PSK_MAX_LOG_ROWS	100
+#define PSK_MAX_PAGE		1000000
+#define PSK_MAX_CODES_PAGE	10000
+
+/* One of names, matched case-insensitively, or invalid_input. */
+static const char *
+known_name(const char *value, const char *what, const char *const *names,
+		   int nnames)
+{
+	if (value == NULL)
+		return NULL;
+	for (int i = 0; i < nnames; i++)
+		if (pg_strcasecmp(value, names[i]) == 0)
+			return names[i];
+	ereport(ERROR,
+			(errcode(ERRCODE_PSK_INVALID_INPUT),
+			 errmsg("unknown %s \"%s\"", what, value)));
+	return NULL;				/* not reached */
+}
+
+static const char *const statuses[] = {
+	"CAN_BE_USED", "RESERVED", "IN_USE", "NON_USABLE"
+};
+
+/* As the CHECK constraint on psk.audit_log.action. */
+static const char *const actions[] = {
+	"ADDED", "RESERVED", "CONFIRMED", "RELEASED", "EXPIRED", "DISASSOCIATED",
+	"MARKED_NON_USABLE", "RESTORED", "DELETED", "COMMENTED",
+	"USER_CREATED", "USER_UPDATED", "USER_DELETED"
+};
+
+/*
+ * psk_my_codes(user_email): the caller's held codes, newest first, with
+ * where they are valid.
+ */
+static PskQuery my_codes = {
+	"SELECT c.code, c.pool, c.status, c.tester_name, c.reserved_at,"
+	"       c.expires_at, c.reservation_token, c.note,"
+	"       ARRAY(SELECT k.name FROM psk.code_countries cc"
+	"               JOIN psk.countries k ON k.id = cc.country_id"
+	"              WHERE cc.code_id = c.id ORDER BY k.name),"
+	"       ARRAY(SELECT DISTINCT r.name FROM psk.code_countries cc"
+	"               JOIN psk.countries k ON k.id = cc.country_id"
+	"               JOIN psk.regions r ON r.id = k.region_id"
+	"              WHERE cc.code_id = c.id ORDER BY r.name)"
+	"  FROM psk.codes c"
+	" WHERE c.holder_id = $1"
+	" ORDER BY c.reserved_at DESC, c.id DESC",
+	1, {INT8OID}
+};
+
+Datum
+psk_my_codes(PG_FUNCTION_ARGS)
+{
+	char	   *email = psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
+	PskUser		user;
+	Datum		arg;
+
+	SPI_connect();
+	psk_require_user(email, &user);
+	arg = Int64GetDatum(user.id);
+	psk_execute(&my_codes, &arg, NULL, true);
+	psk_return_tuptable(fcinfo);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * psk_recent_releases(n, code_type): the last n RELEASED rows, newest
+ * first, read backwards along the partial index of releases.
+ */
+static PskQuery recent_releases = {
+	"SELECT code, code_type, logged_at, contact_email, note"
+	"  FROM psk.audit_log"
+	" WHERE action = 'RELEASED' AND ($2::text IS NULL OR code_type = $2)"
+	" ORDER BY id DESC LIMIT $1",
+	2, {INT4OID, TEXTOID}
+};
+
+Datum
+psk_recent_releases(PG_FUNCTION_ARGS)
+{
+	int32		n = psk_int_arg(fcinfo, 0, "n", 5, 1, PSK_MAX_LOG_ROWS);
+	const char *pool = psk_pool_name(psk_text_arg(fcinfo, 1, "code_type", false, PSK_MAX_NAME_LEN));
+	Datum		values[2];
+	bool		nulls[2] = {0};
+
+	values[0] = Int32GetDatum(n);
+	nulls[1] = pool == NULL;
+	values[1] = pool ? CStringGetTextDatum(pool) : (Datum) 0;
+
+	SPI_connect();
+	psk_execute(&recent_releases, values, nulls, true);
+	psk_return_tuptable(fcinfo);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * psk_user_log(user_email, n): the caller's own audit rows, newest first.
+ */
+static PskQuery user_log = {
+	"SELECT id, logged_at, action, code, tester_name, country, region, note"
+	"  FROM psk.audit_log"
+	" WHERE user_id = $1"
+	" ORDER BY logged_at DESC, id DESC LIMIT $2",
+	2, {INT8OID, INT4OID}
+};
+
+Datum
+psk_user_log(PG_FUNCTION_ARGS)
+{
+	char	   *email = psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
+	int32		n = psk_int_arg(fcinfo, 1, "n", 20, 1, PSK_MAX_LOG_ROWS);
+	PskUser		user;
+	Datum		values[2];
+
+	SPI_connect();
+	psk_require_user(email, &user);
+	values[0] = Int64GetDatum(user.id);
+	values[1] = Int32GetDatum(n);
+	psk_execute(&user_log, values, NULL, true);
+	psk_return_tuptable(fcinfo);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * psk_log(page, page_size, code, user_name, action, since, until): one page
+ * of the whole audit trail, newest first, with the number of matching rows.
+ *
+ * The code filter is normalised like a code and matches as a prefix or a
+ * suffix; user_name matches as a case-insensitive substring.  Wildcards in
+ * either are taken literally ('!' escapes them: no backslashes in the SQL,
+ * whatever standard_conforming_strings says).
+ */
+static PskQuery audit_log_page = {
+	"SELECT count(*) OVER (), a.id, a.logged_at, a.action, a.code, a.user_name,"
+	"       a.contact_email, a.tester_name, a.country, a.region, a.note"
+	"  FROM psk.audit_log a,"
+	"       (SELECT replace(replace(replace(psk.normalize_code($3),"
+	"                       '!', '!!'), '%', '!%'), '_', '!_') AS code,"
+	"               replace(replace(replace($4,"
+	"                       '!', '!!'), '%', '!%'), '_', '!_') AS user_name) f"
+	" WHERE (f.code IS NULL OR a.code LIKE f.code || '%' ESCAPE '!'"
+	"                       OR a.code LIKE '%' || f.code ESCAPE '!')"
+	"   AND (f.user_name IS NULL"
+	"        OR a.user_name ILIKE '%' || f.user_name || '%' ESCAPE '!')"
+	"   AND ($5::text IS NULL OR a.action = $5)"
+	"   AND ($6::timestamptz IS NULL OR a.logged_at >= $6)"
+	"   AND ($7::timestamptz IS NULL OR a.logged_at < $7)"
+	" ORDER BY a.logged_at DESC, a.id DESC"
+	" OFFSET $1 LIMIT $2",
+	7, {INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
+		TIMESTAMPTZOID}
+};
+
+Datum
+psk_log(PG_FUNCTION_ARGS)
+{
+	int32		page = psk_int_arg(fcinfo, 0, "page", 1, 1, PSK_MAX_PAGE);
+	int32		page_size = psk_int_arg(fcinfo, 1, "page_size", 20, 1, PSK_MAX_LOG_ROWS);
+	char	   *code = psk_text_arg(fcinfo, 2, "code", false, PSK_MAX_CODE_LEN);
+	char	   *user_name = psk_text_arg(fcinfo, 3, "user_name", false, PSK_MAX_NAME_LEN);
+	const char *action = known_name(psk_text_arg(fcinfo, 4, "action", false, PSK_MAX_NAME_LEN),
+									"action", actions, lengthof(actions));
+	Datum		values[7];
+	bool		nulls[7] = {0};
+
+	if (!PG_ARGISNULL(5) && !PG_ARGISNULL(6) &&
+		PG_GETARG_TIMESTAMPTZ(5) > PG_GETARG_TIMESTAMPTZ(6))
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_INVALID_INPUT),
+				 errmsg("since must not be later than until")));
+
+	values[0] = Int64GetDatum((int64) (page - 1) * page_size);
+	values[1] = Int32GetDatum(page_size);
+	nulls[2] = code == NULL;
+	values[2] = code ? CStringGetTextDatum(code) : (Datum) 0;
+	nulls[3] = user_name == NULL;
+	values[3] = user_name ? CStringGetTextDatum(user_name) : (Datum) 0;
+	nulls[4] = action == NULL;
+	values[4] = action ? CStringGetTextDatum(action) : (Datum) 0;
+	nulls[5] = PG_ARGISNULL(5);
+	values[5] = nulls[5] ? (Datum) 0 : PG_GETARG_DATUM(5);
+	nulls[6] = PG_ARGISNULL(6);
+	values[6] = nulls[6] ? (Datum) 0 : PG_GETARG_DATUM(6);
+
+	SPI_connect();
+	psk_execute(&audit_log_page, values, nulls, true);
+	psk_return_tuptable(fcinfo);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * psk_counts(): every pool and status, zeros included, in a fixed order.
+ */
+static PskQuery counts = {
+	"SELECT p.pool, s.status, COALESCE(n.n, 0)"
+	"  FROM (VALUES (1, 'OSV'), (2, 'HSV'), (3, 'COMMON')) p(o, pool)"
+	" CROSS JOIN (VALUES (1, 'CAN_BE_USED'), (2, 'RESERVED'), (3, 'IN_USE'),"
+	"                    (4, 'NON_USABLE')) s(o, status)"
+	"  LEFT JOIN (SELECT pool, status, count(*) AS n FROM psk.codes"
+	"              GROUP BY pool, status) n"
+	"         ON n.pool = p.pool AND n.status = s.status"
+	" ORDER BY p.o, s.o",
+	0, {InvalidOid}
+};
+
+Datum
+psk_counts(PG_FUNCTION_ARGS)
+{
+	SPI_connect();
+	psk_execute(&counts, NULL, NULL, true);
+	psk_return_tuptable(fcinfo);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * psk_codes(code_type, status, after, page_size): keyset paging in code
+ * order.  Two statements, so that the next page starts with an index range
+ * scan at `after` rather than a filter.
+ */
+#define CODES_PAGE(after_filter) \
+	"SELECT c.code, c.pool, c.status, u.email, c.tester_name, c.reserved_at," \
+	"       c.expires_at, c.released_at, c.note," \
+	"       ARRAY(SELECT k.name FROM psk.code_countries cc" \
+	"               JOIN psk.countries k ON k.id = cc.country_id" \
+	"              WHERE cc.code_id = c.id ORDER BY k.name)" \
+	"  FROM psk.codes c LEFT JOIN psk.users u ON u.id = c.holder_id" \
+	" WHERE ($1::text IS NULL OR c.pool = $1)" \
+	"   AND ($2::text IS NULL OR c.status = $2)" after_filter \
+	" ORDER BY c.code LIMIT $3"
+
+static PskQuery codes_first_page = {
+	CODES_PAGE(""), 3, {TEXTOID, TEXTOID, INT4OID}
+};
+
+static PskQuery codes_next_page = {
+	CODES_PAGE("   AND c.code > psk.normalize_code($4)"),
+	4, {TEXTOID, TEXTOID, INT4OID, TEXTOID}
+};
+
+Datum
+psk_codes(PG_FUNCTION_ARGS)
+{
+	const char *pool = psk_pool_name(psk_text_arg(fcinfo, 0, "code_type", false, PSK_MAX_NAME_LEN));
+	const char *status = known_name(psk_text_arg(fcinfo, 1, "status", false, PSK_MAX_NAME_LEN),
+									"status", statuses, lengthof(statuses));
+	char	   *after = psk_text_arg(fcinfo, 2, "after", false, PSK_MAX_CODE_LEN);
+	int32		page_size = psk_int_arg(fcinfo, 3, "page_size", 1000, 1, PSK_MAX_CODES_PAGE);
+	Datum		values[4];
+	bool		nulls[4] = {0};
+
+	nulls[0] = pool == NULL;
+	values[0] = pool ? CStringGetTextDatum(pool) : (Datum) 0;
+	nulls[1] = status == NULL;
+	values[1] = status ? CStringGetTextDatum(status) : (Datum) 0;
+	values[2] = Int32GetDatum(page_size);
+
+	SPI_connect();
+	if (after == NULL)
+		psk_execute(&codes_first_page, values, nulls, true);
+	else
+	{
+		values[3] = CStringGetTextDatum(after);
+		psk_execute(&codes_next_page, values, nulls, true);
+	}
+	psk_return_tuptable(fcinfo);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * psk_countries(): every country with its region.
+ */
+static PskQuery countries = {
+	"SELECT k.id, k.name, r.name FROM psk.countries k"
+	"  JOIN psk.regions r ON r.id = k.region_id ORDER BY k.id",
+	0, {InvalidOid}
+};
+
+Datum
+psk_countries(PG_FUNCTION_ARGS)
+{
+	SPI_connect();
+	psk_execute(&countries, NULL, NULL, true);
+	psk_return_tuptable(fcinfo);
+	SPI_finish();
+	return (Datum) 0;
+}
