@@ -379,7 +379,9 @@ on_readable(h2o_socket_t *sock, const char *err)
 	(void) err;
 	if (!PQconsumeInput(c->pg) || PQstatus(c->pg) == CONNECTION_BAD)
 	{
-		conn_lost(c, PQerrorMessage(c->pg));
+		/* an idle connection's error message may be the last query's */
+		conn_lost(c, c->state == DB_IDLE ? "the server closed the connection"
+				  : PQerrorMessage(c->pg));
 		return;
 	}
 	if (c->state != DB_BUSY && c->state != DB_SETUP)
