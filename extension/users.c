@@ -1,13 +1,26 @@
 /*
  * users.c
- *		Accounts: psk_create_user (with the first-admin bootstrap rule).
+ *		Accounts: psk_create_user (with the first-admin bootstrap rule),
+ *		psk_update_user, psk_delete_user and psk_users.
+ *
+ * Every change writes its audit row (USER_CREATED, USER_UPDATED,
+ * USER_DELETED: the actor, the subject and what changed, never a password)
+ * in the same statement.  There is always an admin: the changes that could
+ * remove the last one lock every admin row first, so two of them cannot
+ * each count on the other.
  */
 #include "psk.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
 
 PG_FUNCTION_INFO_V1(psk_create_user);
+PG_FUNCTION_INFO_V1(psk_update_user);
+PG_FUNCTION_INFO_V1(psk_delete_user);
+PG_FUNCTION_INFO_V1(psk_users);
 
 /* Cost of the bcrypt hashes we make (2^10 rounds). */
 #define PSK_BCRYPT_COST		10
@@ -132,6 +145,344 @@ psk_create_user(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_CONFLICT),
 				 errmsg("a user with e-mail \"%s\" exists already", email)));
+	psk_return_tuptable(fcinfo);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * An optional argument that must be valid when given: NULL means "leave
+ * unchanged", an empty or over-long value is invalid_input.
+ */
+static char *
+optional_arg(FunctionCallInfo fcinfo, int argno, const char *name, int maxlen)
+{
+	if (PG_ARGISNULL(argno))
+		return NULL;
+	return psk_text_arg(fcinfo, argno, name, true, maxlen);
+}
+
+static int64
+user_id_arg(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_INVALID_INPUT),
+				 errmsg("id is required")));
+	return PG_GETARG_INT64(argno);
+}
+
+/*
+ * Run a kept statement in a subtransaction.  False when it failed with
+ * SQLSTATE expected (the subtransaction is rolled back); any other error
+ * is raised again.  Turns the violation of a constraint that a concurrent
+ * transaction made true under our feet into the contract's error.
+ */
+static bool
+execute_unless(PskQuery *query, Datum *values, const bool *nulls,
+			   int expected)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool done = false;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		psk_execute(query, values, nulls, false);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		done = true;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode != expected)
+			ReThrowError(edata);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	return done;
+}
+
+/* The user row, locked: waits for reserves of that user in flight. */
+static PskQuery lock_user = {
+	"SELECT is_admin FROM psk.users WHERE id = $1 FOR UPDATE",
+	1, {INT8OID}
+};
+
+/* Every admin row, locked in id order. */
+static PskQuery lock_admins = {
+	"SELECT id FROM psk.users WHERE is_admin ORDER BY id FOR UPDATE",
+	0, {InvalidOid}
+};
+
+static PskQuery count_held = {
+	"SELECT count(*)::int FROM psk.codes WHERE holder_id = $1",
+	1, {INT8OID}
+};
+
+/* Lock user id; not_found when there is none.  Returns whether an admin. */
+static bool
+lock_user_row(int64 id)
+{
+	Datum		arg = Int64GetDatum(id);
+	bool		isnull;
+
+	if (psk_execute(&lock_user, &arg, NULL, false) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_NOT_FOUND),
+				 errmsg("unknown user id %lld", (long long) id)));
+	return DatumGetBool(psk_result(0, 1, &isnull));
+}
+
+/*
+ * Before a change that may take admin rights from user id: lock every admin
+ * row, in id order, before the user's own (so that such changes run one
+ * after the other, without deadlock); check that the actor is still an
+ * admin and that, if user id is one, another admin remains.
+ */
+static void
+keep_an_admin(int64 id, int64 actor_id)
+{
+	uint64		n = psk_execute(&lock_admins, NULL, NULL, false);
+	bool		actor_found = false;
+	bool		id_found = false;
+
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+		int64		admin_id = DatumGetInt64(psk_result(i, 1, &isnull));
+
+		actor_found |= admin_id == actor_id;
+		id_found |= admin_id == id;
+	}
+	if (!actor_found)
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_NOT_ALLOWED),
+				 errmsg("permission denied: the acting user is no longer an admin")));
+	if (id_found && n == 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_CONFLICT),
+				 errmsg("user %lld is the last admin", (long long) id)));
+}
+
+static int32
+held_codes(int64 id)
+{
+	Datum		arg = Int64GetDatum(id);
+	bool		isnull;
+
+	psk_execute(&count_held, &arg, NULL, false);
+	return DatumGetInt32(psk_result(0, 1, &isnull));
+}
+
+/*
+ * $2..$7: the new values (NULL: unchanged).  The note lists what changed
+ * and nothing when nothing does; then neither the row nor the log is
+ * written.  A new password also ends the user's sessions and clears the
+ * failed logins of its e-mail (a reset unlocks the account).
+ */
+static PskQuery update_user = {
+	"WITH old AS ("
+	"  SELECT id, team_name, user_name, email, is_admin, pool"
+	"    FROM psk.users WHERE id = $1"
+	"), diff AS ("
+	"  SELECT id, email, concat_ws(', ',"
+	"      CASE WHEN $2 <> team_name THEN format('team_name %s -> %s', team_name, $2) END,"
+	"      CASE WHEN $3 <> user_name THEN format('user_name %s -> %s', user_name, $3) END,"
+	"      CASE WHEN lower($4) <> email THEN format('email %s -> %s', email, lower($4)) END,"
+	"      CASE WHEN $5 IS NOT NULL THEN 'password changed' END,"
+	"      CASE WHEN $6 <> is_admin THEN format('is_admin %s -> %s', is_admin::text, $6::text) END,"
+	"      CASE WHEN $7 <> pool THEN format('pool %s -> %s', pool, $7) END) AS note"
+	"    FROM old"
+	"), updated AS ("
+	"  UPDATE psk.users u"
+	"     SET team_name = COALESCE($2, u.team_name),"
+	"         user_name = COALESCE($3, u.user_name),"
+	"         email = COALESCE(lower($4), u.email),"
+	"         password_hash = CASE WHEN $5 IS NULL THEN u.password_hash"
+	"                         ELSE psk.crypt($5, psk.gen_salt('bf', $11)) END,"
+	"         is_admin = COALESCE($6, u.is_admin),"
+	"         pool = COALESCE($7, u.pool),"
+	"         updated_at = now()"
+	"    FROM diff WHERE u.id = diff.id AND diff.note <> ''"
+	"  RETURNING u.id"
+	"), ended AS ("
+	"  UPDATE psk.sessions SET revoked_at = statement_timestamp()"
+	"   WHERE $5 IS NOT NULL AND user_id = $1 AND revoked_at IS NULL"
+	"     AND expires_at > statement_timestamp()"
+	"), unlocked AS ("
+	"  DELETE FROM psk.login_failures f USING diff"
+	"   WHERE $5 IS NOT NULL AND f.email IN (diff.email, lower($4))"
+	"), logged AS ("
+	"  INSERT INTO psk.audit_log (action, user_id, user_name, contact_email,"
+	"                             subject_user_id, note)"
+	"  SELECT 'USER_UPDATED', $8, $9, $10, d.id, d.note"
+	"    FROM diff d JOIN updated USING (id)"
+	")"
+	"SELECT id FROM old",
+	11, {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TEXTOID,
+		INT8OID, TEXTOID, TEXTOID, INT4OID}
+};
+
+/*
+ * psk_update_user(admin_email, id, team_name, user_name, email, password,
+ *				   is_admin, pool): NULL leaves a field as it is.  The pool
+ *				   changes only when given, never with the team.
+ */
+Datum
+psk_update_user(PG_FUNCTION_ARGS)
+{
+	char	   *admin_email = psk_text_arg(fcinfo, 0, "admin_email", true, PSK_MAX_EMAIL_LEN);
+	int64		id = user_id_arg(fcinfo, 1);
+	char	   *team = optional_arg(fcinfo, 2, "team_name", PSK_MAX_NAME_LEN);
+	char	   *name = optional_arg(fcinfo, 3, "user_name", PSK_MAX_NAME_LEN);
+	char	   *email = optional_arg(fcinfo, 4, "email", PSK_MAX_EMAIL_LEN);
+	char	   *password = optional_arg(fcinfo, 5, "password", PSK_MAX_PASSWORD);
+	const char *pool = psk_pool_name(optional_arg(fcinfo, 7, "pool", PSK_MAX_NAME_LEN));
+	bool		demote = !PG_ARGISNULL(6) && !PG_GETARG_BOOL(6);
+	bool		promote = !PG_ARGISNULL(6) && PG_GETARG_BOOL(6);
+	PskUser		admin;
+	Datum		values[11];
+	bool		nulls[11] = {0};
+
+	if (email)
+		check_email(email);
+	if (password)
+		check_password(password);
+
+	SPI_connect();
+	psk_require_admin(admin_email, &admin);
+
+	if (demote)
+		keep_an_admin(id, admin.id);
+
+	/* Promoting: an admin cannot release or confirm, so it holds nothing. */
+	if (!lock_user_row(id) && promote && held_codes(id) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_CONFLICT),
+				 errmsg("user %lld still holds codes and cannot become an admin",
+						(long long) id)));
+
+	values[0] = Int64GetDatum(id);
+	nulls[1] = team == NULL;
+	values[1] = team ? CStringGetTextDatum(team) : (Datum) 0;
+	nulls[2] = name == NULL;
+	values[2] = name ? CStringGetTextDatum(name) : (Datum) 0;
+	nulls[3] = email == NULL;
+	values[3] = email ? CStringGetTextDatum(email) : (Datum) 0;
+	nulls[4] = password == NULL;
+	values[4] = password ? CStringGetTextDatum(password) : (Datum) 0;
+	nulls[5] = PG_ARGISNULL(6);
+	values[5] = PG_ARGISNULL(6) ? (Datum) 0 : PG_GETARG_DATUM(6);
+	nulls[6] = pool == NULL;
+	values[6] = pool ? CStringGetTextDatum(pool) : (Datum) 0;
+	values[7] = Int64GetDatum(admin.id);
+	values[8] = CStringGetTextDatum(admin.user_name);
+	values[9] = CStringGetTextDatum(admin.email);
+	values[10] = Int32GetDatum(PSK_BCRYPT_COST);
+
+	/* The e-mail may have been taken since we looked: still a conflict. */
+	if (!execute_unless(&update_user, values, nulls, ERRCODE_UNIQUE_VIOLATION))
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_CONFLICT),
+				 errmsg("a user with e-mail \"%s\" exists already", email)));
+	psk_return_tuptable(fcinfo);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+static PskQuery delete_user = {
+	"WITH gone AS ("
+	"  DELETE FROM psk.users WHERE id = $1"
+	"  RETURNING id, email, team_name, pool, is_admin"
+	"), logged AS ("
+	"  INSERT INTO psk.audit_log (action, user_id, user_name, contact_email,"
+	"                             subject_user_id, note)"
+	"  SELECT 'USER_DELETED', $2, $3, $4, id,"
+	"         format('deleted %s (team %s, pool %s%s)', email, team_name, pool,"
+	"                CASE WHEN is_admin THEN ', admin' ELSE '' END)"
+	"    FROM gone"
+	")"
+	"SELECT id FROM gone",
+	4, {INT8OID, INT8OID, TEXTOID, TEXTOID}
+};
+
+/*
+ * psk_delete_user(admin_email, id): refused while the user holds codes or
+ * is the last admin.  Its sessions go with it (ON DELETE CASCADE); its audit
+ * rows stay, they carry names.
+ */
+Datum
+psk_delete_user(PG_FUNCTION_ARGS)
+{
+	char	   *admin_email = psk_text_arg(fcinfo, 0, "admin_email", true, PSK_MAX_EMAIL_LEN);
+	int64		id = user_id_arg(fcinfo, 1);
+	PskUser		admin;
+	int32		held;
+	Datum		values[4];
+
+	SPI_connect();
+	psk_require_admin(admin_email, &admin);
+
+	/*
+	 * The user's row lock (FOR UPDATE) waits for the reserves of that user
+	 * in flight, whose foreign key check holds KEY SHARE on it, and makes
+	 * those that come later fail theirs: what we count next is all there is.
+	 */
+	keep_an_admin(id, admin.id);
+	lock_user_row(id);
+
+	held = held_codes(id);
+	if (held > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_CONFLICT),
+				 errmsg("user %lld still holds %d code%s", (long long) id,
+						held, held == 1 ? "" : "s")));
+
+	values[0] = Int64GetDatum(id);
+	values[1] = Int64GetDatum(admin.id);
+	values[2] = CStringGetTextDatum(admin.user_name);
+	values[3] = CStringGetTextDatum(admin.email);
+
+	/* A holder our snapshot could not see (REPEATABLE READ): still held. */
+	if (!execute_unless(&delete_user, values, NULL, ERRCODE_FOREIGN_KEY_VIOLATION))
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_CONFLICT),
+				 errmsg("user %lld still holds codes", (long long) id)));
+	psk_return_tuptable(fcinfo);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+static PskQuery list_users = {
+	"SELECT u.id, u.user_name, u.team_name, u.email, u.is_admin, u.pool,"
+	"       count(c.id)::int,"
+	"       COALESCE(array_agg(c.code ORDER BY c.code) FILTER (WHERE c.id IS NOT NULL),"
+	"                '{}')"
+	"  FROM psk.users u"
+	"  LEFT JOIN psk.codes c ON c.holder_id = u.id"
+	"       AND c.status IN ('RESERVED', 'IN_USE')"
+	" GROUP BY u.id ORDER BY u.id",
+	0, {InvalidOid}
+};
+
+/* psk_users(): every user, with the codes each holds. */
+Datum
+psk_users(PG_FUNCTION_ARGS)
+{
+	SPI_connect();
+	psk_execute(&list_users, NULL, NULL, true);
 	psk_return_tuptable(fcinfo);
 	SPI_finish();
 	return (Datum) 0;

@@ -22,3 +22,52 @@ RETURNS TABLE (id bigint, name text)
 AS 'MODULE_PATHNAME', 'psk_add_country'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION @extschema@.psk_update_user(admin_email text, id bigint,
+                                            team_name text DEFAULT NULL,
+                                            user_name text DEFAULT NULL,
+                                            email text DEFAULT NULL,
+                                            password text DEFAULT NULL,
+                                            is_admin bool DEFAULT NULL,
+                                            pool text DEFAULT NULL)
+RETURNS TABLE (id bigint)
+AS 'MODULE_PATHNAME', 'psk_update_user'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION @extschema@.psk_delete_user(admin_email text, id bigint)
+RETURNS TABLE (id bigint)
+AS 'MODULE_PATHNAME', 'psk_delete_user'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION @extschema@.psk_users()
+RETURNS TABLE (id bigint, user_name text, team_name text, contact_email text,
+               is_admin bool, pool text, reserved_count int,
+               reserved_codes text[])
+AS 'MODULE_PATHNAME', 'psk_users'
+LANGUAGE C STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+
+-- Sessions (sessions.c).  psk_login is VOLATILE and writes even when it
+-- fails: a failed login is recorded by a background worker, in a
+-- transaction of its own (login_guard.c).
+
+CREATE FUNCTION @extschema@.psk_login(email text, password text)
+RETURNS TABLE (access_token text, token_type text, expires_in int)
+AS 'MODULE_PATHNAME', 'psk_login'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION @extschema@.psk_session_user(access_token text)
+RETURNS TABLE (id bigint, user_name text, team_name text, contact_email text,
+               is_admin bool, pool text)
+AS 'MODULE_PATHNAME', 'psk_session_user'
+LANGUAGE C STABLE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION @extschema@.psk_logout(access_token text)
+RETURNS TABLE (revoked bool)
+AS 'MODULE_PATHNAME', 'psk_logout'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
