@@ -25,23 +25,23 @@ static const struct
 	{"PK010", 429, "locked_out"},
 };
 
-/* "Retry after 842 seconds.": the first number in the detail */
+/*
+ * Retry-After of locked_out: the first number in the detail or else the
+ * message ("try again in 842 seconds"); a refusal without one is short-lived.
+ */
 static int
-retry_after_from(const char *detail)
+retry_after_from(const char *text)
 {
-	if (detail != NULL)
+	for (const char *p = text; p != NULL && *p; p++)
 	{
-		for (const char *p = detail; *p; p++)
+		if (*p >= '0' && *p <= '9')
 		{
-			if (*p >= '0' && *p <= '9')
-			{
-				long		v = strtol(p, NULL, 10);
+			long		v = strtol(p, NULL, 10);
 
-				return v > 0 && v < 86400 * 365 ? (int) v : 1;
-			}
+			return v > 0 && v < 86400 * 365 ? (int) v : 1;
 		}
 	}
-	return 60;
+	return 0;
 }
 
 HttpError
@@ -65,7 +65,13 @@ http_error_from_result(const PGresult *res)
 			e.kind = psk_errors[i].kind;
 			e.message = message;
 			if (e.status == 429)
+			{
 				e.retry_after = retry_after_from(detail);
+				if (e.retry_after == 0)
+					e.retry_after = retry_after_from(message);
+				if (e.retry_after == 0)
+					e.retry_after = 5;
+			}
 			return e;
 		}
 	}

@@ -221,6 +221,7 @@ $$;
 ---------------------------------------------------------------------------
 
 -- POST /auth/login: {username, password}, from JSON or the OAuth2 form.
+-- locked_out says "try again in N seconds"; the shim sends N as Retry-After.
 CREATE FUNCTION psk.http_login(token text, body text, query jsonb) RETURNS json
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -230,8 +231,6 @@ DECLARE
     username text := psk.http_text(b, NULL, 'username');
     password text := psk.http_text(b, NULL, 'password');
     reply json;
-    msg text;
-    detail text;
 BEGIN
     IF username IS NULL OR password IS NULL THEN
         RAISE EXCEPTION '"%" is required', CASE WHEN username IS NULL THEN 'username' ELSE 'password' END
@@ -242,15 +241,6 @@ BEGIN
       INTO reply
       FROM @extschema@.psk_login(username, password) l;
     RETURN reply;
-EXCEPTION
-    -- The shim sends Retry-After from the first number of the detail.
-    WHEN SQLSTATE 'PK010' THEN
-        GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
-        IF coalesce(detail, '') !~ '[0-9]' THEN
-            detail := format('Retry after %s seconds.',
-                             extract(epoch FROM current_setting('psk.login_lockout')::interval)::bigint);
-        END IF;
-        RAISE EXCEPTION '%', msg USING ERRCODE = 'PK010', DETAIL = detail;
 END
 $$;
 
