@@ -50,8 +50,6 @@ const Route shim_routes[] = {
 
 const int	shim_nroutes = sizeof(shim_routes) / sizeof(shim_routes[0]);
 
-/* GET /auth/me: its statement checks a token and nothing else */
-const int	shim_auth_check_route = 1;
 
 static bool
 iov_equals(h2o_iovec_t v, const char *s)

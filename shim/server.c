@@ -13,6 +13,7 @@
 #include "shim.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -29,7 +30,11 @@ typedef struct Call
 /* the longest bearer token we look at; psk's tokens are far shorter */
 #define MAX_TOKEN_LEN 512
 
-static const char *statements[64];
+#define MAX_ROUTES 64
+static const char *statements[MAX_ROUTES];
+
+/* the route whose statement checks a token and nothing else: GET /auth/me */
+static int	auth_check_route = -1;
 
 static Worker *
 worker_of(h2o_req_t *req)
@@ -379,7 +384,7 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
 			return 0;
 		}
 		/* check the token first: a bad token is 401 whatever the body */
-		call->job.statement = shim_auth_check_route;
+		call->job.statement = auth_check_route;
 		call->job.params[1] = NULL;
 		call->job.params[2] = "{}";
 	}
@@ -491,9 +496,18 @@ server_setup(h2o_globalconf_t *conf)
 	filter->on_setup_ostream = on_setup_error_stream;
 
 	/* one statement per route, prepared once on every connection */
-	for (int i = 0; i < shim_nroutes && i < 64; i++)
+	if (shim_nroutes > MAX_ROUTES)
+	{
+		fprintf(stderr, "psk-shim: more than %d routes\n", MAX_ROUTES);
+		exit(1);
+	}
+	for (int i = 0; i < shim_nroutes; i++)
 	{
 		const char *fn = shim_routes[i].function;
+
+		if (fn != NULL && strcmp(fn, "psk.http_me") == 0 &&
+			strcmp(shim_routes[i].method, "GET") == 0)
+			auth_check_route = i;
 
 		if (fn != NULL)
 		{

@@ -64,8 +64,6 @@ typedef struct Route
 
 extern const Route shim_routes[];
 extern const int shim_nroutes;
-/* the statement that only checks a token (GET /auth/me) */
-extern const int shim_auth_check_route;
 
 typedef enum RouteMatch
 {
