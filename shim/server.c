@@ -358,9 +358,11 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
 		call->job.params[0] = bearer_token(req);
 		if (call->job.params[0] == NULL)
 		{
+			bool		absent = h2o_find_header(&req->headers,
+												 H2O_TOKEN_AUTHORIZATION, -1) < 0;
+
 			respond_error(call, error(401, "unauthorized",
-									  h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1) < 0
-									  ? "missing bearer token"
+									  absent ? "missing bearer token"
 									  : "malformed bearer token"), NULL);
 			return 0;
 		}
@@ -434,16 +436,19 @@ on_setup_error_stream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 		switch (req->res.status)
 		{
 			case 413:
-				switch (route_find(req->method, path_only(req), &r, &param, allow, sizeof(allow)))
+				switch (route_find(req->method, path_only(req), &r, &param,
+								   allow, sizeof(allow)))
 				{
 					case ROUTE_NO_PATH:
 						e = error(404, "not_found", "no such path");
 						break;
 					case ROUTE_NO_METHOD:
-						e = error(405, "method_not_allowed", "method not allowed on this path");
+						e = error(405, "method_not_allowed",
+								  "method not allowed on this path");
 						break;
 					default:
-						e = error(413, "payload_too_large", "request body is too large");
+						e = error(413, "payload_too_large",
+								  "request body is too large");
 				}
 				break;
 			case 400:
@@ -453,7 +458,8 @@ on_setup_error_stream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 				e = error(503, "unavailable", "the server is unavailable");
 				break;
 			default:
-				e = error(req->res.status, "internal", "the server could not answer this request");
+				e = error(req->res.status, "internal",
+						  "the server could not answer this request");
 		}
 		s = (JsonErrorStream *) h2o_add_ostream(req, sizeof(JsonErrorStream), slot);
 		s->super.do_send = json_error_send;
