@@ -123,7 +123,8 @@ psk_guard_start(const char *email)
 			ereport(ERROR,
 					(errcode(ERRCODE_PSK_LOCKED_OUT),
 					 errmsg("login refused: no background worker is free to guard it, try again later"),
-					 errhint("Raise max_worker_processes.")));
+					 errhint("Raise max_worker_processes."),
+					 errhidestmt(true)));
 		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 GUARD_START_PAUSE_MS, PG_WAIT_EXTENSION);

@@ -210,6 +210,9 @@ execute_latest(PskQuery *query, Datum *values)
 
 /*
  * psk_login(email, password) -> (access_token, token_type, expires_in)
+ *
+ * Its errors do not log the statement (errhidestmt): a caller that passes
+ * the password as a literal would otherwise leave it in the server log.
  */
 Datum
 psk_login(PG_FUNCTION_ARGS)
@@ -245,7 +248,8 @@ psk_login(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_LOCKED_OUT),
 				 errmsg("too many failed logins for this e-mail: try again in %d seconds",
-						Max(DatumGetInt32(psk_result(0, 2, &isnull)), 1))));
+						Max(DatumGetInt32(psk_result(0, 2, &isnull)), 1)),
+				 errhidestmt(true)));
 
 	/* No worker to count a failure: refused too (locked_out). */
 	guard = psk_guard_start(key);
@@ -274,11 +278,13 @@ psk_login(PG_FUNCTION_ARGS)
 	if (!psk_guard_finish(guard, !ok))
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_LOCKED_OUT),
-				 errmsg("login refused: failed logins cannot be counted right now, try again later")));
+				 errmsg("login refused: failed logins cannot be counted right now, try again later"),
+				 errhidestmt(true)));
 	if (!ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_UNAUTHORIZED),
-				 errmsg("invalid e-mail or password")));
+				 errmsg("invalid e-mail or password"),
+				 errhidestmt(true)));
 
 	if (!pg_strong_random(raw, sizeof(raw)))
 		ereport(ERROR,
@@ -326,7 +332,8 @@ psk_session_user(PG_FUNCTION_ARGS)
 		psk_execute(&find_session, &hash, NULL, true) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_UNAUTHORIZED),
-				 errmsg("invalid or expired session token")));
+				 errmsg("invalid or expired session token"),
+				 errhidestmt(true)));
 	psk_return_tuptable(fcinfo);
 	SPI_finish();
 	return (Datum) 0;
