@@ -229,9 +229,14 @@ on_connect_poll(h2o_socket_t *sock, const char *err)
 static void
 conn_start(DbConn *c)
 {
-	/* the whole conninfo is expanded from "dbname" */
-	static const char *const keys[] = {"dbname", "fallback_application_name", NULL};
-	const char *values[] = {shim_config.conninfo, "psk-shim", NULL};
+	/*
+	 * The whole conninfo is expanded from "dbname"; the replies are JSON,
+	 * so UTF-8 whatever it says.
+	 */
+	static const char *const keys[] = {
+		"dbname", "fallback_application_name", "client_encoding", NULL
+	};
+	const char *values[] = {shim_config.conninfo, "psk-shim", "UTF8", NULL};
 
 	c->pg = PQconnectStartParams(keys, values, 1);
 	c->state = DB_CONNECTING;

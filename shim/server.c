@@ -97,7 +97,6 @@ error_body(h2o_mem_pool_t *pool, const HttpError *e)
 	}
 	cap = JSON_QUOTED_MAX(mlen) + JSON_QUOTED_MAX(strlen(e->kind)) + 32;
 	out = h2o_mem_alloc_pool(pool, cap);
-	n = 0;
 	memcpy(out, "{\"error\":", 9);
 	n = 9;
 	n += json_quote(out + n, e->kind, strlen(e->kind));
