@@ -12,12 +12,19 @@
 --
 -- Checks run in the contract's order: token (unauthorized), body
 -- (invalid_input), then role and rules (not_allowed, ...).
+--
+-- The helpers below are called only by the route functions, which pin
+-- search_path (SECURITY DEFINER, SET search_path) and are the only ones the
+-- shim's role may execute.  The helpers name everything schema-qualified or
+-- from pg_catalog and carry no SET clause of their own: a SET clause costs a
+-- configuration save and restore per call, and stops a SQL function from
+-- being inlined, on every request.
 
 CREATE TYPE psk.http_caller AS (id bigint, email text, is_admin boolean);
 
 -- The session behind a bearer token, or unauthorized.
 CREATE FUNCTION psk.http_session(token text) RETURNS psk.http_caller
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql
 AS $$
 #variable_conflict use_variable
 DECLARE
@@ -35,7 +42,7 @@ $$;
 -- /users/* refuse admins and /admin/* refuse users, as the old service did.
 -- Returns the caller's e-mail, the acting user of the psk_* functions.
 CREATE FUNCTION psk.http_require(who psk.http_caller, admin boolean) RETURNS text
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql IMMUTABLE
 AS $$
 #variable_conflict use_variable
 BEGIN
@@ -50,7 +57,7 @@ $$;
 
 -- The request body: a JSON object; no body is an empty object.
 CREATE FUNCTION psk.http_body(body text) RETURNS jsonb
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql IMMUTABLE
 AS $$
 #variable_conflict use_variable
 DECLARE
@@ -72,7 +79,7 @@ $$;
 -- and GET routes; NULL for the others), where an empty value is absent.
 -- Given in both places: invalid_input.
 CREATE FUNCTION psk.http_param(b jsonb, q jsonb, name text, jtype text) RETURNS text
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql IMMUTABLE
 AS $$
 #variable_conflict use_variable
 BEGIN
@@ -97,7 +104,7 @@ END
 $$;
 
 CREATE FUNCTION psk.http_text(b jsonb, q jsonb, name text) RETURNS text
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE sql IMMUTABLE
 AS $$ SELECT psk.http_param(b, q, name, 'string') $$;
 
 -- An integer parameter, within [lo, hi] (the psk_* functions check the
@@ -105,7 +112,7 @@ AS $$ SELECT psk.http_param(b, q, name, 'string') $$;
 CREATE FUNCTION psk.http_int(b jsonb, q jsonb, name text,
                              lo bigint DEFAULT -2147483648,
                              hi bigint DEFAULT 2147483647) RETURNS bigint
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql IMMUTABLE
 AS $$
 #variable_conflict use_variable
 DECLARE
@@ -121,7 +128,7 @@ END
 $$;
 
 CREATE FUNCTION psk.http_bool(b jsonb, q jsonb, name text) RETURNS boolean
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql IMMUTABLE
 AS $$
 #variable_conflict use_variable
 DECLARE
@@ -138,7 +145,7 @@ $$;
 
 -- A list (codes, countries): only in the body, an array of strings.
 CREATE FUNCTION psk.http_text_array(b jsonb, name text) RETURNS text[]
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql IMMUTABLE
 AS $$
 #variable_conflict use_variable
 BEGIN
@@ -156,7 +163,7 @@ $$;
 
 -- A reservation token: a UUID, or invalid_input.
 CREATE FUNCTION psk.http_uuid(v text, name text) RETURNS uuid
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql IMMUTABLE
 AS $$
 #variable_conflict use_variable
 BEGIN
@@ -173,7 +180,7 @@ $$;
 -- UTC, the shim's session time zone).  An end given as a date alone includes
 -- that whole day.
 CREATE FUNCTION psk.http_time(v text, name text, is_end boolean) RETURNS timestamptz
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $$
 #variable_conflict use_variable
 BEGIN
@@ -193,7 +200,7 @@ $$;
 
 -- One user as POST /admin/users/create and PATCH /admin/users/update return it.
 CREATE FUNCTION psk.http_user_json(user_id bigint) RETURNS json
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $$
 #variable_conflict use_variable
 BEGIN
@@ -206,7 +213,7 @@ END
 $$;
 
 CREATE FUNCTION psk.http_countries_json() RETURNS json
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $$
 BEGIN
     RETURN (SELECT coalesce(json_agg(json_build_object('id', c.id, 'country', c.country,
