@@ -53,8 +53,13 @@ for _ in $(seq "$conns"); do
 done
 
 echo "== HTTP: wrk -t$threads -c$conns -d${secs}s, psk-shim --threads $threads ${PSK_BENCH_POOL:+--pool $PSK_BENCH_POOL}"
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$shim_pid/stat"; }
+before=$(cpu_ticks)
 wrk -t"$threads" -c"$conns" -d"${secs}s" --latency -s bench/http_cycle.lua \
-	"http://127.0.0.1:$port" -- "${tokens[@]}" | grep -E "cycles/s|Latency|Requests/sec|Non-2xx|99%"
+	"http://127.0.0.1:$port" -- "${tokens[@]}" >"$work/wrk.out"
+grep -E "cycles/s|Requests/sec|Non-2xx" "$work/wrk.out"
+requests=$(awk '/requests in/ {print $1}' "$work/wrk.out")
+echo "psk-shim CPU: $(( ($(cpu_ticks) - before) * 10000 / (requests > 0 ? requests : 1) )) us per request"
 
 kill "$shim_pid"
 wait "$shim_pid"
