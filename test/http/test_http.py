@@ -1020,6 +1020,37 @@ def wait_healthy(shim, seconds):
 
 
 @test
+def edge_statement_timeout_and_queue_wait_are_503():
+    shim = Shim(name="slow", args=("--timeout", "400ms", "--threads", "1", "--pool", "1"))
+    locker = subprocess.Popen(["psql", "-X", "-q", "-c",
+                               "BEGIN; LOCK TABLE psk.codes; SELECT pg_sleep(2); COMMIT"],
+                              stdout=subprocess.DEVNULL)
+    try:
+        wait_for_lock()
+        t = token("admin")
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(
+            call("GET", "/admin/count", token=t, shim=shim))) for _ in range(2)]
+        t0 = time.time()
+        for th in threads:
+            th.start()
+            time.sleep(0.05)
+        for th in threads:
+            th.join(10)
+        assert time.time() - t0 < 1.5, "answered only after the lock went"
+        messages = sorted(r.body["message"] for r in results)
+        for r in results:
+            expect_error(r, 503, "unavailable")
+        # the statement timeout, or too long a wait for the one connection
+        assert all(m in ("the database did not answer in time",
+                         "no database connection became free in time") for m in messages), messages
+    finally:
+        locker.wait()
+        assert shim.stop() == 0
+    assert "unexpected" not in shim.log(), shim.log()
+
+
+@test
 def edge_sigterm_finishes_in_flight_then_exits_0():
     shim = Shim(name="drain")
     locker = subprocess.Popen(["psql", "-X", "-q", "-c",
