@@ -5,7 +5,9 @@
  *		the hand-over of (token, body, query) to the route's statement.
  *
  * Checks run in the contract's order: route (404/405), size (413), token
- * (401), body (415/400), then the database.  The token is verified by the
+ * (401), body (415/400), then the database.  h2o checks the size before
+ * any handler runs, so a body over the limit is answered by the error
+ * filter below, which checks the route first.  The token is verified by the
  * database, so a media-type or query-string problem found here is held
  * back ("deferred") until the token has been checked by the statement of
  * GET /auth/me; only then is it answered.
@@ -317,7 +319,6 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
 	Worker	   *w = worker_of(req);
 	Call	   *call = h2o_mem_alloc_shared(&req->pool, sizeof(Call), on_call_dispose);
 	char		allow[64];
-	char		message[80];
 	h2o_iovec_t param;
 	const Route *route;
 	int			r;
@@ -343,14 +344,11 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
 	}
 	route = &shim_routes[r];
 
-	if (req->entity.len > shim_config.body_limit)
-	{
-		snprintf(message, sizeof(message), "request body is larger than %zu bytes",
-				 shim_config.body_limit);
-		respond_error(call, error(413, "payload_too_large",
-								  h2o_strdup(&req->pool, message, SIZE_MAX).base), NULL);
-		return 0;
-	}
+	/*
+	 * Size: h2o refuses a body over the limit (max_request_entity_size)
+	 * before this handler runs; on_setup_error_stream answers it, after the
+	 * route check.
+	 */
 
 	if (route->auth != AUTH_NONE)
 	{
@@ -426,6 +424,7 @@ on_setup_error_stream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 	if (req->res.status >= 400)
 	{
 		char		allow[64] = "";
+		char		message[80];
 		h2o_iovec_t param;
 		int			r;
 		HttpError	e;
@@ -446,8 +445,11 @@ on_setup_error_stream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 								  "method not allowed on this path");
 						break;
 					default:
+						snprintf(message, sizeof(message),
+								 "request body is larger than %zu bytes",
+								 shim_config.body_limit);
 						e = error(413, "payload_too_large",
-								  "request body is too large");
+								  h2o_strdup(&req->pool, message, SIZE_MAX).base);
 				}
 				break;
 			case 400:
