@@ -71,9 +71,10 @@ respond(Call *call, int status, const char *body, size_t len,
 	req->res.reason = http_reason(status);
 	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
 				   H2O_STRLIT("application/json"));
+	/* h2o keeps the pointer: the value must live as long as the request */
 	if (header != NULL)
-		h2o_add_header(&req->pool, &req->res.headers, header, NULL, value,
-					   strlen(value));
+		h2o_add_header(&req->pool, &req->res.headers, header, NULL,
+					   h2o_strdup(&req->pool, value, SIZE_MAX).base, strlen(value));
 	req->res.content_length = len;
 	h2o_send_inline(req, body, len);
 }
@@ -474,7 +475,8 @@ on_setup_error_stream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 					   H2O_STRLIT("application/json"), 1);
 		if (e.status == 405)
 			h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW,
-						   allow, strlen(allow), 1);
+						   h2o_strdup(&req->pool, allow, SIZE_MAX).base,
+						   strlen(allow), 1);
 		gettimeofday(&now, NULL);
 		access_log(req->method, path_only(req), e.status,
 				   (now.tv_sec - req->timestamps.request_begin_at.tv_sec) * 1e3 +
