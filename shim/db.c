@@ -1,0 +1,544 @@
+/*
+ * db.c
+ *		A pool of non-blocking libpq connections driven by one h2o event loop.
+ *
+ * Each worker thread owns a pool.  The loop watches a dup() of every
+ * connection's socket (h2o closes the descriptor it is given; libpq keeps
+ * its own), so waiting for the database never blocks the loop.  A new
+ * connection sets its session up and prepares every route's statement once;
+ * afterwards each request is a single PQsendQueryPrepared.  Requests wait in
+ * a queue while all connections are busy.  A lost connection fails the
+ * request it was running with "unavailable" and is re-established with
+ * exponential backoff while the other connections keep serving.
+ */
+#include "shim.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef enum DbState
+{
+	DB_DOWN,					/* waiting for the backoff timer */
+	DB_CONNECTING,				/* PQconnectPoll in progress */
+	DB_SETUP,					/* session settings, then the prepares */
+	DB_IDLE,
+	DB_BUSY
+} DbState;
+
+struct DbConn
+{
+	DbPool	   *pool;
+	PGconn	   *pg;
+	h2o_socket_t *sock;			/* wraps a dup() of PQsocket(pg) */
+	DbState		state;
+	int			setup_step;		/* 0: settings, then statement i - 1 */
+	DbJob	   *job;			/* running; NULL if its requester went away */
+	PGresult   *result;			/* of the running command, until it ends */
+	bool		want_write;
+	bool		failing;		/* failed since it last worked: log once */
+	int			backoff;		/* index into pool->backoff */
+	h2o_timeout_entry_t timer;	/* connect, run watchdog or backoff */
+};
+
+/* reconnect delays: 100 ms doubling to 5 s */
+static const int backoff_ms[] = {100, 200, 400, 800, 1600, 3200, 5000};
+#define NBACKOFF ((int) (sizeof(backoff_ms) / sizeof(backoff_ms[0])))
+
+struct DbPool
+{
+	h2o_loop_t *loop;
+	const char *const *statements;
+	int			nstatements;
+	char	  **names;			/* "s<i>" */
+	char		settings[128];	/* sent first on every new connection */
+	DbConn	   *conns;
+	int			nconns;
+	int			nalive;			/* connections not DB_DOWN */
+	bool		closing;
+	h2o_linklist_t waiting;		/* DbJob.link, oldest first */
+	h2o_timeout_t wait_timeout; /* longest wait in the queue */
+	h2o_timeout_t run_timeout;	/* watchdog: statement timeout + 1 s */
+	h2o_timeout_t connect_timeout;
+	h2o_timeout_t backoff[NBACKOFF];
+};
+
+static void conn_start(DbConn *c);
+static void conn_lost(DbConn *c, const char *why);
+static void conn_dispatch(DbConn *c);
+static void on_readable(h2o_socket_t *sock, const char *err);
+
+static void
+timer_set(DbConn *c, h2o_timeout_t *timeout)
+{
+	if (h2o_timeout_is_linked(&c->timer))
+		h2o_timeout_unlink(&c->timer);
+	if (timeout != NULL)
+		h2o_timeout_link(c->pool->loop, timeout, &c->timer);
+}
+
+static void
+job_finish(DbJob *job, const PGresult *res, const char *why)
+{
+	job->conn = NULL;
+	job->done(job, res, why);
+}
+
+/* The pool can serve nothing now: answer everyone waiting. */
+static void
+fail_waiting(DbPool *pool, const char *why)
+{
+	while (!h2o_linklist_is_empty(&pool->waiting))
+	{
+		DbJob	   *job = H2O_STRUCT_FROM_MEMBER(DbJob, link, pool->waiting.next);
+
+		h2o_linklist_unlink(&job->link);
+		h2o_timeout_unlink(&job->deadline);
+		job_finish(job, NULL, why);
+	}
+}
+
+static void
+on_notice(void *arg, const char *message)
+{
+	(void) arg;
+	shim_log("database notice: %.*s", (int) strcspn(message, "\n"), message);
+}
+
+/* Watch the connection's current socket; libpq may change it while connecting. */
+static bool
+conn_watch(DbConn *c, h2o_socket_cb on_read, h2o_socket_cb on_write)
+{
+	int			fd;
+
+	if (c->sock != NULL)
+	{
+		h2o_socket_close(c->sock);
+		c->sock = NULL;
+	}
+	c->want_write = false;
+	if (PQsocket(c->pg) < 0 || (fd = dup(PQsocket(c->pg))) < 0)
+		return false;
+	c->sock = h2o_evloop_socket_create(c->pool->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+	c->sock->data = c;
+	if (on_read != NULL)
+		h2o_socket_read_start(c->sock, on_read);
+	if (on_write != NULL)
+	{
+		c->want_write = true;
+		h2o_socket_notify_write(c->sock, on_write);
+	}
+	return true;
+}
+
+/* Send what libpq has buffered; wait for writability if the socket is full. */
+static void
+on_writable(h2o_socket_t *sock, const char *err)
+{
+	DbConn	   *c = sock->data;
+	int			r;
+
+	(void) err;
+	c->want_write = false;
+	r = PQflush(c->pg);
+	if (r < 0)
+		conn_lost(c, PQerrorMessage(c->pg));
+	else if (r > 0)
+	{
+		c->want_write = true;
+		h2o_socket_notify_write(c->sock, on_writable);
+	}
+}
+
+static void
+conn_flush(DbConn *c)
+{
+	if (!c->want_write)
+		on_writable(c->sock, NULL);
+}
+
+/* The next step of a new connection's setup, or ready for work. */
+static void
+setup_next(DbConn *c)
+{
+	DbPool	   *pool = c->pool;
+	int			ok;
+
+	while (c->setup_step > 0 && c->setup_step <= pool->nstatements &&
+		   pool->statements[c->setup_step - 1] == NULL)
+		c->setup_step++;
+
+	if (c->setup_step == 0)
+		ok = PQsendQuery(c->pg, pool->settings);
+	else if (c->setup_step <= pool->nstatements)
+		ok = PQsendPrepare(c->pg, pool->names[c->setup_step - 1],
+						   pool->statements[c->setup_step - 1], 0, NULL);
+	else
+	{
+		timer_set(c, NULL);
+		if (c->failing)
+			shim_log("database connection re-established");
+		c->failing = false;
+		c->backoff = 0;
+		c->state = DB_IDLE;
+		conn_dispatch(c);
+		return;
+	}
+	if (!ok)
+	{
+		conn_lost(c, PQerrorMessage(c->pg));
+		return;
+	}
+	conn_flush(c);
+}
+
+static void
+on_connect_poll(h2o_socket_t *sock, const char *err)
+{
+	DbConn	   *c = sock->data;
+
+	(void) err;
+	switch (PQconnectPoll(c->pg))
+	{
+		case PGRES_POLLING_READING:
+			if (!conn_watch(c, on_connect_poll, NULL))
+				conn_lost(c, "no socket");
+			break;
+		case PGRES_POLLING_WRITING:
+			if (!conn_watch(c, NULL, on_connect_poll))
+				conn_lost(c, "no socket");
+			break;
+		case PGRES_POLLING_OK:
+			if (PQsetnonblocking(c->pg, 1) != 0 ||
+				!conn_watch(c, on_readable, NULL))
+			{
+				conn_lost(c, PQerrorMessage(c->pg));
+				break;
+			}
+			c->state = DB_SETUP;
+			c->setup_step = 0;
+			setup_next(c);
+			break;
+		default:
+			conn_lost(c, PQerrorMessage(c->pg));
+			break;
+	}
+}
+
+static void
+conn_start(DbConn *c)
+{
+	/*
+	 * The whole conninfo is expanded from "dbname"; the replies are JSON,
+	 * so UTF-8 whatever it says.
+	 */
+	static const char *const keys[] = {
+		"dbname", "fallback_application_name", "client_encoding", NULL
+	};
+	const char *values[] = {shim_config.conninfo, "psk-shim", "UTF8", NULL};
+
+	c->pg = PQconnectStartParams(keys, values, 1);
+	c->state = DB_CONNECTING;
+	c->pool->nalive++;
+	if (c->pg == NULL)
+	{
+		conn_lost(c, "out of memory");
+		return;
+	}
+	if (PQstatus(c->pg) == CONNECTION_BAD)
+	{
+		conn_lost(c, PQerrorMessage(c->pg));
+		return;
+	}
+	PQsetNoticeProcessor(c->pg, on_notice, NULL);
+	timer_set(c, &c->pool->connect_timeout);
+	if (!conn_watch(c, NULL, on_connect_poll))
+		conn_lost(c, "no socket");
+}
+
+/*
+ * Close the connection; fail its running request; retry after a backoff.
+ * Only the first failure of a streak is logged, and the recovery.
+ */
+static void
+conn_lost(DbConn *c, const char *why)
+{
+	DbPool	   *pool = c->pool;
+	DbJob	   *job = c->job;
+
+	if (!c->failing)
+		shim_log("database connection %s: %.*s",
+				 c->state == DB_CONNECTING ? "failed" : "lost",
+				 (int) strcspn(why, "\n"), why);
+	c->failing = true;
+	if (c->sock != NULL)
+	{
+		h2o_socket_close(c->sock);
+		c->sock = NULL;
+	}
+	if (c->pg != NULL)
+	{
+		PQfinish(c->pg);
+		c->pg = NULL;
+	}
+	if (c->result != NULL)
+	{
+		PQclear(c->result);
+		c->result = NULL;
+	}
+	c->job = NULL;
+	c->want_write = false;
+	if (c->state != DB_DOWN)
+		pool->nalive--;
+	c->state = DB_DOWN;
+	timer_set(c, NULL);
+	if (!pool->closing)
+	{
+		timer_set(c, &pool->backoff[c->backoff]);
+		if (c->backoff < NBACKOFF - 1)
+			c->backoff++;
+	}
+
+	if (job != NULL)
+		job_finish(job, NULL, "the database connection was lost");
+	if (pool->nalive == 0)
+		fail_waiting(pool, "the database is unavailable");
+}
+
+static void
+conn_run(DbConn *c, DbJob *job)
+{
+	c->state = DB_BUSY;
+	c->job = job;
+	job->conn = c;
+	timer_set(c, &c->pool->run_timeout);
+	if (!PQsendQueryPrepared(c->pg, c->pool->names[job->statement], 3,
+							 job->params, NULL, NULL, 0))
+	{
+		conn_lost(c, PQerrorMessage(c->pg));
+		return;
+	}
+	conn_flush(c);
+}
+
+static void
+conn_dispatch(DbConn *c)
+{
+	DbPool	   *pool = c->pool;
+	DbJob	   *job;
+
+	if (c->state != DB_IDLE || h2o_linklist_is_empty(&pool->waiting))
+		return;
+	job = H2O_STRUCT_FROM_MEMBER(DbJob, link, pool->waiting.next);
+	h2o_linklist_unlink(&job->link);
+	h2o_timeout_unlink(&job->deadline);
+	conn_run(c, job);
+}
+
+/* The command on c has ended (PQgetResult returned NULL). */
+static void
+conn_command_done(DbConn *c)
+{
+	PGresult   *res = c->result;
+
+	c->result = NULL;
+	if (c->state == DB_SETUP)
+	{
+		ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+
+		if (st != PGRES_COMMAND_OK)
+		{
+			char		why[512];
+
+			snprintf(why, sizeof(why), "setup of a new connection: %s",
+					 res ? PQresultErrorMessage(res) : "no result");
+			PQclear(res);
+			conn_lost(c, why);
+			return;
+		}
+		PQclear(res);
+		c->setup_step++;
+		setup_next(c);
+		return;
+	}
+	else
+	{
+		DbJob	   *job = c->job;
+
+		c->job = NULL;
+		c->state = DB_IDLE;
+		timer_set(c, NULL);
+		if (job != NULL)
+			job_finish(job, res, NULL);
+		PQclear(res);
+		conn_dispatch(c);
+	}
+}
+
+static void
+on_readable(h2o_socket_t *sock, const char *err)
+{
+	DbConn	   *c = sock->data;
+
+	(void) err;
+	if (!PQconsumeInput(c->pg) || PQstatus(c->pg) == CONNECTION_BAD)
+	{
+		/* an idle connection's error message may be the last query's */
+		conn_lost(c, c->state == DB_IDLE ? "the server closed the connection"
+				  : PQerrorMessage(c->pg));
+		return;
+	}
+	if (c->state != DB_BUSY && c->state != DB_SETUP)
+		return;
+	while (!PQisBusy(c->pg))
+	{
+		PGresult   *res = PQgetResult(c->pg);
+
+		if (res == NULL)
+		{
+			if (PQstatus(c->pg) == CONNECTION_BAD)
+				conn_lost(c, PQerrorMessage(c->pg));
+			else
+				conn_command_done(c);
+			return;
+		}
+		/* keep the first error, else the last result */
+		if (c->result == NULL || PQresultStatus(c->result) != PGRES_FATAL_ERROR)
+		{
+			PQclear(c->result);
+			c->result = res;
+		}
+		else
+			PQclear(res);
+	}
+	/* libpq may have more to send after reading */
+	if (PQflush(c->pg) < 0)
+		conn_lost(c, PQerrorMessage(c->pg));
+}
+
+static void
+on_timer(h2o_timeout_entry_t *entry)
+{
+	DbConn	   *c = H2O_STRUCT_FROM_MEMBER(DbConn, timer, entry);
+
+	switch (c->state)
+	{
+		case DB_DOWN:
+			conn_start(c);
+			break;
+		case DB_CONNECTING:
+		case DB_SETUP:
+			conn_lost(c, "connection attempt timed out");
+			break;
+		case DB_BUSY:
+			conn_lost(c, "no answer from the database");
+			break;
+		case DB_IDLE:
+			break;
+	}
+}
+
+static void
+on_wait_timeout(h2o_timeout_entry_t *entry)
+{
+	DbJob	   *job = H2O_STRUCT_FROM_MEMBER(DbJob, deadline, entry);
+
+	h2o_linklist_unlink(&job->link);
+	job_finish(job, NULL, "no database connection became free in time");
+}
+
+DbPool *
+db_pool_create(h2o_loop_t *loop, const char *const *statements, int nstatements)
+{
+	DbPool	   *pool = calloc(1, sizeof(DbPool));
+
+	if (pool == NULL)
+		return NULL;
+	pool->loop = loop;
+	pool->statements = statements;
+	pool->nstatements = nstatements;
+	pool->names = calloc(nstatements, sizeof(char *));
+	for (int i = 0; i < nstatements; i++)
+	{
+		pool->names[i] = malloc(16);
+		snprintf(pool->names[i], 16, "s%d", i);
+	}
+	snprintf(pool->settings, sizeof(pool->settings),
+			 "SET statement_timeout = %d; SET TimeZone = 'UTC'",
+			 shim_config.timeout_ms);
+	h2o_linklist_init_anchor(&pool->waiting);
+	h2o_timeout_init(loop, &pool->wait_timeout, shim_config.timeout_ms);
+	h2o_timeout_init(loop, &pool->run_timeout, shim_config.timeout_ms + 1000);
+	h2o_timeout_init(loop, &pool->connect_timeout, shim_config.connect_timeout_ms);
+	for (int i = 0; i < NBACKOFF; i++)
+		h2o_timeout_init(loop, &pool->backoff[i], backoff_ms[i]);
+
+	pool->nconns = shim_config.pool_size;
+	pool->conns = calloc(pool->nconns, sizeof(DbConn));
+	for (int i = 0; i < pool->nconns; i++)
+	{
+		DbConn	   *c = &pool->conns[i];
+
+		c->pool = pool;
+		c->state = DB_DOWN;
+		c->timer.cb = on_timer;
+		conn_start(c);
+	}
+	return pool;
+}
+
+void
+db_submit(DbPool *pool, DbJob *job)
+{
+	job->pool = pool;
+	job->conn = NULL;
+	if (pool->nalive == 0 || pool->closing)
+	{
+		job_finish(job, NULL, "the database is unavailable");
+		return;
+	}
+	for (int i = 0; i < pool->nconns; i++)
+	{
+		if (pool->conns[i].state == DB_IDLE)
+		{
+			conn_run(&pool->conns[i], job);
+			return;
+		}
+	}
+	h2o_linklist_insert(&pool->waiting, &job->link);
+	job->deadline.cb = on_wait_timeout;
+	h2o_timeout_link(pool->loop, &pool->wait_timeout, &job->deadline);
+}
+
+void
+db_cancel(DbJob *job)
+{
+	if (h2o_linklist_is_linked(&job->link))
+	{
+		h2o_linklist_unlink(&job->link);
+		h2o_timeout_unlink(&job->deadline);
+	}
+	else if (job->conn != NULL)
+	{
+		/* the answer will be read and dropped */
+		job->conn->job = NULL;
+		job->conn = NULL;
+	}
+}
+
+void
+db_pool_close(DbPool *pool)
+{
+	pool->closing = true;
+	fail_waiting(pool, "the server is shutting down");
+	for (int i = 0; i < pool->nconns; i++)
+	{
+		DbConn	   *c = &pool->conns[i];
+
+		c->failing = true;		/* no log line */
+		if (c->state != DB_DOWN)
+			conn_lost(c, "closing");
+		timer_set(c, NULL);
+	}
+}

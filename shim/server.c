@@ -1,0 +1,609 @@
+/*
+ * server.c
+ *		The HTTP side: one h2o handler for every path, the checks the
+ *		contract puts before the database (route, size, token, body), and
+ *		the hand-over of (token, body, query) to the route's statement.
+ *
+ * Checks run in the contract's order: route (404/405), size (413), token
+ * (401), body (415/400), then the database.  h2o checks the size before
+ * any handler runs, so a body over the limit is answered by the error
+ * filter below, which checks the route first.  The token is verified by the
+ * database, so a media-type or query-string problem found here is held
+ * back ("deferred") until the token has been checked by the statement of
+ * GET /auth/me; only then is it answered.
+ */
+#include "shim.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* one request; lives in the request's memory pool */
+typedef struct Call
+{
+	DbJob		job;			/* first: the db callback gets &call->job */
+	h2o_req_t  *req;
+	Worker	   *worker;
+	struct timespec started;
+	HttpError	deferred;		/* status 0: nothing held back */
+} Call;
+
+/* the longest bearer token we look at; psk's tokens are far shorter */
+#define MAX_TOKEN_LEN 512
+
+#define MAX_ROUTES 64
+static const char *statements[MAX_ROUTES];
+
+/* the route whose statement checks a token and nothing else: GET /auth/me */
+static int	auth_check_route = -1;
+
+static Worker *
+worker_of(h2o_req_t *req)
+{
+	return H2O_STRUCT_FROM_MEMBER(Worker, ctx, req->conn->ctx);
+}
+
+static h2o_iovec_t
+path_only(h2o_req_t *req)
+{
+	return h2o_iovec_init(req->path.base,
+						  req->query_at != SIZE_MAX ? req->query_at : req->path.len);
+}
+
+static double
+millis_since(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - t->tv_sec) * 1e3 + (now.tv_nsec - t->tv_nsec) / 1e6;
+}
+
+static void
+respond(Call *call, int status, const char *body, size_t len,
+		const h2o_token_t *header, const char *value)
+{
+	h2o_req_t  *req = call->req;
+
+	access_log(req->method, path_only(req), status, millis_since(&call->started));
+	req->res.status = status;
+	req->res.reason = http_reason(status);
+	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+				   H2O_STRLIT("application/json"));
+	/* h2o keeps the pointer: the value must live as long as the request */
+	if (header != NULL)
+		h2o_add_header(&req->pool, &req->res.headers, header, NULL,
+					   h2o_strdup(&req->pool, value, SIZE_MAX).base, strlen(value));
+	req->res.content_length = len;
+	h2o_send_inline(req, body, len);
+}
+
+/* {"error": kind, "message": text} */
+static h2o_iovec_t
+error_body(h2o_mem_pool_t *pool, const HttpError *e)
+{
+	size_t		mlen = strlen(e->message);
+	size_t		dlen = e->detail ? strlen(e->detail) : 0;
+	char	   *msg = h2o_mem_alloc_pool(pool, mlen + dlen + 4);
+	size_t		cap;
+	char	   *out;
+	size_t		n;
+
+	memcpy(msg, e->message, mlen);
+	if (dlen > 0)
+	{
+		memcpy(msg + mlen, " (", 2);
+		memcpy(msg + mlen + 2, e->detail, dlen);
+		msg[mlen + 2 + dlen] = ')';
+		mlen += dlen + 3;
+	}
+	cap = JSON_QUOTED_MAX(mlen) + JSON_QUOTED_MAX(strlen(e->kind)) + 32;
+	out = h2o_mem_alloc_pool(pool, cap);
+	memcpy(out, "{\"error\":", 9);
+	n = 9;
+	n += json_quote(out + n, e->kind, strlen(e->kind));
+	memcpy(out + n, ",\"message\":", 11);
+	n += 11;
+	n += json_quote(out + n, msg, mlen);
+	out[n++] = '}';
+	return h2o_iovec_init(out, n);
+}
+
+static void
+respond_error(Call *call, HttpError e, const char *allow)
+{
+	h2o_iovec_t body = error_body(&call->req->pool, &e);
+	const h2o_token_t *header = NULL;
+	const char *value = NULL;
+	char		seconds[16];
+
+	if (e.status == 405)
+		header = H2O_TOKEN_ALLOW, value = allow;
+	else if (e.status == 429)
+	{
+		snprintf(seconds, sizeof(seconds), "%d", e.retry_after);
+		header = H2O_TOKEN_RETRY_AFTER, value = seconds;
+	}
+	else if (e.status == 401)
+		header = H2O_TOKEN_WWW_AUTHENTICATE, value = "Bearer";
+	respond(call, e.status, body.base, body.len, header, value);
+}
+
+static HttpError
+error(int status, const char *kind, const char *message)
+{
+	HttpError	e = {status, kind, message, NULL, 0};
+
+	return e;
+}
+
+static void
+on_db_done(DbJob *job, const PGresult *res, const char *unavailable)
+{
+	Call	   *call = (Call *) job;
+
+	if (res == NULL)
+		respond_error(call, error(503, "unavailable", unavailable), NULL);
+	else if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		respond_error(call, http_error_from_result(res), NULL);
+	else if (call->deferred.status != 0)
+		respond_error(call, call->deferred, NULL);
+	else if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+		respond(call, 200, PQgetvalue(res, 0, 0), PQgetlength(res, 0, 0),
+				NULL, NULL);
+	else
+	{
+		shim_log("statement of %.*s returned no reply",
+				 (int) path_only(call->req).len, path_only(call->req).base);
+		respond_error(call, error(500, "internal", "internal server error"), NULL);
+	}
+}
+
+/* The pool is cleared: the request is over, or its client went away. */
+static void
+on_call_dispose(void *p)
+{
+	Call	   *call = p;
+
+	if (call->job.done != NULL)
+		db_cancel(&call->job);
+	call->worker->inflight--;
+}
+
+/*
+ * "Authorization: Bearer <token>"; NULL when absent or malformed.  Only the
+ * characters of RFC 6750's b64token pass, and never more than MAX_TOKEN_LEN.
+ */
+static const char *
+bearer_token(h2o_req_t *req)
+{
+	ssize_t		i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+	h2o_iovec_t v;
+	size_t		pos = 6;
+
+	if (i < 0)
+		return NULL;
+	v = req->headers.entries[i].value;
+	if (v.len < 7 || !h2o_lcstris(v.base, 6, H2O_STRLIT("bearer")) || v.base[6] != ' ')
+		return NULL;
+	while (pos < v.len && v.base[pos] == ' ')
+		pos++;
+	if (v.len - pos == 0 || v.len - pos > MAX_TOKEN_LEN)
+		return NULL;
+	for (size_t k = pos; k < v.len; k++)
+	{
+		char		c = v.base[k];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			  (c >= '0' && c <= '9') || strchr("-._~+/=", c) != NULL))
+			return NULL;
+	}
+	return h2o_strdup(&req->pool, v.base + pos, v.len - pos).base;
+}
+
+typedef enum MediaType
+{
+	MEDIA_JSON,
+	MEDIA_FORM,
+	MEDIA_OTHER
+} MediaType;
+
+/* No Content-Type is read as JSON, as the old service did. */
+static MediaType
+media_type(h2o_req_t *req)
+{
+	ssize_t		i = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+	h2o_iovec_t v;
+	size_t		len;
+
+	if (i < 0)
+		return MEDIA_JSON;
+	v = req->headers.entries[i].value;
+	len = v.len;
+	for (size_t k = 0; k < v.len; k++)
+	{
+		if (v.base[k] == ';')
+		{
+			len = k;
+			break;
+		}
+	}
+	while (len > 0 && (v.base[len - 1] == ' ' || v.base[len - 1] == '\t'))
+		len--;
+	if (h2o_lcstris(v.base, len, H2O_STRLIT("application/json")))
+		return MEDIA_JSON;
+	if (len > 17 && h2o_lcstris(v.base, 12, H2O_STRLIT("application/")) &&
+		h2o_lcstris(v.base + len - 5, 5, H2O_STRLIT("+json")))
+		return MEDIA_JSON;
+	if (h2o_lcstris(v.base, len, H2O_STRLIT("application/x-www-form-urlencoded")))
+		return MEDIA_FORM;
+	return MEDIA_OTHER;
+}
+
+static void
+defer(Call *call, int status, const char *kind, const char *message)
+{
+	if (call->deferred.status == 0)
+		call->deferred = error(status, kind, message);
+}
+
+/* The request body as the route's statement takes it, or NULL. */
+static const char *
+request_body(Call *call, const Route *route)
+{
+	h2o_req_t  *req = call->req;
+	h2o_iovec_t body = req->entity;
+
+	if (route->body == BODY_NONE || body.base == NULL || body.len == 0)
+		return NULL;
+	switch (media_type(req))
+	{
+		case MEDIA_JSON:
+			if (!utf8_valid(body.base, body.len))
+			{
+				defer(call, 400, "invalid_input", "request body is not valid UTF-8 text");
+				return NULL;
+			}
+			return h2o_strdup(&req->pool, body.base, body.len).base;
+		case MEDIA_FORM:
+			if (route->body == BODY_LOGIN)
+			{
+				FormResult f = form_to_json(&req->pool, "form", body, NULL,
+											h2o_iovec_init(NULL, 0));
+
+				if (f.json == NULL)
+					defer(call, 400, "invalid_input", f.error);
+				return f.json;
+			}
+			/* FALLTHROUGH */
+		case MEDIA_OTHER:
+			break;
+	}
+	defer(call, 415, "unsupported_media_type",
+		  route->body == BODY_LOGIN
+		  ? "send application/json or application/x-www-form-urlencoded"
+		  : "send application/json");
+	return NULL;
+}
+
+/* The query string, and a {parameter} of the path, as a JSON object. */
+static const char *
+request_query(Call *call, const Route *route, h2o_iovec_t param)
+{
+	h2o_req_t  *req = call->req;
+	h2o_iovec_t query = h2o_iovec_init(NULL, 0);
+	char		name[32] = "";
+	FormResult	f;
+
+	if (req->query_at != SIZE_MAX)
+		query = h2o_iovec_init(req->path.base + req->query_at + 1,
+							   req->path.len - req->query_at - 1);
+	if (param.len > 0)
+	{
+		const char *brace = strchr(route->path, '{');
+
+		snprintf(name, sizeof(name), "%.*s", (int) strcspn(brace + 1, "}"), brace + 1);
+	}
+	f = form_to_json(&req->pool, "query string", query, param.len ? name : NULL, param);
+	if (f.json == NULL)
+	{
+		defer(call, 400, "invalid_input", f.error);
+		return "{}";
+	}
+	return f.json;
+}
+
+static int
+on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+	Worker	   *w = worker_of(req);
+	Call	   *call = h2o_mem_alloc_shared(&req->pool, sizeof(Call), on_call_dispose);
+	char		allow[64];
+	h2o_iovec_t param;
+	const Route *route;
+	int			r;
+
+	(void) self;
+	memset(call, 0, sizeof(*call));
+	call->req = req;
+	call->worker = w;
+	clock_gettime(CLOCK_MONOTONIC, &call->started);
+	w->inflight++;
+
+	switch (route_find(req->method, path_only(req), &r, &param, allow, sizeof(allow)))
+	{
+		case ROUTE_NO_PATH:
+			respond_error(call, error(404, "not_found", "no such path"), NULL);
+			return 0;
+		case ROUTE_NO_METHOD:
+			respond_error(call, error(405, "method_not_allowed",
+									  "method not allowed on this path"), allow);
+			return 0;
+		case ROUTE_FOUND:
+			break;
+	}
+	route = &shim_routes[r];
+
+	/*
+	 * Size: h2o refuses a body over the limit (max_request_entity_size)
+	 * before this handler runs; on_setup_error_stream answers it, after the
+	 * route check.
+	 */
+
+	if (route->auth != AUTH_NONE)
+	{
+		call->job.params[0] = bearer_token(req);
+		if (call->job.params[0] == NULL)
+		{
+			bool		absent = h2o_find_header(&req->headers,
+												 H2O_TOKEN_AUTHORIZATION, -1) < 0;
+
+			respond_error(call, error(401, "unauthorized",
+									  absent ? "missing bearer token"
+									  : "malformed bearer token"), NULL);
+			return 0;
+		}
+	}
+
+	if (route->function == NULL)
+	{
+		respond(call, 200, shim_openapi_json,
+				shim_openapi_json_end - shim_openapi_json, NULL, NULL);
+		return 0;
+	}
+
+	call->job.params[1] = request_body(call, route);
+	call->job.params[2] = request_query(call, route, param);
+	call->job.statement = r;
+	if (call->deferred.status != 0)
+	{
+		if (route->auth == AUTH_NONE)
+		{
+			respond_error(call, call->deferred, NULL);
+			return 0;
+		}
+		/* check the token first: a bad token is 401 whatever the body */
+		call->job.statement = auth_check_route;
+		call->job.params[1] = NULL;
+		call->job.params[2] = "{}";
+	}
+	call->job.done = on_db_done;
+	db_submit(w->db, &call->job);
+	return 0;
+}
+
+/*
+ * Errors h2o answers itself, before any handler runs (a body over the
+ * limit, a broken chunked encoding), come as text; rewrite them as the
+ * contract's JSON.  An oversized body on an unknown path or with a wrong
+ * method is still 404 or 405: the route is checked first.
+ */
+typedef struct JsonErrorStream
+{
+	h2o_ostream_t super;
+	h2o_iovec_t body;
+} JsonErrorStream;
+
+static void
+json_error_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs,
+				size_t bufcnt, h2o_send_state_t state)
+{
+	JsonErrorStream *s = (JsonErrorStream *) self;
+	h2o_iovec_t body = s->body;
+
+	(void) bufs;
+	(void) bufcnt;
+	s->body = h2o_iovec_init(NULL, 0);
+	h2o_ostream_send_next(self, req, &body, body.len ? 1 : 0, state);
+}
+
+static void
+on_setup_error_stream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+	(void) self;
+	if (req->res.status >= 400)
+	{
+		char		allow[64] = "";
+		char		message[80];
+		h2o_iovec_t param;
+		int			r;
+		HttpError	e;
+		JsonErrorStream *s;
+		struct timeval now;
+
+		switch (req->res.status)
+		{
+			case 413:
+				switch (route_find(req->method, path_only(req), &r, &param,
+								   allow, sizeof(allow)))
+				{
+					case ROUTE_NO_PATH:
+						e = error(404, "not_found", "no such path");
+						break;
+					case ROUTE_NO_METHOD:
+						e = error(405, "method_not_allowed",
+								  "method not allowed on this path");
+						break;
+					default:
+						snprintf(message, sizeof(message),
+								 "request body is larger than %zu bytes",
+								 shim_config.body_limit);
+						e = error(413, "payload_too_large",
+								  h2o_strdup(&req->pool, message, SIZE_MAX).base);
+				}
+				break;
+			case 400:
+				e = error(400, "invalid_input", "malformed HTTP request");
+				break;
+			case 503:
+				e = error(503, "unavailable", "the server is unavailable");
+				break;
+			default:
+				e = error(req->res.status, "internal",
+						  "the server could not answer this request");
+		}
+		s = (JsonErrorStream *) h2o_add_ostream(req, sizeof(JsonErrorStream), slot);
+		s->super.do_send = json_error_send;
+		s->body = error_body(&req->pool, &e);
+		slot = &s->super.next;
+
+		req->res.status = e.status;
+		req->res.reason = http_reason(e.status);
+		req->res.content_length = s->body.len;
+		h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE,
+					   H2O_STRLIT("application/json"), 1);
+		if (e.status == 405)
+			h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW,
+						   h2o_strdup(&req->pool, allow, SIZE_MAX).base,
+						   strlen(allow), 1);
+		gettimeofday(&now, NULL);
+		access_log(req->method, path_only(req), e.status,
+				   (now.tv_sec - req->timestamps.request_begin_at.tv_sec) * 1e3 +
+				   (now.tv_usec - req->timestamps.request_begin_at.tv_usec) / 1e3);
+	}
+	h2o_setup_next_ostream(req, slot);
+}
+
+void
+server_setup(h2o_globalconf_t *conf)
+{
+	h2o_hostconf_t *host;
+	h2o_pathconf_t *path;
+	h2o_handler_t *handler;
+	h2o_filter_t *filter;
+
+	h2o_config_init(conf);
+	conf->server_name = h2o_iovec_init(H2O_STRLIT("psk-shim"));
+	conf->max_request_entity_size = shim_config.body_limit;
+	conf->http1.upgrade_to_http2 = 0;
+	host = h2o_config_register_host(conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+	path = h2o_config_register_path(host, "/", 0);
+	handler = h2o_create_handler(path, sizeof(*handler));
+	handler->on_req = on_req;
+	filter = h2o_create_filter(&host->fallback_path, sizeof(*filter));
+	filter->on_setup_ostream = on_setup_error_stream;
+
+	/* one statement per route, prepared once on every connection */
+	if (shim_nroutes > MAX_ROUTES)
+	{
+		fprintf(stderr, "psk-shim: more than %d routes\n", MAX_ROUTES);
+		exit(1);
+	}
+	for (int i = 0; i < shim_nroutes; i++)
+	{
+		const char *fn = shim_routes[i].function;
+
+		if (fn != NULL && strcmp(fn, "psk.http_me") == 0 &&
+			strcmp(shim_routes[i].method, "GET") == 0)
+			auth_check_route = i;
+
+		if (fn != NULL)
+		{
+			size_t		size = strlen(fn) + 32;
+			char	   *sql = malloc(size);
+
+			snprintf(sql, size, "SELECT %s($1, $2, $3)", fn);
+			statements[i] = sql;
+		}
+	}
+}
+
+static void
+on_accept(h2o_socket_t *listener, const char *err)
+{
+	Worker	   *w = listener->data;
+	h2o_socket_t *sock;
+
+	if (err != NULL)
+		return;
+	/* another thread may have taken it: then NULL */
+	if ((sock = h2o_evloop_socket_accept(listener)) == NULL)
+		return;
+	h2o_accept(&w->accept_ctx, sock);
+}
+
+static void
+on_drain_timeout(h2o_timeout_entry_t *entry)
+{
+	Worker	   *w = H2O_STRUCT_FROM_MEMBER(Worker, drain_entry, entry);
+
+	if (w->inflight > 0)
+		shim_log("thread %d: %d requests still in flight after the shutdown timeout",
+				 w->id, w->inflight);
+	w->drain_expired = true;
+}
+
+/* In the worker's thread: stop accepting, let in-flight requests finish. */
+static void
+on_stop_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+	Worker	   *w = H2O_STRUCT_FROM_MEMBER(Worker, stop_receiver, receiver);
+
+	while (!h2o_linklist_is_empty(messages))
+		h2o_linklist_unlink(messages->next);
+	if (w->stopping)
+		return;
+	w->stopping = true;
+	h2o_socket_read_stop(w->listener);
+	h2o_socket_close(w->listener);
+	w->listener = NULL;
+	h2o_context_request_shutdown(&w->ctx);
+	h2o_timeout_link(w->ctx.loop, &w->drain_timeout, &w->drain_entry);
+}
+
+/* Build the worker's loop, context, listener and pool (in the main thread). */
+void
+worker_init(Worker *w, h2o_globalconf_t *conf, int listen_fd)
+{
+	h2o_evloop_t *loop = h2o_evloop_create();
+
+	h2o_context_init(&w->ctx, loop, conf);
+	w->accept_ctx.ctx = &w->ctx;
+	w->accept_ctx.hosts = conf->hosts;
+	w->listener = h2o_evloop_socket_create(loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+	w->listener->data = w;
+	h2o_socket_read_start(w->listener, on_accept);
+	h2o_multithread_register_receiver(w->ctx.queue, &w->stop_receiver, on_stop_message);
+	h2o_timeout_init(loop, &w->drain_timeout, shim_config.shutdown_timeout_ms);
+	w->drain_entry.cb = on_drain_timeout;
+	w->db = db_pool_create(loop, statements, shim_nroutes);
+}
+
+void *
+worker_main(void *arg)
+{
+	Worker	   *w = arg;
+
+	while (!w->stopping || (w->inflight > 0 && !w->drain_expired))
+		h2o_evloop_run(w->ctx.loop, INT32_MAX);
+	db_pool_close(w->db);
+	return NULL;
+}
+
+/* From the main thread. */
+void
+worker_request_stop(Worker *w)
+{
+	h2o_multithread_send_message(&w->stop_receiver, &w->stop_message);
+}

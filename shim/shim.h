@@ -1,0 +1,181 @@
+/*
+ * shim.h
+ *		Shared declarations of psk-shim, the HTTP face of the psk extension.
+ *
+ * The shim is deliberately thin: it parses HTTP, finds the route, checks the
+ * size, the bearer token's presence and the media type, and hands
+ * (token, body, query) to one prepared statement per route.  The database
+ * validates, applies every rule and builds the JSON reply.
+ */
+#ifndef PSK_SHIM_H
+#define PSK_SHIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "h2o.h"
+
+/* config.c: command-line flags with environment fallbacks */
+typedef struct ShimConfig
+{
+	const char *listen;			/* HOST:PORT */
+	const char *conninfo;		/* libpq connection string or URI */
+	int			threads;		/* worker threads, each with its own loop */
+	int			pool_size;		/* database connections per thread */
+	size_t		body_limit;		/* bytes */
+	int			timeout_ms;		/* statement timeout, and longest queue wait */
+	int			connect_timeout_ms;
+	int			shutdown_timeout_ms;	/* longest drain on SIGTERM */
+	bool		access_log;
+} ShimConfig;
+
+extern ShimConfig shim_config;
+
+/* Parse argv; exits for --help, --routes and bad flags. */
+extern void shim_configure(int argc, char **argv);
+
+/* routes.c: one row per endpoint of the contract */
+typedef enum RouteAuth
+{
+	AUTH_NONE,					/* no token: login, health, the document */
+	AUTH_SESSION,				/* any valid session */
+	AUTH_USER,					/* a non-admin user (checked by the database) */
+	AUTH_ADMIN					/* an admin (checked by the database) */
+} RouteAuth;
+
+typedef enum RouteBody
+{
+	BODY_NONE,					/* a body, if any, is ignored */
+	BODY_JSON,					/* application/json */
+	BODY_LOGIN					/* JSON or the OAuth2 url-encoded form */
+} RouteBody;
+
+typedef struct Route
+{
+	const char *method;
+	const char *path;			/* a trailing "{name}" segment is a parameter */
+	const char *function;		/* psk.http_* (token, body, query), or NULL */
+	RouteAuth	auth;
+	RouteBody	body;
+} Route;
+
+extern const Route shim_routes[];
+extern const int shim_nroutes;
+
+typedef enum RouteMatch
+{
+	ROUTE_FOUND,
+	ROUTE_NO_PATH,
+	ROUTE_NO_METHOD
+} RouteMatch;
+
+/*
+ * Find the route of method + path (path without the query string).  On
+ * ROUTE_FOUND, *param holds the raw {parameter} segment (or is empty); on
+ * ROUTE_NO_METHOD, allow receives the methods the path takes ("GET, POST").
+ */
+extern RouteMatch route_find(h2o_iovec_t method, h2o_iovec_t path,
+							 int *route, h2o_iovec_t *param,
+							 char *allow, size_t allowsize);
+extern const char *route_auth_name(RouteAuth auth);
+extern void route_print_table(FILE *out);
+
+/* db.c: a pool of non-blocking libpq connections on one event loop */
+typedef struct DbPool DbPool;
+typedef struct DbConn DbConn;
+typedef struct DbJob DbJob;
+
+/* res is NULL when the database is unavailable; it is freed after the call */
+typedef void (*DbDoneCallback) (DbJob *job, const PGresult *res,
+								const char *unavailable_reason);
+
+struct DbJob
+{
+	h2o_linklist_t link;		/* in the wait queue */
+	h2o_timeout_entry_t deadline;	/* for the wait queue */
+	DbPool	   *pool;
+	DbConn	   *conn;			/* while it runs */
+	int			statement;
+	const char *params[3];
+	DbDoneCallback done;
+};
+
+/* statements[i] is prepared as "s<i>" on every connection (NULL: none) */
+extern DbPool *db_pool_create(h2o_loop_t *loop, const char *const *statements,
+							  int nstatements);
+/* Run job->statement; job->done is called exactly once, maybe right away. */
+extern void db_submit(DbPool *pool, DbJob *job);
+/* The requester went away: forget the job (a running query is discarded). */
+extern void db_cancel(DbJob *job);
+extern void db_pool_close(DbPool *pool);
+
+/* json.c: the little JSON the shim writes itself */
+extern bool utf8_valid(const char *s, size_t len);
+/* Bytes json_quote may write for len input bytes. */
+#define JSON_QUOTED_MAX(len) (6 * (len) + 2)
+/* Write s as a quoted JSON string; returns bytes written. */
+extern size_t json_quote(char *dst, const char *s, size_t len);
+
+/* An error reply {"error": kind, "message": text} */
+typedef struct HttpError
+{
+	int			status;
+	const char *kind;
+	const char *message;
+	const char *detail;			/* appended to message when set */
+	int			retry_after;	/* seconds, for 429; 0: no header */
+} HttpError;
+
+/* Map a failed statement to the contract's status and kind. */
+extern HttpError http_error_from_result(const PGresult *res);
+extern const char *http_reason(int status);
+
+/* form.c: query strings and url-encoded forms to a JSON object */
+typedef struct FormResult
+{
+	char	   *json;			/* NUL-terminated object, or NULL on error */
+	const char *error;			/* why not */
+} FormResult;
+
+extern FormResult form_to_json(h2o_mem_pool_t *pool, const char *what,
+							   h2o_iovec_t form, const char *extra_name,
+							   h2o_iovec_t extra_value);
+extern bool percent_decode(const char *src, size_t len, bool plus_is_space,
+						   char *dst, size_t *dstlen);
+
+/* server.c: one worker thread = one loop, one h2o context, one db pool */
+typedef struct Worker
+{
+	int			id;
+	pthread_t	thread;
+	h2o_context_t ctx;
+	h2o_accept_ctx_t accept_ctx;
+	h2o_socket_t *listener;
+	DbPool	   *db;
+	int			inflight;		/* requests not yet fully answered */
+	bool		stopping;
+	bool		drain_expired;
+	h2o_timeout_t drain_timeout;
+	h2o_timeout_entry_t drain_entry;
+	h2o_multithread_receiver_t stop_receiver;
+	h2o_multithread_message_t stop_message;
+} Worker;
+
+extern void server_setup(h2o_globalconf_t *conf);
+extern void worker_init(Worker *w, h2o_globalconf_t *conf, int listen_fd);
+extern void *worker_main(void *arg);
+extern void worker_request_stop(Worker *w);
+
+/* openapi.S */
+extern const char shim_openapi_json[];
+extern const char shim_openapi_json_end[];
+
+/* log.c */
+extern void shim_log(const char *fmt,...) __attribute__((format(printf, 1, 2)));
+extern void access_log(h2o_iovec_t method, h2o_iovec_t path, int status,
+					   double millis);
+
+#endif							/* PSK_SHIM_H */

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# HTTP tests: real psk-shim processes against a real cluster, every endpoint
+# driven over HTTP by test_http.py.  Ends with "N passed, M failed".
+#
+# Run by scripts/test.sh (PSK_TEST_WORK set): it uses that cluster
+# (PGHOST/PGPORT/PGUSER, psk installed) and makes its own database and role
+# there.  Run alone: it builds, installs into $PSK_PGROOT and starts a
+# throwaway cluster of its own.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/lib.sh
+
+own_cluster=
+if [ -n "${PSK_TEST_WORK:-}" ] && [ -n "${PGPORT:-}" ]; then
+	work=$(mktemp -d "$PSK_TEST_WORK/http.XXXXXX")
+else
+	make -s >/dev/null || { echo "build failed"; exit 1; }
+	make -s install DESTDIR="$PSK_PGROOT" >/dev/null || { echo "install failed"; exit 1; }
+	work=$(mktemp -d /tmp/psk-http.XXXXXX)
+	own_cluster=$work/data
+fi
+chmod 755 "$work"
+[ -x shim/psk-shim ] || { echo "shim/psk-shim is not built"; exit 1; }
+
+cleanup() {
+	# shims the tests started and did not stop (each wrote its pid here)
+	for f in "$work"/*.pid; do
+		[ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null
+	done
+	if [ -n "$own_cluster" ]; then
+		cluster_stop "$own_cluster" immediate
+	else
+		psql -qX -d postgres -c "DROP DATABASE IF EXISTS psk_http WITH (FORCE)" \
+			-c "DROP ROLE IF EXISTS psk_shim" >/dev/null 2>&1
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ -n "$own_cluster" ]; then
+	pgport=$(free_port)
+	cluster_init "$own_cluster" || exit 1
+	# every statement logged: the tests check no secret reaches the log
+	cluster_start "$own_cluster" "$pgport" -c log_statement=all \
+		-c "log_line_prefix='%m [%p] %u '" || exit 1
+	export PGHOST=127.0.0.1 PGPORT=$pgport PGUSER=postgres
+	export PSK_HTTP_SERVER_LOG=$own_cluster/server.log
+fi
+export PGDATABASE=psk_http
+psql -qX -d postgres -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS psk_http WITH (FORCE)" \
+	-c "DROP ROLE IF EXISTS psk_shim" -c "CREATE DATABASE psk_http" >/dev/null || exit 1
+psql -qX -f test/http/setup.sql >/dev/null || { echo "fixture failed"; exit 1; }
+
+PSK_HTTP_WORK=$work PSK_SHIM=shim/psk-shim python3 test/http/test_http.py
