@@ -138,7 +138,9 @@ else
 	echo "database psk has its data already (the demo data is loaded only once; to start afresh: $afresh)"
 fi
 
-conninfo="host=127.0.0.1 port=$pgport dbname=psk user=postgres"
+# The shim connects as psk_shim, which may only call the HTTP functions.
+psql_ -d psk -f scripts/shim-role.sql >/dev/null || die "could not set up the role psk_shim"
+conninfo="host=127.0.0.1 port=$pgport dbname=psk user=psk_shim"
 url=http://127.0.0.1:$httpport
 if [ -x shim/psk-shim ]; then
 	port_is_free "$httpport" ||

@@ -21,20 +21,4 @@ SELECT FROM psk_add_codes('admin@example.com', 'HSV',
 SELECT FROM psk_add_codes('admin@example.com', 'COMMON',
                           ARRAY(SELECT format('COM-%s', lpad(g::text, 3, '0')) FROM generate_series(1, 20) g));
 
-CREATE ROLE psk_shim LOGIN;
--- tokens and passwords are bind parameters: never in the server log
-ALTER ROLE psk_shim SET log_parameter_max_length = 0;
-ALTER ROLE psk_shim SET log_parameter_max_length_on_error = 0;
-GRANT USAGE ON SCHEMA psk TO psk_shim;
-DO $$
-DECLARE
-    f regprocedure;
-BEGIN
-    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
-              WHERE p.pronamespace = 'psk'::regnamespace AND p.proname LIKE 'http\_%'
-                AND p.prosecdef
-    LOOP
-        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO psk_shim', f);
-    END LOOP;
-END
-$$;
+\i scripts/shim-role.sql
