@@ -244,6 +244,42 @@ SELECT pg_temp.verdict(:'label' || 'no code in two hands at once, none confirmed
      WHERE a.op LIKE 'confirm%' AND a.ttl > 0
        AND a.t_send - a.since > a.ttl * 1000000::bigint + 20000));
 
+-- 6b. A holder's call on a code it reserved is refused only for a cause
+-- some client was told about: after its TTL as expired (PK006); as not held
+-- (PK003, PK004) once an expiry, a disassociation or an admin's mark of the
+-- code was under way, or a call that might have been one was cut off.
+-- Catches a code silently taken from its holder.
+CREATE TEMP TABLE takeaways AS
+SELECT round, code, t_send, t_recv
+  FROM stress.acks
+ WHERE op IN ('expire', 'disassociate', 'admin_mark') AND result IN ('ok', 'lost');
+CREATE INDEX ON takeaways (round, code);
+ANALYZE takeaways;
+SELECT pg_temp.verdict(:'label' || 'every refusal of a holder had a cause (client view)', array(
+    WITH refused AS (
+        SELECT o.round, o.client, o.op, o.code, o.seq, o.sqlstate, o.t_recv, o.ttl,
+               (SELECT max(r.t_send) FROM stress.acks r
+                 WHERE r.round = o.round AND r.client = o.client AND r.code = o.code
+                   AND r.op = 'reserve' AND r.result = 'ok' AND r.seq < o.seq) AS since
+          FROM stress.acks o
+         WHERE o.result = 'err' AND o.op IN ('confirm', 'confirm_bad', 'release', 'mark')
+           AND o.sqlstate IN ('PK003', 'PK004', 'PK006')
+    )
+    SELECT format('%s %s %s (round %s call %s) refused %s %s', f.client, f.op, f.code,
+                  f.round, f.seq, f.sqlstate,
+                  CASE WHEN f.sqlstate = 'PK006' THEN format('%s ms after reserving, TTL %s s',
+                                                             (f.t_recv - f.since) / 1000, f.ttl)
+                       ELSE 'though nothing took it away' END)
+      FROM refused f
+     WHERE CASE WHEN f.sqlstate = 'PK006'
+                THEN f.ttl = 0 OR f.t_recv - f.since < f.ttl * 1000000::bigint
+                ELSE NOT EXISTS (
+                    SELECT FROM takeaways b
+                     WHERE b.round = f.round AND (b.code = f.code OR b.code IS NULL)
+                       AND b.t_recv > f.since AND b.t_send < f.t_recv)
+           END
+     ORDER BY f.round, f.client, f.seq));
+
 -- 7. Every change a client was told about has its audit row: one, the
 -- right action, in the order the client made its changes.
 SELECT pg_temp.verdict(:'label' || 'every acknowledged change has its one audit row', array(

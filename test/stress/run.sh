@@ -92,9 +92,12 @@ invariants() {
 		not_ok "$1acknowledgements load" "COPY failed"
 		return
 	}
+	local t0
+	t0=$(date +%s.%N)
 	psql -XAtq -v ON_ERROR_STOP=1 -v label="$1" -f test/stress/invariants.sql \
 		>"$work/inv.out" 2>&1 || not_ok "$1invariants" "invariants.sql failed"
 	cat "$work/inv.out"
+	echo "# $1checks took $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
 	passed=$((passed + $(grep -c '^ok - ' "$work/inv.out")))
 	failed=$((failed + $(grep -c '^not ok - ' "$work/inv.out")))
 	grep -qE '^(ok|not ok) - ' "$work/inv.out" || not_ok "$1invariants" "the checks did not run"
