@@ -142,6 +142,7 @@ run(PGconn *conn, const char *name, int nparams, const char *const *params,
 
 		copy(r->sqlstate, sizeof(r->sqlstate), state);
 		copy(r->message, sizeof(r->message), PQerrorMessage(conn));
+		r->message[strcspn(r->message, "\n")] = '\0';
 		/* Gone, or going: admin shutdown, crash, connection failure. */
 		if (PQstatus(conn) != CONNECTION_OK || state == NULL ||
 			strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)

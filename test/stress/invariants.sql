@@ -244,7 +244,7 @@ SELECT pg_temp.verdict(:'label' || 'no code in two hands at once, none confirmed
      WHERE a.op LIKE 'confirm%' AND a.ttl > 0
        AND a.t_send - a.since > a.ttl * 1000000::bigint + 20000));
 
--- 6b. A holder's call on a code it reserved is refused only for a cause
+-- 7. A holder's call on a code it reserved is refused only for a cause
 -- some client was told about: after its TTL as expired (PK006); as not held
 -- (PK003, PK004) once an expiry, a disassociation or an admin's mark of the
 -- code was under way, or a call that might have been one was cut off.
@@ -280,7 +280,7 @@ SELECT pg_temp.verdict(:'label' || 'every refusal of a holder had a cause (clien
            END
      ORDER BY f.round, f.client, f.seq));
 
--- 7. Every change a client was told about has its audit row: one, the
+-- 8. Every change a client was told about has its audit row: one, the
 -- right action, in the order the client made its changes.
 SELECT pg_temp.verdict(:'label' || 'every acknowledged change has its one audit row', array(
     SELECT format('%s %s %s (round %s call %s): audit %s', client, op, code, round, seq,
@@ -289,15 +289,15 @@ SELECT pg_temp.verdict(:'label' || 'every acknowledged change has its one audit 
      WHERE client IS NOT NULL AND audit_action IS DISTINCT FROM ack_action
      ORDER BY round, client, seq));
 
--- 8. No audit row without a change a client was told about, but for the
--- calls cut off by a crash (9).
+-- 9. No audit row without a change a client was told about, but for the
+-- calls cut off by a crash (10).
 SELECT pg_temp.verdict(:'label' || 'no audit row without an acknowledged change', array(
     SELECT format('audit %s: %s %s by %s, round %s', audit_id, audit_action, code, audit_actor, round)
       FROM untold
      WHERE lost_client IS NULL
      ORDER BY audit_id));
 
--- 9. A call cut off by the crash committed all of its changes or none:
+-- 10. A call cut off by the crash committed all of its changes or none:
 -- the changes of its kind on its code (a reserve: how_many of them), after
 -- everything that actor was told.
 SELECT pg_temp.verdict(:'label' || 'calls cut off by the crash: all or nothing', array(
@@ -314,7 +314,7 @@ SELECT pg_temp.verdict(:'label' || 'calls cut off by the crash: all or nothing',
         OR min(u.audit_id) < (SELECT max(m.audit_id) FROM matched m
                                WHERE m.client = u.lost_client AND m.round = u.round)));
 
--- 10. What a client was told it holds, it holds: same holder, same token,
+-- 11. What a client was told it holds, it holds: same holder, same token,
 -- RESERVED or (confirmed) IN_USE, unless a later expiry, disassociation
 -- or mark took it away in the log, or its own lost call was about it.
 SELECT pg_temp.verdict(:'label' || 'acknowledged reservations are still held, with their token', array(
@@ -328,7 +328,7 @@ SELECT pg_temp.verdict(:'label' || 'acknowledged reservations are still held, wi
                 AND c.reservation_token IS NOT DISTINCT FROM b.token
                 AND c.status = CASE b.op WHEN 'reserve' THEN 'RESERVED' ELSE 'IN_USE' END)));
 
--- 11. The counts add up: psk_counts() is the table, every pool keeps the
+-- 12. The counts add up: psk_counts() is the table, every pool keeps the
 -- codes it was given.
 SELECT pg_temp.verdict(:'label' || 'psk_counts() equals the codes table, pools keep their size', array(
     SELECT format('%s %s: psk_counts %s, table %s', coalesce(p.code_type, t.pool),
@@ -345,7 +345,7 @@ SELECT pg_temp.verdict(:'label' || 'psk_counts() equals the codes table, pools k
      WHERE s.n <> (SELECT sum(n) FROM psk_counts() WHERE code_type = s.pool)
         OR s.n <> (SELECT count(*) FROM events WHERE action = 'ADDED' AND code_type = s.pool)));
 
--- 12. Reserve hands out what was asked: the requested pool (default: the
+-- 13. Reserve hands out what was asked: the requested pool (default: the
 -- user's), valid in the country; what it cannot supply from COMMON, after
 -- the pool's codes.
 SELECT pg_temp.verdict(:'label' || 'reserved codes come from the right pool, country and order', array(
@@ -366,11 +366,11 @@ SELECT pg_temp.verdict(:'label' || 'reserved codes come from the right pool, cou
                              WHERE j.round = k.round AND j.client = k.client AND j.seq = k.seq
                                AND j.sub < k.sub AND j.code_pool = 'COMMON')))));
 
--- 13. Nothing corrupt: every psk index agrees with its table, the heap is sound.
+-- 14. Nothing corrupt: every psk index agrees with its table, the heap is sound.
 SELECT pg_temp.verdict(:'label' || 'psk tables and indexes intact (amcheck)',
                        array(SELECT pg_temp.amcheck()));
 
--- 14. The load did what it is meant to: pools ran dry, COMMON filled in,
+-- 15. The load did what it is meant to: pools ran dry, COMMON filled in,
 -- reservations expired, every kind of change happened.
 SELECT pg_temp.verdict(:'label' || 'the load exercised every path', array(
     SELECT what || ' never happened'
@@ -393,7 +393,7 @@ SELECT pg_temp.verdict(:'label' || 'the load exercised every path', array(
      WHERE n = 0));
 
 -- Figures.
-SELECT format('# %scalls %s (%s ok, %s refused, %s cut off); audit rows %s; codes %s',
+SELECT format('# %srecorded calls %s (%s ok, %s refused, %s cut off); audit rows %s; codes %s',
               :'label',
               (SELECT count(DISTINCT (round, client, seq)) FROM stress.acks),
               (SELECT count(DISTINCT (round, client, seq)) FROM stress.acks WHERE result = 'ok'),

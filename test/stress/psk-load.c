@@ -27,6 +27,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -186,13 +187,22 @@ sleep_us(long us)
 /* ------------------------------------------------------------------ */
 /* What the client saw */
 
+static void complain(Client *c, const char *fmt,...)
+			__attribute__((format(printf, 2, 3)));
+
+/* An outcome this load cannot explain: count it, keep the first few. */
 static void
-complain(Client *c, const char *fmt, const char *a, const char *b)
+complain(Client *c, const char *fmt,...)
 {
+	va_list		args;
+
 	c->unexpected++;
-	if (c->ncomplaints < MAX_UNEXPECTED)
-		snprintf(c->complaints[c->ncomplaints++],
-				 sizeof(c->complaints[0]), fmt, a, b);
+	if (c->ncomplaints == MAX_UNEXPECTED)
+		return;
+	va_start(args, fmt);
+	vsnprintf(c->complaints[c->ncomplaints++], sizeof(c->complaints[0]),
+			  fmt, args);
+	va_end(args);
 }
 
 static void
@@ -242,9 +252,9 @@ field(FILE *f, const char *value, bool last)
  * One line per acknowledged fact, tab-separated, \N for none (COPY's text
  * format): round, client, actor, seq, sub, op, result (ok, err, lost),
  * sqlstate, code, token, code_pool, how_many, req_pool, country, ttl (of
- * the session, s), t_send, t_recv (CLOCK_MONOTONIC, microseconds).  A call that returns codes (reserve,
- * expire) gets one line per code, sub 1..n; one that returns none gets no
- * line for ok.
+ * the session, s), t_send, t_recv (CLOCK_MONOTONIC, microseconds).  A call
+ * that returns codes (reserve, expire) gets one line per code, sub 1..n;
+ * one that returns none gets no line for ok.  Reads (list) get none.
  */
 static void
 write_line(Client *c, const Call *call, int sub, const char *result,
@@ -290,11 +300,11 @@ record(Client *c, const Call *call)
 				write_line(c, call, 1, "ok", NULL, call->code, call->token,
 						   NULL);
 			if (call->op == OP_CONFIRM_BAD)
-				complain(c, "confirm with a wrong token succeeded on %s%s",
-						 call->code, "");
+				complain(c, "confirm with a wrong token succeeded on %s",
+						 call->code);
 			if (call->op == OP_RESERVE && r->nrows != call->how_many)
-				complain(c, "reserve %s returned another number of codes%s",
-						 c->email, "");
+				complain(c, "reserve of %d returned %d codes",
+						 call->how_many, r->nrows);
 			break;
 		case OUT_ERR:
 			count_state(c, r->sqlstate);
@@ -305,7 +315,7 @@ record(Client *c, const Call *call)
 				complain(c, "%s: %s", op_names[call->op], r->message);
 			break;
 		case OUT_LOST:
-			count_state(c, r->sqlstate[0] ? r->sqlstate : "lost");
+			count_state(c, "lost");
 			write_line(c, call, 1, "lost", r->sqlstate, call->code,
 					   call->token, NULL);
 			c->gone = true;
@@ -637,7 +647,7 @@ client_main(void *arg)
 								 c->ttl, err, sizeof(err));
 	if (c->session == NULL)
 	{
-		complain(c, "cannot connect: %s%s", err, "");
+		complain(c, "cannot connect: %s", err);
 		c->gone = true;
 	}
 

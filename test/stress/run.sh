@@ -26,7 +26,7 @@ clients=${PSK_STRESS_CLIENTS:-32}
 ops=${PSK_STRESS_OPS:-500}
 admins=2
 
-work=$(mktemp -d /tmp/psk-stress.XXXXXX)
+work=$(realpath "$(mktemp -d /tmp/psk-stress.XXXXXX)")
 chmod 755 "$work"
 mkdir "$work/acks"
 port=$(free_port)
@@ -103,6 +103,16 @@ invariants() {
 	grep -qE '^(ok|not ok) - ' "$work/inv.out" || not_ok "$1invariants" "the checks did not run"
 }
 
+# The processes of our cluster: the postmaster and its children work in
+# its data directory (children of a killed postmaster no longer have it
+# as their parent).
+cluster_pids() {
+	local p
+	for p in /proc/[0-9]*; do
+		[ "$(readlink "$p/cwd" 2>/dev/null)" = "$work/data" ] && echo "${p#/proc/}"
+	done
+}
+
 begin_round() { # begin_round N KIND
 	sql "INSERT INTO stress.rounds SELECT $1, '$2', coalesce(max(id), 0) FROM psk.audit_log"
 }
@@ -129,29 +139,32 @@ load_round() {
 
 # crash_round N HOW: the load, killed under it; HOW is postmaster or all.
 crash_round() {
-	local r=$1 how=$2 pm kids delay crashes_before
+	local r=$1 how=$2 pm procs alive gone_at delay crashes_before
 	begin_round "$r" crash
 	load -r "$r" -n 1000000 -T 60 -x >"$work/load.out" 2>&1 &
 	load_pid=$!
 	delay=$((2 + (seed + r) % 3))
 	sleep "$delay"
 	pm=$(head -1 "$work/data/postmaster.pid")
-	kids=$(ps -o pid= --ppid "$pm" | tr -d ' ')
+	procs=$(cluster_pids)
 	if [ "$how" = all ]; then
 		# shellcheck disable=SC2086
-		kill -9 "$pm" $kids
+		kill -9 "$pm" $procs
 	else
 		kill -9 "$pm"
 	fi
 	echo "# round $r: kill -9 of the postmaster ($how) after $delay s"
 	# Orphaned backends notice the postmaster's death and leave; the old
-	# shared memory must be gone before a new postmaster may start.
-	for _ in $(seq 100); do
-		alive=0
-		for p in $kids; do kill -0 "$p" 2>/dev/null && alive=1; done
-		[ $alive = 0 ] && break
+	# shared memory must be gone and the killed postmaster reaped (its pid
+	# is in postmaster.pid) before a new postmaster may start.
+	gone_at=$(date +%s.%N)
+	for _ in $(seq 300); do
+		alive=$(for p in $procs; do kill -0 "$p" 2>/dev/null && echo "$p"; done; cluster_pids)
+		[ -z "$alive" ] && break
 		sleep 0.1
 	done
+	check "round $r: every process of the killed server is gone" "" "$(echo $alive)"
+	echo "# round $r: the old server's processes were gone after $(awk -v a="$gone_at" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
 	wait "$load_pid"
 	local rc=$?
 	load_pid=
@@ -160,9 +173,12 @@ crash_round() {
 	check "round $r: every client saw its connection die" "$clients" \
 		"$(sed -n 's/.*clients that lost their connection: //p' "$work/load.out")"
 	crashes_before=$(grep -c 'not properly shut down; automatic recovery in progress' "$work/data/server.log")
-	if cluster_start "$work/data" "$port" -c synchronous_commit=on -c fsync=on; then
+	# (pg_ctl warns of the dead server's postmaster.pid: that is the point)
+	if cluster_start "$work/data" "$port" -c synchronous_commit=on -c fsync=on \
+		2>"$work/start.err"; then
 		ok "round $r: the cluster restarts after kill -9"
 	else
+		tail -20 "$work/start.err"
 		not_ok "round $r: the cluster restarts after kill -9" "see the server log"
 		finish
 	fi
