@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# Robustness under concurrency and crashes.  Own throwaway cluster on a
+# free loopback port; prints one line per check and "N passed, M failed".
+#
+#   round 1  load:   32 clients (psk-load), a fixed number of calls per user
+#   round 2  crash:  the same load, kill -9 of the postmaster a few seconds
+#                    in (its backends wind down on their own), restart
+#   round 3  crash:  the same, kill -9 of the postmaster and of all its
+#                    processes at once (as a power cut would), restart
+#   round 4  load:   a shorter run on the recovered cluster
+#
+# After each round test/stress/invariants.sql holds what every client was
+# told (its acknowledgement file) against the audit log and the tables;
+# then the janitor frees every code for the next round.  The guarantee that
+# an acknowledged change survives a crash assumes synchronous_commit = on
+# (the default) and fsync = on; the cluster runs with both, and checks it.
+#
+# Settings (environment): PSK_STRESS_SEED (default: the time; printed),
+# PSK_STRESS_CLIENTS (32), PSK_STRESS_OPS (calls per user in round 1: 500).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/lib.sh
+
+seed=${PSK_STRESS_SEED:-$(date +%s)}
+clients=${PSK_STRESS_CLIENTS:-32}
+ops=${PSK_STRESS_OPS:-500}
+admins=2
+
+work=$(realpath "$(mktemp -d /tmp/psk-stress.XXXXXX)")
+chmod 755 "$work"
+mkdir "$work/acks"
+port=$(free_port)
+load_pid=
+cleanup() {
+	[ -n "$load_pid" ] && kill "$load_pid" 2>/dev/null && wait "$load_pid" 2>/dev/null
+	cluster_stop "$work/data" immediate
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=psk_stress
+
+passed=0
+failed=0
+ok() { # ok NAME: a passed check
+	passed=$((passed + 1))
+	echo "ok - $1"
+}
+not_ok() { # not_ok NAME WHY
+	failed=$((failed + 1))
+	echo "not ok - $1: $2"
+}
+check() { # check NAME EXPECTED ACTUAL
+	if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "expected '$2', got '$3'"; fi
+}
+finish() {
+	echo "$passed passed, $failed failed"
+	[ "$failed" -eq 0 ] && exit 0
+	exit 1
+}
+sql() { psql -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
+load() { test/stress/psk-load -o "$work/acks" -c "$clients" -a "$admins" -s "$seed" "$@"; }
+
+echo "# seed $seed (PSK_STRESS_SEED=$seed to replay the clients' choices)"
+
+# The tool, warnings being errors.
+if make -s -C test/stress PG_CONFIG="$PG_CONFIG" >"$work/build.out" 2>&1; then
+	ok "psk-load builds without warnings"
+else
+	cat "$work/build.out"
+	not_ok "psk-load builds without warnings" "make -C test/stress failed"
+	finish
+fi
+
+cluster_init "$work/data" || exit 1
+cluster_start "$work/data" "$port" -c synchronous_commit=on -c fsync=on || exit 1
+psql -XAtq -d postgres -c "CREATE DATABASE psk_stress" || exit 1
+if ! sql "CREATE EXTENSION psk CASCADE" >/dev/null 2>&1; then
+	not_ok "psk is installed" "make install DESTDIR=\$PSK_PGROOT first (scripts/test.sh does)"
+	finish
+fi
+psql -XAtq -v ON_ERROR_STOP=1 -f test/fixtures/tap.sql >/dev/null || exit 1
+psql -XAtq -v ON_ERROR_STOP=1 -v clients="$clients" -v admins="$admins" \
+	-f test/stress/setup.sql || exit 1
+check "commits are durable: synchronous_commit and fsync on" "on on" \
+	"$(sql "SELECT current_setting('synchronous_commit') || ' ' || current_setting('fsync')")"
+
+# invariants LABEL: load every ack file, run the checks, count the lines.
+invariants() {
+	cat "$work"/acks/*.tsv | psql -XAtq -v ON_ERROR_STOP=1 \
+		-c "TRUNCATE stress.acks" -c "COPY stress.acks FROM STDIN" || {
+		not_ok "$1acknowledgements load" "COPY failed"
+		return
+	}
+	local t0
+	t0=$(date +%s.%N)
+	psql -XAtq -v ON_ERROR_STOP=1 -v label="$1" -f test/stress/invariants.sql \
+		>"$work/inv.out" 2>&1 || not_ok "$1invariants" "invariants.sql failed"
+	cat "$work/inv.out"
+	echo "# $1checks took $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
+	passed=$((passed + $(grep -c '^ok - ' "$work/inv.out")))
+	failed=$((failed + $(grep -c '^not ok - ' "$work/inv.out")))
+	grep -qE '^(ok|not ok) - ' "$work/inv.out" || not_ok "$1invariants" "the checks did not run"
+}
+
+# The processes of our cluster: the postmaster and its children work in
+# its data directory (children of a killed postmaster no longer have it
+# as their parent).
+cluster_pids() {
+	local p
+	for p in /proc/[0-9]*; do
+		[ "$(readlink "$p/cwd" 2>/dev/null)" = "$work/data" ] && echo "${p#/proc/}"
+	done
+}
+
+begin_round() { # begin_round N KIND
+	sql "INSERT INTO stress.rounds SELECT $1, '$2', coalesce(max(id), 0) FROM psk.audit_log"
+}
+
+# janitor N: every code back to CAN_BE_USED for the next round.
+janitor() {
+	local rc
+	load -r "$1" -J >"$work/janitor.out" 2>&1
+	rc=$?
+	check "round $1: the janitor freed every code" "0: CAN_BE_USED 70" \
+		"$rc: $(sql "SELECT string_agg(status || ' ' || n, ', ') FROM (SELECT status, count(*) AS n FROM psk.codes GROUP BY 1) s")"
+}
+
+# load_round N OPS: a full run, every call answered.
+load_round() {
+	local r=$1 n=$2
+	begin_round "$r" load
+	load -r "$r" -n "$n" -T 90 >"$work/load.out" 2>&1
+	local rc=$?
+	cat "$work/load.out"
+	check "round $r: every client ran to its end with expected outcomes only" 0 "$rc"
+	invariants "round $r: "
+}
+
+# crash_round N HOW: the load, killed under it; HOW is postmaster or all.
+crash_round() {
+	local r=$1 how=$2 pm procs alive gone_at delay crashes_before
+	begin_round "$r" crash
+	load -r "$r" -n 1000000 -T 60 -x >"$work/load.out" 2>&1 &
+	load_pid=$!
+	delay=$((2 + (seed + r) % 3))
+	sleep "$delay"
+	pm=$(head -1 "$work/data/postmaster.pid")
+	procs=$(cluster_pids)
+	if [ "$how" = all ]; then
+		# shellcheck disable=SC2086
+		kill -9 "$pm" $procs
+	else
+		kill -9 "$pm"
+	fi
+	echo "# round $r: kill -9 of the postmaster ($how) after $delay s"
+	# Orphaned backends notice the postmaster's death and leave; the old
+	# shared memory must be gone and the killed postmaster reaped (its pid
+	# is in postmaster.pid) before a new postmaster may start.
+	gone_at=$(date +%s.%N)
+	for _ in $(seq 300); do
+		alive=$(for p in $procs; do kill -0 "$p" 2>/dev/null && echo "$p"; done; cluster_pids)
+		[ -z "$alive" ] && break
+		sleep 0.1
+	done
+	check "round $r: every process of the killed server is gone" "" "$(echo $alive)"
+	echo "# round $r: the old server's processes were gone after $(awk -v a="$gone_at" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
+	wait "$load_pid"
+	local rc=$?
+	load_pid=
+	cat "$work/load.out"
+	check "round $r: clients met only expected outcomes up to the crash" 0 "$rc"
+	check "round $r: every client saw its connection die" "$clients" \
+		"$(sed -n 's/.*clients that lost their connection: //p' "$work/load.out")"
+	crashes_before=$(grep -c 'not properly shut down; automatic recovery in progress' "$work/data/server.log")
+	# (pg_ctl warns of the dead server's postmaster.pid: that is the point)
+	if cluster_start "$work/data" "$port" -c synchronous_commit=on -c fsync=on \
+		2>"$work/start.err"; then
+		ok "round $r: the cluster restarts after kill -9"
+	else
+		tail -20 "$work/start.err"
+		not_ok "round $r: the cluster restarts after kill -9" "see the server log"
+		finish
+	fi
+	check "round $r: the restart ran crash recovery" $((crashes_before + 1)) \
+		"$(grep -c 'not properly shut down; automatic recovery in progress' "$work/data/server.log")"
+	invariants "round $r: "
+}
+
+started=$(date +%s)
+load_round 1 "$ops"
+janitor 1
+crash_round 2 postmaster
+janitor 2
+crash_round 3 all
+janitor 3
+load_round 4 $((ops / 3))
+
+echo "# $(ls "$work"/acks/*.tsv | wc -l) ack files, $(cat "$work"/acks/*.tsv | wc -l) acknowledgement lines"
+echo "# whole run: $(($(date +%s) - started)) s after setup; crashes survived: $(sql "SELECT count(*) FROM stress.rounds WHERE kind = 'crash'")"
+finish
