@@ -41,3 +41,8 @@ stop:
 
 test:
 	bash scripts/test.sh
+
+# Only the concurrency and crash suite (make test runs it too).
+.PHONY: test-stress
+test-stress:
+	bash scripts/test.sh stress
