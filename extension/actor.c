@@ -10,7 +10,7 @@
 
 static PskQuery find_user = {
 	"SELECT id, is_admin, email, user_name, pool FROM psk.users"
-	" WHERE email = pg_catalog.lower($1)",
+	" WHERE email = $1",
 	1, {TEXTOID}, true
 };
 
@@ -23,7 +23,7 @@ psk_find_user(const char *email, PskUser *user)
 
 	if (email == NULL)
 		return false;
-	arg = CStringGetTextDatum(email);
+	arg = CStringGetTextDatum(psk_lower(email));
 	if (psk_execute(&find_user, &arg, NULL, false) == 0)
 		return false;
 	user->id = DatumGetInt64(psk_result(0, 1, &isnull));

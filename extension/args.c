@@ -5,8 +5,10 @@
  */
 #include "psk.h"
 
+#include "catalog/pg_collation.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
+#include "utils/formatting.h"
 
 static bool
 is_blank(const char *s)
@@ -87,4 +89,14 @@ psk_pool_name(const char *pool)
 			 errmsg("unknown pool \"%s\"", pool),
 			 errhint("Pools are OSV, HSV and COMMON.")));
 	return NULL;				/* not reached */
+}
+
+/*
+ * lower() as SQL has it (the database's collation), done once here rather
+ * than in a statement, where a filter would redo it for every row scanned.
+ */
+char *
+psk_lower(const char *s)
+{
+	return str_tolower(s, strlen(s), DEFAULT_COLLATION_OID);
 }

@@ -80,6 +80,8 @@ extern char *psk_text_arg(FunctionCallInfo fcinfo, int argno,
 						  const char *name, bool required, int maxlen);
 extern int32 psk_int_arg(FunctionCallInfo fcinfo, int argno, const char *name,
 						 int32 defval, int32 min, int32 max);
+/* lower() of the database's collation, e.g. for e-mails (stored lower-case). */
+extern char *psk_lower(const char *s);
 /* Upper-case known pool name or invalid_input; NULL in, NULL out. */
 extern const char *psk_pool_name(const char *pool);
 

@@ -20,7 +20,7 @@ PG_FUNCTION_INFO_V1(psk_release);
 
 /*
  * Reserve up to $2 free codes of pool $1 (NULL: the user's own) for the
- * non-admin user with e-mail $3, least recently used first, skipping rows
+ * non-admin user with e-mail $3 (lower-cased), least recently used first, skipping rows
  * other callers hold locked.  With a country ($8), OSV and HSV codes must
  * be valid in it; COMMON codes need not be.  No rows: unknown user, or
  * nothing free (the caller finds out which).  The user's row is locked as
@@ -36,7 +36,7 @@ PG_FUNCTION_INFO_V1(psk_release);
 static PskQuery reserve_codes = {
 	"WITH actor AS ("
 	"  SELECT id, user_name, email, pool FROM psk.users"
-	"   WHERE email = lower($3) AND NOT is_admin FOR KEY SHARE"
+	"   WHERE email = $3 AND NOT is_admin FOR KEY SHARE"
 	"), reserved AS ("
 	"  UPDATE psk.codes c"
 	"     SET status = 'RESERVED', holder_id = (SELECT id FROM actor),"
@@ -143,7 +143,7 @@ psk_reserve(PG_FUNCTION_ARGS)
 	nulls[0] = pool == NULL;
 	values[0] = pool ? CStringGetTextDatum(pool) : (Datum) 0;
 	values[1] = Int32GetDatum(how_many);
-	values[2] = CStringGetTextDatum(email);
+	values[2] = CStringGetTextDatum(psk_lower(email));
 	values[3] = CStringGetTextDatum(tester);
 	values[4] = Int32GetDatum(psk_reservation_ttl);
 
@@ -289,7 +289,7 @@ psk_confirm(PG_FUNCTION_ARGS)
 static PskQuery release_code = {
 	"WITH actor AS ("
 	"  SELECT id, user_name, email FROM psk.users"
-	"   WHERE email = lower($2) AND NOT is_admin"
+	"   WHERE email = $2 AND NOT is_admin"
 	"), released AS ("
 	"  UPDATE psk.codes c"
 	"     SET status = 'CAN_BE_USED', holder_id = NULL, tester_name = NULL,"
@@ -325,7 +325,7 @@ psk_release(PG_FUNCTION_ARGS)
 	SPI_connect();
 
 	values[0] = CStringGetTextDatum(code);
-	values[1] = CStringGetTextDatum(email);
+	values[1] = CStringGetTextDatum(psk_lower(email));
 	nulls[2] = clearance == NULL;
 	values[2] = nulls[2] ? (Datum) 0 : CStringGetTextDatum(clearance);
 	nulls[3] = note == NULL;
