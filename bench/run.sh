@@ -64,6 +64,7 @@ echo "psk-shim CPU: $(( ($(cpu_ticks) - before) * 10000 / (requests > 0 ? reques
 kill "$shim_pid"
 wait "$shim_pid"
 shim_pid=
+echo "codes by status after the HTTP run: $(psql -XAt -F' ' -c "SELECT string_agg(status || ' ' || n, ', ') FROM (SELECT status, count(*) n FROM psk.codes GROUP BY 1) s")"
 psql -qX -c "VACUUM ANALYZE" >/dev/null
 
 echo "== SQL: pgbench -M prepared -c$conns -j$threads -T$secs"
