@@ -83,6 +83,49 @@ static PskQuery reserve_picked = {
 	6, {INT8ARRAYOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID}, true
 };
 
+/*
+ * The common case, one code, in one statement: pick as above with LIMIT 1,
+ * then reserve it through a join with the picked row.  (Unlike the array
+ * hand-over, the join keeps the row when the UPDATE has to follow it to a
+ * newer version; test/contention checks this under load.)  With LIMIT 1
+ * the planner knows the pick is one row, so the generic plan is a nested
+ * loop on the primary key.  $1 pool or NULL, $2 e-mail, $3 tester, $4 TTL,
+ * $5 country id, $6 country, $7 region.
+ */
+static PskQuery reserve_one = {
+	"WITH actor AS ("
+	"  SELECT id, user_name, email, pool FROM psk.users"
+	"   WHERE email = $2 AND NOT is_admin FOR KEY SHARE"
+	"), picked AS ("
+	"  SELECT f.id FROM psk.codes f"
+	"   WHERE f.status = 'CAN_BE_USED'"
+	"     AND f.pool = COALESCE($1, (SELECT pool FROM actor))"
+	"     AND EXISTS (SELECT FROM actor)"
+	"     AND ($5::bigint IS NULL OR f.pool = 'COMMON'"
+	"          OR (SELECT true FROM psk.code_countries cc"
+	"               WHERE cc.code_id = f.id AND cc.country_id = $5))"
+	"   ORDER BY f.freed_at NULLS FIRST, f.id"
+	"   LIMIT 1 FOR UPDATE SKIP LOCKED"
+	"), reserved AS ("
+	"  UPDATE psk.codes c"
+	"     SET status = 'RESERVED', holder_id = a.id,"
+	"         tester_name = $3, reserved_at = now(), released_at = NULL,"
+	"         expires_at = CASE WHEN $4 > 0 THEN now() + $4 * interval '1 second' END,"
+	"         reservation_token = gen_random_uuid()"
+	"    FROM picked p, actor a"
+	"   WHERE c.id = p.id"
+	"  RETURNING c.code, c.pool, c.reservation_token, c.reserved_at,"
+	"            c.expires_at, a.id AS user_id, a.user_name, a.email"
+	"), logged AS ("
+	"  INSERT INTO psk.audit_log (action, code, code_type, user_id, user_name,"
+	"                             contact_email, tester_name, country, region)"
+	"  SELECT 'RESERVED', code, pool, user_id, user_name, email, $3, $6, $7"
+	"    FROM reserved"
+	")"
+	"SELECT code, pool, reservation_token, reserved_at, expires_at FROM reserved",
+	7, {TEXTOID, TEXTOID, TEXTOID, INT4OID, INT8OID, TEXTOID, TEXTOID}, true
+};
+
 static PskQuery find_country = {
 	"SELECT c.id, c.name, r.name FROM psk.countries c"
 	"  JOIN psk.regions r ON r.id = c.region_id"
@@ -142,6 +185,26 @@ reserve_from(FunctionCallInfo fcinfo, const char *pool, int32 how_many,
 	ArrayType  *ids;
 	bool		isnull;
 	uint64		got;
+
+	if (how_many == 1)
+	{
+		Datum		one[7];
+		bool		one_nulls[7] = {0};
+
+		one_nulls[0] = pool == NULL;
+		one[0] = pool ? CStringGetTextDatum(pool) : (Datum) 0;
+		one[1] = email;
+		one[2] = tester;
+		one[3] = Int32GetDatum(psk_reservation_ttl);
+		one[4] = country_id;
+		one[5] = country_name;
+		one[6] = region_name;
+		one_nulls[4] = one_nulls[5] = one_nulls[6] = no_country;
+		got = psk_execute(&reserve_one, one, one_nulls, false);
+		if (got > 0)
+			psk_return_tuptable(fcinfo);
+		return got;
+	}
 
 	pick_nulls[0] = pool == NULL;
 	pick[0] = pool ? CStringGetTextDatum(pool) : (Datum) 0;
