@@ -3,7 +3,7 @@
  *		psk-load: concurrent clients against psk, one driver per way in.
  *
  * The load generator (psk-load.c) decides what each client does and writes
- * down every answer it gets; a driver (driver-sql.c, later an HTTP one)
+ * down every answer it gets; a driver (driver-sql.c, driver-http.c)
  * only carries one call to psk and brings back its outcome.  Outcomes are
  * SQLSTATEs whatever the driver, so the checks downstream do not care how
  * the calls travelled.
@@ -80,5 +80,6 @@ typedef struct Driver
 } Driver;
 
 extern const Driver sql_driver;
+extern const Driver http_driver;	/* driver-http.c: through psk-shim */
 
 #endif							/* PSK_LOAD_H */

@@ -18,8 +18,17 @@
  * held code and restores every non-usable one, so that the next round
  * starts from full pools.
  *
+ * With -D http the users and admins go through psk-shim (driver-http.c);
+ * the expirer and the janitor stay on SQL.  With -R the front end (the
+ * shim) is expected to crash, not the database: a client whose call is
+ * lost comes back, once, as its second account (c<NN>b), logged in anew.
+ * What the lost call may have done thus stays the last act of the first
+ * account, as invariants.sql expects of a cut-off call, and the first
+ * account's reservations stay where they are, for check 11 to find them
+ * still held at the end.
+ *
  * Usage: psk-load -r ROUND -o DIR [-c clients] [-a admins] [-n ops]
- *                 [-s seed] [-L ttl] [-T seconds] [-x] [-J]
+ *                 [-s seed] [-L ttl] [-T seconds] [-x] [-J] [-D driver] [-R]
  */
 #include "load.h"
 
@@ -115,7 +124,8 @@ typedef struct Client
 	void	   *session;
 	FILE	   *acks;
 	int			seq;
-	bool		gone;			/* lost its connection */
+	bool		gone;			/* lost its connection, for good */
+	int			losses;			/* calls lost */
 
 	Held		held[MAX_HELD];
 	int			nheld;
@@ -142,6 +152,8 @@ static int	ttl = 1;
 static int	max_seconds = 60;
 static bool crash_mode = false;
 static bool janitor_mode = false;
+static bool come_back = false;	/* -R: after a loss, the second account */
+static const Driver *front = &sql_driver;	/* users' and admins' driver */
 static int	think_us = 2000;
 static int	expire_ms = 300;
 
@@ -318,8 +330,9 @@ record(Client *c, const Call *call)
 			count_state(c, "lost");
 			write_line(c, call, 1, "lost", r->sqlstate, call->code,
 					   call->token, NULL);
+			c->losses++;
 			c->gone = true;
-			if (!crash_mode)
+			if (!crash_mode && !come_back)
 				complain(c, "%s: connection lost: %s", op_names[call->op],
 						 r->message);
 			break;
@@ -441,8 +454,8 @@ user_confirm(Client *c, Held *h, bool wrong_token)
 		h->parked = true;
 		h->revisit_at = call.t_recv;
 	}
-	else if (r->outcome == OUT_ERR)
-		forget(c, h);			/* taken away meanwhile */
+	else
+		forget(c, h);			/* taken away meanwhile, or lost */
 }
 
 static void
@@ -454,8 +467,7 @@ user_release(Client *c, Held *h)
 	c->driver->release(c->session, c->email, h->code, &c->reply);
 	call.t_recv = now_us();
 	record(c, &call);
-	if (c->reply.outcome != OUT_LOST)
-		forget(c, h);
+	forget(c, h);
 }
 
 static void
@@ -467,8 +479,7 @@ user_mark(Client *c, Held *h)
 	c->driver->mark(c->session, c->email, h->code, "stress: broken", &c->reply);
 	call.t_recv = now_us();
 	record(c, &call);
-	if (c->reply.outcome != OUT_LOST)
-		forget(c, h);
+	forget(c, h);
 }
 
 /*
@@ -637,6 +648,29 @@ janitor(Client *c)
 /* ------------------------------------------------------------------ */
 /* Threads */
 
+/*
+ * -R: the front end crashed under the client's last call.  Come back, once,
+ * as the client's second account, knowing nothing: the first account's
+ * codes stay as the lost call left them.
+ */
+static void
+revive(Client *c)
+{
+	char		err[256];
+
+	if (!come_back || !c->gone || c->losses != 1 || c->session == NULL)
+		return;
+	c->driver->close(c->session);
+	strcat(c->name, "b");
+	snprintf(c->email, sizeof(c->email), "%s@stress.test", c->name);
+	c->nheld = 0;
+	c->session = c->driver->open(c->email, c->ttl, err, sizeof(err));
+	if (c->session == NULL)
+		complain(c, "cannot come back: %s", err);
+	else
+		c->gone = false;
+}
+
 static void *
 client_main(void *arg)
 {
@@ -662,6 +696,7 @@ client_main(void *arg)
 					break;
 				}
 				user_step(c);
+				revive(c);
 				sleep_us(rnd(c, think_us + 1));
 			}
 			atomic_fetch_sub(&users_left, 1);
@@ -675,6 +710,7 @@ client_main(void *arg)
 				   now_us() < deadline_us)
 			{
 				admin_step(c);
+				revive(c);
 				sleep_us(2000 + rnd(c, 4 * think_us + 1));
 			}
 			break;
@@ -706,7 +742,8 @@ usage(void)
 	fprintf(stderr,
 			"usage: psk-load -r ROUND -o DIR [-c clients] [-a admins] [-n ops]\n"
 			"                [-s seed] [-L ttl_s] [-T max_s] [-w think_us]\n"
-			"                [-e expire_ms] [-x (crash expected)] [-J (janitor)]\n");
+			"                [-e expire_ms] [-x (crash expected)] [-J (janitor)]\n"
+			"                [-D sql|http] [-R (the shim may crash: come back)]\n");
 	exit(2);
 }
 
@@ -725,7 +762,7 @@ main(int argc, char **argv)
 	double		elapsed;
 
 	seed = (uint64_t) time(NULL) ^ ((uint64_t) getpid() << 16);
-	while ((opt = getopt(argc, argv, "r:o:c:a:n:s:L:T:w:e:xJ")) != -1)
+	while ((opt = getopt(argc, argv, "r:o:c:a:n:s:L:T:w:e:xJD:R")) != -1)
 	{
 		switch (opt)
 		{
@@ -765,6 +802,15 @@ main(int argc, char **argv)
 			case 'J':
 				janitor_mode = true;
 				break;
+			case 'D':
+				if (strcmp(optarg, "http") == 0)
+					front = &http_driver;
+				else if (strcmp(optarg, "sql") != 0)
+					usage();
+				break;
+			case 'R':
+				come_back = true;
+				break;
 			default:
 				usage();
 		}
@@ -797,6 +843,9 @@ main(int argc, char **argv)
 		else
 		{
 			c->role = i == 0 ? ROLE_EXPIRER : i <= nadmins ? ROLE_ADMIN : ROLE_USER;
+			/* no endpoint sweeps expiries: the expirer stays on SQL */
+			if (c->role != ROLE_EXPIRER)
+				c->driver = front;
 			snprintf(c->name, sizeof(c->name), "c%02d", i);
 			if (i > 0)
 				snprintf(c->email, sizeof(c->email), "c%02d@stress.test", i);
@@ -814,7 +863,7 @@ main(int argc, char **argv)
 	}
 
 	printf("psk-load: round %d, driver %s, seed %" PRIu64 ", ", round_no,
-		   sql_driver.name, seed);
+		   janitor_mode ? sql_driver.name : front->name, seed);
 	if (janitor_mode)
 		printf("janitor\n");
 	else
@@ -857,7 +906,7 @@ main(int argc, char **argv)
 		Client	   *c = &clients[i];
 
 		unexpected += c->unexpected;
-		lost_clients += c->gone;
+		lost_clients += c->losses > 0;
 		for (int k = 0; k < c->ncomplaints; k++)
 			fprintf(stderr, "%s: %s\n", c->name, c->complaints[k]);
 		for (int s = 0; s < c->nstates; s++)

@@ -8,6 +8,10 @@
 #   round 3  crash:  the same, kill -9 of the postmaster and of all its
 #                    processes at once (as a power cut would), restart
 #   round 4  load:   a shorter run on the recovered cluster
+#   round 5  http:   the load of round 1 through psk-shim (driver-http.c)
+#   round 6  http crash: the same, kill -9 of the shims a few seconds in,
+#                    restart; the clients whose call was cut off come back
+#                    as their second accounts and run to their end
 #
 # After each round test/stress/invariants.sql holds what every client was
 # told (its acknowledgement file) against the audit log and the tables;
@@ -16,7 +20,13 @@
 # (the default) and fsync = on; the cluster runs with both, and checks it.
 #
 # Settings (environment): PSK_STRESS_SEED (default: the time; printed),
-# PSK_STRESS_CLIENTS (32), PSK_STRESS_OPS (calls per user in round 1: 500).
+# PSK_STRESS_CLIENTS (32), PSK_STRESS_OPS (calls per user in round 1: 500;
+# round 5 over HTTP: a fifth of it, round 6 a third).
+#
+# The HTTP rounds run two shims: the TTL of a reservation cannot be set per
+# HTTP session, so the short-TTL users go to a second shim whose database
+# role, psk_shim_ttl, has psk.reservation_ttl set (ALTER ROLE ... SET); the
+# others to the usual psk_shim.  The expirer and the janitor stay on SQL.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
@@ -31,8 +41,11 @@ chmod 755 "$work"
 mkdir "$work/acks"
 port=$(free_port)
 load_pid=
+shim_pids=
 cleanup() {
 	[ -n "$load_pid" ] && kill "$load_pid" 2>/dev/null && wait "$load_pid" 2>/dev/null
+	# shellcheck disable=SC2086
+	[ -n "$shim_pids" ] && kill $shim_pids 2>/dev/null && wait $shim_pids 2>/dev/null
 	cluster_stop "$work/data" immediate
 	rm -rf "$work"
 }
@@ -187,6 +200,84 @@ crash_round() {
 	invariants "round $r: "
 }
 
+# The shims of the HTTP rounds: psk_shim for most users, psk_shim_ttl
+# (reservations expire after $ttl s) for the short-TTL third.
+ttl=1
+shim_port=$(free_port)
+shim_ttl_port=$(free_port)
+[ "$shim_ttl_port" = "$shim_port" ] && shim_ttl_port=$((shim_port + 1))
+export PSK_LOAD_HTTP=127.0.0.1:$shim_port PSK_LOAD_HTTP_TTL=127.0.0.1:$shim_ttl_port
+start_shims() { # start_shims: both, and wait until they answer
+	local role port up
+	shim_pids=
+	for role in psk_shim psk_shim_ttl; do
+		port=$shim_port
+		[ "$role" = psk_shim_ttl ] && port=$shim_ttl_port
+		shim/psk-shim --listen "127.0.0.1:$port" --threads 1 --pool 6 --quiet \
+			--db "host=127.0.0.1 port=$PGPORT dbname=$PGDATABASE user=$role" \
+			>>"$work/shim.log" 2>&1 &
+		shim_pids="$shim_pids $!"
+	done
+	for _ in $(seq 100); do
+		up=0
+		for port in $shim_port $shim_ttl_port; do
+			curl -sf -o /dev/null "http://127.0.0.1:$port/healthz" && up=$((up + 1))
+		done
+		[ "$up" = 2 ] && return 0
+		sleep 0.1
+	done
+	tail -20 "$work/shim.log"
+	return 1
+}
+
+# http_round N OPS: round 1's load through the shims.
+http_round() {
+	local r=$1 n=$2
+	begin_round "$r" load
+	load -r "$r" -n "$n" -L "$ttl" -T 90 -D http >"$work/load.out" 2>&1
+	local rc=$?
+	cat "$work/load.out"
+	check "round $r (http): every client ran to its end with expected outcomes only" 0 "$rc"
+	invariants "round $r (http): "
+}
+
+# http_crash_round N OPS: the same, kill -9 of both shims a few seconds in
+# (the database stays up), restart.  The clients wait for the shims; one
+# whose call was cut off (it may or may not have committed) comes back as
+# its second account (psk-load -R), so that the lost call stays the last
+# act of the first; their acknowledged reservations must all still be held.
+http_crash_round() {
+	local r=$1 n=$2 delay lost
+	begin_round "$r" crash
+	load -r "$r" -n "$n" -L "$ttl" -T 90 -D http -R >"$work/load.out" 2>&1 &
+	load_pid=$!
+	delay=$((2 + (seed + r) % 2))
+	sleep "$delay"
+	# shellcheck disable=SC2086
+	kill -9 $shim_pids
+	# shellcheck disable=SC2086
+	wait $shim_pids 2>/dev/null
+	echo "# round $r: kill -9 of the shims after $delay s"
+	sleep 0.5
+	if start_shims; then
+		ok "round $r (http): the shims restart after kill -9"
+	else
+		not_ok "round $r (http): the shims restart after kill -9" "see the shim log"
+	fi
+	wait "$load_pid"
+	local rc=$?
+	load_pid=
+	cat "$work/load.out"
+	check "round $r (http): clients came back and ran to their end with expected outcomes only" 0 "$rc"
+	lost=$(sed -n 's/.*clients that lost their connection: //p' "$work/load.out")
+	if [ "${lost:-0}" -gt 0 ]; then
+		ok "round $r (http): the crash cut off calls in flight ($lost clients)"
+	else
+		not_ok "round $r (http): the crash cut off calls in flight" "no client lost a call"
+	fi
+	invariants "round $r (http): "
+}
+
 started=$(date +%s)
 load_round 1 "$ops"
 janitor 1
@@ -195,6 +286,24 @@ janitor 2
 crash_round 3 all
 janitor 3
 load_round 4 $((ops / 3))
+janitor 4
+
+psql -XAtq -v ON_ERROR_STOP=1 -f scripts/shim-role.sql -c "
+	CREATE ROLE psk_shim_ttl LOGIN IN ROLE psk_shim;
+	ALTER ROLE psk_shim_ttl SET psk.reservation_ttl = $ttl;
+	ALTER ROLE psk_shim_ttl SET log_parameter_max_length = 0;
+	ALTER ROLE psk_shim_ttl SET log_parameter_max_length_on_error = 0" >/dev/null || exit 1
+if [ ! -x shim/psk-shim ]; then
+	not_ok "the shims start" "shim/psk-shim is not built (make shim)"
+	finish
+fi
+if start_shims; then ok "the shims start"; else not_ok "the shims start" "see the shim log"; finish; fi
+http_ops=$((ops / 5))
+http_round 5 "$http_ops"
+janitor 5
+http_crash_round 6 $((ops / 3))
+janitor 6
+echo "# shims killed and restarted: 1 (round 6)"
 
 echo "# $(ls "$work"/acks/*.tsv | wc -l) ack files, $(cat "$work"/acks/*.tsv | wc -l) acknowledgement lines"
 echo "# whole run: $(($(date +%s) - started)) s after setup; crashes survived: $(sql "SELECT count(*) FROM stress.rounds WHERE kind = 'crash'")"

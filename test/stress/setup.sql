@@ -9,15 +9,17 @@
 \set QUIET on
 SET client_min_messages = warning;
 
--- Accounts c01..cNN@stress.test and the janitor.
+-- Accounts c01..cNN@stress.test and the janitor; and c01b..cNNb, the
+-- second accounts a client of the HTTP crash round comes back as after
+-- the shim died under one of its calls (psk-load -R).
 SELECT count(*) AS accounts FROM (
     SELECT psk_create_user('admin@example.com',
                            CASE WHEN i <= :admins THEN 'Stress admins' ELSE 'Stress' END,
-                           format('c%s', lpad(i::text, 2, '0')),
-                           format('c%s@stress.test', lpad(i::text, 2, '0')),
+                           format('c%s%s', lpad(i::text, 2, '0'), b),
+                           format('c%s%s@stress.test', lpad(i::text, 2, '0'), b),
                            'Rdl@12345', i <= :admins,
                            CASE WHEN i > :admins THEN (ARRAY['OSV', 'HSV', 'COMMON'])[i % 3 + 1] END)
-      FROM generate_series(1, :clients - 1) i
+      FROM generate_series(1, :clients - 1) i, unnest(ARRAY['', 'b']) b
     UNION ALL
     SELECT psk_create_user('admin@example.com', 'Stress admins', 'janitor',
                            'janitor@stress.test', 'Rdl@12345', true)) s \gset
