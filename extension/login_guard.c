@@ -121,7 +121,7 @@ psk_guard_start(const char *email)
 		{
 			dsm_detach(guard->seg);
 			ereport(ERROR,
-					(errcode(ERRCODE_PSK_LOCKED_OUT),
+					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 					 errmsg("login refused: no background worker is free to guard it, try again later"),
 					 errhint("Raise max_worker_processes."),
 					 errhidestmt(true)));

@@ -423,9 +423,9 @@ login(Session *s, char *err, size_t errlen)
 	for (;;)
 	{
 		/*
-		 * 503: the shim has no database yet; 429: the login guard has no
-		 * worker free (a burst of logins, as after a restart).  Both say
-		 * "try again later".
+		 * 503: the shim has no database yet, or the login guard has no
+		 * worker free (a burst of logins, as after a restart); 429: locked
+		 * out.  All say "try again later".
 		 */
 		if (request(s, "POST", "/auth/login", body, false) &&
 			s->status != 503 && s->status != 429)
