@@ -48,8 +48,32 @@ if [ -n "$own_cluster" ]; then
 	export PSK_HTTP_SERVER_LOG=$own_cluster/server.log
 fi
 export PGDATABASE=psk_http
-psql -qX -d postgres -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS psk_http WITH (FORCE)" \
-	-c "DROP ROLE IF EXISTS psk_shim" -c "CREATE DATABASE psk_http" >/dev/null || exit 1
-psql -qX -f test/http/setup.sql >/dev/null || { echo "fixture failed"; exit 1; }
+# a fresh database for each script
+fresh_db() {
+	psql -qX -d postgres -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS psk_http WITH (FORCE)" \
+		-c "DROP ROLE IF EXISTS psk_shim" -c "CREATE DATABASE psk_http" >/dev/null &&
+		psql -qX -f test/http/setup.sql >/dev/null
+}
 
-PSK_HTTP_WORK=$work PSK_SHIM=shim/psk-shim python3 test/http/test_http.py
+# test_http.py: every endpoint; test_acl.py: who may call each of them.
+# Each prints "N passed, M failed" last; the sum is ours.
+passed=0
+failed=0
+for t in test_http test_acl; do
+	echo "== $t.py"
+	if ! fresh_db; then
+		echo "fixture failed"
+		failed=$((failed + 1))
+		continue
+	fi
+	PSK_HTTP_WORK=$work PSK_SHIM=shim/psk-shim python3 "test/http/$t.py" | tee "$work/$t.out"
+	rc=${PIPESTATUS[0]}
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$work/$t.out" | tail -1)
+	p=0 f=1
+	[ -n "$line" ] && p=${line%% *} && f=$(echo "$line" | cut -d' ' -f3)
+	[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+	passed=$((passed + p))
+	failed=$((failed + f))
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
