@@ -671,10 +671,15 @@ def main():
         jobs.append((i, kind, data))
     bad_mutations = []
 
+    silent = []
+
     def run(job):
         i, kind, data = job
         try:
-            return job, problems(send(data, timeout=8), "any", True)
+            answer = send(data, timeout=8)
+            if not answer.responses and not answer.rest:
+                silent.append((i, kind, data))
+            return job, problems(answer, "any", True)
         except Exception as e:      # noqa: BLE001
             return job, [f"{type(e).__name__}: {e}"]
 
@@ -683,6 +688,8 @@ def main():
         for (i, kind, data), bad in pool.map(run, jobs):
             if bad:
                 bad_mutations.append((i, kind, data, bad))
+    for i, kind, data in sorted(silent)[:8]:
+        print(f"# closed without an answer: mutation {i} ({kind}): {data[:160]!r}")
     for i, kind, data, bad in bad_mutations[:20]:
         print(f"# mutation {i} ({kind}): {'; '.join(bad)[:300]}\n#   request: {data[:300]!r}")
     ok(f"mutations: {N} answered well-formed, no 5xx (seed {SEED}, {time.time() - t0:.1f}s)",
