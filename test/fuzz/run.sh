@@ -125,4 +125,26 @@ no_internal() { ! grep -q " 500 \| 503 " "$work/shim.out" && ! grep -q "unexpect
 check "the access log has no 500 or 503" no_internal
 no_internal || grep -E " 500 | 503 |unexpected" "$work/shim.out" "$work/shim.err" | head -20
 
+# The decoding the shim does itself (form.c, json.c) under libFuzzer, when
+# clang has it: a bounded run from an empty corpus.
+fuzz_form() {
+	make -s -C shim fuzz >"$work/fuzz-build.out" 2>&1 || {
+		cat "$work/fuzz-build.out"
+		return 1
+	}
+	mkdir -p "$work/corpus"
+	(cd "$work" && "$OLDPWD/shim/psk-fuzz-form" -max_total_time="${PSK_FUZZ_SECONDS:-15}" \
+		-print_final_stats=1 corpus >"$work/fuzz-form.out" 2>&1)
+	local rc=$?
+	grep -E "^(stat::number_of_executed_units|Done)" "$work/fuzz-form.out" | sed 's/^/# /'
+	[ $rc -eq 0 ] || tail -40 "$work/fuzz-form.out"
+	return $rc
+}
+if echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' |
+	clang -x c -fsanitize=fuzzer -o "$work/probe" - >/dev/null 2>&1; then
+	check "libFuzzer: form.c and json.c (shim/psk-fuzz-form)" fuzz_form
+else
+	echo "ok - libFuzzer: form.c and json.c # SKIP clang with libFuzzer not installed"
+fi
+
 finish
