@@ -13,7 +13,7 @@ PGFILEDESC  = "psk - code reservation engine"
 
 # The install script is assembled from one file per concern, in name order.
 DATA_built  = extension/psk--0.1.0.sql
-EXTRA_CLEAN = extension/psk--0.1.0.sql shim/psk-shim shim/*.o
+EXTRA_CLEAN = extension/psk--0.1.0.sql shim/psk-shim shim/*.o shim/psk-shim-asan shim/psk-fuzz-form shim/asan
 
 REGRESS      = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --load-extension=pgcrypto --load-extension=psk

@@ -87,6 +87,20 @@ http_error_from_result(const PGresult *res)
 	}
 
 	/*
+	 * class 54, program limit exceeded: the request went past a limit of
+	 * the server, e.g. a JSON body nested deeper than the parser's stack
+	 * allows (54001).  The client's input, not a fault: say so, without the
+	 * server's hint about its settings.
+	 */
+	if (strncmp(state, "54", 2) == 0)
+	{
+		e.status = 400;
+		e.kind = "invalid_input";
+		e.message = "the request is too complex (too deeply nested or too large)";
+		return e;
+	}
+
+	/*
 	 * The database is going away, refuses more connections, or did not
 	 * answer within the statement timeout: unavailable, try again.
 	 */

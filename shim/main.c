@@ -20,6 +20,13 @@
 
 static h2o_globalconf_t globalconf;
 
+/*
+ * The threads, their loops and database pools live as long as the process;
+ * held here, not on main's stack, so that a leak checker finds them
+ * reachable at exit.
+ */
+static Worker *workers;
+
 /* HOST:PORT, [IPv6]:PORT or :PORT; returns a listening socket or exits */
 static int
 listen_on(const char *spec)
@@ -69,7 +76,6 @@ int
 main(int argc, char **argv)
 {
 	sigset_t	stop_signals;
-	Worker	   *workers;
 	int			listen_fd;
 	int			sig;
 

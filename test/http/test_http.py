@@ -374,6 +374,15 @@ def malformed_http_gets_json_400():
 
 
 @test
+def deeply_nested_json_is_400_not_500():
+    # PostgreSQL's JSON parser runs out of stack (SQLSTATE 54001): the
+    # client's input, so 400 invalid_input, never 500
+    for body in ("[" * 65000, '{"tester_name": ' + "[" * 30000 + "]" * 30000 + "}"):
+        expect_error(call("POST", "/users/reserve", raw=body, token=token("osv")), 400,
+                     "invalid_input")
+
+
+@test
 def token_is_checked_before_the_body():
     bad = "not-a-live-token"
     expect_error(call("POST", "/users/reserve", raw="{}", ctype="text/plain"), 401, "unauthorized")
