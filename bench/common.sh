@@ -63,7 +63,7 @@ bench_start() {
 # load_seconds to the time the codes and their countries took.
 bench_db() {
 	local db=$1 n=$2 t0 t1
-	psql -qX -d postgres -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null ||
+	psql -qX -d postgres -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null ||
 		die "cannot create database $db"
 	export PGDATABASE=$db
 	psql -qX -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" -c "CREATE EXTENSION psk CASCADE" >/dev/null &&
