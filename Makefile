@@ -46,3 +46,12 @@ test:
 .PHONY: test-stress
 test-stress:
 	bash scripts/test.sh stress
+
+# Benchmarks, not part of make test (README.md, "Benchmarks"): a throwaway
+# cluster each; results in bench/results/.
+.PHONY: bench bench-scale
+bench:
+	bash bench/bench.sh
+
+bench-scale:
+	bash bench/scale.sh

@@ -68,6 +68,9 @@ bench_db() {
 	export PGDATABASE=$db
 	psql -qX -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" -c "CREATE EXTENSION psk CASCADE" >/dev/null &&
 		psql -qX -v ON_ERROR_STOP=1 -f bench/load.sql >/dev/null || die "bench/load.sql failed"
+	# bench/sql_cycle.sql holds its codes as user id :client_id + 2
+	[ "$(psql -XAtc "SELECT id FROM psk.users WHERE email = 'bench1@example.com'")" = 2 ] ||
+		die "bench1@example.com is not user 2, as bench/sql_cycle.sql expects"
 	t0=$(date +%s.%N)
 	load_codes "$n"
 	t1=$(date +%s.%N)
