@@ -18,7 +18,7 @@
 #   PSK_BENCH_SHIM      extra psk-shim flags (e.g. "--pool 8")
 #   PSK_PGROOT          a private PostgreSQL tree (see README.md)
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 source scripts/lib.sh
 source bench/common.sh
 
@@ -27,7 +27,7 @@ clients=${PSK_BENCH_CLIENTS:-1 8 32}
 codes=${PSK_BENCH_CODES:-100000}
 shim_flags="--threads $ncpu --quiet ${PSK_BENCH_SHIM:-}"
 for c in $clients; do
-	[ "$c" -ge 1 ] && [ "$c" -le 64 ] 2>/dev/null || die "PSK_BENCH_CLIENTS: $c is not between 1 and 64"
+	[[ $c =~ ^[0-9]+$ ]] && ((c >= 1 && c <= 64)) || die "PSK_BENCH_CLIENTS: $c is not a number from 1 to 64"
 done
 
 need_pkg wrk wrk

@@ -20,7 +20,7 @@
 #   PSK_SOAK_INTERVAL   seconds per point of the graph (10)
 #   PSK_PGROOT          a private PostgreSQL tree (see README.md)
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 source scripts/lib.sh
 source bench/common.sh
 
@@ -31,8 +31,12 @@ soak_minutes=${PSK_SOAK_MINUTES:-10}
 soak_clients=${PSK_SOAK_CLIENTS:-8}
 soak_codes=${PSK_SOAK_CODES:-100000}
 interval=${PSK_SOAK_INTERVAL:-10}
-[ "$clients" -ge 1 ] && [ "$clients" -le 64 ] && [ "$soak_clients" -ge 1 ] && [ "$soak_clients" -le 64 ] ||
-	die "clients must be between 1 and 64 (one bench user each)"
+for v in $sizes "$clients" "$soak_clients" "$soak_minutes" "$soak_codes" "$interval"; do
+	[[ $v =~ ^[0-9]+$ ]] || die "'$v' is not a number"
+done
+((clients >= 1 && clients <= 64 && soak_clients >= 1 && soak_clients <= 64)) ||
+	die "clients: from 1 to 64 (one bench user each)"
+((interval >= 1)) || die "PSK_SOAK_INTERVAL: at least 1"
 
 [ "$soak_minutes" -gt 0 ] && need_pkg gnuplot gnuplot-nox
 bench_start
