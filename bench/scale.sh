@@ -172,6 +172,7 @@ if [ "$soak_minutes" -gt 0 ]; then
 		set xlabel "minutes"
 		set ylabel "cycles/s"
 		set y2label "dead tuples in psk.codes"
+		set xrange [0:*]
 		set yrange [0:*]
 		set y2range [0:*]
 		set ytics nomirror
