@@ -57,14 +57,25 @@ for i in $(seq "$maxc"); do
 	tokens+=("$t")
 done
 
-# wrk_run NAME SCRIPT CLIENTS SECONDS [ARGS...]: prints "OPS P50 P99 ERRORS".
+# wrk_run NAME SCRIPT CLIENTS SECONDS [ARGS...]: prints "OPS P50 P99 ERRORS
+# SHIM_US", the last the CPU time psk-shim spent per request, in µs.
+clk_tck=$(getconf CLK_TCK)
+shim_ticks() { awk '{print $14 + $15}' "/proc/$shim_pid/stat"; }
 wrk_run() {
-	local name=$1 script=$2 c=$3 s=$4
+	local name=$1 script=$2 c=$3 s=$4 before after
 	shift 4
 	psql -qX -c "VACUUM psk.codes, psk.audit_log, psk.code_countries" >/dev/null
+	before=$(shim_ticks)
 	wrk -t"$c" -c"$c" -d"${s}s" --latency -s "$script" "http://127.0.0.1:$httpport" \
 		-- "$@" "${tokens[@]:0:$c}" >"$work/$name-c$c.out" 2>&1
-	awk '/^RESULT/ {print $2, $3, $4, $5; found = 1} END {if (!found) print "0 - - 1"}' "$work/$name-c$c.out"
+	after=$(shim_ticks)
+	awk -v t=$((after - before)) -v hz="$clk_tck" '
+		/ requests in / {n = $1}
+		/^RESULT/ {r = $2 " " $3 " " $4 " " $5}
+		END {
+			if (r == "") r = "0 - - 1"
+			if (n > 0) printf "%s %.0f\n", r, t * 1e6 / hz / n; else print r, "-"
+		}' "$work/$name-c$c.out"
 }
 
 header="$(date -u '+%F %T UTC'), git $git_rev$git_dirty, nproc $ncpu, memory ${mem_gb} GB, $(uname -sr)"
@@ -111,12 +122,12 @@ report() {
 	echo
 	echo "$setup"
 	echo
-	echo "| run | clients | ops/s | p50 ms | p99 ms | errors |"
-	echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+	echo "| run | clients | ops/s | p50 ms | p99 ms | errors | shim CPU µs/request |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
 	for r in $runs; do
 		for c in $clients; do
 			set -- ${R[$r,$c]}
-			printf '| %-16s | %2s | %7s | %7s | %7s | %s |\n' "${label[$r]}" "$c" "$1" "$2" "$3" "$4"
+			printf '| %-16s | %2s | %7s | %7s | %7s | %s | %s |\n' "${label[$r]}" "$c" "$1" "$2" "$3" "$4" "${5:--}"
 		done
 	done
 	echo
@@ -132,7 +143,8 @@ report() {
 	echo "ops/s: statements (a), cycles of reserve + release (b, c, d), requests (e)."
 	echo "Latency: per transaction for pgbench (a whole cycle for b and c), per"
 	echo "HTTP request for wrk (half a cycle for d). errors: failed transactions or"
-	echo "aborted clients (pgbench), non-2xx answers and socket errors (wrk)."
+	echo "aborted clients (pgbench), non-2xx answers and socket errors (wrk). shim"
+	echo "CPU: user + system time of psk-shim during the run over its requests."
 }
 mkdir -p bench/results
 result=bench/results/bench-$stamp-$git_rev.md
