@@ -13,7 +13,9 @@ stamp=$(date -u +%Y-%m-%dT%H%MZ)
 
 work=
 shim_pid=
+bench_pid= # a pgbench in the background (the soak)
 bench_cleanup() {
+	[ -n "$bench_pid" ] && kill "$bench_pid" 2>/dev/null
 	if [ -n "$shim_pid" ]; then
 		kill "$shim_pid" 2>/dev/null && wait "$shim_pid" 2>/dev/null
 		shim_pid=

@@ -116,7 +116,10 @@ if [ "$soak_minutes" -gt 0 ]; then
 		echo "$(($(date +%s) - t0)) $(psql -XAt -F' ' -c "$stats_sql")" >>"$work/samples"
 		sleep "$interval"
 	done
-	wait "$bench_pid" || { tail -5 "$work/soak.out"; die "the soak's pgbench failed"; }
+	wait "$bench_pid"
+	rc=$?
+	bench_pid=
+	[ "$rc" = 0 ] || { tail -5 "$work/soak.out"; die "the soak's pgbench failed"; }
 	sleep 1 # the backends' last statistics
 	end_stats=$(psql -XAt -F' ' -c "$stats_sql")
 	tps=$(awk '/^tps = / {printf "%.0f", $3}' "$work/soak.out")
