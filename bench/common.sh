@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # bench/common.sh: what bench/bench.sh and bench/scale.sh share.  Source it
 # from the top of the repository after scripts/lib.sh.
 #
@@ -6,7 +7,7 @@
 
 bench_pg_settings="-c shared_buffers=1GB -c max_connections=100 -c max_wal_size=8GB -c checkpoint_timeout=30min -c synchronous_commit=on"
 ncpu=$(nproc)
-mem_gb=$(free -g | awk '/^Mem:/ {print $2}')
+mem_gb=$(free -m | awk '/^Mem:/ {printf "%.1f", $2 / 1024}')
 git_rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git_dirty=$(git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo "+dirty" || true)
 stamp=$(date -u +%Y-%m-%dT%H%MZ)
@@ -127,11 +128,3 @@ pg_run() {
 			}'
 	rm -f "$out.log".*
 }
-
-# sizes_sql: one row per relation of interest (name, size, n_live_tup, n_dead_tup).
-sizes_sql="SELECT r, pg_size_pretty(pg_relation_size(r::regclass)),
-       pg_relation_size(r::regclass)
-  FROM unnest(ARRAY['psk.codes', 'psk.codes_pkey', 'psk.codes_code_key', 'psk.codes_free_lru_idx',
-                    'psk.codes_holder_idx', 'psk.codes_expires_idx',
-                    'psk.code_countries', 'psk.code_countries_pkey', 'psk.code_countries_country_idx',
-                    'psk.audit_log']) r"
