@@ -5,6 +5,9 @@
 #   make run        build, install, start a local cluster in ./.psk and the shim
 #   make stop       stop whatever `make run` left running
 #   make test       install what is missing, build, run every test
+#   make test-stress only the concurrency and crash suite
+#   make bench      throughput and latency, psk against plain SQL and HTTP
+#   make bench-scale  pools of 100k, 1M and 10M codes, and a churn soak
 
 EXTENSION   = psk
 MODULE_big  = psk
@@ -29,7 +32,7 @@ ifneq ($(wildcard shim/Makefile),)
 all: shim
 endif
 
-.PHONY: shim run stop test bench
+.PHONY: shim run stop test
 shim:
 	$(MAKE) -C shim PG_CONFIG=$(PG_CONFIG)
 
@@ -46,3 +49,12 @@ test:
 .PHONY: test-stress
 test-stress:
 	bash scripts/test.sh stress
+
+# Benchmarks, not part of make test (README.md, "Benchmarks"): a throwaway
+# cluster each; results in bench/results/.
+.PHONY: bench bench-scale
+bench:
+	bash bench/bench.sh
+
+bench-scale:
+	bash bench/scale.sh

@@ -1,48 +1,58 @@
 -- wrk script: reserve + release cycles over HTTP.
---   wrk -t2 -c32 -d15s --latency -s bench/http_cycle.lua http://HOST:PORT -- TOKEN...
--- bench/run.sh logs in once per connection beforehand (wrk's Lua cannot
--- make a request of its own) and passes the tokens; each request takes the
--- next token.  A reserve answer queues its code; the next request releases
--- a queued code, else reserves one: the requests alternate.
+--   wrk -tN -cN -d10s --latency -s bench/http_cycle.lua http://HOST:PORT -- TOKEN1 .. TOKENN
+-- One connection per thread (-t = -c), so a thread is a connection: it takes
+-- its own token (bench/bench.sh logs in bench1..benchN once each before wrk
+-- starts; wrk's Lua cannot make a request of its own), and its requests and
+-- answers strictly alternate.  A reserve answer queues its code; the next
+-- request releases it, else reserves one.  One cycle = two requests.
 
-local tokens = {}
-local next_token = 0
-local queued = {}
-local errors = 0
+local threads = 0
+
+function setup(thread)
+	threads = threads + 1
+	thread:set("id", threads)
+end
+
+local token
+local held
+local status_errors = 0
 
 function init(args)
-	for _, t in ipairs(args) do
-		tokens[#tokens + 1] = t
+	token = args[id]
+	if not token then
+		error("no token for connection " .. id .. ": pass one per connection")
 	end
 end
 
-local function auth()
-	next_token = next_token % #tokens + 1
-	return {["Authorization"] = "Bearer " .. tokens[next_token],
+local function headers()
+	return {["Authorization"] = "Bearer " .. token,
 	        ["Content-Type"] = "application/json"}
 end
 
 function request()
-	local code = table.remove(queued)
-	if code then
-		return wrk.format("POST", "/users/release", auth(), '{"code": "' .. code .. '"}')
+	if held then
+		local code = held
+		held = nil
+		return wrk.format("POST", "/users/release", headers(), '{"code": "' .. code .. '"}')
 	end
-	return wrk.format("POST", "/users/reserve", auth(), '{"tester_name": "wrk"}')
+	return wrk.format("POST", "/users/reserve", headers(), '{"tester_name": "wrk"}')
 end
 
-function response(status, headers, body)
+function response(status, _, body)
 	if status ~= 200 then
-		errors = errors + 1
 		return
 	end
 	if body:find('"reservation_token"', 1, true) then
-		queued[#queued + 1] = body:match('"code"%s*:%s*"([^"]+)"')
+		held = body:match('"code"%s*:%s*"([^"]+)"')
 	end
 end
 
+-- One line for bench/bench.sh: cycles/s, p50 and p99 of a request (half a
+-- cycle) in ms, and the failed requests (non-2xx, socket errors).
 function done(summary, latency, requests)
-	io.write(string.format("cycles/s %.0f (requests/s %.0f), non-200 %d, p50 %.2f ms, p99 %.2f ms\n",
+	local e = summary.errors
+	io.write(string.format("RESULT %.0f %.3f %.3f %d\n",
 		summary.requests / 2 / (summary.duration / 1e6),
-		summary.requests / (summary.duration / 1e6),
-		summary.errors.status, latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+		latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+		e.status + e.connect + e.read + e.write + e.timeout))
 end

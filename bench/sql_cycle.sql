@@ -1,5 +1,7 @@
 -- Baseline: a hand-written reserve + release cycle in plain SQL, with the
 -- same row lock (FOR UPDATE SKIP LOCKED), update and audit insert psk does.
+-- pgbench client :client_id (from 0) is bench user :client_id + 1, of user
+-- id :client_id + 2 (bench/common.sh checks it), as in bench/psk_cycle.sql
 \set uid :client_id + 2
 WITH picked AS (
     SELECT id FROM psk.codes

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# make bench: what a reserve + release cycle costs, from the round-trip limit
+# of this machine up to the cycle over HTTP, on one throwaway cluster, back
+# to back, each run for a fixed time at each client count:
+#
+#   a  pgbench SELECT 1                         bench/select1.sql
+#   b  the cycle hand-written in SQL            bench/sql_cycle.sql
+#   c  the cycle through psk_reserve/release    bench/psk_cycle.sql
+#   d  the cycle over HTTP through psk-shim     bench/http_cycle.lua (wrk)
+#   e  GET /auth/me and GET /users/my           bench/http_get.lua (wrk)
+#
+# Prints one table (operations per second, p50 and p99 latency, and the
+# ratios c/b, d/c and d/a) and writes the same as Markdown to
+# bench/results/bench-DATE-REV.md.  Settings, from the environment:
+#   PSK_BENCH_SECONDS   seconds per run (10)
+#   PSK_BENCH_CLIENTS   client counts (1 8 32; at most 64)
+#   PSK_BENCH_CODES     codes in the pools (100000)
+#   PSK_BENCH_SHIM      extra psk-shim flags (e.g. "--pool 8")
+#   PSK_PGROOT          a private PostgreSQL tree (see README.md)
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+source scripts/lib.sh
+source bench/common.sh
+
+seconds=${PSK_BENCH_SECONDS:-10}
+clients=${PSK_BENCH_CLIENTS:-1 8 32}
+codes=${PSK_BENCH_CODES:-100000}
+shim_flags="--threads $ncpu --quiet ${PSK_BENCH_SHIM:-}"
+for c in $clients; do
+	[[ $c =~ ^[0-9]+$ ]] && ((c >= 1 && c <= 64)) || die "PSK_BENCH_CLIENTS: $c is not a number from 1 to 64"
+done
+
+need_pkg wrk wrk
+need_pkg curl curl
+bench_start
+bench_db psk_bench "$codes"
+echo "== $codes codes loaded in ${load_seconds}s"
+
+httpport=$(free_port)
+# shellcheck disable=SC2086
+shim/psk-shim --listen "127.0.0.1:$httpport" --db "host=127.0.0.1 port=$pgport dbname=psk_bench user=postgres" \
+	$shim_flags >"$work/shim.out" 2>"$work/shim.err" &
+shim_pid=$!
+for _ in $(seq 50); do
+	curl -sf "http://127.0.0.1:$httpport/healthz" >/dev/null && break
+	sleep 0.1
+done
+curl -sf "http://127.0.0.1:$httpport/healthz" >/dev/null || { cat "$work/shim.err"; die "psk-shim did not start"; }
+
+# One login per HTTP connection: connection i is bench user i.
+maxc=$(printf '%s\n' $clients | sort -n | tail -1)
+tokens=()
+for i in $(seq "$maxc"); do
+	t=$(curl -s -d "username=bench$i@example.com&password=Rdl@12345" "http://127.0.0.1:$httpport/auth/login" |
+		sed -n 's/.*"access_token" *: *"\([^"]*\)".*/\1/p')
+	[ -n "$t" ] || die "login of bench$i@example.com failed"
+	tokens+=("$t")
+done
+
+# wrk_run NAME SCRIPT CLIENTS SECONDS [ARGS...]: prints "OPS P50 P99 ERRORS
+# SHIM_US", the last the CPU time psk-shim spent per request, in µs.
+clk_tck=$(getconf CLK_TCK)
+shim_ticks() { awk '{print $14 + $15}' "/proc/$shim_pid/stat"; }
+wrk_run() {
+	local name=$1 script=$2 c=$3 s=$4 before after
+	shift 4
+	psql -qX -c "VACUUM psk.codes, psk.audit_log, psk.code_countries" >/dev/null
+	before=$(shim_ticks)
+	wrk -t"$c" -c"$c" -d"${s}s" --latency -s "$script" "http://127.0.0.1:$httpport" \
+		-- "$@" "${tokens[@]:0:$c}" >"$work/$name-c$c.out" 2>&1
+	after=$(shim_ticks)
+	awk -v t=$((after - before)) -v hz="$clk_tck" '
+		/ requests in / {n = $1}
+		/^RESULT/ {r = $2 " " $3 " " $4 " " $5}
+		END {
+			if (r == "") r = "0 - - 1"
+			if (n > 0) printf "%s %.0f\n", r, t * 1e6 / hz / n; else print r, "-"
+		}' "$work/$name-c$c.out"
+}
+
+header="$(date -u '+%F %T UTC'), git $git_rev$git_dirty, nproc $ncpu, memory ${mem_gb} GB, $(uname -sr)"
+setup="PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') $bench_pg_settings; $codes codes (OSV half, HSV and COMMON a quarter each); ${seconds}s per run; pgbench -M prepared, -j min(clients, $ncpu); wrk one thread per connection; psk-shim $shim_flags"
+echo "== $header"
+echo "== $setup"
+
+declare -A R # R[run,clients] = "OPS P50 P99 ERRORS"
+runs="a b c d e1 e2"
+declare -A label=(
+	[a]="a: SELECT 1"
+	[b]="b: SQL cycle"
+	[c]="c: psk cycle"
+	[d]="d: HTTP cycle"
+	[e1]="e: GET /auth/me"
+	[e2]="e: GET /users/my"
+)
+for c in $clients; do
+	R[a,$c]=$(pg_run select1 bench/select1.sql "$c" "$seconds")
+	echo "   ${label[a]}, $c clients: ${R[a,$c]}"
+	R[b,$c]=$(pg_run sql_cycle bench/sql_cycle.sql "$c" "$seconds")
+	echo "   ${label[b]}, $c clients: ${R[b,$c]}"
+	R[c,$c]=$(pg_run psk_cycle bench/psk_cycle.sql "$c" "$seconds")
+	echo "   ${label[c]}, $c clients: ${R[c,$c]}"
+	R[d,$c]=$(wrk_run http_cycle bench/http_cycle.lua "$c" "$seconds")
+	echo "   ${label[d]}, $c clients: ${R[d,$c]}"
+done
+# GET /users/my lists what the user holds: two codes each, as a tester would.
+psql -qX -c "SELECT count(*) FROM generate_series(1, 64) i, generate_series(1, 2),
+                    LATERAL psk_reserve('bench' || i || '@example.com', 'bench')" >/dev/null
+for c in $clients; do
+	R[e1,$c]=$(wrk_run auth_me bench/http_get.lua "$c" "$seconds" /auth/me)
+	echo "   ${label[e1]}, $c clients: ${R[e1,$c]}"
+	R[e2,$c]=$(wrk_run users_my bench/http_get.lua "$c" "$seconds" /users/my)
+	echo "   ${label[e2]}, $c clients: ${R[e2,$c]}"
+done
+
+ops() { set -- ${R[$1,$2]}; echo "$1"; }
+ratio() { awk -v x="$1" -v y="$2" 'BEGIN {if (y > 0) printf "%.2f", x / y; else print "-"}'; }
+report() {
+	echo "# make bench, $stamp"
+	echo
+	echo "$header"
+	echo
+	echo "$setup"
+	echo
+	echo "| run | clients | ops/s | p50 ms | p99 ms | errors | shim CPU µs/request |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+	for r in $runs; do
+		for c in $clients; do
+			set -- ${R[$r,$c]}
+			printf '| %-16s | %2s | %7s | %7s | %7s | %s | %s |\n' "${label[$r]}" "$c" "$1" "$2" "$3" "$4" "${5:--}"
+		done
+	done
+	echo
+	echo "| clients | c/b | d/c | d/a |"
+	echo "| ---: | ---: | ---: | ---: |"
+	for c in $clients; do
+		printf '| %2s | %s | %s | %s |\n' "$c" \
+			"$(ratio "$(ops c "$c")" "$(ops b "$c")")" \
+			"$(ratio "$(ops d "$c")" "$(ops c "$c")")" \
+			"$(ratio "$(ops d "$c")" "$(ops a "$c")")"
+	done
+	echo
+	echo "ops/s: statements (a), cycles of reserve + release (b, c, d), requests (e)."
+	echo "Latency: per transaction for pgbench (a whole cycle for b and c), per"
+	echo "HTTP request for wrk (half a cycle for d). errors: failed transactions or"
+	echo "aborted clients (pgbench), non-2xx answers and socket errors (wrk). shim"
+	echo "CPU: user + system time of psk-shim during the run over its requests."
+}
+mkdir -p bench/results
+result=bench/results/bench-$stamp-$git_rev.md
+report | tee "$result"
+echo
+echo "written to $result"

@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# make bench-scale: does the cycle hold as the pools grow and as they churn?
+#
+# 1. Size: cycle (c) of bench/bench.sh (psk_reserve + psk_release, pgbench
+#    -M prepared) on pools of 100k, 1M and 10M codes, each loaded with COPY
+#    into a fresh database: ops/s, p50, p99, the ratio to the smallest pool,
+#    the load time and the table and index sizes.
+# 2. Soak: cycle (c) for PSK_SOAK_MINUTES without a pause: ops/s per minute,
+#    dead tuples and index sizes at the start and the end, and ops/s over
+#    time drawn as a PNG (gnuplot) next to the Markdown.
+#
+# Writes bench/results/scale-DATE-REV.md (and soak-DATE-REV.png).  Settings:
+#   PSK_SCALE_SIZES     pool sizes (100000 1000000 10000000; drop the last
+#                       to skip the 10M load, a few minutes on 2 cores)
+#   PSK_SCALE_CLIENTS   clients of the size runs (8)
+#   PSK_BENCH_SECONDS   seconds per size run (10)
+#   PSK_SOAK_MINUTES    length of the soak (10; 1 for a quick try; 0: none)
+#   PSK_SOAK_CLIENTS    clients of the soak (8)
+#   PSK_SOAK_CODES      pool size of the soak (100000)
+#   PSK_SOAK_INTERVAL   seconds per point of the graph (10)
+#   PSK_PGROOT          a private PostgreSQL tree (see README.md)
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+source scripts/lib.sh
+source bench/common.sh
+
+sizes=${PSK_SCALE_SIZES-100000 1000000 10000000}
+clients=${PSK_SCALE_CLIENTS:-8}
+seconds=${PSK_BENCH_SECONDS:-10}
+soak_minutes=${PSK_SOAK_MINUTES:-10}
+soak_clients=${PSK_SOAK_CLIENTS:-8}
+soak_codes=${PSK_SOAK_CODES:-100000}
+interval=${PSK_SOAK_INTERVAL:-10}
+for v in $sizes "$clients" "$soak_clients" "$soak_minutes" "$soak_codes" "$interval"; do
+	[[ $v =~ ^[0-9]+$ ]] || die "'$v' is not a number"
+done
+((clients >= 1 && clients <= 64 && soak_clients >= 1 && soak_clients <= 64)) ||
+	die "clients: from 1 to 64 (one bench user each)"
+((interval >= 1)) || die "PSK_SOAK_INTERVAL: at least 1"
+
+[ "$soak_minutes" -gt 0 ] && need_pkg gnuplot gnuplot-nox
+bench_start
+
+header="$(date -u '+%F %T UTC'), git $git_rev$git_dirty, nproc $ncpu, memory ${mem_gb} GB, $(uname -sr)"
+setup="PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') $bench_pg_settings; cycle (c), bench/psk_cycle.sql, pgbench -M prepared"
+echo "== $header"
+echo "== $setup"
+mkdir -p bench/results
+result=bench/results/scale-$stamp-$git_rev.md
+png=soak-$stamp-$git_rev.png
+written=$result
+out=$work/report.md
+{
+	echo "# make bench-scale, $stamp"
+	echo
+	echo "$header"
+	echo
+	echo "$setup"
+} >"$out"
+
+# The sizes of one database: table and indexes of psk.codes, the free-code
+# index alone (the one every reserve reads), the country links, the audit log.
+sizes_row() {
+	psql -XAt -F' | ' -c "SELECT pg_size_pretty(pg_relation_size('psk.codes')),
+		pg_size_pretty(pg_indexes_size('psk.codes')),
+		pg_size_pretty(pg_relation_size('psk.codes_free_lru_idx')),
+		pg_size_pretty(pg_total_relation_size('psk.code_countries')),
+		pg_size_pretty(pg_total_relation_size('psk.audit_log'))"
+}
+
+# 1. Size
+if [ -n "$sizes" ]; then
+	{
+		echo
+		echo "## Pool size: cycle (c) at $clients clients, ${seconds}s per run"
+		echo
+		echo "| codes | load s | ops/s | p50 ms | p99 ms | errors | ops/s ÷ first | codes table | codes indexes | free-code index | country links | audit log |"
+		echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+	} >>"$out"
+	first=
+	for n in $sizes; do
+		echo "== $n codes: loading"
+		bench_db psk_scale "$n"
+		echo "   loaded in ${load_seconds}s; cycle (c) at $clients clients for ${seconds}s"
+		sz=$(sizes_row)
+		set -- $(pg_run psk_cycle bench/psk_cycle.sql "$clients" "$seconds")
+		first=${first:-$1}
+		rel=$(awk -v x="$1" -v y="$first" 'BEGIN {if (y > 0) printf "%.2f", x / y; else print "-"}')
+		echo "   $1 ops/s, p50 $2 ms, p99 $3 ms, errors $4, ratio to the first $rel; sizes: $sz"
+		echo "| $n | $load_seconds | $1 | $2 | $3 | $4 | $rel | $sz |" >>"$out"
+		export PGDATABASE=postgres
+		psql -qX -c "DROP DATABASE psk_scale" >/dev/null
+	done
+	echo >>"$out"
+	echo "Sizes after the load, before the run. Load: COPY of the codes and one INSERT ... SELECT of their country links (OSV and HSV codes, half and a quarter of the pool)." >>"$out"
+fi
+
+# 2. Soak
+if [ "$soak_minutes" -gt 0 ]; then
+	secs=$((soak_minutes * 60))
+	echo "== soak: $soak_codes codes, cycle (c) at $soak_clients clients for $soak_minutes min"
+	bench_db psk_soak "$soak_codes"
+	# stats: the dead tuples of psk.codes and the sizes that churn
+	stats_sql="SELECT n_dead_tup, n_live_tup, pg_relation_size('psk.codes'),
+		pg_indexes_size('psk.codes'), pg_relation_size('psk.codes_free_lru_idx'),
+		pg_total_relation_size('psk.audit_log'), autovacuum_count
+		FROM pg_stat_user_tables WHERE relid = 'psk.codes'::regclass"
+	start_stats=$(psql -XAt -F' ' -c "$stats_sql")
+	t0=$(date +%s)
+	"$PGBIN/pgbench" -n -M prepared -c "$soak_clients" -j 1 -T "$secs" \
+		-l --aggregate-interval="$interval" --log-prefix="$work/soak" \
+		-f bench/psk_cycle.sql >"$work/soak.out" 2>&1 &
+	bench_pid=$!
+	# a sample of the dead tuples every interval, while pgbench runs
+	while kill -0 "$bench_pid" 2>/dev/null; do
+		echo "$(($(date +%s) - t0)) $(psql -XAt -F' ' -c "$stats_sql")" >>"$work/samples"
+		sleep "$interval"
+	done
+	wait "$bench_pid"
+	rc=$?
+	bench_pid=
+	[ "$rc" = 0 ] || { tail -5 "$work/soak.out"; die "the soak's pgbench failed"; }
+	sleep 1 # the backends' last statistics
+	end_stats=$(psql -XAt -F' ' -c "$stats_sql")
+	tps=$(awk '/^tps = / {printf "%.0f", $3}' "$work/soak.out")
+	errs=$(awk '/number of failed transactions/ {f = $5} /aborted/ {a++} END {print f + a}' "$work/soak.out")
+
+	# ops/s per interval: the aggregate log's intervals (from every pgbench
+	# thread) counted from the first, the partial last one left out
+	cat "$work"/soak.* 2>/dev/null | awk '$1 ~ /^[0-9]+$/ {print $1, $2}' | sort -n |
+		awk -v iv="$interval" -v secs="$secs" '
+			NR == 1 {s = $1}
+			{k = int(($1 - s) / iv); n[k] += $2; if (k > m) m = k}
+			END {for (k = 0; k <= m; k++) if ((k + 1) * iv <= secs) printf "%.3f %.0f\n", (k + 1) * iv / 60, n[k] / iv}' \
+		>"$work/points"
+	# the dead tuples at each point: the last sample taken by then
+	awk 'NR == FNR {t[NR] = $1; d[NR] = $2; ns = NR; next}
+		{x = $1 * 60; v = d[1]; for (i = 1; i <= ns; i++) if (t[i] <= x) v = d[i]; print $1, $2, v}' \
+		"$work/samples" "$work/points" >"$work/plot.dat"
+
+	set -- $start_stats
+	s_dead=$1 s_live=$2 s_tab=$3 s_idx=$4 s_free=$5 s_audit=$6 s_av=$7
+	set -- $end_stats
+	mb() { awk -v b="$1" 'BEGIN {printf "%.1f MB", b / 1048576}'; }
+	{
+		echo
+		echo "## Soak: cycle (c) at $soak_clients clients for $soak_minutes min, $soak_codes codes"
+		echo
+		echo "$tps ops/s over the whole soak, errors $errs."
+		echo
+		echo "| minute | ops/s |"
+		echo "| ---: | ---: |"
+		awk -v iv="$interval" '{m = int(($1 * 60 - 0.001) / 60) + 1; n[m] += $2 * iv; c[m] += iv; if (m > mx) mx = m}
+			END {for (m = 1; m <= mx; m++) if (c[m] > 0) printf "| %d | %.0f |\n", m, n[m] / c[m]}' "$work/points"
+		echo
+		echo "| psk.codes | start | end |"
+		echo "| --- | ---: | ---: |"
+		echo "| dead tuples | $s_dead | $1 |"
+		echo "| live tuples | $s_live | $2 |"
+		echo "| table | $(mb "$s_tab") | $(mb "$3") |"
+		echo "| indexes | $(mb "$s_idx") | $(mb "$4") |"
+		echo "| free-code index | $(mb "$s_free") | $(mb "$5") |"
+		echo "| audit log (with indexes) | $(mb "$s_audit") | $(mb "$6") |"
+		echo "| autovacuums of psk.codes | $s_av | $7 |"
+		echo
+		echo "![ops/s over time]($png)"
+		echo
+		echo "One point per ${interval}s: ops/s (left axis) and the dead tuples of psk.codes (right axis)."
+	} >>"$out"
+
+	gnuplot <<-EOF && written="$written and bench/results/$png" || echo "gnuplot failed: no PNG" >&2
+		set terminal pngcairo size 900,450 noenhanced
+		set output "bench/results/$png"
+		set title "psk cycle (c), $soak_clients clients, $soak_codes codes, git $git_rev, $stamp"
+		set xlabel "minutes"
+		set ylabel "cycles/s"
+		set y2label "dead tuples in psk.codes"
+		set xrange [0:*]
+		set yrange [0:*]
+		set y2range [0:*]
+		set ytics nomirror
+		set y2tics
+		set key bottom right
+		set grid
+		plot "$work/plot.dat" using 1:2 with linespoints title "cycles/s" axes x1y1, \
+		     "$work/plot.dat" using 1:3 with lines title "dead tuples" axes x1y2
+	EOF
+fi
+
+cp "$out" "$result"
+cat "$result"
+echo
+echo "written to $written"
