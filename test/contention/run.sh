@@ -11,25 +11,9 @@ source scripts/lib.sh
 
 clients=${PSK_CONTENTION_CLIENTS:-32}
 seconds=${PSK_CONTENTION_SECONDS:-8}
-work=$(mktemp -d /tmp/psk-contention.XXXXXX)
-chmod 755 "$work"
-port=$(free_port)
-trap 'cluster_stop "$work/data" immediate; rm -rf "$work"' EXIT
-trap 'exit 130' INT TERM
-export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=postgres
-
-passed=0
-failed=0
-check() { # check NAME EXPECTED ACTUAL
-	if [ "$2" = "$3" ]; then
-		passed=$((passed + 1))
-		echo "ok - $1"
-	else
-		failed=$((failed + 1))
-		echo "not ok - $1: expected '$2', got '$3'"
-	fi
-}
-sql() { psql -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
+source test/suite.sh
+suite_cluster contention
+export PGDATABASE=postgres
 
 cluster_init "$work/data" || exit 1
 cluster_start "$work/data" "$port" -c max_connections=100 || exit 1
@@ -58,5 +42,4 @@ check "one RESERVED and one RELEASED row per cycle" "$cycles $cycles" \
 check "nothing came from another pool" OSV \
 	"$(sql "SELECT string_agg(DISTINCT code_type, ',') FROM psk.audit_log WHERE action = 'RESERVED'")"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+suite_end

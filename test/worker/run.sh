@@ -7,25 +7,9 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
 
-work=$(mktemp -d /tmp/psk-worker.XXXXXX)
-chmod 755 "$work"
-port=$(free_port)
-trap 'cluster_stop "$work/data" immediate; rm -rf "$work"' EXIT
-trap 'exit 130' INT TERM
-export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=psk_worker
-
-passed=0
-failed=0
-check() { # check NAME EXPECTED ACTUAL
-	if [ "$2" = "$3" ]; then
-		passed=$((passed + 1))
-		echo "ok - $1"
-	else
-		failed=$((failed + 1))
-		echo "not ok - $1: expected '$2', got '$3'"
-	fi
-}
-sql() { psql -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
+source test/suite.sh
+suite_cluster worker
+export PGDATABASE=psk_worker
 
 cluster_init "$work/data" || exit 1
 cluster_start "$work/data" "$port" || exit 1
@@ -60,5 +44,4 @@ check "the worker in a database without psk is alive" 1 \
 	"$(sql "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'psk expiry worker' AND datname = 'postgres'")"
 check "no worker errors in the log" 0 "$(grep -c 'ERROR' "$work/data/server.log")"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+suite_end
