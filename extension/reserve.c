@@ -30,7 +30,8 @@ PG_FUNCTION_INFO_V1(psk_release);
  * plan (an ordered scan of the free-codes index) is right whatever LIMIT $2
  * is, so it is planned once and kept generic.
  *
- * Picking and reserving are two statements on purpose.  In one statement
+ * For several codes, picking and reserving are two statements on purpose
+ * (one code goes through reserve_one below).  In one statement
  * the UPDATE reads with the snapshot taken before the pick; when a picked
  * row had been reserved and released by others since, the UPDATE reaches
  * it through EvalPlanQual, which under load loses such rows (about 3% of
@@ -166,17 +167,24 @@ psk_explain_not_held(const char *code, int64 user_id)
 			 errmsg("code \"%s\" is held by another user", code)));
 }
 
-/*
- * psk_reserve(user_email, tester_name, country, code_type, how_many)
- */
+/* What one psk_reserve call asks for, the same for every pool it tries. */
+typedef struct ReserveRequest
+{
+	Datum		email;			/* lower-cased */
+	Datum		tester;
+	bool		no_country;
+	Datum		country_id;
+	Datum		country_name;
+	Datum		region_name;
+} ReserveRequest;
+
 /*
  * Pick and reserve up to how_many codes of pool (NULL: the user's own);
  * returns how many, and adds them to the function's result.
  */
 static uint64
-reserve_from(FunctionCallInfo fcinfo, const char *pool, int32 how_many,
-			 Datum email, Datum tester, Datum country_id, bool no_country,
-			 Datum country_name, Datum region_name)
+reserve_from(FunctionCallInfo fcinfo, const ReserveRequest *req,
+			 const char *pool, int32 how_many)
 {
 	Datum		pick[4];
 	bool		pick_nulls[4] = {0};
@@ -193,38 +201,38 @@ reserve_from(FunctionCallInfo fcinfo, const char *pool, int32 how_many,
 
 		one_nulls[0] = pool == NULL;
 		one[0] = pool ? CStringGetTextDatum(pool) : (Datum) 0;
-		one[1] = email;
-		one[2] = tester;
+		one[1] = req->email;
+		one[2] = req->tester;
 		one[3] = Int32GetDatum(psk_reservation_ttl);
-		one[4] = country_id;
-		one[5] = country_name;
-		one[6] = region_name;
-		one_nulls[4] = one_nulls[5] = one_nulls[6] = no_country;
+		one[4] = req->country_id;
+		one[5] = req->country_name;
+		one[6] = req->region_name;
+		one_nulls[4] = one_nulls[5] = one_nulls[6] = req->no_country;
 		got = psk_execute(&reserve_one, one, one_nulls, false);
-		if (got > 0)
-			psk_return_tuptable(fcinfo);
-		return got;
+	}
+	else
+	{
+		pick_nulls[0] = pool == NULL;
+		pick[0] = pool ? CStringGetTextDatum(pool) : (Datum) 0;
+		pick[1] = Int32GetDatum(how_many);
+		pick[2] = req->email;
+		pick[3] = req->country_id;
+		pick_nulls[3] = req->no_country;
+		psk_execute(&pick_free, pick, pick_nulls, false);
+		ids = DatumGetArrayTypeP(psk_result(0, 1, &isnull));
+		if (ArrayGetNItems(ARR_NDIM(ids), ARR_DIMS(ids)) == 0)
+			return 0;
+
+		values[0] = PointerGetDatum(ids);
+		values[1] = req->email;
+		values[2] = req->tester;
+		values[3] = Int32GetDatum(psk_reservation_ttl);
+		values[4] = req->country_name;
+		values[5] = req->region_name;
+		nulls[4] = nulls[5] = req->no_country;
+		got = psk_execute(&reserve_picked, values, nulls, false);
 	}
 
-	pick_nulls[0] = pool == NULL;
-	pick[0] = pool ? CStringGetTextDatum(pool) : (Datum) 0;
-	pick[1] = Int32GetDatum(how_many);
-	pick[2] = email;
-	pick[3] = country_id;
-	pick_nulls[3] = no_country;
-	psk_execute(&pick_free, pick, pick_nulls, false);
-	ids = DatumGetArrayTypeP(psk_result(0, 1, &isnull));
-	if (ArrayGetNItems(ARR_NDIM(ids), ARR_DIMS(ids)) == 0)
-		return 0;
-
-	values[0] = PointerGetDatum(ids);
-	values[1] = email;
-	values[2] = tester;
-	values[3] = Int32GetDatum(psk_reservation_ttl);
-	values[4] = country_name;
-	values[5] = region_name;
-	nulls[4] = nulls[5] = no_country;
-	got = psk_execute(&reserve_picked, values, nulls, false);
 	if (got > 0)
 		psk_return_tuptable(fcinfo);
 	return got;
@@ -241,11 +249,7 @@ psk_reserve(PG_FUNCTION_ARGS)
 	char	   *country = psk_text_arg(fcinfo, 2, "country", false, PSK_MAX_NAME_LEN);
 	const char *pool = psk_pool_name(psk_text_arg(fcinfo, 3, "code_type", false, PSK_MAX_NAME_LEN));
 	int32		how_many = psk_int_arg(fcinfo, 4, "how_many", 1, 1, PSK_MAX_HOW_MANY);
-	Datum		email_datum;
-	Datum		tester_datum;
-	Datum		country_id = (Datum) 0;
-	Datum		country_name = (Datum) 0;
-	Datum		region_name = (Datum) 0;
+	ReserveRequest req = {.no_country = true};
 	PskUser		user;
 	uint64		got;
 
@@ -260,16 +264,16 @@ psk_reserve(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_PSK_INVALID_INPUT),
 					 errmsg("unknown country \"%s\"", country)));
-		country_id = psk_result(0, 1, &isnull);
-		country_name = CStringGetTextDatum(psk_result_cstring(0, 2));
-		region_name = CStringGetTextDatum(psk_result_cstring(0, 3));
+		req.no_country = false;
+		req.country_id = psk_result(0, 1, &isnull);
+		req.country_name = CStringGetTextDatum(psk_result_cstring(0, 2));
+		req.region_name = CStringGetTextDatum(psk_result_cstring(0, 3));
 	}
-	email_datum = CStringGetTextDatum(psk_lower(email));
-	tester_datum = CStringGetTextDatum(tester);
+	req.email = CStringGetTextDatum(psk_lower(email));
+	req.tester = CStringGetTextDatum(tester);
 
 	/* The requested pool first: that is all when it can supply them all. */
-	got = reserve_from(fcinfo, pool, how_many, email_datum, tester_datum,
-					   country_id, country == NULL, country_name, region_name);
+	got = reserve_from(fcinfo, &req, pool, how_many);
 
 	if (got < (uint64) how_many)
 	{
@@ -280,9 +284,7 @@ psk_reserve(PG_FUNCTION_ARGS)
 
 		/* What the pool could not supply comes from COMMON. */
 		if (strcmp(pool, "COMMON") != 0)
-			got += reserve_from(fcinfo, "COMMON", how_many - (int32) got,
-								email_datum, tester_datum, country_id,
-								country == NULL, country_name, region_name);
+			got += reserve_from(fcinfo, &req, "COMMON", how_many - (int32) got);
 	}
 
 	/* All or none: the error rolls back what was taken. */
