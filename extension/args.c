@@ -25,9 +25,23 @@ psk_text_arg(FunctionCallInfo fcinfo, int argno, const char *name,
 			 bool required, int maxlen)
 {
 	text	   *arg;
-	char	   *value;
 
 	if (PG_ARGISNULL(argno))
+		return psk_check_text(NULL, name, required, maxlen);
+
+	arg = PG_GETARG_TEXT_PP(argno);
+	/* Refuse huge values before copying them. */
+	if (VARSIZE_ANY_EXHDR(arg) > (Size) maxlen * MAX_MULTIBYTE_CHAR_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_INVALID_INPUT),
+				 errmsg("%s is longer than %d characters", name, maxlen)));
+	return psk_check_text(text_to_cstring(arg), name, required, maxlen);
+}
+
+char *
+psk_check_text(char *value, const char *name, bool required, int maxlen)
+{
+	if (value == NULL)
 	{
 		if (required)
 			ereport(ERROR,
@@ -35,15 +49,9 @@ psk_text_arg(FunctionCallInfo fcinfo, int argno, const char *name,
 					 errmsg("%s is required", name)));
 		return NULL;
 	}
-
-	arg = PG_GETARG_TEXT_PP(argno);
 	/* Refuse huge values before counting characters one by one. */
-	if (VARSIZE_ANY_EXHDR(arg) > (Size) maxlen * MAX_MULTIBYTE_CHAR_LEN)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_INVALID_INPUT),
-				 errmsg("%s is longer than %d characters", name, maxlen)));
-	value = text_to_cstring(arg);
-	if (pg_mbstrlen(value) > maxlen)
+	if (strlen(value) > (Size) maxlen * MAX_MULTIBYTE_CHAR_LEN ||
+		pg_mbstrlen(value) > maxlen)
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_INVALID_INPUT),
 				 errmsg("%s is longer than %d characters", name, maxlen)));

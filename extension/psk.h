@@ -10,6 +10,8 @@
 
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
 
 /*
  * Error kinds of the contract (shared/spec/API.md), one SQLSTATE each.
@@ -78,6 +80,9 @@ extern char *psk_result_cstring(uint64 row, int col);
  */
 extern char *psk_text_arg(FunctionCallInfo fcinfo, int argno,
 						  const char *name, bool required, int maxlen);
+/* The same checks on a C string (NULL allowed), for callers without fcinfo. */
+extern char *psk_check_text(char *value, const char *name, bool required,
+							int maxlen);
 extern int32 psk_int_arg(FunctionCallInfo fcinfo, int argno, const char *name,
 						 int32 defval, int32 min, int32 max);
 /* lower() of the database's collation, e.g. for e-mails (stored lower-case). */
@@ -100,6 +105,38 @@ extern bool psk_find_user(const char *email, PskUser *user);
 extern void psk_require_user(const char *email, PskUser *user);
 /* An admin, or not_allowed. */
 extern void psk_require_admin(const char *email, PskUser *user);
+
+/*
+ * reserve.c: the work of psk_reserve and psk_release, for their SQL
+ * functions and for the HTTP layer.  Arguments must have passed
+ * psk_check_text / psk_pool_name (how_many: 1 to PSK_MAX_HOW_MANY); errors
+ * are raised as by the SQL functions.  Results are allocated in the
+ * caller's memory context.
+ */
+typedef struct PskReserved
+{
+	char	   *code;
+	const char *pool;
+	pg_uuid_t	token;
+	TimestampTz reserved_at;
+	TimestampTz expires_at;
+	bool		expires;		/* false: no expiry (psk.reservation_ttl 0) */
+} PskReserved;
+
+/* Reserve how_many codes into out[how_many], all or none. */
+extern void psk_reserve_codes(const char *email, const char *tester,
+							  const char *country, const char *pool,
+							  int how_many, PskReserved *out);
+
+typedef struct PskReleased
+{
+	char	   *code;
+	TimestampTz released_at;
+} PskReleased;
+
+extern void psk_release_code(const char *email, const char *code,
+							 const char *clearance, const char *note,
+							 PskReleased *out);
 
 /*
  * reserve.c: raise the error that explains why user_id could not act on a

@@ -13,6 +13,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 #include "utils/uuid.h"
 
 PG_FUNCTION_INFO_V1(psk_reserve);
@@ -178,13 +179,32 @@ typedef struct ReserveRequest
 	Datum		region_name;
 } ReserveRequest;
 
+/* Copy the rows of the last reserve statement to out[] (outside SPI). */
+static void
+collect_reserved(PskReserved *out)
+{
+	for (uint64 row = 0; row < SPI_processed; row++)
+	{
+		PskReserved *r = &out[row];
+		bool		isnull;
+
+		r->code = psk_result_cstring(row, 1);
+		r->pool = psk_pool_name(psk_result_cstring(row, 2));
+		memcpy(&r->token, DatumGetUUIDP(psk_result(row, 3, &isnull)),
+			   sizeof(pg_uuid_t));
+		r->reserved_at = DatumGetTimestampTz(psk_result(row, 4, &isnull));
+		r->expires_at = DatumGetTimestampTz(psk_result(row, 5, &isnull));
+		r->expires = !isnull;
+	}
+}
+
 /*
  * Pick and reserve up to how_many codes of pool (NULL: the user's own);
- * returns how many, and adds them to the function's result.
+ * returns how many, stored in out[].
  */
 static uint64
-reserve_from(FunctionCallInfo fcinfo, const ReserveRequest *req,
-			 const char *pool, int32 how_many)
+reserve_from(const ReserveRequest *req, const char *pool, int32 how_many,
+			 PskReserved *out)
 {
 	Datum		pick[4];
 	bool		pick_nulls[4] = {0};
@@ -233,26 +253,19 @@ reserve_from(FunctionCallInfo fcinfo, const ReserveRequest *req,
 		got = psk_execute(&reserve_picked, values, nulls, false);
 	}
 
-	if (got > 0)
-		psk_return_tuptable(fcinfo);
+	collect_reserved(out);
 	return got;
 }
 
-/*
- * psk_reserve(user_email, tester_name, country, code_type, how_many)
- */
-Datum
-psk_reserve(PG_FUNCTION_ARGS)
+void
+psk_reserve_codes(const char *email, const char *tester, const char *country,
+				  const char *pool, int how_many, PskReserved *out)
 {
-	char	   *email = psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
-	char	   *tester = psk_text_arg(fcinfo, 1, "tester_name", true, PSK_MAX_NAME_LEN);
-	char	   *country = psk_text_arg(fcinfo, 2, "country", false, PSK_MAX_NAME_LEN);
-	const char *pool = psk_pool_name(psk_text_arg(fcinfo, 3, "code_type", false, PSK_MAX_NAME_LEN));
-	int32		how_many = psk_int_arg(fcinfo, 4, "how_many", 1, 1, PSK_MAX_HOW_MANY);
 	ReserveRequest req = {.no_country = true};
 	PskUser		user;
 	uint64		got;
 
+	Assert(how_many >= 1 && how_many <= PSK_MAX_HOW_MANY);
 	SPI_connect();
 
 	if (country != NULL)
@@ -273,7 +286,7 @@ psk_reserve(PG_FUNCTION_ARGS)
 	req.tester = CStringGetTextDatum(tester);
 
 	/* The requested pool first: that is all when it can supply them all. */
-	got = reserve_from(fcinfo, &req, pool, how_many);
+	got = reserve_from(&req, pool, how_many, out);
 
 	if (got < (uint64) how_many)
 	{
@@ -284,7 +297,8 @@ psk_reserve(PG_FUNCTION_ARGS)
 
 		/* What the pool could not supply comes from COMMON. */
 		if (strcmp(pool, "COMMON") != 0)
-			got += reserve_from(fcinfo, &req, "COMMON", how_many - (int32) got);
+			got += reserve_from(&req, "COMMON", how_many - (int32) got,
+								out + got);
 	}
 
 	/* All or none: the error rolls back what was taken. */
@@ -297,6 +311,38 @@ psk_reserve(PG_FUNCTION_ARGS)
 						(unsigned long long) got, how_many, pool)));
 
 	SPI_finish();
+}
+
+/*
+ * psk_reserve(user_email, tester_name, country, code_type, how_many)
+ */
+Datum
+psk_reserve(PG_FUNCTION_ARGS)
+{
+	char	   *email = psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
+	char	   *tester = psk_text_arg(fcinfo, 1, "tester_name", true, PSK_MAX_NAME_LEN);
+	char	   *country = psk_text_arg(fcinfo, 2, "country", false, PSK_MAX_NAME_LEN);
+	const char *pool = psk_pool_name(psk_text_arg(fcinfo, 3, "code_type", false, PSK_MAX_NAME_LEN));
+	int32		how_many = psk_int_arg(fcinfo, 4, "how_many", 1, 1, PSK_MAX_HOW_MANY);
+	PskReserved *got = palloc(how_many * sizeof(PskReserved));
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	psk_reserve_codes(email, tester, country, pool, how_many, got);
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (int i = 0; i < how_many; i++)
+	{
+		Datum		values[5];
+		bool		nulls[5] = {0};
+
+		values[0] = CStringGetTextDatum(got[i].code);
+		values[1] = CStringGetTextDatum(got[i].pool);
+		values[2] = UUIDPGetDatum(&got[i].token);
+		values[3] = TimestampTzGetDatum(got[i].reserved_at);
+		values[4] = TimestampTzGetDatum(got[i].expires_at);
+		nulls[4] = !got[i].expires;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
 	return (Datum) 0;
 }
 
@@ -425,15 +471,13 @@ static PskQuery release_code = {
 	4, {TEXTOID, TEXTOID, TEXTOID, TEXTOID}, true
 };
 
-Datum
-psk_release(PG_FUNCTION_ARGS)
+void
+psk_release_code(const char *email, const char *code, const char *clearance,
+				 const char *note, PskReleased *out)
 {
-	char	   *email = psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
-	char	   *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
-	char	   *clearance = psk_text_arg(fcinfo, 2, "clearance_id", false, PSK_MAX_NAME_LEN);
-	char	   *note = psk_text_arg(fcinfo, 3, "note", false, PSK_MAX_TEXT_LEN);
 	Datum		values[4];
 	bool		nulls[4] = {0};
+	bool		isnull;
 
 	SPI_connect();
 
@@ -451,7 +495,28 @@ psk_release(PG_FUNCTION_ARGS)
 		psk_require_user(email, &user);
 		psk_explain_not_held(code, user.id);
 	}
-	psk_return_tuptable(fcinfo);
+	out->code = psk_result_cstring(0, 1);
+	out->released_at = DatumGetTimestampTz(psk_result(0, 2, &isnull));
 	SPI_finish();
+}
+
+Datum
+psk_release(PG_FUNCTION_ARGS)
+{
+	char	   *email = psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
+	char	   *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
+	char	   *clearance = psk_text_arg(fcinfo, 2, "clearance_id", false, PSK_MAX_NAME_LEN);
+	char	   *note = psk_text_arg(fcinfo, 3, "note", false, PSK_MAX_TEXT_LEN);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	PskReleased released;
+	Datum		values[2];
+	bool		nulls[2] = {0};
+
+	psk_release_code(email, code, clearance, note, &released);
+
+	InitMaterializedSRF(fcinfo, 0);
+	values[0] = CStringGetTextDatum(released.code);
+	values[1] = TimestampTzGetDatum(released.released_at);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;
 }
