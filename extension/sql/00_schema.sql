@@ -98,8 +98,15 @@ CREATE INDEX codes_holder_idx ON psk.codes (holder_id) WHERE holder_id IS NOT NU
 CREATE INDEX codes_expires_idx ON psk.codes (expires_at)
     WHERE status = 'RESERVED' AND expires_at IS NOT NULL;
 
--- Autovacuum early and often: every reservation leaves a dead tuple.
-ALTER TABLE psk.codes SET (autovacuum_vacuum_scale_factor = 0.02,
+-- Autovacuum early and often, whatever the table's size: every reservation
+-- and every release leaves a dead row version and a dead entry at the head
+-- of codes_free_lru_idx, which each reserve steps over until vacuum removes
+-- it.  A fixed threshold (no scale factor) and no cost delay keep that run
+-- short on a pool of 10M codes as on one of 10k.  (autovacuum_naptime, a
+-- server setting, bounds how soon a worker comes: see README, Settings.)
+ALTER TABLE psk.codes SET (autovacuum_vacuum_scale_factor = 0,
+                           autovacuum_vacuum_threshold = 5000,
+                           autovacuum_vacuum_cost_delay = 0,
                            autovacuum_analyze_scale_factor = 0.05);
 
 CREATE TABLE psk.code_countries (
