@@ -343,6 +343,8 @@ psk_http_release(PG_FUNCTION_ARGS)
 	char	   *clearance;
 	char	   *note;
 	char	   *email;
+	char	   *checked_code;
+	char	   *checked_clearance;
 	PskReleased released;
 	StringInfoData buf;
 
@@ -353,14 +355,17 @@ psk_http_release(PG_FUNCTION_ARGS)
 	note = http_text(b, "note");
 	http_require_user(&who);
 
-	/* psk_release's argument checks; the originals are kept for the reply */
+	/*
+	 * psk_release's argument checks, in its order (one statement each: C
+	 * leaves the order of a call's arguments open); the reply echoes the
+	 * values as sent.
+	 */
 	email = psk_check_text(who.email, "user_email", true, PSK_MAX_EMAIL_LEN);
-	psk_release_code(email,
-					 psk_check_text(code, "code", true, PSK_MAX_CODE_LEN),
-					 psk_check_text(clearance, "clearance_id", false,
-									PSK_MAX_NAME_LEN),
-					 psk_check_text(note, "note", false, PSK_MAX_TEXT_LEN),
-					 &released);
+	checked_code = psk_check_text(code, "code", true, PSK_MAX_CODE_LEN);
+	checked_clearance = psk_check_text(clearance, "clearance_id", false,
+									   PSK_MAX_NAME_LEN);
+	note = psk_check_text(note, "note", false, PSK_MAX_TEXT_LEN);
+	psk_release_code(email, checked_code, checked_clearance, note, &released);
 
 	initStringInfo(&buf);
 	appendStringInfoChar(&buf, '{');
@@ -425,7 +430,8 @@ psk_http_confirm(PG_FUNCTION_ARGS)
 	values[1] = code ? CStringGetTextDatum(code) : (Datum) 0;
 	nulls[2] = (token == NULL);
 	values[2] = token ? UUIDPGetDatum(token) : (Datum) 0;
-	psk_execute(&confirm_code, values, nulls, false);
+	if (psk_execute(&confirm_code, values, nulls, false) != 1)
+		elog(ERROR, "psk: psk_confirm returned no row");
 
 	appendStringInfoChar(&buf, '{');
 	json_text(&buf, "code", true, SPI_getvalue(SPI_tuptable->vals[0],

@@ -229,6 +229,9 @@ SELECT test.call('release', :'osv', '{"code": ""}');
 SELECT test.call('release', :'osv', format('{"code": "%s"}', repeat('X', 129)));
 SELECT test.call('release', :'osv', format('{"code": "OSV-2", "clearance_id": "%s"}', repeat('c', 129)));
 SELECT test.call('release', :'osv', format('{"code": "OSV-2", "note": "%s"}', repeat('n', 1001)));
+-- psk_release's order: code first, then clearance_id, then note
+SELECT test.call('release', :'osv', format('{"note": "%s", "clearance_id": "%s"}', repeat('n', 1001), repeat('c', 129)));
+SELECT test.call('release', :'osv', format('{"code": "OSV-2", "note": "%s", "clearance_id": "%s"}', repeat('n', 1001), repeat('c', 129)));
 SELECT test.call('release', :'osv', '{"code": "NOPE"}');
 -- someone else's code
 SELECT test.call('release', :'osv', '{"code": "HSV-1"}');
