@@ -4,10 +4,11 @@
  *		http_confirm, http_me and http_my_codes.
  *
  * The shim answers a request with one call of a route function (see
- * sql/60_http.sql, where the other routes are PL/pgSQL).  These five run on
- * every reservation cycle, so they are C: the session lookup and the engine
- * are called directly, the body is read as jsonb and the reply is written
- * as json_build_object and json_agg would write it, byte for byte.
+ * extension/sql/60_http.sql, where the other routes are PL/pgSQL).  These
+ * five run on every reservation cycle, so they are C: the session lookup
+ * and the engine are called directly, the body is read as jsonb and the
+ * reply is written as json_build_object and json_agg would write it, byte
+ * for byte.
  *
  * The checks run in the order of the PL/pgSQL routes: the token
  * (unauthorized), the body (22P02 when it is not JSON, invalid_input when
@@ -377,22 +378,22 @@ psk_http_release(PG_FUNCTION_ARGS)
 }
 
 /*
- * psk_confirm through SQL, in the schema the extension was created in
- * (psk_confirm has no C API).  The schema is looked up once per backend:
- * the extension is not relocatable, so it changes only when the extension
- * is dropped and created again elsewhere.
+ * psk_confirm through SQL (it has no C API, and reserve.c is left alone),
+ * in the schema the extension was created in.  The schema is looked up
+ * once per backend: the extension is not relocatable, so it changes only
+ * when the extension is dropped and created again in another schema, and
+ * then only backends that called this before fail (function not found)
+ * until they reconnect.
  */
 static PskQuery confirm_code = {
 	NULL, 3, {TEXTOID, TEXTOID, UUIDOID}
 };
 
-static PskQuery extension_schema = {
-	"SELECT pg_catalog.quote_ident(n.nspname)"
-	"  FROM pg_catalog.pg_extension e"
-	"  JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace"
-	" WHERE e.extname = 'psk'",
-	0, {InvalidOid}
-};
+#define EXTENSION_SCHEMA \
+	"SELECT pg_catalog.quote_ident(n.nspname)" \
+	"  FROM pg_catalog.pg_extension e" \
+	"  JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace" \
+	" WHERE e.extname = 'psk'"
 
 /*
  * psk.http_confirm: POST /users/confirm {code, reservation_token}
@@ -418,7 +419,8 @@ psk_http_confirm(PG_FUNCTION_ARGS)
 	SPI_connect();
 	if (confirm_code.sql == NULL)
 	{
-		if (psk_execute(&extension_schema, NULL, NULL, true) != 1)
+		if (SPI_execute(EXTENSION_SCHEMA, true, 0) != SPI_OK_SELECT ||
+			SPI_processed != 1)
 			elog(ERROR, "psk: extension psk is not installed");
 		confirm_code.sql =
 			MemoryContextStrdup(TopMemoryContext,
