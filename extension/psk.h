@@ -144,6 +144,28 @@ extern void psk_release_code(const char *email, const char *code,
  */
 extern void psk_explain_not_held(const char *code, int64 user_id);
 
+/*
+ * sessions.c: the user behind a live session token (NULL allowed), or
+ * unauthorized.  Strings are allocated in the caller's memory context.
+ */
+typedef struct PskSession
+{
+	int64		id;
+	char	   *user_name;
+	char	   *team_name;
+	char	   *email;
+	bool		is_admin;
+	char	   *pool;
+} PskSession;
+
+extern void psk_session_find(text *token, PskSession *session);
+
+/*
+ * readers.c: the codes user_id holds, as psk_my_codes lists them.  Run
+ * within the caller's SPI connection; the rows are left in SPI_tuptable.
+ */
+extern uint64 psk_select_my_codes(int64 user_id);
+
 /* expiry.c */
 extern uint64 psk_expire_overdue(void);
 

@@ -72,17 +72,23 @@ static PskQuery my_codes = {
 	1, {INT8OID}
 };
 
+uint64
+psk_select_my_codes(int64 user_id)
+{
+	Datum		arg = Int64GetDatum(user_id);
+
+	return psk_execute(&my_codes, &arg, NULL, true);
+}
+
 Datum
 psk_my_codes(PG_FUNCTION_ARGS)
 {
 	char	   *email = psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
 	PskUser		user;
-	Datum		arg;
 
 	SPI_connect();
 	psk_require_user(email, &user);
-	arg = Int64GetDatum(user.id);
-	psk_execute(&my_codes, &arg, NULL, true);
+	psk_select_my_codes(user.id);
 	psk_return_tuptable(fcinfo);
 	SPI_finish();
 	return (Datum) 0;

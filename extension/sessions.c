@@ -1,6 +1,7 @@
 /*
  * sessions.c
- *		Logging in and out: psk_login, psk_session_user and psk_logout.
+ *		Logging in and out: psk_login, psk_session_user and psk_logout, and
+ *		psk_session_find, the session lookup of the HTTP layer.
  *
  * A session token is 32 bytes from pg_strong_random, handed to the caller
  * once as base64url (43 characters, no padding).  psk.sessions keeps only
@@ -107,21 +108,23 @@ token_hash(const char *token, size_t len)
 }
 
 /*
- * The hash of the token argument, or false when it cannot be one of ours
- * (NULL, the wrong length or alphabet): such a token is simply unknown.
+ * The hash of a token, or false when it cannot be one of ours (NULL, the
+ * wrong length or alphabet): such a token is simply unknown.
  */
 static bool
-token_arg(FunctionCallInfo fcinfo, Datum *hash)
+token_text_hash(text *token, Datum *hash)
 {
-	text	   *token;
-
-	if (PG_ARGISNULL(0))
-		return false;
-	token = PG_GETARG_TEXT_PP(0);
-	if (!token_is_well_formed(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token)))
+	if (token == NULL ||
+		!token_is_well_formed(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token)))
 		return false;
 	*hash = token_hash(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token));
 	return true;
+}
+
+static bool
+token_arg(FunctionCallInfo fcinfo, Datum *hash)
+{
+	return token_text_hash(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0), hash);
 }
 
 /*
@@ -319,23 +322,54 @@ static PskQuery find_session = {
 };
 
 /*
- * psk_session_user(access_token): unknown, malformed, expired and revoked
- * tokens are all unauthorized, with one message.
+ * The user of a live session (token may be NULL): unknown, malformed,
+ * expired and revoked tokens are all unauthorized, with one message.
  */
-Datum
-psk_session_user(PG_FUNCTION_ARGS)
+void
+psk_session_find(text *token, PskSession *session)
 {
 	Datum		hash;
+	bool		isnull;
 
 	SPI_connect();
-	if (!token_arg(fcinfo, &hash) ||
+	if (!token_text_hash(token, &hash) ||
 		psk_execute(&find_session, &hash, NULL, true) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_UNAUTHORIZED),
 				 errmsg("invalid or expired session token"),
 				 errhidestmt(true)));
-	psk_return_tuptable(fcinfo);
+	/* every column is NOT NULL */
+	session->id = DatumGetInt64(psk_result(0, 1, &isnull));
+	session->user_name = psk_result_cstring(0, 2);
+	session->team_name = psk_result_cstring(0, 3);
+	session->email = psk_result_cstring(0, 4);
+	session->is_admin = DatumGetBool(psk_result(0, 5, &isnull));
+	session->pool = psk_result_cstring(0, 6);
 	SPI_finish();
+}
+
+/*
+ * psk_session_user(access_token)
+ */
+Datum
+psk_session_user(PG_FUNCTION_ARGS)
+{
+	PskSession	session;
+	ReturnSetInfo *rsinfo;
+	Datum		values[6];
+	bool		nulls[6] = {0};
+
+	psk_session_find(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0), &session);
+
+	InitMaterializedSRF(fcinfo, 0);
+	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	values[0] = Int64GetDatum(session.id);
+	values[1] = CStringGetTextDatum(session.user_name);
+	values[2] = CStringGetTextDatum(session.team_name);
+	values[3] = CStringGetTextDatum(session.email);
+	values[4] = BoolGetDatum(session.is_admin);
+	values[5] = CStringGetTextDatum(session.pool);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;
 }
 

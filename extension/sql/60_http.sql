@@ -13,6 +13,10 @@
 -- Checks run in the contract's order: token (unauthorized), body
 -- (invalid_input), then role and rules (not_allowed, ...).
 --
+-- The hot routes, run on every reservation cycle (/auth/me, /users/reserve,
+-- /users/confirm, /users/release, /users/my), are C (http.c), with the same
+-- checks and replies as the helpers below give the others.
+--
 -- The helpers below are called only by the route functions, which pin
 -- search_path (SECURITY DEFINER, SET search_path) and are the only ones the
 -- shim's role may execute.  The helpers name everything schema-qualified or
@@ -253,23 +257,9 @@ $$;
 
 -- GET or POST /auth/me
 CREATE FUNCTION psk.http_me(token text, body text, query jsonb) RETURNS json
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-    reply json;
-BEGIN
-    SELECT json_build_object('id', s.id, 'user_name', s.user_name, 'team_name', s.team_name,
-                             'contact_email', s.contact_email, 'is_admin', s.is_admin,
-                             'pool', s.pool)
-      INTO reply
-      FROM @extschema@.psk_session_user(token) s;
-    IF reply IS NULL THEN
-        RAISE EXCEPTION 'invalid or expired session token' USING ERRCODE = 'PK008';
-    END IF;
-    RETURN reply;
-END
-$$;
+AS 'MODULE_PATHNAME', 'psk_http_me'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 
 -- POST /auth/logout
 CREATE FUNCTION psk.http_logout(token text, body text, query jsonb) RETURNS json
@@ -286,80 +276,21 @@ $$;
 
 -- POST /users/reserve {tester_name, country?, code_type?, how_many?}
 CREATE FUNCTION psk.http_reserve(token text, body text, query jsonb) RETURNS json
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-    who psk.http_caller := psk.http_session(token);
-    b jsonb := psk.http_body(body);
-    tester text := psk.http_text(b, NULL, 'tester_name');
-    country text := psk.http_text(b, NULL, 'country');
-    pool text := psk.http_text(b, NULL, 'code_type');
-    how_many bigint := psk.http_int(b, NULL, 'how_many');
-    email text := psk.http_require(who, false);
-    reply json;
-BEGIN
-    IF how_many IS NULL THEN
-        SELECT json_build_object('code', r.code, 'code_type', r.code_type,
-                                 'reservation_token', r.reservation_token,
-                                 'reserved_at', r.reserved_at, 'expires_at', r.expires_at)
-          INTO reply
-          FROM @extschema@.psk_reserve(email, tester, country, pool) r;
-        RETURN reply;
-    END IF;
-    SELECT json_build_object('codes', json_agg(json_build_object(
-               'code', r.code, 'code_type', r.code_type,
-               'reservation_token', r.reservation_token,
-               'reserved_at', r.reserved_at, 'expires_at', r.expires_at) ORDER BY r.ordinality))
-      INTO reply
-      FROM @extschema@.psk_reserve(email, tester, country, pool, how_many::int)
-           WITH ORDINALITY AS r;
-    RETURN reply;
-END
-$$;
+AS 'MODULE_PATHNAME', 'psk_http_reserve'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 
 -- POST /users/confirm {code, reservation_token}
 CREATE FUNCTION psk.http_confirm(token text, body text, query jsonb) RETURNS json
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-    who psk.http_caller := psk.http_session(token);
-    b jsonb := psk.http_body(body);
-    code text := psk.http_text(b, NULL, 'code');
-    reservation uuid := psk.http_uuid(psk.http_text(b, NULL, 'reservation_token'),
-                                      'reservation_token');
-    email text := psk.http_require(who, false);
-    reply json;
-BEGIN
-    SELECT json_build_object('code', c.code, 'status', c.status)
-      INTO reply
-      FROM @extschema@.psk_confirm(email, code, reservation) c;
-    RETURN reply;
-END
-$$;
+AS 'MODULE_PATHNAME', 'psk_http_confirm'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 
 -- POST /users/release {code, clearance_id?, note?}
 CREATE FUNCTION psk.http_release(token text, body text, query jsonb) RETURNS json
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-    who psk.http_caller := psk.http_session(token);
-    b jsonb := psk.http_body(body);
-    code text := psk.http_text(b, NULL, 'code');
-    clearance text := psk.http_text(b, NULL, 'clearance_id');
-    note text := psk.http_text(b, NULL, 'note');
-    email text := psk.http_require(who, false);
-    reply json;
-BEGIN
-    SELECT json_build_object('released', r.code, 'requested', code,
-                             'clearance_id', clearance)
-      INTO reply
-      FROM @extschema@.psk_release(email, code, clearance, note) r;
-    RETURN reply;
-END
-$$;
+AS 'MODULE_PATHNAME', 'psk_http_release'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 
 -- POST /users/mark-non-usable {code, reason}
 CREATE FUNCTION psk.http_mark_non_usable(token text, body text, query jsonb) RETURNS json
@@ -403,21 +334,9 @@ $$;
 
 -- GET /users/my
 CREATE FUNCTION psk.http_my_codes(token text, body text, query jsonb) RETURNS json
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-    email text := psk.http_require(psk.http_session(token), false);
-BEGIN
-    RETURN (SELECT coalesce(json_agg(json_build_object(
-                       'code', m.code, 'code_type', m.code_type, 'status', m.status,
-                       'tester_name', m.tester_name, 'requested_at', m.reserved_at,
-                       'expires_at', m.expires_at, 'reservation_token', m.reservation_token,
-                       'note', m.note, 'countries', m.countries, 'regions', m.regions)
-                       ORDER BY m.ordinality), '[]')
-              FROM @extschema@.psk_my_codes(email) WITH ORDINALITY AS m);
-END
-$$;
+AS 'MODULE_PATHNAME', 'psk_http_my_codes'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 
 -- GET /users/logs: the caller's last 20 audit rows
 CREATE FUNCTION psk.http_user_logs(token text, body text, query jsonb) RETURNS json
