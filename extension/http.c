@@ -378,24 +378,6 @@ psk_http_release(PG_FUNCTION_ARGS)
 }
 
 /*
- * psk_confirm through SQL (it has no C API, and reserve.c is left alone),
- * in the schema the extension was created in.  The schema is looked up
- * once per backend: the extension is not relocatable, so it changes only
- * when the extension is dropped and created again in another schema, and
- * then only backends that called this before fail (function not found)
- * until they reconnect.
- */
-static PskQuery confirm_code = {
-	NULL, 3, {TEXTOID, TEXTOID, UUIDOID}
-};
-
-#define EXTENSION_SCHEMA \
-	"SELECT pg_catalog.quote_ident(n.nspname)" \
-	"  FROM pg_catalog.pg_extension e" \
-	"  JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace" \
-	" WHERE e.extname = 'psk'"
-
-/*
  * psk.http_confirm: POST /users/confirm {code, reservation_token}
  */
 Datum
@@ -405,8 +387,7 @@ psk_http_confirm(PG_FUNCTION_ARGS)
 	Jsonb	   *b;
 	char	   *code;
 	pg_uuid_t  *token;
-	Datum		values[3];
-	bool		nulls[3] = {0};
+	PskConfirmed confirmed;
 	StringInfoData buf;
 
 	http_session(fcinfo, &who);
@@ -415,33 +396,19 @@ psk_http_confirm(PG_FUNCTION_ARGS)
 	token = http_uuid(http_text(b, "reservation_token"), "reservation_token");
 	http_require_user(&who);
 
-	initStringInfo(&buf);
-	SPI_connect();
-	if (confirm_code.sql == NULL)
-	{
-		if (SPI_execute(EXTENSION_SCHEMA, true, 0) != SPI_OK_SELECT ||
-			SPI_processed != 1)
-			elog(ERROR, "psk: extension psk is not installed");
-		confirm_code.sql =
-			MemoryContextStrdup(TopMemoryContext,
-								psprintf("SELECT code, status FROM %s.psk_confirm($1, $2, $3)",
-										 psk_result_cstring(0, 1)));
-	}
-	values[0] = CStringGetTextDatum(who.email);
-	nulls[1] = (code == NULL);
-	values[1] = code ? CStringGetTextDatum(code) : (Datum) 0;
-	nulls[2] = (token == NULL);
-	values[2] = token ? UUIDPGetDatum(token) : (Datum) 0;
-	if (psk_execute(&confirm_code, values, nulls, false) != 1)
-		elog(ERROR, "psk: psk_confirm returned no row");
+	/* psk_confirm's own argument checks, in its order */
+	code = psk_check_text(code, "code", true, PSK_MAX_CODE_LEN);
+	if (token == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_INVALID_INPUT),
+				 errmsg("reservation_token is required")));
+	psk_confirm_code(who.email, code, token, &confirmed);
 
+	initStringInfo(&buf);
 	appendStringInfoChar(&buf, '{');
-	json_text(&buf, "code", true, SPI_getvalue(SPI_tuptable->vals[0],
-											   SPI_tuptable->tupdesc, 1));
-	json_text(&buf, "status", false, SPI_getvalue(SPI_tuptable->vals[0],
-												  SPI_tuptable->tupdesc, 2));
+	json_text(&buf, "code", true, confirmed.code);
+	json_text(&buf, "status", false, confirmed.status);
 	appendStringInfoChar(&buf, '}');
-	SPI_finish();
 	return json_result(&buf);
 }
 

@@ -134,6 +134,17 @@ typedef struct PskReleased
 	TimestampTz released_at;
 } PskReleased;
 
+typedef struct PskConfirmed
+{
+	char	   *code;
+	char	   *status;
+	TimestampTz confirmed_at;
+} PskConfirmed;
+
+/* psk_confirm's work; code checked as its argument, token not NULL. */
+extern void psk_confirm_code(const char *email, const char *code,
+							 const pg_uuid_t *token, PskConfirmed *out);
+
 extern void psk_release_code(const char *email, const char *code,
 							 const char *clearance, const char *note,
 							 PskReleased *out);

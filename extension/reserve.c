@@ -86,9 +86,7 @@ psk_reserve(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/*
- * psk_confirm(user_email, code, reservation_token): RESERVED -> IN_USE.
- */
+/* Confirm: the code locked, and what decides whether it may be confirmed. */
 static PskQuery lock_for_confirm = {
 	"SELECT id, status, holder_id, reservation_token,"
 	"       expires_at IS NOT NULL AND expires_at <= now()"
@@ -110,12 +108,10 @@ static PskQuery confirm_code = {
 	4, {INT8OID, INT8OID, TEXTOID, TEXTOID}
 };
 
-Datum
-psk_confirm(PG_FUNCTION_ARGS)
+void
+psk_confirm_code(const char *email, const char *code, const pg_uuid_t *token,
+				 PskConfirmed *out)
 {
-	char	   *email = psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
-	char	   *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
-	pg_uuid_t  *token;
 	PskUser		user;
 	Datum		arg;
 	Datum		values[4];
@@ -124,12 +120,6 @@ psk_confirm(PG_FUNCTION_ARGS)
 	char	   *status;
 	Datum		holder;
 	pg_uuid_t  *held_token;
-
-	if (PG_ARGISNULL(2))
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_INVALID_INPUT),
-				 errmsg("reservation_token is required")));
-	token = PG_GETARG_UUID_P(2);
 
 	SPI_connect();
 	psk_require_user(email, &user);
@@ -169,8 +159,36 @@ psk_confirm(PG_FUNCTION_ARGS)
 	values[2] = CStringGetTextDatum(user.user_name);
 	values[3] = CStringGetTextDatum(user.email);
 	psk_execute(&confirm_code, values, NULL, false);
-	psk_return_tuptable(fcinfo);
+	out->code = psk_result_cstring(0, 1);
+	out->status = psk_result_cstring(0, 2);
+	out->confirmed_at = DatumGetTimestampTz(psk_result(0, 3, &isnull));
 	SPI_finish();
+}
+
+/*
+ * psk_confirm(user_email, code, reservation_token): RESERVED -> IN_USE.
+ */
+Datum
+psk_confirm(PG_FUNCTION_ARGS)
+{
+	char	   *email = psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
+	char	   *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	PskConfirmed confirmed;
+	Datum		values[3];
+	bool		nulls[3] = {0};
+
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_INVALID_INPUT),
+				 errmsg("reservation_token is required")));
+	psk_confirm_code(email, code, PG_GETARG_UUID_P(2), &confirmed);
+
+	InitMaterializedSRF(fcinfo, 0);
+	values[0] = CStringGetTextDatum(confirmed.code);
+	values[1] = CStringGetTextDatum(confirmed.status);
+	values[2] = TimestampTzGetDatum(confirmed.confirmed_at);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;
 }
 
