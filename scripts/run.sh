@@ -106,7 +106,7 @@ if [ ! -f "$datadir/PG_VERSION" ]; then
 else
 	echo "reusing the cluster in $datadir"
 fi
-cluster_start "$datadir" "$pgport" -c shared_preload_libraries=psk -c psk.database=psk ||
+cluster_start "$datadir" "$pgport" -c shared_preload_libraries=psk -c psk.database=psk -c autovacuum_naptime=10s ||
 	die "PostgreSQL did not start (log above)"
 echo "$pgport" >"$rundir/pgport"
 
