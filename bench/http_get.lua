@@ -1,6 +1,7 @@
 -- wrk script: one GET route with a bearer token per connection.
 --   wrk -tN -cN -d10s --latency -s bench/http_get.lua http://HOST:PORT -- PATH TOKEN1 .. TOKENN
--- As in bench/http_cycle.lua, a thread is a connection and takes its own token.
+-- Unlike bench/http_cycle.lua, a thread may have several connections (one
+-- wrk thread per core): thread i takes token i for all of them.
 
 local threads = 0
 
@@ -14,7 +15,7 @@ local req
 function init(args)
 	local token = args[id + 1]
 	if not token then
-		error("no token for connection " .. id .. ": pass one per connection")
+		error("no token for thread " .. id .. ": pass one per thread")
 	end
 	req = wrk.format("GET", args[1], {["Authorization"] = "Bearer " .. token})
 end
