@@ -118,15 +118,20 @@ if [ -z "$(psql_ -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'ps
 fi
 # The extension's install script as installed now: when it changed since the
 # extension was created here, the database still has the old objects.
-script=$PSK_PGROOT$("$PG_CONFIG" --sharedir)/extension/psk--$(sed -n "s/^default_version = '\(.*\)'/\1/p" psk.control).sql
+version=$(sed -n "s/^default_version = '\(.*\)'/\1/p" psk.control)
+script=$PSK_PGROOT$("$PG_CONFIG" --sharedir)/extension/psk--$version.sql
 sum=$(md5sum <"$script" | cut -d' ' -f1)
 if [ -z "$(psql_ -d psk -tAc "SELECT 1 FROM pg_extension WHERE extname = 'psk'")" ]; then
 	psql_ -d psk -c "SET client_min_messages = warning" -c "CREATE EXTENSION psk CASCADE" ||
 		die "could not install the extension in database psk"
 	echo "$sum" >"$rundir/extension.md5"
 else
+	before=$(psql_ -d psk -tAc "SELECT extversion FROM pg_extension WHERE extname = 'psk'")
 	psql_ -d psk -c "SET client_min_messages = warning" -c "ALTER EXTENSION psk UPDATE" || die "ALTER EXTENSION psk UPDATE failed"
-	if [ "$sum" != "$(cat "$rundir/extension.md5" 2>/dev/null)" ]; then
+	if [ "$before" != "$version" ]; then
+		echo "extension psk updated from $before to $version"
+		echo "$sum" >"$rundir/extension.md5"
+	elif [ "$sum" != "$(cat "$rundir/extension.md5" 2>/dev/null)" ]; then
 		echo "warning: the extension's install script changed since database psk was made, so it may lack"
 		echo "  new functions; to start afresh: $afresh"
 	fi

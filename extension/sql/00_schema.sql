@@ -1,4 +1,4 @@
--- psk 0.1.0: schema.  State lives in schema psk; the psk_* functions live in
+-- psk: schema.  State lives in schema psk; the psk_* functions live in
 -- the schema CREATE EXTENSION targets (@extschema@).
 \echo Use "CREATE EXTENSION psk CASCADE" to load this file. \quit
 

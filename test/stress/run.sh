@@ -247,17 +247,25 @@ http_round() {
 # its second account (psk-load -R), so that the lost call stays the last
 # act of the first; their acknowledged reservations must all still be held.
 http_crash_round() {
-	local r=$1 n=$2 delay lost
+	local r=$1 n=$2 lost acked before target
 	begin_round "$r" crash
+	before=$(cat "$work"/acks/*.tsv 2>/dev/null | wc -l)
 	load -r "$r" -n "$n" -L "$ttl" -T 90 -D http -R >"$work/load.out" 2>&1 &
 	load_pid=$!
-	delay=$((2 + (seed + r) % 2))
-	sleep "$delay"
+	# Kill once about a quarter of the round's calls are acknowledged (not
+	# after a fixed time: a faster engine finished the round before the kill),
+	# so that most clients have calls in flight.
+	target=$((before + clients * n / 4))
+	for _ in $(seq 300); do
+		acked=$(cat "$work"/acks/*.tsv 2>/dev/null | wc -l)
+		[ "$acked" -ge "$target" ] && break
+		sleep 0.1
+	done
 	# shellcheck disable=SC2086
 	kill -9 $shim_pids
 	# shellcheck disable=SC2086
 	wait $shim_pids 2>/dev/null
-	echo "# round $r: kill -9 of the shims after $delay s"
+	echo "# round $r: kill -9 of the shims after $((acked - before)) acknowledged calls"
 	sleep 0.5
 	if start_shims; then
 		ok "round $r (http): the shims restart after kill -9"

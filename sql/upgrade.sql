@@ -1,0 +1,91 @@
+-- psk 0.1.0, as released, updates to 0.2.0 with its data, and is then the
+-- same as a fresh 0.2.0: every function (language, body or symbol,
+-- security, settings, grants), relation, column, index, constraint and
+-- trigger.
+\set ECHO none
+\set QUIET on
+SET client_min_messages = warning;
+DROP SCHEMA IF EXISTS test CASCADE;
+DROP EXTENSION IF EXISTS psk;
+RESET client_min_messages;
+-- One line per object of the extension; equal lines, equal objects.
+SET check_function_bodies = off;
+CREATE FUNCTION public.psk_objects() RETURNS SETOF text LANGUAGE sql AS $$
+    WITH ext AS (
+        SELECT objid, classid FROM pg_depend
+         WHERE refobjid = (SELECT oid FROM pg_extension WHERE extname = 'psk')
+           AND deptype = 'e'
+    ), rel AS (
+        SELECT oid FROM pg_class WHERE relnamespace = 'psk'::regnamespace
+    )
+    SELECT 'function ' || p.oid::regprocedure || ' returns ' || pg_get_function_result(p.oid)
+           || ' language ' || l.lanname || ' volatile ' || p.provolatile::text
+           || ' strict ' || p.proisstrict || ' definer ' || p.prosecdef
+           || ' config ' || coalesce(array_to_string(p.proconfig, ','), '-')
+           || ' bin ' || coalesce(p.probin, '-') || ' src ' || md5(p.prosrc)
+           || ' acl ' || coalesce(p.proacl::text, '-')
+      FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+     WHERE p.oid IN (SELECT objid FROM ext WHERE classid = 'pg_proc'::regclass)
+    UNION ALL
+    SELECT 'relation ' || c.oid::regclass || ' kind ' || c.relkind::text
+           || ' options ' || coalesce(c.reloptions::text, '-') || ' acl ' || coalesce(c.relacl::text, '-')
+      FROM pg_class c WHERE c.oid IN (SELECT oid FROM rel)
+    UNION ALL
+    SELECT 'column ' || a.attrelid::regclass || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+           || ' not null ' || a.attnotnull || ' identity ' || a.attidentity::text
+           || ' default ' || coalesce(pg_get_expr(d.adbin, d.adrelid), '-')
+      FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+     WHERE a.attrelid IN (SELECT oid FROM rel) AND a.attnum > 0 AND NOT a.attisdropped
+    UNION ALL
+    SELECT 'index ' || pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid IN (SELECT oid FROM rel)
+    UNION ALL
+    SELECT 'constraint ' || coalesce(conrelid::regclass::text, contypid::regtype::text) || ' ' || conname
+           || ' ' || pg_get_constraintdef(oid)
+      FROM pg_constraint WHERE connamespace = 'psk'::regnamespace
+    UNION ALL
+    SELECT 'trigger ' || pg_get_triggerdef(oid) FROM pg_trigger
+     WHERE tgrelid IN (SELECT oid FROM rel) AND NOT tgisinternal
+    UNION ALL
+    SELECT 'type ' || t.oid::regtype || ' ' || t.typtype::text FROM pg_type t
+     WHERE t.oid IN (SELECT objid FROM ext WHERE classid = 'pg_type'::regclass)
+$$;
+\set QUIET off
+\set ECHO all
+
+CREATE EXTENSION psk VERSION '0.1.0' CASCADE;
+SELECT extversion FROM pg_extension WHERE extname = 'psk';
+SELECT lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.oid = 'psk.http_reserve'::regproc;
+-- data made under 0.1.0
+SELECT FROM psk_create_user(NULL, 'Admin', 'admin', 'admin@example.com', 'Rdl@12345', true);
+SELECT FROM psk_create_user('admin@example.com', 'Trillium', 'osv', 'osv@example.com', 'Rdl@12345', pool => 'OSV');
+SELECT count(*) FROM psk_add_codes('admin@example.com', 'OSV', ARRAY['U1', 'U2']);
+SELECT code FROM psk_reserve('osv@example.com', 'before');
+SELECT access_token AS token FROM psk_login('osv@example.com', 'Rdl@12345') \gset
+
+ALTER EXTENSION psk UPDATE TO '0.2.0';
+SELECT extversion FROM pg_extension WHERE extname = 'psk';
+SELECT lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.oid = 'psk.http_reserve'::regproc;
+-- the data and the session carry over, and the new code runs on them
+SELECT psk.http_me(:'token', NULL, NULL)::jsonb ->> 'contact_email' AS me;
+SELECT psk.http_release(:'token', '{"code": "u1"}', NULL)::jsonb ->> 'released' AS released;
+SELECT (psk.http_reserve(:'token', '{"tester_name": "after"}', NULL)::jsonb ->> 'code') AS reserved;
+SELECT action, code, tester_name FROM psk.audit_log WHERE code IS NOT NULL ORDER BY id;
+CREATE TABLE public.psk_upgraded AS SELECT * FROM public.psk_objects() o(line);
+
+-- a fresh 0.2.0
+\set ECHO none
+SET client_min_messages = warning;
+DROP EXTENSION psk;
+CREATE EXTENSION psk;
+RESET client_min_messages;
+\set ECHO all
+CREATE TABLE public.psk_fresh AS SELECT * FROM public.psk_objects() o(line);
+SELECT count(*) > 150 AS many_objects FROM public.psk_fresh;
+-- the same objects both ways (no rows)
+(SELECT 'only updated' AS side, line FROM public.psk_upgraded
+ EXCEPT SELECT 'only updated', line FROM public.psk_fresh)
+UNION ALL
+(SELECT 'only fresh', line FROM public.psk_fresh
+ EXCEPT SELECT 'only fresh', line FROM public.psk_upgraded);
+DROP TABLE public.psk_upgraded, public.psk_fresh;
+DROP FUNCTION public.psk_objects();
