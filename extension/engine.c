@@ -233,7 +233,11 @@ static ExprState **
 cached_check_exprs(CheckCache *cache, Relation rel)
 {
 	TupleConstr *constr = RelationGetDescr(rel)->constr;
+	MemoryContext cxt;
 	MemoryContext oldcxt;
+	int			ncheck;
+	char	  **ccbin;
+	ExprState **exprs;
 
 	if (check_cache_is_current(cache, rel))
 		return cache->exprs;
@@ -244,27 +248,35 @@ cached_check_exprs(CheckCache *cache, Relation rel)
 	if (constr == NULL || constr->num_check == 0)
 		return NULL;
 
-	cache->cxt = AllocSetContextCreate(CacheMemoryContext, "psk check constraints",
-									   ALLOCSET_SMALL_SIZES);
-	oldcxt = MemoryContextSwitchTo(cache->cxt);
-	cache->relid = RelationGetRelid(rel);
-	cache->ncheck = constr->num_check;
-	cache->ccbin = palloc(cache->ncheck * sizeof(char *));
-	cache->exprs = palloc(cache->ncheck * sizeof(ExprState *));
-	for (int i = 0; i < cache->ncheck; i++)
+	/* Built aside, kept only when complete (an error leaves no half cache). */
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "psk check constraints",
+								ALLOCSET_SMALL_SIZES);
+	oldcxt = MemoryContextSwitchTo(cxt);
+	ncheck = constr->num_check;
+	ccbin = palloc(ncheck * sizeof(char *));
+	exprs = palloc(ncheck * sizeof(ExprState *));
+	for (int i = 0; i < ncheck; i++)
+		ccbin[i] = pstrdup(constr->check[i].ccbin);
+	for (int i = 0; i < ncheck; i++)
 	{
-		Expr	   *expr = expression_planner(stringToNode(constr->check[i].ccbin));
+		Expr	   *expr = expression_planner(stringToNode(ccbin[i]));
 
-		cache->ccbin[i] = pstrdup(constr->check[i].ccbin);
 		if (has_hashed_saop((Node *) expr, NULL))
 		{
-			cache->exprs = NULL;
+			exprs = NULL;
 			break;
 		}
-		cache->exprs[i] = ExecInitExpr(expr, NULL);
+		exprs[i] = ExecInitExpr(expr, NULL);
 	}
 	MemoryContextSwitchTo(oldcxt);
-	return cache->exprs;
+
+	MemoryContextSetParent(cxt, CacheMemoryContext);
+	cache->cxt = cxt;
+	cache->relid = RelationGetRelid(rel);
+	cache->ncheck = ncheck;
+	cache->ccbin = ccbin;
+	cache->exprs = exprs;
+	return exprs;
 }
 
 static CheckCache codes_checks;
