@@ -30,6 +30,8 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_collation.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "commands/sequence.h"
@@ -46,6 +48,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 /* Columns used here, by name; their numbers are resolved per relation. */
 typedef struct Columns
@@ -190,10 +193,9 @@ audit_id_sequence(Relation log, AttrNumber id_att)
  * about an eighth of the backend's time in a reserve + release cycle.
  *
  * The cache is checked against the constraints' stored text on every use,
- * so a changed constraint is compiled afresh.  A constraint that keeps
- * state in per-statement memory (a hashed IN list, which builds its hash
- * table there on first use) is not cached; the executor then compiles all
- * of that table's constraints itself, as usual.
+ * so a changed constraint is compiled afresh.  A table with a constraint
+ * that cannot be kept (see not_cacheable) is left to the executor, which
+ * compiles its constraints itself, as usual.
  */
 typedef struct CheckCache
 {
@@ -204,15 +206,37 @@ typedef struct CheckCache
 	MemoryContext cxt;
 } CheckCache;
 
+/* A function whose compiled form may go stale: anything but C/internal. */
 static bool
-has_hashed_saop(Node *node, void *context)
+is_interpreted_function(Oid funcid, void *context)
+{
+	HeapTuple	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+	Oid			lang;
+
+	if (!HeapTupleIsValid(tuple))
+		return true;
+	lang = ((Form_pg_proc) GETSTRUCT(tuple))->prolang;
+	ReleaseSysCache(tuple);
+	return lang != INTERNALlanguageId && lang != ClanguageId;
+}
+
+/*
+ * May this constraint not be kept compiled across statements?  A hashed IN
+ * list builds its hash table in per-statement memory on first use; a SQL
+ * or PL function keeps its parsed body (or is inlined by the planner),
+ * which CREATE OR REPLACE would leave stale.
+ */
+static bool
+not_cacheable(Node *node, void *context)
 {
 	if (node == NULL)
 		return false;
 	if (IsA(node, ScalarArrayOpExpr) &&
 		OidIsValid(((ScalarArrayOpExpr *) node)->hashfuncid))
 		return true;
-	return expression_tree_walker(node, has_hashed_saop, context);
+	if (check_functions_in_node(node, is_interpreted_function, context))
+		return true;
+	return expression_tree_walker(node, not_cacheable, context);
 }
 
 static bool
@@ -259,9 +283,12 @@ cached_check_exprs(CheckCache *cache, Relation rel)
 		ccbin[i] = pstrdup(constr->check[i].ccbin);
 	for (int i = 0; i < ncheck; i++)
 	{
-		Expr	   *expr = expression_planner(stringToNode(ccbin[i]));
+		Node	   *stored = stringToNode(ccbin[i]);
+		Expr	   *expr;
 
-		if (has_hashed_saop((Node *) expr, NULL))
+		/* before planning, which may inline a SQL function's body */
+		if (not_cacheable(stored, NULL) ||
+			not_cacheable((Node *) (expr = expression_planner((Expr *) stored)), NULL))
 		{
 			exprs = NULL;
 			break;

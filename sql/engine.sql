@@ -52,6 +52,16 @@ SELECT test.err($$SELECT * FROM psk_reserve('osv@example.com', 'frank', how_many
 SELECT test.state() = :'before' AS unchanged;
 ALTER TABLE psk.audit_log DROP CONSTRAINT test_no_frank;
 
+-- a constraint calling a SQL function follows CREATE OR REPLACE of it
+CREATE FUNCTION test.tester_ok(t text) RETURNS boolean LANGUAGE sql AS $$ SELECT t <> 'ivy' $$;
+ALTER TABLE psk.codes ADD CONSTRAINT test_tester_ok CHECK (test.tester_ok(tester_name));
+SELECT code FROM psk_release('osv@example.com', 'O1');
+SELECT test.err($$SELECT * FROM psk_reserve('osv@example.com', 'ivy')$$);
+CREATE OR REPLACE FUNCTION test.tester_ok(t text) RETURNS boolean LANGUAGE sql AS $$ SELECT t <> 'jim' $$;
+SELECT test.err($$SELECT * FROM psk_reserve('osv@example.com', 'jim')$$);
+SELECT code FROM psk_reserve('osv@example.com', 'ivy');
+ALTER TABLE psk.codes DROP CONSTRAINT test_tester_ok;
+
 -- AFTER ROW triggers fire (the holder_id foreign key check is one), once
 -- per change, after it: here a test trigger that records what it sees
 CREATE TABLE test.seen (code text, status text, holder text);
