@@ -37,7 +37,14 @@ psk_find_user(const char *email, PskUser *user)
 void
 psk_require_user(const char *email, PskUser *user)
 {
-	if (!psk_find_user(email, user))
+	psk_check_user(email, psk_find_user(email, user) ? user : NULL);
+}
+
+/* The refusals of psk_require_user; user is NULL when none was found. */
+void
+psk_check_user(const char *email, const PskUser *user)
+{
+	if (user == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_NOT_ALLOWED),
 				 errmsg("unknown user \"%s\"", email ? email : "")));

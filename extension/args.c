@@ -108,3 +108,32 @@ psk_lower(const char *s)
 {
 	return str_tolower(s, strlen(s), DEFAULT_COLLATION_OID);
 }
+
+/*
+ * A code as stored: trimmed of white space at both ends, upper-cased in
+ * collation collid.  The one definition, also behind psk.normalize_code(),
+ * which the code domain's check and every statement looking up a code use.
+ */
+char *
+psk_normalize_code(const char *code, Oid collid)
+{
+	const char *ws = " \t\n\r\f\v";
+	const char *end = code + strlen(code);
+
+	while (*code && strchr(ws, *code))
+		code++;
+	while (end > code && strchr(ws, end[-1]))
+		end--;
+	return str_toupper(code, end - code, collid);
+}
+
+PG_FUNCTION_INFO_V1(normalize_code);
+
+/* psk.normalize_code(text) */
+Datum
+normalize_code(PG_FUNCTION_ARGS)
+{
+	char	   *code = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	PG_RETURN_TEXT_P(cstring_to_text(psk_normalize_code(code, PG_GET_COLLATION())));
+}

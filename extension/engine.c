@@ -459,7 +459,7 @@ slot_text_equals(TupleTableSlot *slot, AttrNumber att, const char *s)
  * The user with this (lower-case) e-mail, optionally locked FOR KEY SHARE
  * (what the holder_id foreign key takes anyway, taken first so that a user
  * deleted meanwhile is an unknown user rather than a foreign-key error).
- * Raises not_allowed for an unknown user or an admin, as psk_require_user.
+ * Raises not_allowed for an unknown user or an admin (psk_check_user).
  */
 static void
 find_user(const char *given_email, bool lock, PskUser *user)
@@ -499,14 +499,7 @@ find_user(const char *given_email, bool lock, PskUser *user)
 	index_close(idx, NoLock);
 	table_close(rel, NoLock);
 
-	if (!found)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_NOT_ALLOWED),
-				 errmsg("unknown user \"%s\"", given_email)));
-	if (user->is_admin)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_NOT_ALLOWED),
-				 errmsg("users only: \"%s\" is an admin", user->email)));
+	psk_check_user(given_email, found ? user : NULL);
 }
 
 /* Is code_id valid in country_id?  One probe of code_countries' key. */
@@ -757,20 +750,6 @@ psk_reserve_codes(const char *email, const char *tester, const char *country,
 	writer_end(&w);
 }
 
-/* psk.normalize_code in C: trimmed of white space, upper-cased. */
-static char *
-normalize_code(const char *code)
-{
-	const char *ws = " \t\n\r\f\v";
-	const char *end = code + strlen(code);
-
-	while (*code && strchr(ws, *code))
-		code++;
-	while (end > code && strchr(ws, end[-1]))
-		end--;
-	return str_toupper(code, end - code, DEFAULT_COLLATION_OID);
-}
-
 void
 psk_release_code(const char *email, const char *code, const char *clearance,
 				 const char *note, PskReleased *out)
@@ -783,7 +762,7 @@ psk_release_code(const char *email, const char *code, const char *clearance,
 	ScanKeyData key;
 	IndexScanDesc scan;
 	TupleTableSlot *slot;
-	char	   *wanted = normalize_code(code);
+	char	   *wanted = psk_normalize_code(code, DEFAULT_COLLATION_OID);
 	bool		found;
 	bool		isnull;
 	int64		holder;

@@ -2,9 +2,14 @@
 --
 -- psk_reserve and psk_release do their work below SPI (engine.c) and the
 -- hot HTTP routes are C (http.c): the same signatures and behaviour, so
--- only the routes' definitions change here.  psk.codes is vacuumed on a
+-- only the routes' definitions (and psk.normalize_code's) change here.  psk.codes is vacuumed on a
 -- fixed threshold, with index cleanup always (README, Settings: Vacuum).
 \echo Use "ALTER EXTENSION psk UPDATE TO '0.2.0'" to load this file. \quit
+
+-- The same rule, now in C, so that engine.c and SQL share one definition.
+CREATE OR REPLACE FUNCTION psk.normalize_code(text) RETURNS text
+AS 'MODULE_PATHNAME', 'normalize_code'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 ALTER TABLE psk.codes SET (autovacuum_vacuum_scale_factor = 0,
                            autovacuum_vacuum_threshold = 5000,

@@ -87,6 +87,8 @@ extern int32 psk_int_arg(FunctionCallInfo fcinfo, int argno, const char *name,
 						 int32 defval, int32 min, int32 max);
 /* lower() of the database's collation, e.g. for e-mails (stored lower-case). */
 extern char *psk_lower(const char *s);
+/* A code as stored (psk.normalize_code): trimmed, upper-cased. */
+extern char *psk_normalize_code(const char *code, Oid collid);
 /* Upper-case known pool name or invalid_input; NULL in, NULL out. */
 extern const char *psk_pool_name(const char *pool);
 
@@ -103,6 +105,8 @@ typedef struct PskUser
 extern bool psk_find_user(const char *email, PskUser *user);
 /* A non-admin user, or not_allowed. */
 extern void psk_require_user(const char *email, PskUser *user);
+/* not_allowed unless user (NULL: not found) is a non-admin user. */
+extern void psk_check_user(const char *email, const PskUser *user);
 /* An admin, or not_allowed. */
 extern void psk_require_admin(const char *email, PskUser *user);
 

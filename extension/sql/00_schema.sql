@@ -8,8 +8,8 @@ REVOKE ALL ON SCHEMA psk FROM PUBLIC;
 -- Codes are stored trimmed and upper-cased; every function normalises its
 -- input the same way through this one definition.
 CREATE FUNCTION psk.normalize_code(text) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-AS $$ SELECT pg_catalog.upper(pg_catalog.btrim($1, E' \t\n\r\f\x0B')) $$;
+AS 'MODULE_PATHNAME', 'normalize_code'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 -- Pool of a user created without one: derived once from the team name, as the
 -- old service did.
