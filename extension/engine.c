@@ -456,7 +456,7 @@ slot_text_equals(TupleTableSlot *slot, AttrNumber att, const char *s)
 }
 
 /*
- * The user with this (lower-case) e-mail, optionally locked FOR KEY SHARE
+ * The user with this e-mail (any case), optionally locked FOR KEY SHARE
  * (what the holder_id foreign key takes anyway, taken first so that a user
  * deleted meanwhile is an unknown user rather than a foreign-key error).
  * Raises not_allowed for an unknown user or an admin (psk_check_user).
@@ -520,24 +520,34 @@ code_in_country(Relation cc, Relation cc_key, TupleTableSlot *slot,
 	return found;
 }
 
-/* Append one audit row; fields not set here are NULL. */
+/*
+ * An audit row is built in w->log_row: log_begin, log_set for each field
+ * given (the others are NULL), then log_append.
+ */
 static void
-log_change(Writer *w, const char *action, Datum *values, bool *nulls)
+log_begin(Writer *w)
 {
-	const AttrNumber *att = w->log_att;
 	TupleTableSlot *slot = w->log_row;
 
 	ExecClearTuple(slot);
-	memcpy(slot->tts_values, values, slot->tts_tupleDescriptor->natts * sizeof(Datum));
-	memcpy(slot->tts_isnull, nulls, slot->tts_tupleDescriptor->natts * sizeof(bool));
-	slot->tts_values[att[LOG_ID] - 1] = Int64GetDatum(nextval_internal(w->log_id_seq, false));
-	slot->tts_isnull[att[LOG_ID] - 1] = false;
-	slot->tts_values[att[LOG_LOGGED_AT] - 1] = TimestampTzGetDatum(w->now);
-	slot->tts_isnull[att[LOG_LOGGED_AT] - 1] = false;
-	slot->tts_values[att[LOG_ACTION] - 1] = CStringGetTextDatum(action);
-	slot->tts_isnull[att[LOG_ACTION] - 1] = false;
-	ExecStoreVirtualTuple(slot);
-	ExecSimpleRelationInsert(w->log, w->estate, slot);
+	memset(slot->tts_isnull, true, slot->tts_tupleDescriptor->natts * sizeof(bool));
+}
+
+static inline void
+log_set(Writer *w, int col, Datum value)
+{
+	w->log_row->tts_values[w->log_att[col] - 1] = value;
+	w->log_row->tts_isnull[w->log_att[col] - 1] = false;
+}
+
+static void
+log_append(Writer *w, const char *action)
+{
+	log_set(w, LOG_ID, Int64GetDatum(nextval_internal(w->log_id_seq, false)));
+	log_set(w, LOG_LOGGED_AT, TimestampTzGetDatum(w->now));
+	log_set(w, LOG_ACTION, CStringGetTextDatum(action));
+	ExecStoreVirtualTuple(w->log_row);
+	ExecSimpleRelationInsert(w->log, w->estate, w->log_row);
 }
 
 /* Start the new version of the locked code in w->code_slot as a copy. */
@@ -590,8 +600,6 @@ reserve_from_pool(Writer *w, const PskUser *user, const Request *req,
 	bool		check_country = req->has_country && strcmp(pool, "COMMON") != 0;
 	ScanKeyData key;
 	IndexScanDesc scan;
-	Datum		log_values[64];
-	bool		log_nulls[64];
 	int			got = 0;
 
 	if (check_country)
@@ -599,26 +607,6 @@ reserve_from_pool(Writer *w, const PskUser *user, const Request *req,
 		cc = table_open(psk_relation("code_countries"), AccessShareLock);
 		cc_key = index_open(psk_relation("code_countries_pkey"), AccessShareLock);
 		cc_slot = table_slot_create(cc, NULL);
-	}
-
-	Assert(RelationGetDescr(w->log->ri_RelationDesc)->natts <= 64);
-	memset(log_nulls, true, sizeof(log_nulls));
-	log_values[w->log_att[LOG_CODE_TYPE] - 1] = CStringGetTextDatum(pool);
-	log_values[w->log_att[LOG_USER_ID] - 1] = Int64GetDatum(user->id);
-	log_values[w->log_att[LOG_USER_NAME] - 1] = CStringGetTextDatum(user->user_name);
-	log_values[w->log_att[LOG_EMAIL] - 1] = CStringGetTextDatum(user->email);
-	log_values[w->log_att[LOG_TESTER] - 1] = CStringGetTextDatum(req->tester);
-	log_nulls[w->log_att[LOG_CODE_TYPE] - 1] = false;
-	log_nulls[w->log_att[LOG_USER_ID] - 1] = false;
-	log_nulls[w->log_att[LOG_USER_NAME] - 1] = false;
-	log_nulls[w->log_att[LOG_EMAIL] - 1] = false;
-	log_nulls[w->log_att[LOG_TESTER] - 1] = false;
-	if (req->has_country)
-	{
-		log_values[w->log_att[LOG_COUNTRY] - 1] = CStringGetTextDatum(req->country);
-		log_values[w->log_att[LOG_REGION] - 1] = CStringGetTextDatum(req->region);
-		log_nulls[w->log_att[LOG_COUNTRY] - 1] = false;
-		log_nulls[w->log_att[LOG_REGION] - 1] = false;
 	}
 
 	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(pool));
@@ -673,9 +661,19 @@ reserve_from_pool(Writer *w, const PskUser *user, const Request *req,
 		ExecStoreVirtualTuple(slot);
 		ExecSimpleRelationUpdate(w->codes, w->estate, NULL, w->code_slot, slot);
 
-		log_values[w->log_att[LOG_CODE] - 1] = CStringGetTextDatum(r->code);
-		log_nulls[w->log_att[LOG_CODE] - 1] = false;
-		log_change(w, "RESERVED", log_values, log_nulls);
+		log_begin(w);
+		log_set(w, LOG_CODE, CStringGetTextDatum(r->code));
+		log_set(w, LOG_CODE_TYPE, CStringGetTextDatum(pool));
+		log_set(w, LOG_USER_ID, Int64GetDatum(user->id));
+		log_set(w, LOG_USER_NAME, CStringGetTextDatum(user->user_name));
+		log_set(w, LOG_EMAIL, CStringGetTextDatum(user->email));
+		log_set(w, LOG_TESTER, CStringGetTextDatum(req->tester));
+		if (req->has_country)
+		{
+			log_set(w, LOG_COUNTRY, CStringGetTextDatum(req->country));
+			log_set(w, LOG_REGION, CStringGetTextDatum(req->region));
+		}
+		log_append(w, "RESERVED");
 		got++;
 	}
 	index_endscan(scan);
@@ -766,8 +764,6 @@ psk_release_code(const char *email, const char *code, const char *clearance,
 	bool		found;
 	bool		isnull;
 	int64		holder;
-	Datum		log_values[64];
-	bool		log_nulls[64];
 	Datum		tester;
 
 	writer_begin(&w);
@@ -820,22 +816,18 @@ psk_release_code(const char *email, const char *code, const char *clearance,
 	ExecStoreVirtualTuple(slot);
 	ExecSimpleRelationUpdate(w.codes, w.estate, NULL, w.code_slot, slot);
 
-	Assert(RelationGetDescr(w.log->ri_RelationDesc)->natts <= 64);
-	memset(log_nulls, true, sizeof(log_nulls));
-#define LOG_SET(col, value) \
-	(log_values[w.log_att[col] - 1] = (value), log_nulls[w.log_att[col] - 1] = false)
-	LOG_SET(LOG_CODE, CStringGetTextDatum(out->code));
-	LOG_SET(LOG_CODE_TYPE, slot_getattr(w.code_slot, att[CODE_POOL], &isnull));
-	LOG_SET(LOG_USER_ID, Int64GetDatum(user.id));
-	LOG_SET(LOG_USER_NAME, CStringGetTextDatum(user.user_name));
-	LOG_SET(LOG_EMAIL, CStringGetTextDatum(user.email));
-	LOG_SET(LOG_TESTER, tester);
+	log_begin(&w);
+	log_set(&w, LOG_CODE, CStringGetTextDatum(out->code));
+	log_set(&w, LOG_CODE_TYPE, slot_getattr(w.code_slot, att[CODE_POOL], &isnull));
+	log_set(&w, LOG_USER_ID, Int64GetDatum(user.id));
+	log_set(&w, LOG_USER_NAME, CStringGetTextDatum(user.user_name));
+	log_set(&w, LOG_EMAIL, CStringGetTextDatum(user.email));
+	log_set(&w, LOG_TESTER, tester);
 	if (clearance != NULL || note != NULL)
-		LOG_SET(LOG_NOTE, CStringGetTextDatum(clearance ? clearance : note));
+		log_set(&w, LOG_NOTE, CStringGetTextDatum(clearance ? clearance : note));
 	if (clearance != NULL)
-		LOG_SET(LOG_CLEARANCE, CStringGetTextDatum(clearance));
-#undef LOG_SET
-	log_change(&w, "RELEASED", log_values, log_nulls);
+		log_set(&w, LOG_CLEARANCE, CStringGetTextDatum(clearance));
+	log_append(&w, "RELEASED");
 
 	writer_end(&w);
 }
