@@ -23,6 +23,9 @@ EXTRA_CLEAN = extension/psk--0.2.0.sql shim/psk-shim shim/*.o shim/psk-shim-asan
 
 REGRESS      = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --load-extension=pgcrypto --load-extension=psk
+# Two or more sessions at once (isolationtester): specs/NAME.spec
+ISOLATION      = $(patsubst specs/%.spec,%,$(sort $(wildcard specs/*.spec)))
+ISOLATION_OPTS = --load-extension=pgcrypto --load-extension=psk
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
