@@ -641,7 +641,10 @@ reserve_from_pool(Writer *w, const PskUser *user, const Request *req,
 
 		r->code = TextDatumGetCString(slot_getattr(w->code_slot, att[CODE_CODE], &isnull));
 		r->pool = pool;
-		pg_strong_random(r->token.data, UUID_LEN);
+		if (!pg_strong_random(r->token.data, UUID_LEN))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not generate a random reservation token")));
 		r->token.data[6] = (r->token.data[6] & 0x0f) | 0x40;	/* version 4 */
 		r->token.data[8] = (r->token.data[8] & 0x3f) | 0x80;	/* RFC 4122 */
 		r->reserved_at = w->now;
