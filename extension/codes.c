@@ -461,7 +461,7 @@ psk_comment(PG_FUNCTION_ARGS)
 	values[1] = CStringGetTextDatum(comment);
 	actor_args(&values[2], &user);
 	if (psk_execute(&comment_code, values, NULL, false) == 0)
-		psk_explain_not_held(code, user.id);
+		psk_explain_not_held(code);
 	psk_return_tuptable(fcinfo);
 	SPI_finish();
 	return (Datum) 0;

@@ -768,6 +768,7 @@ psk_release_code(const char *email, const char *code, const char *clearance,
 	bool		isnull;
 	int64		holder;
 	Datum		tester;
+	char	   *status;
 
 	writer_begin(&w);
 	att = w.code_att;
@@ -784,21 +785,10 @@ psk_release_code(const char *email, const char *code, const char *clearance,
 	index_close(code_key, NoLock);
 
 	/* Wait for whoever holds it locked; then look at its newest version. */
-	if (!found || !lock_row(codes, w.code_slot, LockTupleNoKeyExclusive, true))
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_NOT_FOUND),
-				 errmsg("unknown code \"%s\"", code)));
-
-	holder = slot_int8(w.code_slot, att[CODE_HOLDER], &isnull);
-	if (isnull)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_WRONG_STATE),
-				 errmsg("code \"%s\" is %s, not reserved", code,
-						TextDatumGetCString(slot_getattr(w.code_slot, att[CODE_STATUS], &isnull)))));
-	if (holder != user.id)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_NOT_ALLOWED),
-				 errmsg("code \"%s\" is held by another user", code)));
+	found = found && lock_row(codes, w.code_slot, LockTupleNoKeyExclusive, true);
+	status = found ? TextDatumGetCString(slot_getattr(w.code_slot, att[CODE_STATUS], &isnull)) : NULL;
+	holder = found ? slot_int8(w.code_slot, att[CODE_HOLDER], &isnull) : 0;
+	psk_check_holder(code, status, found && !isnull, holder, user.id);
 
 	tester = slot_getattr(w.code_slot, att[CODE_TESTER], &isnull);
 	out->code = TextDatumGetCString(slot_getattr(w.code_slot, att[CODE_CODE], &isnull));

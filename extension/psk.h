@@ -154,10 +154,13 @@ extern void psk_release_code(const char *email, const char *code,
 							 PskReleased *out);
 
 /*
- * reserve.c: raise the error that explains why user_id could not act on a
- * code as its holder (unknown code, not held, held by someone else).
+ * reserve.c: refuse unless user_id holds code (status NULL: unknown code;
+ * user_id 0: nobody); and the refusal of a change to a held code that did
+ * not happen, from the code as it is now.
  */
-extern void psk_explain_not_held(const char *code, int64 user_id);
+extern void psk_check_holder(const char *code, const char *status, bool held,
+							 int64 holder_id, int64 user_id);
+extern void psk_explain_not_held(const char *code);
 
 /*
  * sessions.c: the user behind a live session token (NULL allowed), or

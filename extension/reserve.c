@@ -28,29 +28,46 @@ static PskQuery look_at_code = {
 };
 
 /*
- * Raise the error that explains why user_id could not act on code as its
- * holder: unknown code, a code that is not held, or someone else's.
+ * Refuse unless user_id holds code: unknown code (status NULL), a code that
+ * is not held, or someone else's.  user_id 0 is nobody (ids start at 1).
  */
 void
-psk_explain_not_held(const char *code, int64 user_id)
+psk_check_holder(const char *code, const char *status, bool held,
+				 int64 holder_id, int64 user_id)
 {
-	Datum		arg = CStringGetTextDatum(code);
-	bool		isnull;
-	char	   *status;
-
-	if (psk_execute(&look_at_code, &arg, NULL, false) == 0)
+	if (status == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_NOT_FOUND),
 				 errmsg("unknown code \"%s\"", code)));
-	status = psk_result_cstring(0, 1);
-	psk_result(0, 2, &isnull);
-	if (isnull)
+	if (!held)
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_WRONG_STATE),
 				 errmsg("code \"%s\" is %s, not reserved", code, status)));
-	ereport(ERROR,
-			(errcode(ERRCODE_PSK_NOT_ALLOWED),
-			 errmsg("code \"%s\" is held by another user", code)));
+	if (holder_id != user_id)
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_NOT_ALLOWED),
+				 errmsg("code \"%s\" is held by another user", code)));
+}
+
+/*
+ * Raise the error that explains why a change to code as its holder did not
+ * happen, from the code as it is now.
+ */
+void
+psk_explain_not_held(const char *code)
+{
+	Datum		arg = CStringGetTextDatum(code);
+	bool		isnull = true;
+	char	   *status = NULL;
+	int64		holder = 0;
+
+	if (psk_execute(&look_at_code, &arg, NULL, false) > 0)
+	{
+		status = psk_result_cstring(0, 1);
+		holder = DatumGetInt64(psk_result(0, 2, &isnull));
+	}
+	psk_check_holder(code, status, !isnull, holder, 0);
+	elog(ERROR, "psk: code \"%s\" is held, yet the change did not happen", code);
 }
 
 /*
