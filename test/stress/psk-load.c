@@ -671,6 +671,37 @@ revive(Client *c)
 		c->gone = false;
 }
 
+/*
+ * Once its calls are done, a user comes back to the codes it left parked,
+ * each when it falls due.  Without this, a fast enough server let a round
+ * end before any parked code was due, and no late confirm (PK006) was ever
+ * refused.
+ */
+static void
+user_finish(Client *c)
+{
+	for (;;)
+	{
+		bool		any = false;
+		Held	   *h;
+
+		for (int i = 0; i < c->nheld; i++)
+			any |= c->held[i].parked;
+		if (!any || c->gone || now_us() > deadline_us)
+			return;
+		if ((h = pick_held(c, true)) == NULL)
+		{
+			sleep_us(10000);
+			continue;
+		}
+		if (!h->confirmed && rnd(c, 2) == 0)
+			user_confirm(c, h, false);
+		else
+			user_release(c, h);
+		revive(c);
+	}
+}
+
 static void *
 client_main(void *arg)
 {
@@ -699,6 +730,7 @@ client_main(void *arg)
 				revive(c);
 				sleep_us(rnd(c, think_us + 1));
 			}
+			user_finish(c);
 			atomic_fetch_sub(&users_left, 1);
 			break;
 		case ROLE_ADMIN:
