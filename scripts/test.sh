@@ -50,15 +50,15 @@ regress_files=()
 tap_files=()
 for arg in "$@"; do
 	case $arg in
-	regress | tap | worker | contention | http | stress | fuzz) suites+=("$arg") ;;
+	regress | tap | worker | contention | http | backup | stress | fuzz) suites+=("$arg") ;;
 	sql/*.sql) regress_files+=("$(basename "$arg" .sql)") ;;
 	test/*.sql) tap_files+=("$arg") ;;
-	*) abort "unknown argument '$arg' (regress, tap, worker, contention, http, stress, fuzz, sql/NAME.sql or test/NAME.sql)" ;;
+	*) abort "unknown argument '$arg' (regress, tap, worker, contention, http, backup, stress, fuzz, sql/NAME.sql or test/NAME.sql)" ;;
 	esac
 done
 [ ${#regress_files[@]} -gt 0 ] && suites+=(regress)
 [ ${#tap_files[@]} -gt 0 ] && suites+=(tap)
-[ ${#suites[@]} -eq 0 ] && suites=(regress tap worker contention http stress fuzz)
+[ ${#suites[@]} -eq 0 ] && suites=(regress tap worker contention http backup stress fuzz)
 wanted() {
 	local s
 	for s in "${suites[@]}"; do [ "$s" = "$1" ] && return 0; done
@@ -158,7 +158,7 @@ fi
 # find the cluster in PGHOST/PGPORT/PGUSER (psk installed in this PostgreSQL,
 # no database made for them), the binaries in PSK_PGBIN, scratch space in
 # PSK_TEST_WORK, and the built shim in shim/psk-shim; or start their own.
-for s in worker contention http stress fuzz; do
+for s in worker contention http backup stress fuzz; do
 	t=test/$s/run.sh
 	wanted "$s" && [ -f "$t" ] || continue
 	echo "== $t"

@@ -1,7 +1,8 @@
--- psk 0.1.0, as released, updates to 0.2.0 with its data, and is then the
--- same as a fresh 0.2.0: every function (language, body or symbol,
--- security, settings, grants), relation, column, index, constraint and
--- trigger.
+-- psk 0.1.0, as released, updates to 0.2.0 and then to the current version
+-- with its data, and is then the same as a fresh install of the current
+-- version: every function (language, body or symbol, security, settings,
+-- grants), relation, column, index, constraint and trigger, and the tables
+-- and sequences that pg_dump keeps.
 \set ECHO none
 \set QUIET on
 SET client_min_messages = warning;
@@ -48,6 +49,10 @@ CREATE FUNCTION public.psk_objects() RETURNS SETOF text LANGUAGE sql AS $$
     UNION ALL
     SELECT 'type ' || t.oid::regtype || ' ' || t.typtype::text FROM pg_type t
      WHERE t.oid IN (SELECT objid FROM ext WHERE classid = 'pg_type'::regclass)
+    UNION ALL
+    SELECT 'dumped ' || u.rel::regclass || ' where ' || coalesce(nullif(u.cond, ''), '-')
+      FROM pg_extension e, unnest(e.extconfig, e.extcondition) u(rel, cond)
+     WHERE e.extname = 'psk'
 $$;
 \set QUIET off
 \set ECHO all
@@ -70,9 +75,16 @@ SELECT psk.http_me(:'token', NULL, NULL)::jsonb ->> 'contact_email' AS me;
 SELECT psk.http_release(:'token', '{"code": "u1"}', NULL)::jsonb ->> 'released' AS released;
 SELECT (psk.http_reserve(:'token', '{"tester_name": "after"}', NULL)::jsonb ->> 'code') AS reserved;
 SELECT action, code, tester_name FROM psk.audit_log WHERE code IS NOT NULL ORDER BY id;
+
+-- 0.2.1: every table and identity sequence kept by pg_dump
+ALTER EXTENSION psk UPDATE TO '0.2.1';
+SELECT extversion FROM pg_extension WHERE extname = 'psk';
+SELECT rel::regclass AS dumped FROM pg_extension e, unnest(e.extconfig) rel
+ WHERE e.extname = 'psk' ORDER BY rel::regclass::text;
+SELECT psk.http_me(:'token', NULL, NULL)::jsonb ->> 'contact_email' AS me;
 CREATE TABLE public.psk_upgraded AS SELECT * FROM public.psk_objects() o(line);
 
--- a fresh 0.2.0
+-- a fresh install of the current version
 \set ECHO none
 SET client_min_messages = warning;
 DROP EXTENSION psk;

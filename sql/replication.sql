@@ -1,0 +1,29 @@
+-- Logical replication and change data capture: every table of psk has a
+-- primary key, so that a publication FOR ALL TABLES can carry every update
+-- and delete that psk makes (on a table without a replica identity they
+-- are refused, and with them the call that made them).
+\i test/fixtures/reset.sql
+\set VERBOSITY terse
+
+-- tables of schema psk without a primary key (none)
+SELECT c.relname FROM pg_class c
+ WHERE c.relnamespace = 'psk'::regnamespace AND c.relkind IN ('r', 'p')
+   AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
+ ORDER BY 1;
+
+-- (wal_level need not be logical for the publication to bind writes)
+SET client_min_messages = error;
+CREATE PUBLICATION psk_everything FOR ALL TABLES;
+RESET client_min_messages;
+SELECT count(*) AS added FROM psk_add_codes('admin@example.com', 'OSV', ARRAY['REP-1']);
+-- a wrong password: the login guard inserts a failure row
+SELECT test.err($$SELECT * FROM psk_login('osv@example.com', 'wrong')$$);
+SELECT count(*) AS failures FROM psk.login_failures WHERE email = 'osv@example.com';
+-- a good login deletes them
+SELECT token_type FROM psk_login('osv@example.com', 'Rdl@12345');
+SELECT count(*) AS failures FROM psk.login_failures WHERE email = 'osv@example.com';
+-- updates of codes, inserts into the log
+SELECT code FROM psk_reserve('osv@example.com', 'rep');
+SELECT code FROM psk_release('osv@example.com', 'REP-1');
+SELECT action, code, tester_name FROM psk.audit_log WHERE code = 'REP-1' ORDER BY id;
+DROP PUBLICATION psk_everything;
