@@ -8,6 +8,7 @@
 #   make test-stress only the concurrency and crash suite
 #   make bench      throughput and latency, psk against plain SQL and HTTP
 #   make bench-scale  pools of 100k, 1M and 10M codes, and a churn soak
+#   make bench-backup dump and restore of 1M codes and 2M audit rows
 
 EXTENSION   = psk
 MODULE_big  = psk
@@ -59,9 +60,12 @@ test-stress:
 
 # Benchmarks, not part of make test (README.md, "Benchmarks"): a throwaway
 # cluster each; results in bench/results/.
-.PHONY: bench bench-scale
+.PHONY: bench bench-scale bench-backup
 bench:
 	bash bench/bench.sh
 
 bench-scale:
 	bash bench/scale.sh
+
+bench-backup:
+	bash bench/backup.sh
