@@ -118,6 +118,25 @@ check "psk_old: updated to the current version" \
 	"$(db psk_old -c "SELECT extversion FROM pg_extension WHERE extname = 'psk'")"
 roundtrip psk_old
 
+echo "# a dump of 0.2.1 restored onto the installed version (README)"
+fill psk_021 0.2.1 || exit 1
+"$PGBIN/pg_dump" -Fc -d psk_021 -f "$work/psk_021.dump"
+db postgres -c "CREATE DATABASE psk_021_new"
+db psk_021_new -c "SET client_min_messages = warning" -c "CREATE EXTENSION psk VERSION '0.2.1' CASCADE"
+"$PGBIN/pg_restore" --exit-on-error -d psk_021_new "$work/psk_021.dump"
+check "0.2.1 dump: pg_restore into a 0.2.1 extension exits 0" 0 $?
+db psk_021_new -c "SET client_min_messages = warning" -c "ALTER EXTENSION psk UPDATE"
+check "0.2.1 dump: then updated to the installed version" \
+	"$(db postgres -c "SELECT default_version FROM pg_available_extensions WHERE name = 'psk'")" \
+	"$(db psk_021_new -c "SELECT extversion FROM pg_extension WHERE extname = 'psk'")"
+counts="SELECT (SELECT count(*) FROM psk.codes) || ' ' || (SELECT count(*) FROM psk.audit_log) || ' ' || (SELECT count(*) FROM psk.users) || ' ' || (SELECT count(*) FROM psk.sessions)"
+check "0.2.1 dump: codes, audit rows, users and sessions all there" \
+	"$(db psk_021 -c "$counts")" "$(db psk_021_new -c "$counts")"
+check "0.2.1 dump: a session token still authenticates" osv@example.com \
+	"$(db psk_021_new -c "SELECT contact_email FROM psk_session_user('$(cat "$work/psk_021.token")')")"
+check "0.2.1 dump: the held code is released by its holder" B-OSV-3 \
+	"$(db psk_021_new -c "SELECT code FROM psk_release('osv@example.com', 'B-OSV-3')")"
+
 echo "# a dump taken while reserves and releases run"
 fill psk_busy || exit 1
 db psk_busy -c "SELECT count(*) FROM psk_add_codes('admin@example.com', 'OSV',
