@@ -24,20 +24,17 @@ CREATE FUNCTION test.mask(reply text) RETURNS text LANGUAGE sql AS $$
                '"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"', '"<uuid>"', 'g')
 $$;
 
--- A route's reply, masked, or its error as 'SQLSTATE: message'; a refused
--- call must leave test.state() as it was.
+-- A route's reply, masked.  A refused call is made at top level instead,
+-- followed by :refused (reset.sql): its SQLSTATE, and what it changed as
+-- seen from outside its rolled-back transaction.
 CREATE FUNCTION test.call(route text, token text, body text, query jsonb DEFAULT NULL)
 RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
-    before text := test.state();
     reply text;
 BEGIN
     EXECUTE format('SELECT psk.%I($1, $2, $3)::text', 'http_' || route)
        INTO reply USING token, body, query;
     RETURN test.mask(reply);
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM ||
-           CASE WHEN test.state() <> before THEN ' [STATE CHANGED]' ELSE '' END;
 END
 $$;
 
@@ -61,11 +58,47 @@ SELECT p.proname, l.lanname, p.prosecdef, p.provolatile, p.proconfig,
 -- The token comes first: unknown, malformed, revoked or missing is
 -- unauthorized, whatever the body
 --
-SELECT r AS route, test.call(r, NULL, '{nope') AS no_token,
-       test.call(r, 'x', '[1]') AS malformed,
-       test.call(r, repeat('A', 43), '{"tester_name": 5}') AS unknown,
-       test.call(r, :'gone', '{"code": "OSV-1"}') AS revoked
-  FROM unnest(ARRAY['reserve', 'release', 'confirm', 'me', 'my_codes']) r;
+SELECT test.state() AS before \gset
+SELECT psk.http_reserve(NULL, '{nope', NULL);
+:refused
+SELECT psk.http_reserve('x', '[1]', NULL);
+:refused
+SELECT psk.http_reserve(repeat('A', 43), '{"tester_name": 5}', NULL);
+:refused
+SELECT psk.http_reserve(:'gone', '{"code": "OSV-1"}', NULL);
+:refused
+SELECT psk.http_release(NULL, '{nope', NULL);
+:refused
+SELECT psk.http_release('x', '[1]', NULL);
+:refused
+SELECT psk.http_release(repeat('A', 43), '{"tester_name": 5}', NULL);
+:refused
+SELECT psk.http_release(:'gone', '{"code": "OSV-1"}', NULL);
+:refused
+SELECT psk.http_confirm(NULL, '{nope', NULL);
+:refused
+SELECT psk.http_confirm('x', '[1]', NULL);
+:refused
+SELECT psk.http_confirm(repeat('A', 43), '{"tester_name": 5}', NULL);
+:refused
+SELECT psk.http_confirm(:'gone', '{"code": "OSV-1"}', NULL);
+:refused
+SELECT psk.http_me(NULL, '{nope', NULL);
+:refused
+SELECT psk.http_me('x', '[1]', NULL);
+:refused
+SELECT psk.http_me(repeat('A', 43), '{"tester_name": 5}', NULL);
+:refused
+SELECT psk.http_me(:'gone', '{"code": "OSV-1"}', NULL);
+:refused
+SELECT psk.http_my_codes(NULL, '{nope', NULL);
+:refused
+SELECT psk.http_my_codes('x', '[1]', NULL);
+:refused
+SELECT psk.http_my_codes(repeat('A', 43), '{"tester_name": 5}', NULL);
+:refused
+SELECT psk.http_my_codes(:'gone', '{"code": "OSV-1"}', NULL);
+:refused
 
 --
 -- GET /auth/me: any live session, admins too; body and query are ignored
@@ -80,53 +113,92 @@ SELECT psk.http_me(:'hsv', '[1]', NULL)::text = json_build_object(
 --
 -- POST /users/reserve
 --
-SELECT test.state() AS state0 \gset
+SELECT test.state() AS before \gset
 -- the body: JSON (22P02), an object (PK007); none, blank and {} are empty
-SELECT test.call('reserve', :'osv', '{nope');
-SELECT test.call('reserve', :'osv', '{"tester_name": "x"');
-SELECT test.call('reserve', :'osv', '[1]');
-SELECT test.call('reserve', :'osv', '"tester"');
-SELECT test.call('reserve', :'osv', 'null');
-SELECT test.call('reserve', :'osv', '42');
-SELECT test.call('reserve', :'osv', NULL);
-SELECT test.call('reserve', :'osv', '');
-SELECT test.call('reserve', :'osv', E' \t\r\n');
-SELECT test.call('reserve', :'osv', '{}');
+SELECT psk.http_reserve(:'osv', '{nope', NULL);
+:refused
+SELECT psk.http_reserve(:'osv', '{"tester_name": "x"', NULL);
+:refused
+SELECT psk.http_reserve(:'osv', '[1]', NULL);
+:refused
+SELECT psk.http_reserve(:'osv', '"tester"', NULL);
+:refused
+SELECT psk.http_reserve(:'osv', 'null', NULL);
+:refused
+SELECT psk.http_reserve(:'osv', '42', NULL);
+:refused
+SELECT psk.http_reserve(:'osv', NULL, NULL);
+:refused
+SELECT psk.http_reserve(:'osv', '', NULL);
+:refused
+SELECT psk.http_reserve(:'osv', E' \t\r\n', NULL);
+:refused
+SELECT psk.http_reserve(:'osv', '{}', NULL);
+:refused
 -- the query string is not read by this route
-SELECT test.call('reserve', :'osv', '{}', '{"tester_name": "q"}');
+SELECT psk.http_reserve(:'osv', '{}', '{"tester_name": "q"}');
+:refused
 -- field types; null is absent
-SELECT test.call('reserve', :'osv', '{"tester_name": 5}');
-SELECT test.call('reserve', :'osv', '{"tester_name": null}');
-SELECT test.call('reserve', :'osv', '{"tester_name": ["t"]}');
-SELECT test.call('reserve', :'osv', '{"tester_name": "t", "country": 1}');
-SELECT test.call('reserve', :'osv', '{"tester_name": "t", "code_type": true}');
-SELECT test.call('reserve', :'osv', '{"tester_name": "t", "code_type": {}}');
-SELECT test.call('reserve', :'osv', '{"tester_name": "t", "how_many": "2"}');
-SELECT test.call('reserve', :'osv', '{"tester_name": "t", "how_many": 1.5}');
-SELECT test.call('reserve', :'osv', '{"tester_name": "t", "how_many": 1.0}');
-SELECT test.call('reserve', :'osv', '{"tester_name": "t", "how_many": 3000000000}');
-SELECT test.call('reserve', :'osv', '{"tester_name": "t", "how_many": 1e30}');
-SELECT test.call('reserve', :'osv', '{"tester_name": "t", "how_many": -2147483649}');
-SELECT test.call('reserve', :'osv', '{"tester_name": "t", "how_many": false}');
+SELECT psk.http_reserve(:'osv', '{"tester_name": 5}', NULL);
+:refused
+SELECT psk.http_reserve(:'osv', '{"tester_name": null}', NULL);
+:refused
+SELECT psk.http_reserve(:'osv', '{"tester_name": ["t"]}', NULL);
+:refused
+SELECT psk.http_reserve(:'osv', '{"tester_name": "t", "country": 1}', NULL);
+:refused
+SELECT psk.http_reserve(:'osv', '{"tester_name": "t", "code_type": true}', NULL);
+:refused
+SELECT psk.http_reserve(:'osv', '{"tester_name": "t", "code_type": {}}', NULL);
+:refused
+SELECT psk.http_reserve(:'osv', '{"tester_name": "t", "how_many": "2"}', NULL);
+:refused
+SELECT psk.http_reserve(:'osv', '{"tester_name": "t", "how_many": 1.5}', NULL);
+:refused
+SELECT psk.http_reserve(:'osv', '{"tester_name": "t", "how_many": 1.0}', NULL);
+:refused
+SELECT psk.http_reserve(:'osv', '{"tester_name": "t", "how_many": 3000000000}', NULL);
+:refused
+SELECT psk.http_reserve(:'osv', '{"tester_name": "t", "how_many": 1e30}', NULL);
+:refused
+SELECT psk.http_reserve(:'osv', '{"tester_name": "t", "how_many": -2147483649}', NULL);
+:refused
+SELECT psk.http_reserve(:'osv', '{"tester_name": "t", "how_many": false}', NULL);
+:refused
 -- the first bad field is the one named
-SELECT test.call('reserve', :'osv', '{"how_many": "x", "tester_name": 5, "country": 1}');
+SELECT psk.http_reserve(:'osv', '{"how_many": "x", "tester_name": 5, "country": 1}', NULL);
+:refused
 -- an admin: a bad field first, then "Users only"
-SELECT test.call('reserve', :'admin', '{"tester_name": 5}');
-SELECT test.call('reserve', :'admin', '{nope');
-SELECT test.call('reserve', :'admin', '{"tester_name": "t"}');
-SELECT test.call('reserve', :'admin', '{}');
+SELECT psk.http_reserve(:'admin', '{"tester_name": 5}', NULL);
+:refused
+SELECT psk.http_reserve(:'admin', '{nope', NULL);
+:refused
+SELECT psk.http_reserve(:'admin', '{"tester_name": "t"}', NULL);
+:refused
+SELECT psk.http_reserve(:'admin', '{}', NULL);
+:refused
 -- then the rules of psk_reserve, with its argument names
-SELECT test.call('reserve', :'osv', '{"tester_name": "  "}');
-SELECT test.call('reserve', :'osv', format('{"tester_name": "%s"}', repeat('t', 129)));
-SELECT test.call('reserve', :'osv', '{"tester_name": "t", "country": "Mars"}');
-SELECT test.call('reserve', :'osv', format('{"tester_name": "t", "country": "%s"}', repeat('c', 129)));
-SELECT test.call('reserve', :'osv', '{"tester_name": "t", "code_type": "GOLD"}');
-SELECT test.call('reserve', :'osv', '{"tester_name": "t", "how_many": 0}');
-SELECT test.call('reserve', :'osv', '{"tester_name": "t", "how_many": -1}');
-SELECT test.call('reserve', :'osv', '{"tester_name": "t", "how_many": 101}');
-SELECT test.call('reserve', :'osv', '{"tester_name": "t", "how_many": 2147483647}');
-SELECT test.call('reserve', :'osv', '{"tester_name": "t", "how_many": 10}');
-SELECT test.state() = :'state0' AS nothing_changed,
+SELECT psk.http_reserve(:'osv', '{"tester_name": "  "}', NULL);
+:refused
+SELECT psk.http_reserve(:'osv', format('{"tester_name": "%s"}', repeat('t', 129)), NULL);
+:refused
+SELECT psk.http_reserve(:'osv', '{"tester_name": "t", "country": "Mars"}', NULL);
+:refused
+SELECT psk.http_reserve(:'osv', format('{"tester_name": "t", "country": "%s"}', repeat('c', 129)), NULL);
+:refused
+SELECT psk.http_reserve(:'osv', '{"tester_name": "t", "code_type": "GOLD"}', NULL);
+:refused
+SELECT psk.http_reserve(:'osv', '{"tester_name": "t", "how_many": 0}', NULL);
+:refused
+SELECT psk.http_reserve(:'osv', '{"tester_name": "t", "how_many": -1}', NULL);
+:refused
+SELECT psk.http_reserve(:'osv', '{"tester_name": "t", "how_many": 101}', NULL);
+:refused
+SELECT psk.http_reserve(:'osv', '{"tester_name": "t", "how_many": 2147483647}', NULL);
+:refused
+SELECT psk.http_reserve(:'osv', '{"tester_name": "t", "how_many": 10}', NULL);
+:refused
+SELECT test.state() = :'before' AS nothing_changed,
        (SELECT count(*) FROM psk.audit_log WHERE action = 'RESERVED') AS reserved_rows;
 
 -- one code: a single object, as json_build_object renders it
@@ -157,51 +229,76 @@ SELECT :'reply' = json_build_object('codes', json_agg(test.reserved_json(c)::jso
        AS reply_exact
   FROM psk.codes c WHERE c.code IN ('COM-1', 'COM-2');
 -- HSV is empty and COMMON has one code left: two are all or none
-SELECT test.state() AS state1 \gset
-SELECT test.call('reserve', :'hsv', '{"tester_name": "t", "how_many": 2}');
-SELECT test.state() = :'state1' AS nothing_changed;
+SELECT test.state() AS before \gset
+SELECT psk.http_reserve(:'hsv', '{"tester_name": "t", "how_many": 2}', NULL);
+:refused
+SELECT test.state() = :'before' AS nothing_changed;
 SELECT test.call('reserve', :'hsv', '{"tester_name": "t", "how_many": 1}');
 SELECT code, holder_id, tester_name FROM psk.codes WHERE code = 'COM-3';
-SELECT test.state() AS state1 \gset
-SELECT test.call('reserve', :'hsv', '{"tester_name": "t"}');
-SELECT test.state() = :'state1' AS nothing_changed;
+SELECT test.state() AS before \gset
+SELECT psk.http_reserve(:'hsv', '{"tester_name": "t"}', NULL);
+:refused
+SELECT test.state() = :'before' AS nothing_changed;
 
 --
 -- POST /users/confirm
 --
 SELECT reservation_token AS tok1 FROM psk.codes WHERE code = 'OSV-1' \gset
-SELECT test.state() AS state2 \gset
-SELECT test.call('confirm', :'osv', '{nope');
-SELECT test.call('confirm', :'osv', '[]');
-SELECT test.call('confirm', :'osv', '{}');
-SELECT test.call('confirm', :'osv', '{"code": 1, "reservation_token": 2}');
-SELECT test.call('confirm', :'osv', '{"code": "OSV-1", "reservation_token": 2}');
-SELECT test.call('confirm', :'osv', '{"code": "OSV-1", "reservation_token": "zz"}');
-SELECT test.call('confirm', :'osv', '{"code": "OSV-1", "reservation_token": "{00000000-0000-0000-0000-000000000000"}');
-SELECT test.call('confirm', :'osv', '{"code": "OSV-1", "reservation_token": "00000000-0000-0000-0000-000000000000}"}');
-SELECT test.call('confirm', :'osv', '{"code": "OSV-1", "reservation_token": "00000000-0000-0000-0000-000000000000\n"}');
-SELECT test.call('confirm', :'osv', '{"code": "OSV-1", "reservation_token": ""}');
-SELECT test.call('confirm', :'osv', '{"code": "OSV-1"}');
-SELECT test.call('confirm', :'osv', '{"code": "OSV-1", "reservation_token": null}');
-SELECT test.call('confirm', :'osv', format('{"reservation_token": "%s"}', :'tok1'));
-SELECT test.call('confirm', :'osv', format('{"code": " ", "reservation_token": "%s"}', :'tok1'));
-SELECT test.call('confirm', :'admin', '{"code": 1}');
-SELECT test.call('confirm', :'admin', format('{"code": "OSV-1", "reservation_token": "%s"}', :'tok1'));
-SELECT test.call('confirm', :'osv', format('{"code": "NOPE", "reservation_token": "%s"}', :'tok1'));
-SELECT test.call('confirm', :'osv', format('{"code": "OSV-3", "reservation_token": "%s"}', :'tok1'));
-SELECT test.call('confirm', :'hsv', format('{"code": "OSV-1", "reservation_token": "%s"}', :'tok1'));
-SELECT test.call('confirm', :'osv', '{"code": "OSV-1", "reservation_token": "00000000000000000000000000000000"}');
-SELECT test.state() = :'state2' AS nothing_changed;
+SELECT test.state() AS before \gset
+SELECT psk.http_confirm(:'osv', '{nope', NULL);
+:refused
+SELECT psk.http_confirm(:'osv', '[]', NULL);
+:refused
+SELECT psk.http_confirm(:'osv', '{}', NULL);
+:refused
+SELECT psk.http_confirm(:'osv', '{"code": 1, "reservation_token": 2}', NULL);
+:refused
+SELECT psk.http_confirm(:'osv', '{"code": "OSV-1", "reservation_token": 2}', NULL);
+:refused
+SELECT psk.http_confirm(:'osv', '{"code": "OSV-1", "reservation_token": "zz"}', NULL);
+:refused
+SELECT psk.http_confirm(:'osv', '{"code": "OSV-1", "reservation_token": "{00000000-0000-0000-0000-000000000000"}', NULL);
+:refused
+SELECT psk.http_confirm(:'osv', '{"code": "OSV-1", "reservation_token": "00000000-0000-0000-0000-000000000000}"}', NULL);
+:refused
+SELECT psk.http_confirm(:'osv', '{"code": "OSV-1", "reservation_token": "00000000-0000-0000-0000-000000000000\n"}', NULL);
+:refused
+SELECT psk.http_confirm(:'osv', '{"code": "OSV-1", "reservation_token": ""}', NULL);
+:refused
+SELECT psk.http_confirm(:'osv', '{"code": "OSV-1"}', NULL);
+:refused
+SELECT psk.http_confirm(:'osv', '{"code": "OSV-1", "reservation_token": null}', NULL);
+:refused
+SELECT psk.http_confirm(:'osv', format('{"reservation_token": "%s"}', :'tok1'), NULL);
+:refused
+SELECT psk.http_confirm(:'osv', format('{"code": " ", "reservation_token": "%s"}', :'tok1'), NULL);
+:refused
+SELECT psk.http_confirm(:'admin', '{"code": 1}', NULL);
+:refused
+SELECT psk.http_confirm(:'admin', format('{"code": "OSV-1", "reservation_token": "%s"}', :'tok1'), NULL);
+:refused
+SELECT psk.http_confirm(:'osv', format('{"code": "NOPE", "reservation_token": "%s"}', :'tok1'), NULL);
+:refused
+SELECT psk.http_confirm(:'osv', format('{"code": "OSV-3", "reservation_token": "%s"}', :'tok1'), NULL);
+:refused
+SELECT psk.http_confirm(:'hsv', format('{"code": "OSV-1", "reservation_token": "%s"}', :'tok1'), NULL);
+:refused
+SELECT psk.http_confirm(:'osv', '{"code": "OSV-1", "reservation_token": "00000000000000000000000000000000"}', NULL);
+:refused
+SELECT test.state() = :'before' AS nothing_changed;
 -- braces, no hyphens, upper case, a code in lower case: all fine
 SELECT test.call('confirm', :'osv', format('{"code": " osv-1 ", "reservation_token": "{%s}"}',
                                            upper(replace(:'tok1', '-', ''))));
 SELECT status, confirmed_at IS NOT NULL AS confirmed FROM psk.codes WHERE code = 'OSV-1';
-SELECT test.call('confirm', :'osv', format('{"code": "OSV-1", "reservation_token": "%s"}', :'tok1'));
+SELECT test.state() AS before \gset
+SELECT psk.http_confirm(:'osv', format('{"code": "OSV-1", "reservation_token": "%s"}', :'tok1'), NULL);
+:refused
 
 --
 -- GET /users/my
 --
-SELECT test.call('my_codes', :'admin', NULL);
+SELECT psk.http_my_codes(:'admin', NULL, NULL);
+:refused
 SELECT test.call('my_codes', :'osv', '{nope', '{"a": "b"}');
 SELECT psk.http_my_codes(:'hsv', NULL, NULL)::text = coalesce(json_agg(json_build_object(
            'code', m.code, 'code_type', m.code_type, 'status', m.status,
@@ -215,27 +312,44 @@ SELECT psk.http_my_codes(:'hsv', NULL, NULL)::text = coalesce(json_agg(json_buil
 --
 -- POST /users/release
 --
-SELECT test.state() AS state3 \gset
-SELECT test.call('release', :'osv', '{nope');
-SELECT test.call('release', :'osv', 'true');
-SELECT test.call('release', :'osv', '{}');
-SELECT test.call('release', :'osv', '{"code": null}');
-SELECT test.call('release', :'osv', '{"code": 7}');
-SELECT test.call('release', :'osv', '{"code": "OSV-2", "clearance_id": 7}');
-SELECT test.call('release', :'osv', '{"code": "OSV-2", "note": []}');
-SELECT test.call('release', :'admin', '{"code": 7}');
-SELECT test.call('release', :'admin', '{"code": "OSV-2"}');
-SELECT test.call('release', :'osv', '{"code": ""}');
-SELECT test.call('release', :'osv', format('{"code": "%s"}', repeat('X', 129)));
-SELECT test.call('release', :'osv', format('{"code": "OSV-2", "clearance_id": "%s"}', repeat('c', 129)));
-SELECT test.call('release', :'osv', format('{"code": "OSV-2", "note": "%s"}', repeat('n', 1001)));
+SELECT test.state() AS before \gset
+SELECT psk.http_release(:'osv', '{nope', NULL);
+:refused
+SELECT psk.http_release(:'osv', 'true', NULL);
+:refused
+SELECT psk.http_release(:'osv', '{}', NULL);
+:refused
+SELECT psk.http_release(:'osv', '{"code": null}', NULL);
+:refused
+SELECT psk.http_release(:'osv', '{"code": 7}', NULL);
+:refused
+SELECT psk.http_release(:'osv', '{"code": "OSV-2", "clearance_id": 7}', NULL);
+:refused
+SELECT psk.http_release(:'osv', '{"code": "OSV-2", "note": []}', NULL);
+:refused
+SELECT psk.http_release(:'admin', '{"code": 7}', NULL);
+:refused
+SELECT psk.http_release(:'admin', '{"code": "OSV-2"}', NULL);
+:refused
+SELECT psk.http_release(:'osv', '{"code": ""}', NULL);
+:refused
+SELECT psk.http_release(:'osv', format('{"code": "%s"}', repeat('X', 129)), NULL);
+:refused
+SELECT psk.http_release(:'osv', format('{"code": "OSV-2", "clearance_id": "%s"}', repeat('c', 129)), NULL);
+:refused
+SELECT psk.http_release(:'osv', format('{"code": "OSV-2", "note": "%s"}', repeat('n', 1001)), NULL);
+:refused
 -- psk_release's order: code first, then clearance_id, then note
-SELECT test.call('release', :'osv', format('{"note": "%s", "clearance_id": "%s"}', repeat('n', 1001), repeat('c', 129)));
-SELECT test.call('release', :'osv', format('{"code": "OSV-2", "note": "%s", "clearance_id": "%s"}', repeat('n', 1001), repeat('c', 129)));
-SELECT test.call('release', :'osv', '{"code": "NOPE"}');
+SELECT psk.http_release(:'osv', format('{"note": "%s", "clearance_id": "%s"}', repeat('n', 1001), repeat('c', 129)), NULL);
+:refused
+SELECT psk.http_release(:'osv', format('{"code": "OSV-2", "note": "%s", "clearance_id": "%s"}', repeat('n', 1001), repeat('c', 129)), NULL);
+:refused
+SELECT psk.http_release(:'osv', '{"code": "NOPE"}', NULL);
+:refused
 -- someone else's code
-SELECT test.call('release', :'osv', '{"code": "HSV-1"}');
-SELECT test.state() = :'state3' AS nothing_changed;
+SELECT psk.http_release(:'osv', '{"code": "HSV-1"}', NULL);
+:refused
+SELECT test.state() = :'before' AS nothing_changed;
 -- the reply echoes the code and the clearance id as sent
 SELECT test.call('release', :'osv', '{"code": " osv-2 ", "clearance_id": "CL-7", "note": "done"}');
 SELECT test.call('release', :'osv', '{"code": "OSV-1", "clearance_id": "", "note": "n"}');
@@ -243,5 +357,7 @@ SELECT test.call('release', :'osv', '{"code": "OSV-4", "clearance_id": null}');
 SELECT code, status, holder_id, note FROM psk.codes WHERE code IN ('OSV-1', 'OSV-2', 'OSV-4') ORDER BY code;
 SELECT action, code, tester_name, note, clearance_id FROM psk.audit_log
  WHERE action = 'RELEASED' ORDER BY id;
-SELECT test.call('release', :'osv', '{"code": "OSV-2"}');
+SELECT test.state() AS before \gset
+SELECT psk.http_release(:'osv', '{"code": "OSV-2"}', NULL);
+:refused
 SELECT test.call('my_codes', :'osv', NULL);

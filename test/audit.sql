@@ -145,7 +145,8 @@ SELECT code AS c5, reservation_token AS t5 FROM psk_reserve('hsv@example.com', '
 SELECT * FROM t.refused($$SELECT * FROM psk_reserve('admin@example.com', 'tess')$$,
                         'PK003', 'reserve by an admin');
 SELECT * FROM t.refused($$SELECT * FROM psk_reserve('osv@example.com', 'tess', how_many => 100)$$,
-                        'PK001', 'reserve of more codes than there are');
+                        'PK001', 'reserve of more codes than there are',
+                        writes_first => true);
 SELECT * FROM t.refused($$SELECT * FROM psk_reserve('osv@example.com', 'tess', how_many => 0)$$,
                         'PK007', 'reserve of no code');
 SELECT * FROM t.refused(format('SELECT * FROM psk_confirm(%L, %L, gen_random_uuid())', 'hsv@example.com', :'c5'),

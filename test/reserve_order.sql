@@ -145,9 +145,11 @@ SELECT FROM psk_add_codes('admin@example.com', 'OSV', ARRAY['M-1'], ARRAY['DE'])
 SELECT FROM psk_add_codes('admin@example.com', 'OSV', ARRAY['M-2'], ARRAY['UK']);
 
 SELECT * FROM t.refused($$SELECT * FROM psk_reserve('osv@example.com', 'tess', 'DE', how_many => 4)$$,
-                        'PK001', 'four in DE: only three to be had (one OSV, two COMMON), so none');
+                        'PK001', 'four in DE: only three to be had (one OSV, two COMMON), so none',
+                        writes_first => true);
 SELECT * FROM t.refused($$SELECT * FROM psk_reserve('osv@example.com', 'tess', code_type => 'COMMON', how_many => 3)$$,
-                        'PK001', 'three COMMON codes: only two, and COMMON has no fallback');
+                        'PK001', 'three COMMON codes: only two, and COMMON has no fallback',
+                        writes_first => true);
 SELECT is((SELECT string_agg(code || ':' || code_type, ' ' ORDER BY n)
              FROM psk_reserve('osv@example.com', 'tess', 'DE', how_many => 3) WITH ORDINALITY
                   AS r(code, code_type, reservation_token, reserved_at, expires_at, n)),
