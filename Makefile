@@ -18,10 +18,11 @@ PGFILEDESC  = "psk - code reservation engine"
 # The install script of the current version is assembled from one file per
 # concern, in name order; older versions' scripts are kept as released, with
 # the upgrade scripts from each to the next.
-DATA_built  = extension/psk--0.2.1.sql
+DATA_built  = extension/psk--0.3.0.sql
 DATA        = extension/psk--0.1.0.sql extension/psk--0.1.0--0.2.0.sql \
-              extension/psk--0.2.0.sql extension/psk--0.2.0--0.2.1.sql
-EXTRA_CLEAN = extension/psk--0.2.1.sql shim/psk-shim shim/*.o shim/psk-shim-asan shim/psk-fuzz-form shim/asan
+              extension/psk--0.2.0.sql extension/psk--0.2.0--0.2.1.sql \
+              extension/psk--0.2.1--0.3.0.sql
+EXTRA_CLEAN = extension/psk--0.3.0.sql shim/psk-shim shim/*.o shim/psk-shim-asan shim/psk-fuzz-form shim/asan
 
 REGRESS      = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --load-extension=pgcrypto --load-extension=psk
@@ -33,7 +34,7 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-extension/psk--0.2.1.sql: $(sort $(wildcard extension/sql/*.sql))
+extension/psk--0.3.0.sql: $(sort $(wildcard extension/sql/*.sql))
 	cat $^ > $@
 
 ifneq ($(wildcard shim/Makefile),)

@@ -1,56 +1,84 @@
 /*
  * http.c
- *		The HTTP layer's hot routes: psk.http_reserve, http_release,
- *		http_confirm, http_me and http_my_codes.
+ *		The HTTP adapter's core: from a call of psk.http_<name>(token, body,
+ *		query) to the handler of the route's row (http_routes.c).
  *
- * The shim answers a request with one call of a route function (see
- * extension/sql/60_http.sql, where the other routes are PL/pgSQL).  These
- * five run on every reservation cycle, so they are C: the session lookup
- * and the engine are called directly, the body is read as jsonb and the
- * reply is written as json_build_object and json_agg would write it, byte
- * for byte.
+ * Every route runs the same steps, in the contract's order:
  *
- * The checks run in the order of the PL/pgSQL routes: the token
- * (unauthorized), the body (22P02 when it is not JSON, invalid_input when
- * it is not an object), the fields' types (invalid_input), the caller's
- * role ("Users only"), then the psk_* function's own checks and rules.
+ *	1. the token (argument 0): the live session behind it, or unauthorized
+ *	   (not for public routes);
+ *	2. the role: "Users only" for an admin on a user route, "Permission
+ *	   denied" for a user on an admin route (not_allowed);
+ *	3. the body (argument 1), read only when the route takes a field from
+ *	   it: no body or a blank one is {}, else it must be a JSON object (not
+ *	   JSON at all: jsonb_in's own error, 22P02);
+ *	4. the fields, in the order of the row: the JSON type in the body, the
+ *	   value's form (integer and range, true/false, UUID, ISO 8601 time,
+ *	   array of strings), a field given both in the body and in the query
+ *	   string (argument 2), then the required ones;
+ *	5. the handler, which leaves every other rule to the engine.
+ *
+ * All of it is invalid_input (PK007) with a message naming the field, but
+ * for the two errors named above.
  */
 #include "psk.h"
 
+#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
-#include "utils/array.h"
+#include "miscadmin.h"
+#include "pgtime.h"
+#include "regex/regex.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
-#include "utils/json.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
+#include "http.h"
+
+PG_FUNCTION_INFO_V1(psk_http);
+
+/* The symbols of 0.1.0 to 0.2.1's C routes: sessions of before an update. */
 PG_FUNCTION_INFO_V1(psk_http_reserve);
 PG_FUNCTION_INFO_V1(psk_http_release);
 PG_FUNCTION_INFO_V1(psk_http_confirm);
 PG_FUNCTION_INFO_V1(psk_http_me);
 PG_FUNCTION_INFO_V1(psk_http_my_codes);
 
-/* The caller of a route: its token is argument 0. */
 static void
-http_session(FunctionCallInfo fcinfo, PskSession *who)
+invalid(const char *name, const char *what)
 {
-	psk_session_find(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0), who);
-}
-
-/* The /users routes refuse admins, as the old service did. */
-static void
-http_require_user(const PskSession *who)
-{
-	if (who->is_admin)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_NOT_ALLOWED),
-				 errmsg("Users only")));
+	ereport(ERROR,
+			(errcode(ERRCODE_PSK_INVALID_INPUT),
+			 errmsg("\"%s\" must be %s", name, what)));
 }
 
 /*
- * The request body (argument 1), a JSON object; NULL stands for the empty
- * object of no body or a blank one.
+ * Steps 1 and 2.
+ */
+static void
+http_check_caller(FunctionCallInfo fcinfo, HttpRequest *req)
+{
+	HttpRole	role = req->route->role;
+
+	if (role == HTTP_PUBLIC)
+		return;
+	req->token = PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0);
+	psk_session_find(req->token, &req->who);
+
+	/* user routes refuse admins and admin routes users, as the old service did */
+	if (role == HTTP_USER && req->who.is_admin)
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_NOT_ALLOWED),
+				 errmsg("Users only")));
+	if (role == HTTP_ADMIN && !req->who.is_admin)
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_NOT_ALLOWED),
+				 errmsg("Permission denied")));
+}
+
+/*
+ * Step 3: the body, or NULL for the empty object.
  */
 static Jsonb *
 http_body(FunctionCallInfo fcinfo)
@@ -70,7 +98,6 @@ http_body(FunctionCallInfo fcinfo)
 	if (p == end)
 		return NULL;
 
-	/* jsonb_in, as the cast body::jsonb: its errors (22P02) are the same */
 	b = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
 										   CStringGetDatum(text_to_cstring(body))));
 	if (!JB_ROOT_IS_OBJECT(b))
@@ -80,73 +107,50 @@ http_body(FunctionCallInfo fcinfo)
 	return b;
 }
 
-/*
- * A field of the body of JSON type jtype: NULL when absent or null, else
- * invalid_input when of another type.
- */
 static JsonbValue *
-http_field(Jsonb *b, const char *name, enum jbvType jtype)
+json_member(Jsonb *obj, const char *name)
 {
-	JsonbValue *v;
-
-	if (b == NULL)
+	if (obj == NULL)
 		return NULL;
-	v = getKeyJsonValueFromContainer(&b->root, name, strlen(name), NULL);
-	if (v == NULL || v->type == jbvNull)
-		return NULL;
-	if (v->type != jtype)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_INVALID_INPUT),
-				 errmsg("\"%s\" must be %s", name,
-						jtype == jbvString ? "a string" : "an integer")));
-	return v;
-}
-
-static char *
-http_text(Jsonb *b, const char *name)
-{
-	JsonbValue *v = http_field(b, name, jbvString);
-
-	return v ? pnstrdup(v->val.string.val, v->val.string.len) : NULL;
+	return getKeyJsonValueFromContainer(&obj->root, name, strlen(name), NULL);
 }
 
 /*
- * An integer field: a JSON number written (as numeric_out writes it) with
- * at most 18 digits and no fraction, within int4; *given false when
- * absent.
+ * An integer as text (a query value, or the digits numeric_out writes for a
+ * JSON number): at most 18 digits, no fraction, within the field's range.
  */
-static int32
-http_int(Jsonb *b, const char *name, bool *given)
+static void
+read_int(const HttpField *f, HttpValue *v)
 {
-	JsonbValue *v = http_field(b, name, jbvNumeric);
-	char	   *s;
-	const char *p;
-	int64		value;
+	const char *s = v->text;
+	const char *p = s + (*s == '-');
+	size_t		len = strlen(p);
+	int64		min = f->min;
+	int64		max = f->max;
 
-	*given = (v != NULL);
-	if (v == NULL)
-		return 0;
-	s = DatumGetCString(DirectFunctionCall1(numeric_out,
-											NumericGetDatum(v->val.numeric)));
-	p = s + (*s == '-');
-	if (strlen(p) < 1 || strlen(p) > 18 || strspn(p, "0123456789") != strlen(p))
-		goto bad;
-	value = strtoi64(s, NULL, 10);
-	if (value < PG_INT32_MIN || value > PG_INT32_MAX)
-		goto bad;
-	return (int32) value;
+	if (min == 0 && max == 0)
+		min = PG_INT32_MIN, max = PG_INT32_MAX;
+	if (len < 1 || len > 18 || strspn(p, "0123456789") != len)
+		invalid(f->name, "an integer");
+	v->integer = strtoi64(s, NULL, 10);
+	if (v->integer < min || v->integer > max)
+		invalid(f->name, "an integer");
+}
 
-bad:
-	ereport(ERROR,
-			(errcode(ERRCODE_PSK_INVALID_INPUT),
-			 errmsg("\"%s\" must be an integer", name)));
-	return 0;					/* not reached */
+static void
+read_bool(const HttpField *f, HttpValue *v)
+{
+	if (strcmp(v->text, "true") == 0)
+		v->boolean = true;
+	else if (strcmp(v->text, "false") == 0)
+		v->boolean = false;
+	else
+		invalid(f->name, "true or false");
 }
 
 /*
- * A reservation token: NULL, or a UUID as the PL/pgSQL routes accept it,
- * ^\{?[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}\}?$, then read
- * by uuid_in (which refuses an unmatched brace: 22P02).
+ * A UUID as ^\{?[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}\}?$,
+ * then read by uuid_in (which refuses an unmatched brace: 22P02).
  */
 static bool
 is_hex(char c)
@@ -155,334 +159,503 @@ is_hex(char c)
 		(c >= 'A' && c <= 'F');
 }
 
-static pg_uuid_t *
-http_uuid(const char *v, const char *name)
+static void
+read_uuid(const HttpField *f, HttpValue *v)
 {
 	static const int groups[] = {8, 4, 4, 4, 12};
-	const char *p = v;
+	const char *p = v->text;
 
-	if (v == NULL)
-		return NULL;
 	if (*p == '{')
 		p++;
 	for (int g = 0; g < lengthof(groups); g++)
 	{
 		for (int i = 0; i < groups[g]; i++, p++)
 			if (!is_hex(*p))
-				goto bad;
+				invalid(f->name, "a UUID");
 		if (g < lengthof(groups) - 1 && *p == '-')
 			p++;
 	}
 	if (*p == '}')
 		p++;
 	if (*p != '\0')
+		invalid(f->name, "a UUID");
+	v->uuid = DatumGetUUIDP(DirectFunctionCall1(uuid_in,
+												CStringGetDatum(v->text)));
+}
+
+static bool
+matches(const char *pattern, const char *s)
+{
+	return RE_compile_and_execute(cstring_to_text(pattern), (char *) s,
+								  strlen(s), REG_ADVANCED, C_COLLATION_OID,
+								  0, NULL);
+}
+
+bool
+http_is_date(const char *value)
+{
+	return value != NULL && matches("^\\d{4}-\\d{2}-\\d{2}$", value);
+}
+
+/*
+ * A date or timestamp (ISO 8601; without an offset it is in the session's
+ * time zone, UTC for the shim).  A date alone is its midnight, or with
+ * HTTP_END_OF_DAY the next one, so that an end date includes its day.
+ * Parsed as timestamptz_in does, but a value it would refuse or that is out
+ * of range is this field's invalid_input, not a datetime error.
+ */
+static void
+read_time(const HttpField *f, HttpValue *v)
+{
+	char		workbuf[MAXDATELEN + MAXDATEFIELDS];
+	char	   *field[MAXDATEFIELDS];
+	int			ftype[MAXDATEFIELDS];
+	int			nf;
+	int			dtype;
+	struct pg_tm tm;
+	fsec_t		fsec;
+	int			tz;
+	bool		date_only = http_is_date(v->text);
+
+	if (!date_only &&
+		!matches("^\\d{4}-\\d{2}-\\d{2}[T ]\\d{2}:\\d{2}(:\\d{2}(\\.\\d+)?)?"
+				 "(Z|[+-]\\d{2}(:?\\d{2})?)?$", v->text))
 		goto bad;
-	return DatumGetUUIDP(DirectFunctionCall1(uuid_in, CStringGetDatum(v)));
+	if (ParseDateTime(v->text, workbuf, sizeof(workbuf), field, ftype,
+					  MAXDATEFIELDS, &nf) != 0 ||
+		DecodeDateTime(field, ftype, nf, &dtype, &tm, &fsec, &tz) != 0 ||
+		dtype != DTK_DATE)
+		goto bad;
+	if (date_only && (f->flags & HTTP_END_OF_DAY))
+	{
+		j2date(date2j(tm.tm_year, tm.tm_mon, tm.tm_mday) + 1,
+			   &tm.tm_year, &tm.tm_mon, &tm.tm_mday);
+		tz = DetermineTimeZoneOffset(&tm, session_timezone);
+	}
+	if (tm2timestamp(&tm, fsec, &tz, &v->time) != 0)
+		goto bad;
+	return;
 
 bad:
+	invalid(f->name, "an ISO 8601 date or timestamp");
+}
+
+/* A list: an array of strings in the body, as text[]. */
+static void
+read_text_array(const HttpField *f, JsonbValue *jv, HttpValue *v)
+{
+	JsonbContainer *array;
+	int			n;
+	Datum	   *elems;
+
+	if (jv->type != jbvBinary || !JsonContainerIsArray(jv->val.binary.data))
+		invalid(f->name, "an array of strings");
+	array = jv->val.binary.data;
+	n = JsonContainerSize(array);
+	elems = palloc(Max(n, 1) * sizeof(Datum));
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue *e = getIthJsonbValueFromContainer(array, i);
+
+		if (e->type != jbvString)
+			invalid(f->name, "an array of strings");
+		elems[i] = PointerGetDatum(cstring_to_text_with_len(e->val.string.val,
+															e->val.string.len));
+	}
+	v->array = construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT);
+}
+
+/* What a field of the body must be, as its JSON type. */
+static enum jbvType
+json_type_of(HttpType type, const char **what)
+{
+	switch (type)
+	{
+		case HTTP_INT:
+			*what = "an integer";
+			return jbvNumeric;
+		case HTTP_BOOL:
+			*what = "true or false";
+			return jbvBool;
+		default:
+			*what = "a string";
+			return jbvString;
+	}
+}
+
+/*
+ * One field from the body b (a JSON value of its type; null is absent) or
+ * from the query string q (a string; empty is absent).
+ */
+static void
+read_field(const HttpField *f, Jsonb *b, Jsonb *q, HttpValue *v)
+{
+	JsonbValue *jv = (f->flags & HTTP_BODY) ? json_member(b, f->name) : NULL;
+
+	if (jv != NULL)
+	{
+		const char *what;
+
+		if ((f->flags & HTTP_QUERY) && json_member(q, f->name) != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_PSK_INVALID_INPUT),
+					 errmsg("parameter \"%s\" is given both in the body and in the query string",
+							f->name)));
+		if (jv->type == jbvNull)
+			return;
+		if (f->type == HTTP_TEXT_ARRAY)
+		{
+			read_text_array(f, jv, v);
+			v->given = true;
+			return;
+		}
+		if (jv->type != json_type_of(f->type, &what))
+			invalid(f->name, what);
+		if (jv->type == jbvString)
+			v->text = pnstrdup(jv->val.string.val, jv->val.string.len);
+		else if (jv->type == jbvNumeric)
+			v->text = DatumGetCString(DirectFunctionCall1(numeric_out,
+														  NumericGetDatum(jv->val.numeric)));
+		else
+			v->text = jv->val.boolean ? "true" : "false";
+	}
+	else if ((f->flags & HTTP_QUERY) && f->type != HTTP_TEXT_ARRAY &&
+			 (jv = json_member(q, f->name)) != NULL)
+	{
+		/* the shim sends strings; anything else is taken as ->> would */
+		if (jv->type == jbvNull)
+			return;
+		if (jv->type == jbvString)
+			v->text = pnstrdup(jv->val.string.val, jv->val.string.len);
+		else if (jv->type == jbvNumeric)
+			v->text = DatumGetCString(DirectFunctionCall1(numeric_out,
+														  NumericGetDatum(jv->val.numeric)));
+		else if (jv->type == jbvBool)
+			v->text = jv->val.boolean ? "true" : "false";
+		else
+			invalid(f->name, "a string");
+		if (v->text[0] == '\0')
+			return;
+	}
+	else
+		return;
+
+	switch (f->type)
+	{
+		case HTTP_TEXT:
+			break;
+		case HTTP_INT:
+			read_int(f, v);
+			break;
+		case HTTP_BOOL:
+			read_bool(f, v);
+			break;
+		case HTTP_UUID:
+			read_uuid(f, v);
+			break;
+		case HTTP_TIME:
+			read_time(f, v);
+			break;
+		case HTTP_TEXT_ARRAY:
+			Assert(false);
+			break;
+	}
+	v->given = true;
+}
+
+/*
+ * Steps 3 and 4.  The body and the query string are read only when the
+ * route takes a field from them: a route without body fields ignores
+ * whatever body it gets.
+ */
+static void
+http_read_fields(FunctionCallInfo fcinfo, HttpRequest *req)
+{
+	const HttpField *fields = req->route->fields;
+	int			from = 0;
+	Jsonb	   *b = NULL;
+	Jsonb	   *q = NULL;
+
+	for (int i = 0; i < HTTP_MAX_FIELDS && fields[i].name; i++)
+		from |= fields[i].flags;
+	if (from & HTTP_BODY)
+		b = http_body(fcinfo);
+	if ((from & HTTP_QUERY) && !PG_ARGISNULL(2))
+		q = PG_GETARG_JSONB_P(2);
+
+	for (int i = 0; i < HTTP_MAX_FIELDS && fields[i].name; i++)
+		read_field(&fields[i], b, q, &req->values[i]);
+	for (int i = 0; i < HTTP_MAX_FIELDS && fields[i].name; i++)
+		if ((fields[i].flags & HTTP_REQUIRED) && !req->values[i].given)
+			ereport(ERROR,
+					(errcode(ERRCODE_PSK_INVALID_INPUT),
+					 errmsg("\"%s\" is required", fields[i].name)));
+}
+
+static Datum
+http_run(FunctionCallInfo fcinfo, const HttpRoute *route)
+{
+	HttpRequest req;
+	JsonOut		out;
+
+	memset(&req, 0, sizeof(req));
+	req.route = route;
+	http_check_caller(fcinfo, &req);
+	http_read_fields(fcinfo, &req);
+
+	json_init(&out);
+	route->handler(&req, &out);
+	PG_RETURN_TEXT_P(json_result(&out));
+}
+
+static const HttpRoute *
+http_route(const char *name)
+{
+	for (const HttpRoute *r = http_routes; r->name != NULL; r++)
+		if (strcmp(r->name, name) == 0)
+			return r;
 	ereport(ERROR,
-			(errcode(ERRCODE_PSK_INVALID_INPUT),
-			 errmsg("\"%s\" must be a UUID", name)));
+			(errcode(ERRCODE_UNDEFINED_FUNCTION),
+			 errmsg("psk: no HTTP route \"%s\"", name)));
 	return NULL;				/* not reached */
 }
 
 /*
- * Writing replies as json_build_object writes them: {"key" : value, ...};
- * json_agg separates elements with ", ", arrays of text use ",".
+ * psk.http_<name>(token text, body text, query jsonb) RETURNS json: every
+ * route function, dispatched on its own name.  The route is looked up once
+ * per call site (fn_extra points into the static table).
  */
-static void
-json_key(StringInfo buf, const char *key, bool first)
+Datum
+psk_http(PG_FUNCTION_ARGS)
 {
-	if (!first)
-		appendStringInfoString(buf, ", ");
-	escape_json(buf, key);
-	appendStringInfoString(buf, " : ");
-}
+	const HttpRoute *route = fcinfo->flinfo->fn_extra;
 
-static void
-json_text(StringInfo buf, const char *key, bool first, const char *value)
-{
-	json_key(buf, key, first);
-	if (value == NULL)
-		appendStringInfoString(buf, "null");
-	else
-		escape_json(buf, value);
-}
-
-static void
-json_time(StringInfo buf, const char *key, TimestampTz value, bool isnull)
-{
-	char		out[MAXDATELEN + 1];
-
-	json_key(buf, key, false);
-	if (isnull)
-		appendStringInfoString(buf, "null");
-	else
-		appendStringInfo(buf, "\"%s\"",
-						 JsonEncodeDateTime(out, TimestampTzGetDatum(value),
-											TIMESTAMPTZOID, NULL));
-}
-
-static void
-json_uuid(StringInfo buf, const char *key, pg_uuid_t *value)
-{
-	json_text(buf, key, false,
-			  value ? DatumGetCString(DirectFunctionCall1(uuid_out,
-														  UUIDPGetDatum(value)))
-			  : NULL);
-}
-
-static void
-json_text_array(StringInfo buf, const char *key, Datum value, bool isnull)
-{
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n;
-
-	json_key(buf, key, false);
-	if (isnull)
+	if (route == NULL)
 	{
-		appendStringInfoString(buf, "null");
-		return;
+		char	   *proname = get_func_name(fcinfo->flinfo->fn_oid);
+
+		if (proname == NULL || strncmp(proname, "http_", 5) != 0)
+			elog(ERROR, "psk: psk_http called as \"%s\"",
+				 proname ? proname : "?");
+		route = http_route(proname + 5);
+		fcinfo->flinfo->fn_extra = unconstify(HttpRoute *, route);
 	}
-	deconstruct_array(DatumGetArrayTypeP(value), TEXTOID, -1, false,
-					  TYPALIGN_INT, &elems, &nulls, &n);
-	appendStringInfoChar(buf, '[');
-	for (int i = 0; i < n; i++)
-	{
-		if (i > 0)
-			appendStringInfoChar(buf, ',');
-		if (nulls[i])
-			appendStringInfoString(buf, "null");
-		else
-			escape_json(buf, TextDatumGetCString(elems[i]));
-	}
-	appendStringInfoChar(buf, ']');
+	return http_run(fcinfo, route);
 }
 
-static Datum
-json_result(StringInfo buf)
-{
-	PG_RETURN_TEXT_P(cstring_to_text_with_len(buf->data, buf->len));
-}
-
-/*
- * psk.http_reserve: POST /users/reserve {tester_name, country?, code_type?,
- * how_many?}.  Without how_many the reply is the code; with it, even 1,
- * {"codes": [...]}.
- */
 Datum
 psk_http_reserve(PG_FUNCTION_ARGS)
 {
-	PskSession	who;
-	Jsonb	   *b;
-	char	   *tester;
-	char	   *country;
-	char	   *code_type;
-	const char *pool;
-	int32		how_many;
-	bool		many;
-	char	   *email;
-	PskReserved *got;
-	StringInfoData buf;
-
-	http_session(fcinfo, &who);
-	b = http_body(fcinfo);
-	tester = http_text(b, "tester_name");
-	country = http_text(b, "country");
-	code_type = http_text(b, "code_type");
-	how_many = http_int(b, "how_many", &many);
-	http_require_user(&who);
-
-	/* psk_reserve's argument checks, in its order and with its names */
-	email = psk_check_text(who.email, "user_email", true, PSK_MAX_EMAIL_LEN);
-	tester = psk_check_text(tester, "tester_name", true, PSK_MAX_NAME_LEN);
-	country = psk_check_text(country, "country", false, PSK_MAX_NAME_LEN);
-	pool = psk_pool_name(psk_check_text(code_type, "code_type", false,
-										PSK_MAX_NAME_LEN));
-	if (!many)
-		how_many = 1;
-	else if (how_many < 1 || how_many > PSK_MAX_HOW_MANY)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_INVALID_INPUT),
-				 errmsg("how_many must be between %d and %d", 1,
-						PSK_MAX_HOW_MANY)));
-
-	got = palloc(how_many * sizeof(PskReserved));
-	psk_reserve_codes(email, tester, country, pool, how_many, got);
-
-	initStringInfo(&buf);
-	if (many)
-		appendStringInfoString(&buf, "{\"codes\" : [");
-	for (int i = 0; i < how_many; i++)
-	{
-		if (i > 0)
-			appendStringInfoString(&buf, ", ");
-		appendStringInfoChar(&buf, '{');
-		json_text(&buf, "code", true, got[i].code);
-		json_text(&buf, "code_type", false, got[i].pool);
-		json_uuid(&buf, "reservation_token", &got[i].token);
-		json_time(&buf, "reserved_at", got[i].reserved_at, false);
-		json_time(&buf, "expires_at", got[i].expires_at, !got[i].expires);
-		appendStringInfoChar(&buf, '}');
-	}
-	if (many)
-		appendStringInfoString(&buf, "]}");
-	return json_result(&buf);
+	return http_run(fcinfo, http_route("reserve"));
 }
 
-/*
- * psk.http_release: POST /users/release {code, clearance_id?, note?}.  The
- * reply echoes the code and the clearance id as sent.
- */
 Datum
 psk_http_release(PG_FUNCTION_ARGS)
 {
-	PskSession	who;
-	Jsonb	   *b;
-	char	   *code;
-	char	   *clearance;
-	char	   *note;
-	char	   *email;
-	char	   *checked_code;
-	char	   *checked_clearance;
-	PskReleased released;
-	StringInfoData buf;
-
-	http_session(fcinfo, &who);
-	b = http_body(fcinfo);
-	code = http_text(b, "code");
-	clearance = http_text(b, "clearance_id");
-	note = http_text(b, "note");
-	http_require_user(&who);
-
-	/*
-	 * psk_release's argument checks, in its order (one statement each: C
-	 * leaves the order of a call's arguments open); the reply echoes the
-	 * values as sent.
-	 */
-	email = psk_check_text(who.email, "user_email", true, PSK_MAX_EMAIL_LEN);
-	checked_code = psk_check_text(code, "code", true, PSK_MAX_CODE_LEN);
-	checked_clearance = psk_check_text(clearance, "clearance_id", false,
-									   PSK_MAX_NAME_LEN);
-	note = psk_check_text(note, "note", false, PSK_MAX_TEXT_LEN);
-	psk_release_code(email, checked_code, checked_clearance, note, &released);
-
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '{');
-	json_text(&buf, "released", true, released.code);
-	json_text(&buf, "requested", false, code);
-	json_text(&buf, "clearance_id", false, clearance);
-	appendStringInfoChar(&buf, '}');
-	return json_result(&buf);
+	return http_run(fcinfo, http_route("release"));
 }
 
-/*
- * psk.http_confirm: POST /users/confirm {code, reservation_token}
- */
 Datum
 psk_http_confirm(PG_FUNCTION_ARGS)
 {
-	PskSession	who;
-	Jsonb	   *b;
-	char	   *code;
-	pg_uuid_t  *token;
-	PskConfirmed confirmed;
-	StringInfoData buf;
-
-	http_session(fcinfo, &who);
-	b = http_body(fcinfo);
-	code = http_text(b, "code");
-	token = http_uuid(http_text(b, "reservation_token"), "reservation_token");
-	http_require_user(&who);
-
-	/* psk_confirm's own argument checks, in its order */
-	code = psk_check_text(code, "code", true, PSK_MAX_CODE_LEN);
-	if (token == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_INVALID_INPUT),
-				 errmsg("reservation_token is required")));
-	psk_confirm_code(who.email, code, token, &confirmed);
-
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '{');
-	json_text(&buf, "code", true, confirmed.code);
-	json_text(&buf, "status", false, confirmed.status);
-	appendStringInfoChar(&buf, '}');
-	return json_result(&buf);
+	return http_run(fcinfo, http_route("confirm"));
 }
 
-/*
- * psk.http_me: GET or POST /auth/me, for any live session (admins too);
- * body and query are not read.
- */
 Datum
 psk_http_me(PG_FUNCTION_ARGS)
 {
-	PskSession	who;
-	StringInfoData buf;
-
-	http_session(fcinfo, &who);
-
-	initStringInfo(&buf);
-	appendStringInfo(&buf, "{\"id\" : " INT64_FORMAT, who.id);
-	json_text(&buf, "user_name", false, who.user_name);
-	json_text(&buf, "team_name", false, who.team_name);
-	json_text(&buf, "contact_email", false, who.email);
-	json_key(&buf, "is_admin", false);
-	appendStringInfoString(&buf, who.is_admin ? "true" : "false");
-	json_text(&buf, "pool", false, who.pool);
-	appendStringInfoChar(&buf, '}');
-	return json_result(&buf);
+	return http_run(fcinfo, http_route("me"));
 }
 
-/*
- * psk.http_my_codes: GET /users/my, the caller's held codes as psk_my_codes
- * lists them; body and query are not read.
- */
 Datum
 psk_http_my_codes(PG_FUNCTION_ARGS)
 {
-	PskSession	who;
-	StringInfoData buf;
-	uint64		n;
+	return http_run(fcinfo, http_route("my_codes"));
+}
 
-	http_session(fcinfo, &who);
-	http_require_user(&who);
+/*
+ * The fields, for the handlers.
+ */
+static HttpValue *
+http_value(HttpRequest *req, const char *name, HttpType type)
+{
+	const HttpField *fields = req->route->fields;
 
-	initStringInfo(&buf);
-	SPI_connect();
-	n = psk_select_my_codes(who.id);
-	appendStringInfoChar(&buf, '[');
-	for (uint64 row = 0; row < n; row++)
+	for (int i = 0; i < HTTP_MAX_FIELDS && fields[i].name; i++)
+		if (strcmp(fields[i].name, name) == 0)
+		{
+			Assert(fields[i].type == type || type == HTTP_TEXT);
+			return &req->values[i];
+		}
+	elog(ERROR, "psk: route \"%s\" has no field \"%s\"", req->route->name, name);
+	return NULL;				/* not reached */
+}
+
+char *
+http_text(HttpRequest *req, const char *name)
+{
+	HttpValue  *v = http_value(req, name, HTTP_TEXT);
+
+	return v->given ? v->text : NULL;
+}
+
+bool
+http_int(HttpRequest *req, const char *name, int64 *value)
+{
+	HttpValue  *v = http_value(req, name, HTTP_INT);
+
+	*value = v->integer;
+	return v->given;
+}
+
+bool
+http_bool(HttpRequest *req, const char *name, bool *value)
+{
+	HttpValue  *v = http_value(req, name, HTTP_BOOL);
+
+	*value = v->boolean;
+	return v->given;
+}
+
+pg_uuid_t *
+http_uuid(HttpRequest *req, const char *name)
+{
+	HttpValue  *v = http_value(req, name, HTTP_UUID);
+
+	return v->given ? v->uuid : NULL;
+}
+
+bool
+http_time(HttpRequest *req, const char *name, TimestampTz *value)
+{
+	HttpValue  *v = http_value(req, name, HTTP_TIME);
+
+	*value = v->time;
+	return v->given;
+}
+
+ArrayType *
+http_text_array(HttpRequest *req, const char *name)
+{
+	HttpValue  *v = http_value(req, name, HTTP_TEXT_ARRAY);
+
+	return v->given ? v->array : NULL;
+}
+
+/*
+ * Arguments of the psk_* SQL functions.
+ */
+static int
+next_arg(HttpArgs *args, bool isnull)
+{
+	if (args->n >= PSK_MAX_ARGS)
+		elog(ERROR, "psk: too many arguments");
+	args->nulls[args->n] = isnull;
+	args->values[args->n] = (Datum) 0;
+	return args->n++;
+}
+
+void
+http_arg_text(HttpArgs *args, const char *value)
+{
+	int			i = next_arg(args, value == NULL);
+
+	if (value != NULL)
+		args->values[i] = CStringGetTextDatum(value);
+}
+
+void
+http_arg_int4(HttpArgs *args, int32 value)
+{
+	args->values[next_arg(args, false)] = Int32GetDatum(value);
+}
+
+void
+http_arg_int8(HttpArgs *args, int64 value)
+{
+	args->values[next_arg(args, false)] = Int64GetDatum(value);
+}
+
+void
+http_arg_bool(HttpArgs *args, bool value)
+{
+	args->values[next_arg(args, false)] = BoolGetDatum(value);
+}
+
+void
+http_arg_time(HttpArgs *args, TimestampTz value, bool given)
+{
+	int			i = next_arg(args, !given);
+
+	if (given)
+		args->values[i] = TimestampTzGetDatum(value);
+}
+
+void
+http_arg_array(HttpArgs *args, ArrayType *value)
+{
+	int			i = next_arg(args, value == NULL);
+
+	if (value != NULL)
+		args->values[i] = PointerGetDatum(value);
+}
+
+void
+http_arg_null(HttpArgs *args)
+{
+	next_arg(args, true);
+}
+
+/*
+ * The schema of the psk_* functions (CREATE EXTENSION's target), quoted;
+ * looked up once per backend.
+ */
+static const char *
+psk_function_schema(void)
+{
+	static char *schema = NULL;
+	static PskQuery find_schema = {
+		"SELECT pg_catalog.quote_ident(n.nspname)"
+		" FROM pg_catalog.pg_extension e"
+		" JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace"
+		" WHERE e.extname = 'psk'",
+		0, {InvalidOid}, false
+	};
+
+	if (schema == NULL)
 	{
-		HeapTuple	tuple = SPI_tuptable->vals[row];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		Datum		value;
+		char	   *name;
 
-		if (row > 0)
-			appendStringInfoString(&buf, ", ");
-		appendStringInfoChar(&buf, '{');
-		json_text(&buf, "code", true, SPI_getvalue(tuple, desc, 1));
-		json_text(&buf, "code_type", false, SPI_getvalue(tuple, desc, 2));
-		json_text(&buf, "status", false, SPI_getvalue(tuple, desc, 3));
-		json_text(&buf, "tester_name", false, SPI_getvalue(tuple, desc, 4));
-		value = SPI_getbinval(tuple, desc, 5, &isnull);
-		json_time(&buf, "requested_at", DatumGetTimestampTz(value), isnull);
-		value = SPI_getbinval(tuple, desc, 6, &isnull);
-		json_time(&buf, "expires_at", DatumGetTimestampTz(value), isnull);
-		value = SPI_getbinval(tuple, desc, 7, &isnull);
-		json_uuid(&buf, "reservation_token",
-				  isnull ? NULL : DatumGetUUIDP(value));
-		json_text(&buf, "note", false, SPI_getvalue(tuple, desc, 8));
-		value = SPI_getbinval(tuple, desc, 9, &isnull);
-		json_text_array(&buf, "countries", value, isnull);
-		value = SPI_getbinval(tuple, desc, 10, &isnull);
-		json_text_array(&buf, "regions", value, isnull);
-		appendStringInfoChar(&buf, '}');
+		if (psk_execute(&find_schema, NULL, NULL, true) != 1)
+			elog(ERROR, "psk: extension psk is not installed");
+		name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		schema = MemoryContextStrdup(TopMemoryContext, name);
 	}
-	appendStringInfoChar(&buf, ']');
-	SPI_finish();
-	return json_result(&buf);
+	return schema;
+}
+
+uint64
+http_spi(PskQuery *query, HttpArgs *args)
+{
+	/* the first call puts the schema into the statement, which is kept */
+	if (query->plan == NULL && strstr(query->sql, "@extschema@") != NULL)
+	{
+		const char *schema = psk_function_schema();
+		StringInfoData sql;
+		const char *p = query->sql;
+		const char *at;
+
+		initStringInfo(&sql);
+		while ((at = strstr(p, "@extschema@")) != NULL)
+		{
+			appendBinaryStringInfo(&sql, p, at - p);
+			appendStringInfoString(&sql, schema);
+			p = at + strlen("@extschema@");
+		}
+		appendStringInfoString(&sql, p);
+		query->sql = MemoryContextStrdup(TopMemoryContext, sql.data);
+		pfree(sql.data);
+	}
+	Assert(args->n == query->nargs);
+	return psk_execute(query, args->values, args->nulls, false);
 }

@@ -5,12 +5,13 @@
  *		the hand-over of (token, body, query) to the route's statement.
  *
  * Checks run in the contract's order: route (404/405), size (413), token
- * (401), body (415/400), then the database.  h2o checks the size before
- * any handler runs, so a body over the limit is answered by the error
- * filter below, which checks the route first.  The token is verified by the
- * database, so a media-type or query-string problem found here is held
- * back ("deferred") until the token has been checked by the statement of
- * GET /auth/me; only then is it answered.
+ * (401), role (403), body (415/400), then the database.  h2o checks the
+ * size before any handler runs, so a body over the limit is answered by
+ * the error filter below, which checks the route first.  The token is
+ * verified by the database, so a media-type or query-string problem found
+ * here is held back ("deferred") until the statement of GET /auth/me has
+ * checked the token and told whether the caller is an admin, which the
+ * route's role is checked against; only then is it answered.
  */
 #include "shim.h"
 
@@ -26,6 +27,7 @@ typedef struct Call
 	h2o_req_t  *req;
 	Worker	   *worker;
 	struct timespec started;
+	const Route *route;
 	HttpError	deferred;		/* status 0: nothing held back */
 } Call;
 
@@ -138,6 +140,25 @@ error(int status, const char *kind, const char *message)
 	return e;
 }
 
+/*
+ * A held-back body problem, unless the caller may not call the route at
+ * all: the reply of GET /auth/me (compact JSON, written by the database)
+ * says whether the caller is an admin.  Inside a JSON string every quote
+ * is escaped, so the member cannot be forged by a user or team name.
+ */
+static HttpError
+deferred_or_role(Call *call, const PGresult *res)
+{
+	const char *me = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "";
+	bool		is_admin = strstr(me, "\"is_admin\":true") != NULL;
+
+	if (call->route->auth == AUTH_USER && is_admin)
+		return error(403, "not_allowed", "Users only");
+	if (call->route->auth == AUTH_ADMIN && !is_admin)
+		return error(403, "not_allowed", "Permission denied");
+	return call->deferred;
+}
+
 static void
 on_db_done(DbJob *job, const PGresult *res, const char *unavailable)
 {
@@ -148,7 +169,7 @@ on_db_done(DbJob *job, const PGresult *res, const char *unavailable)
 	else if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		respond_error(call, http_error_from_result(res), NULL);
 	else if (call->deferred.status != 0)
-		respond_error(call, call->deferred, NULL);
+		respond_error(call, deferred_or_role(call, res), NULL);
 	else if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
 		respond(call, 200, PQgetvalue(res, 0, 0), PQgetlength(res, 0, 0),
 				NULL, NULL);
@@ -344,6 +365,7 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
 			break;
 	}
 	route = &shim_routes[r];
+	call->route = route;
 
 	/*
 	 * Size: h2o refuses a body over the limit (max_request_entity_size)
@@ -383,7 +405,7 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
 			respond_error(call, call->deferred, NULL);
 			return 0;
 		}
-		/* check the token first: a bad token is 401 whatever the body */
+		/* token and role first: 401 or 403 whatever the body */
 		call->job.statement = auth_check_route;
 		call->job.params[1] = NULL;
 		call->job.params[2] = "{}";

@@ -82,6 +82,11 @@ SELECT extversion FROM pg_extension WHERE extname = 'psk';
 SELECT rel::regclass AS dumped FROM pg_extension e, unnest(e.extconfig) rel
  WHERE e.extname = 'psk' ORDER BY rel::regclass::text;
 SELECT psk.http_me(:'token', NULL, NULL)::jsonb ->> 'contact_email' AS me;
+
+-- 0.3.0
+ALTER EXTENSION psk UPDATE TO '0.3.0';
+SELECT extversion FROM pg_extension WHERE extname = 'psk';
+SELECT psk.http_me(:'token', NULL, NULL)::jsonb ->> 'contact_email' AS me;
 CREATE TABLE public.psk_upgraded AS SELECT * FROM public.psk_objects() o(line);
 
 -- a fresh install of the current version

@@ -4,748 +4,176 @@
 --     SELECT psk.http_<route>(token, body, query)
 -- with the bearer token, the request body as text (JSON; the shim turns the
 -- login form into JSON) and the query string as a JSON object of strings
--- (plus a path parameter such as {code}).  Each function checks the token,
--- reads and type-checks the fields, checks the caller's role, calls the
--- psk_* function and returns the reply body.  Errors are the psk_*
--- SQLSTATEs, which the shim maps to HTTP statuses; a body that is not JSON
--- raises 22P02, which the shim answers as invalid_input.
+-- (plus a path parameter such as {code}); each returns the reply body,
+-- compact JSON.  Errors are the psk_* SQLSTATEs, which the shim maps to
+-- HTTP statuses; a body that is not JSON raises 22P02, which the shim
+-- answers as invalid_input.
 --
--- Checks run in the contract's order: token (unauthorized), body
--- (invalid_input), then role and rules (not_allowed, ...).
---
--- The hot routes, run on every reservation cycle (/auth/me, /users/reserve,
--- /users/confirm, /users/release, /users/my), are C (http.c), with the same
--- checks and replies as the helpers below give the others.
---
--- The helpers below are called only by the route functions, which pin
--- search_path (SECURITY DEFINER, SET search_path) and are the only ones the
--- shim's role may execute.  The helpers name everything schema-qualified or
--- from pg_catalog and carry no SET clause of their own: a SET clause costs a
--- configuration save and restore per call, and stops a SQL function from
--- being inlined, on every request.
+-- Every route is one row of the HTTP adapter's table (http_routes.c): the
+-- role it needs, the fields it takes and its handler.  All of them are the
+-- one C function psk_http, which finds its row by the name it is called by
+-- (http_<route>) and checks, in the contract's order, the token
+-- (unauthorized), the role (not_allowed), the body and the fields
+-- (invalid_input), before the handler calls the engine (http.c).
 
-CREATE TYPE psk.http_caller AS (id bigint, email text, is_admin boolean);
-
--- The session behind a bearer token, or unauthorized.
-CREATE FUNCTION psk.http_session(token text) RETURNS psk.http_caller
-LANGUAGE plpgsql
-AS $$
-#variable_conflict use_variable
-DECLARE
-    who psk.http_caller;
-BEGIN
-    SELECT s.id, s.contact_email, s.is_admin INTO who
-      FROM @extschema@.psk_session_user(token) s;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'invalid or expired session token' USING ERRCODE = 'PK008';
-    END IF;
-    RETURN who;
-END
-$$;
-
--- /users/* refuse admins and /admin/* refuse users, as the old service did.
--- Returns the caller's e-mail, the acting user of the psk_* functions.
-CREATE FUNCTION psk.http_require(who psk.http_caller, admin boolean) RETURNS text
-LANGUAGE plpgsql IMMUTABLE
-AS $$
-#variable_conflict use_variable
-BEGIN
-    IF who.is_admin AND NOT admin THEN
-        RAISE EXCEPTION 'Users only' USING ERRCODE = 'PK003';
-    ELSIF admin AND NOT who.is_admin THEN
-        RAISE EXCEPTION 'Permission denied' USING ERRCODE = 'PK003';
-    END IF;
-    RETURN who.email;
-END
-$$;
-
--- The request body: a JSON object; no body is an empty object.
-CREATE FUNCTION psk.http_body(body text) RETURNS jsonb
-LANGUAGE plpgsql IMMUTABLE
-AS $$
-#variable_conflict use_variable
-DECLARE
-    b jsonb;
-BEGIN
-    IF body IS NULL OR btrim(body, E' \t\r\n') = '' THEN
-        RETURN '{}';
-    END IF;
-    b := body::jsonb;           -- 22P02 when it is not JSON
-    IF jsonb_typeof(b) <> 'object' THEN
-        RAISE EXCEPTION 'request body must be a JSON object' USING ERRCODE = 'PK007';
-    END IF;
-    RETURN b;
-END
-$$;
-
--- One scalar parameter as text: from the body, where it must have JSON type
--- jtype (null counts as absent), or from the query string q (admin routes
--- and GET routes; NULL for the others), where an empty value is absent.
--- Given in both places: invalid_input.
-CREATE FUNCTION psk.http_param(b jsonb, q jsonb, name text, jtype text) RETURNS text
-LANGUAGE plpgsql IMMUTABLE
-AS $$
-#variable_conflict use_variable
-BEGIN
-    IF b ? name THEN
-        IF q ? name THEN
-            RAISE EXCEPTION 'parameter "%" is given both in the body and in the query string', name
-                USING ERRCODE = 'PK007';
-        END IF;
-        IF jsonb_typeof(b -> name) = 'null' THEN
-            RETURN NULL;
-        ELSIF jsonb_typeof(b -> name) = jtype THEN
-            RETURN b ->> name;
-        END IF;
-        RAISE EXCEPTION '"%" must be %', name,
-            CASE jtype WHEN 'string' THEN 'a string'
-                       WHEN 'number' THEN 'an integer'
-                       ELSE 'true or false' END
-            USING ERRCODE = 'PK007';
-    END IF;
-    RETURN nullif(q ->> name, '');
-END
-$$;
-
-CREATE FUNCTION psk.http_text(b jsonb, q jsonb, name text) RETURNS text
-LANGUAGE sql IMMUTABLE
-AS $$ SELECT psk.http_param(b, q, name, 'string') $$;
-
--- An integer parameter, within [lo, hi] (the psk_* functions check the
--- contract's own ranges; these bounds only keep the cast safe).
-CREATE FUNCTION psk.http_int(b jsonb, q jsonb, name text,
-                             lo bigint DEFAULT -2147483648,
-                             hi bigint DEFAULT 2147483647) RETURNS bigint
-LANGUAGE plpgsql IMMUTABLE
-AS $$
-#variable_conflict use_variable
-DECLARE
-    v text := psk.http_param(b, q, name, 'number');
-BEGIN
-    IF v IS NULL THEN
-        RETURN NULL;
-    ELSIF v !~ '^-?[0-9]{1,18}$' OR v::numeric NOT BETWEEN lo AND hi THEN
-        RAISE EXCEPTION '"%" must be an integer', name USING ERRCODE = 'PK007';
-    END IF;
-    RETURN v::bigint;
-END
-$$;
-
-CREATE FUNCTION psk.http_bool(b jsonb, q jsonb, name text) RETURNS boolean
-LANGUAGE plpgsql IMMUTABLE
-AS $$
-#variable_conflict use_variable
-DECLARE
-    v text := psk.http_param(b, q, name, 'boolean');
-BEGIN
-    IF v IS NULL THEN
-        RETURN NULL;
-    ELSIF v NOT IN ('true', 'false') THEN
-        RAISE EXCEPTION '"%" must be true or false', name USING ERRCODE = 'PK007';
-    END IF;
-    RETURN v = 'true';
-END
-$$;
-
--- A list (codes, countries): only in the body, an array of strings.
-CREATE FUNCTION psk.http_text_array(b jsonb, name text) RETURNS text[]
-LANGUAGE plpgsql IMMUTABLE
-AS $$
-#variable_conflict use_variable
-BEGIN
-    IF b -> name IS NULL OR jsonb_typeof(b -> name) = 'null' THEN
-        RETURN NULL;
-    ELSIF jsonb_typeof(b -> name) <> 'array'
-       OR EXISTS (SELECT FROM jsonb_array_elements(b -> name) e
-                   WHERE jsonb_typeof(e) <> 'string') THEN
-        RAISE EXCEPTION '"%" must be an array of strings', name USING ERRCODE = 'PK007';
-    END IF;
-    RETURN ARRAY(SELECT e FROM jsonb_array_elements_text(b -> name) WITH ORDINALITY AS a(e, i)
-                 ORDER BY i);
-END
-$$;
-
--- A reservation token: a UUID, or invalid_input.
-CREATE FUNCTION psk.http_uuid(v text, name text) RETURNS uuid
-LANGUAGE plpgsql IMMUTABLE
-AS $$
-#variable_conflict use_variable
-BEGIN
-    IF v IS NULL THEN
-        RETURN NULL;
-    ELSIF v !~ '^\{?[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}\}?$' THEN
-        RAISE EXCEPTION '"%" must be a UUID', name USING ERRCODE = 'PK007';
-    END IF;
-    RETURN v::uuid;
-END
-$$;
-
--- A date or timestamp of GET /admin/logs (ISO 8601; without an offset it is
--- UTC, the shim's session time zone).  An end given as a date alone includes
--- that whole day.
-CREATE FUNCTION psk.http_time(v text, name text, is_end boolean) RETURNS timestamptz
-LANGUAGE plpgsql STABLE
-AS $$
-#variable_conflict use_variable
-BEGIN
-    IF v IS NULL THEN
-        RETURN NULL;
-    ELSIF v ~ '^\d{4}-\d{2}-\d{2}$' THEN
-        RETURN v::date + CASE WHEN is_end THEN 1 ELSE 0 END;
-    ELSIF v ~ '^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?$' THEN
-        RETURN v::timestamptz;
-    END IF;
-    RAISE EXCEPTION '"%" must be an ISO 8601 date or timestamp', name USING ERRCODE = 'PK007';
-EXCEPTION
-    WHEN datetime_field_overflow OR invalid_datetime_format THEN
-        RAISE EXCEPTION '"%" must be an ISO 8601 date or timestamp', name USING ERRCODE = 'PK007';
-END
-$$;
-
--- One user as POST /admin/users/create and PATCH /admin/users/update return it.
-CREATE FUNCTION psk.http_user_json(user_id bigint) RETURNS json
-LANGUAGE plpgsql STABLE
-AS $$
-#variable_conflict use_variable
-BEGIN
-    RETURN (SELECT json_build_object('id', u.id, 'user_name', u.user_name,
-                                     'team_name', u.team_name, 'contact_email', u.contact_email,
-                                     'is_admin', u.is_admin, 'pool', u.pool)
-              FROM @extschema@.psk_users() u
-             WHERE u.id = user_id);
-END
-$$;
-
-CREATE FUNCTION psk.http_countries_json() RETURNS json
-LANGUAGE plpgsql STABLE
-AS $$
-BEGIN
-    RETURN (SELECT coalesce(json_agg(json_build_object('id', c.id, 'country', c.country,
-                                                       'region', c.region) ORDER BY c.ordinality),
-                            '[]')
-              FROM @extschema@.psk_countries() WITH ORDINALITY AS c);
-END
-$$;
-
----------------------------------------------------------------------------
--- Routes.  All take (token text, body text, query jsonb) and return json.
----------------------------------------------------------------------------
-
--- POST /auth/login: {username, password}, from JSON or the OAuth2 form.
--- locked_out says "try again in N seconds"; the shim sends N as Retry-After.
+-- POST /auth/login {username, password}, from JSON or the OAuth2 form
 CREATE FUNCTION psk.http_login(token text, body text, query jsonb) RETURNS json
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-    b jsonb := psk.http_body(body);
-    username text := psk.http_text(b, NULL, 'username');
-    password text := psk.http_text(b, NULL, 'password');
-    reply json;
-BEGIN
-    IF username IS NULL OR password IS NULL THEN
-        RAISE EXCEPTION '"%" is required', CASE WHEN username IS NULL THEN 'username' ELSE 'password' END
-            USING ERRCODE = 'PK007';
-    END IF;
-    SELECT json_build_object('access_token', l.access_token, 'token_type', l.token_type,
-                             'expires_in', l.expires_in)
-      INTO reply
-      FROM @extschema@.psk_login(username, password) l;
-    RETURN reply;
-END
-$$;
+AS 'MODULE_PATHNAME', 'psk_http'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 
 -- GET or POST /auth/me
 CREATE FUNCTION psk.http_me(token text, body text, query jsonb) RETURNS json
-AS 'MODULE_PATHNAME', 'psk_http_me'
+AS 'MODULE_PATHNAME', 'psk_http'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
 
 -- POST /auth/logout
 CREATE FUNCTION psk.http_logout(token text, body text, query jsonb) RETURNS json
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-    who psk.http_caller := psk.http_session(token);
-BEGIN
-    PERFORM FROM @extschema@.psk_logout(token);
-    RETURN json_build_object('msg', 'logged out');
-END
-$$;
+AS 'MODULE_PATHNAME', 'psk_http'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 
 -- POST /users/reserve {tester_name, country?, code_type?, how_many?}
 CREATE FUNCTION psk.http_reserve(token text, body text, query jsonb) RETURNS json
-AS 'MODULE_PATHNAME', 'psk_http_reserve'
+AS 'MODULE_PATHNAME', 'psk_http'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
 
 -- POST /users/confirm {code, reservation_token}
 CREATE FUNCTION psk.http_confirm(token text, body text, query jsonb) RETURNS json
-AS 'MODULE_PATHNAME', 'psk_http_confirm'
+AS 'MODULE_PATHNAME', 'psk_http'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
 
 -- POST /users/release {code, clearance_id?, note?}
 CREATE FUNCTION psk.http_release(token text, body text, query jsonb) RETURNS json
-AS 'MODULE_PATHNAME', 'psk_http_release'
+AS 'MODULE_PATHNAME', 'psk_http'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
 
 -- POST /users/mark-non-usable {code, reason}
 CREATE FUNCTION psk.http_mark_non_usable(token text, body text, query jsonb) RETURNS json
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-    who psk.http_caller := psk.http_session(token);
-    b jsonb := psk.http_body(body);
-    code text := psk.http_text(b, NULL, 'code');
-    reason text := psk.http_text(b, NULL, 'reason');
-    email text := psk.http_require(who, false);
-    reply json;
-BEGIN
-    SELECT json_build_object('code', m.code, 'status', m.status)
-      INTO reply
-      FROM @extschema@.psk_mark_non_usable(email, code, reason) m;
-    RETURN reply;
-END
-$$;
-
--- POST /users/comment {code, comment}
-CREATE FUNCTION psk.http_comment(token text, body text, query jsonb) RETURNS json
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-    who psk.http_caller := psk.http_session(token);
-    b jsonb := psk.http_body(body);
-    code text := psk.http_text(b, NULL, 'code');
-    comment text := psk.http_text(b, NULL, 'comment');
-    email text := psk.http_require(who, false);
-    reply json;
-BEGIN
-    SELECT json_build_object('code', c.code, 'comment', c.note, 'message', 'comment saved')
-      INTO reply
-      FROM @extschema@.psk_comment(email, code, comment) c;
-    RETURN reply;
-END
-$$;
-
--- GET /users/my
-CREATE FUNCTION psk.http_my_codes(token text, body text, query jsonb) RETURNS json
-AS 'MODULE_PATHNAME', 'psk_http_my_codes'
+AS 'MODULE_PATHNAME', 'psk_http'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
 
--- GET /users/logs: the caller's last 20 audit rows
+-- POST /users/comment {code, comment}
+CREATE FUNCTION psk.http_comment(token text, body text, query jsonb) RETURNS json
+AS 'MODULE_PATHNAME', 'psk_http'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+
+-- GET /users/my
+CREATE FUNCTION psk.http_my_codes(token text, body text, query jsonb) RETURNS json
+AS 'MODULE_PATHNAME', 'psk_http'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+
+-- GET /users/logs
 CREATE FUNCTION psk.http_user_logs(token text, body text, query jsonb) RETURNS json
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-    email text := psk.http_require(psk.http_session(token), false);
-BEGIN
-    RETURN json_build_object('logs', (
-        SELECT coalesce(json_agg(json_build_object(
-                   'id', l.id, 'logged_at', l.logged_at, 'action', l.action, 'code', l.code,
-                   'tester_name', l.tester_name, 'country', l.country, 'region', l.region,
-                   'note', l.note) ORDER BY l.ordinality), '[]')
-          FROM @extschema@.psk_user_log(email, 20) WITH ORDINALITY AS l));
-END
-$$;
+AS 'MODULE_PATHNAME', 'psk_http'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 
 -- GET /users/recent-releases ?n=5&code_type=
 CREATE FUNCTION psk.http_recent_releases(token text, body text, query jsonb) RETURNS json
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-    who psk.http_caller := psk.http_session(token);
-    n bigint := psk.http_int(NULL, query, 'n');
-    pool text := psk.http_text(NULL, query, 'code_type');
-    email text := psk.http_require(who, false);
-BEGIN
-    RETURN (SELECT coalesce(json_agg(json_build_object(
-                       'code', r.code, 'code_type', r.code_type, 'released_at', r.released_at,
-                       'released_by', r.released_by, 'note', r.note) ORDER BY r.ordinality), '[]')
-              FROM @extschema@.psk_recent_releases(coalesce(n, 5)::int, pool)
-                   WITH ORDINALITY AS r);
-END
-$$;
+AS 'MODULE_PATHNAME', 'psk_http'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 
 -- GET /users/countries
 CREATE FUNCTION psk.http_user_countries(token text, body text, query jsonb) RETURNS json
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-    email text := psk.http_require(psk.http_session(token), false);
-BEGIN
-    RETURN psk.http_countries_json();
-END
-$$;
+AS 'MODULE_PATHNAME', 'psk_http'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 
 -- GET /admin/countries
 CREATE FUNCTION psk.http_admin_countries(token text, body text, query jsonb) RETURNS json
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-    email text := psk.http_require(psk.http_session(token), true);
-BEGIN
-    RETURN psk.http_countries_json();
-END
-$$;
+AS 'MODULE_PATHNAME', 'psk_http'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 
 -- GET /admin/count
 CREATE FUNCTION psk.http_count(token text, body text, query jsonb) RETURNS json
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-    email text := psk.http_require(psk.http_session(token), true);
-BEGIN
-    RETURN (
-        WITH c AS (SELECT * FROM @extschema@.psk_counts()),
-        by_pool AS (
-            SELECT c.code_type,
-                   json_build_object(
-                       'total', coalesce(sum(c.n), 0),
-                       'can_be_used', coalesce(sum(c.n) FILTER (WHERE c.status = 'CAN_BE_USED'), 0),
-                       'reserved', coalesce(sum(c.n) FILTER (WHERE c.status = 'RESERVED'), 0),
-                       'in_use', coalesce(sum(c.n) FILTER (WHERE c.status = 'IN_USE'), 0),
-                       'non_usable', coalesce(sum(c.n) FILTER (WHERE c.status = 'NON_USABLE'), 0)) AS o
-              FROM c GROUP BY c.code_type)
-        SELECT json_build_object(
-                   'total', coalesce(sum(c.n), 0),
-                   'can_be_used', coalesce(sum(c.n) FILTER (WHERE c.status = 'CAN_BE_USED'), 0),
-                   'reserved', coalesce(sum(c.n) FILTER (WHERE c.status = 'RESERVED'), 0),
-                   'in_use', coalesce(sum(c.n) FILTER (WHERE c.status = 'IN_USE'), 0),
-                   'non_usable', coalesce(sum(c.n) FILTER (WHERE c.status = 'NON_USABLE'), 0),
-                   'by_pool', (SELECT json_object_agg(p.code_type, p.o
-                                   ORDER BY array_position(ARRAY['OSV', 'HSV', 'COMMON'], p.code_type))
-                                 FROM by_pool p))
-          FROM c);
-END
-$$;
+AS 'MODULE_PATHNAME', 'psk_http'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 
 -- POST /admin/users/create {team_name, user_name, contact_email, password, is_admin?, pool?}
 CREATE FUNCTION psk.http_create_user(token text, body text, query jsonb) RETURNS json
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-    who psk.http_caller := psk.http_session(token);
-    b jsonb := psk.http_body(body);
-    team text := psk.http_text(b, query, 'team_name');
-    name text := psk.http_text(b, query, 'user_name');
-    contact text := psk.http_text(b, query, 'contact_email');
-    password text := psk.http_text(b, query, 'password');
-    admin boolean := psk.http_bool(b, query, 'is_admin');
-    pool text := psk.http_text(b, query, 'pool');
-    email text := psk.http_require(who, true);
-    new_id bigint;
-BEGIN
-    SELECT u.id INTO new_id
-      FROM @extschema@.psk_create_user(email, team, name, contact, password,
-                                       coalesce(admin, false), pool) u;
-    RETURN psk.http_user_json(new_id);
-END
-$$;
+AS 'MODULE_PATHNAME', 'psk_http'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 
 -- GET /admin/users/get-users
 CREATE FUNCTION psk.http_users(token text, body text, query jsonb) RETURNS json
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-    email text := psk.http_require(psk.http_session(token), true);
-BEGIN
-    RETURN (SELECT coalesce(json_agg(json_build_object(
-                       'id', u.id, 'user_name', u.user_name, 'team_name', u.team_name,
-                       'contact_email', u.contact_email, 'is_admin', u.is_admin, 'pool', u.pool,
-                       'reserved_count', u.reserved_count,
-                       'reserved_codes', coalesce(u.reserved_codes, '{}'))
-                       ORDER BY u.ordinality), '[]')
-              FROM @extschema@.psk_users() WITH ORDINALITY AS u);
-END
-$$;
+AS 'MODULE_PATHNAME', 'psk_http'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 
--- PATCH /admin/users/update {id, and any of team_name, user_name,
--- contact_email, password, is_admin, pool}
+-- PATCH /admin/users/update {id, ...}
 CREATE FUNCTION psk.http_update_user(token text, body text, query jsonb) RETURNS json
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-    who psk.http_caller := psk.http_session(token);
-    b jsonb := psk.http_body(body);
-    user_id bigint := psk.http_int(b, query, 'id', 1, 9223372036854775807);
-    team text := psk.http_text(b, query, 'team_name');
-    name text := psk.http_text(b, query, 'user_name');
-    contact text := psk.http_text(b, query, 'contact_email');
-    password text := psk.http_text(b, query, 'password');
-    admin boolean := psk.http_bool(b, query, 'is_admin');
-    pool text := psk.http_text(b, query, 'pool');
-    email text := psk.http_require(who, true);
-    updated bigint;
-BEGIN
-    IF user_id IS NULL THEN
-        RAISE EXCEPTION '"id" is required' USING ERRCODE = 'PK007';
-    END IF;
-    SELECT u.id INTO updated
-      FROM @extschema@.psk_update_user(email, user_id, team, name, contact, password,
-                                       admin, pool) u;
-    RETURN psk.http_user_json(updated);
-END
-$$;
+AS 'MODULE_PATHNAME', 'psk_http'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 
 -- DELETE /admin/users/delete {id} or ?id=
 CREATE FUNCTION psk.http_delete_user(token text, body text, query jsonb) RETURNS json
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-    who psk.http_caller := psk.http_session(token);
-    b jsonb := psk.http_body(body);
-    user_id bigint := psk.http_int(b, query, 'id', 1, 9223372036854775807);
-    email text := psk.http_require(who, true);
-    deleted bigint;
-BEGIN
-    IF user_id IS NULL THEN
-        RAISE EXCEPTION '"id" is required' USING ERRCODE = 'PK007';
-    END IF;
-    SELECT d.id INTO deleted FROM @extschema@.psk_delete_user(email, user_id) d;
-    RETURN json_build_object('message', format('user %s deleted', deleted));
-END
-$$;
+AS 'MODULE_PATHNAME', 'psk_http'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 
 -- POST /admin/codes/add {code_type, countries?, codes}
 CREATE FUNCTION psk.http_add_codes(token text, body text, query jsonb) RETURNS json
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-    who psk.http_caller := psk.http_session(token);
-    b jsonb := psk.http_body(body);
-    pool text := psk.http_text(b, query, 'code_type');
-    codes text[] := psk.http_text_array(b, 'codes');
-    countries text[] := psk.http_text_array(b, 'countries');
-    email text := psk.http_require(who, true);
-BEGIN
-    RETURN (
-        WITH r AS (SELECT a.code, a.outcome, a.ordinality
-                     FROM @extschema@.psk_add_codes(email, pool, codes, countries)
-                          WITH ORDINALITY AS a)
-        SELECT json_build_object(
-                   'inserted', coalesce(json_agg(r.code ORDER BY r.ordinality)
-                                        FILTER (WHERE r.outcome = 'inserted'), '[]'),
-                   'failed', coalesce(json_agg(json_build_array(r.code, r.outcome) ORDER BY r.ordinality)
-                                      FILTER (WHERE r.code IS NOT NULL AND r.outcome <> 'inserted'), '[]'),
-                   'unknown_countries', coalesce(json_agg(substr(r.outcome, length('unknown_country:') + 1)
-                                                          ORDER BY r.ordinality)
-                                                 FILTER (WHERE r.code IS NULL
-                                                           AND r.outcome LIKE 'unknown\_country:%'), '[]'))
-          FROM r);
-END
-$$;
+AS 'MODULE_PATHNAME', 'psk_http'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 
--- GET /admin/codes/all: every code, by pool and status
+-- GET /admin/codes/all
 CREATE FUNCTION psk.http_codes_all(token text, body text, query jsonb) RETURNS json
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-    email text := psk.http_require(psk.http_session(token), true);
-    all_codes text[] := '{}';
-    all_pools text[] := '{}';
-    all_statuses text[] := '{}';
-    page_codes text[];
-    page_pools text[];
-    page_statuses text[];
-    after text;
-    got bigint;
-BEGIN
-    -- psk_codes pages by code (keyset); 10000 is its largest page
-    LOOP
-        SELECT array_agg(c.code ORDER BY c.ordinality), array_agg(c.code_type ORDER BY c.ordinality),
-               array_agg(c.status ORDER BY c.ordinality), count(*)
-          INTO page_codes, page_pools, page_statuses, got
-          FROM @extschema@.psk_codes(NULL, NULL, after, 10000) WITH ORDINALITY AS c;
-        EXIT WHEN got = 0;
-        all_codes := all_codes || page_codes;
-        all_pools := all_pools || page_pools;
-        all_statuses := all_statuses || page_statuses;
-        after := page_codes[got];
-        EXIT WHEN got < 10000;
-    END LOOP;
-    RETURN (
-        SELECT json_object_agg(p.pool, (
-                   SELECT json_build_object(
-                       'reserved', coalesce(json_agg(a.code ORDER BY a.i) FILTER (WHERE a.status = 'RESERVED'), '[]'),
-                       'in_use', coalesce(json_agg(a.code ORDER BY a.i) FILTER (WHERE a.status = 'IN_USE'), '[]'),
-                       'can_be_used', coalesce(json_agg(a.code ORDER BY a.i) FILTER (WHERE a.status = 'CAN_BE_USED'), '[]'),
-                       'non_usable', coalesce(json_agg(a.code ORDER BY a.i) FILTER (WHERE a.status = 'NON_USABLE'), '[]'))
-                     FROM unnest(all_codes, all_pools, all_statuses) WITH ORDINALITY AS a(code, pool, status, i)
-                    WHERE a.pool = p.pool)
-                   ORDER BY p.i)
-          FROM unnest(ARRAY['OSV', 'HSV', 'COMMON']) WITH ORDINALITY AS p(pool, i));
-END
-$$;
+AS 'MODULE_PATHNAME', 'psk_http'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 
 -- GET /admin/codes ?code_type&status&after&page_size
 CREATE FUNCTION psk.http_codes(token text, body text, query jsonb) RETURNS json
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-    who psk.http_caller := psk.http_session(token);
-    pool text := psk.http_text(NULL, query, 'code_type');
-    st text := psk.http_text(NULL, query, 'status');
-    after text := psk.http_text(NULL, query, 'after');
-    size bigint := psk.http_int(NULL, query, 'page_size');
-    email text := psk.http_require(who, true);
-    page json;
-    last_code text;
-    more boolean;
-BEGIN
-    SELECT coalesce(json_agg(json_build_object(
-               'code', c.code, 'code_type', c.code_type, 'status', c.status,
-               'holder', c.holder, 'tester_name', c.tester_name,
-               'reserved_at', c.reserved_at, 'expires_at', c.expires_at,
-               'released_at', c.released_at, 'note', c.note, 'countries', c.countries)
-               ORDER BY c.ordinality), '[]'),
-           (array_agg(c.code ORDER BY c.ordinality DESC))[1]
-      INTO page, last_code
-      -- 1000: psk_codes' default page
-      FROM @extschema@.psk_codes(pool, st, after, coalesce(size, 1000)::int) WITH ORDINALITY AS c;
-    -- a next page exists when one more code follows the last one
-    more := last_code IS NOT NULL
-            AND EXISTS (SELECT FROM @extschema@.psk_codes(pool, st, last_code, 1));
-    RETURN json_build_object('codes', page,
-                             'next_after', CASE WHEN more THEN last_code END);
-END
-$$;
+AS 'MODULE_PATHNAME', 'psk_http'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 
 -- DELETE /admin/codes/{code}
 CREATE FUNCTION psk.http_delete_code(token text, body text, query jsonb) RETURNS json
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-    who psk.http_caller := psk.http_session(token);
-    code text := psk.http_text(NULL, query, 'code');
-    email text := psk.http_require(who, true);
-    deleted text;
-BEGIN
-    SELECT d.code INTO deleted FROM @extschema@.psk_delete_code(email, code) d;
-    RETURN json_build_object('message', format('code %s deleted', deleted));
-END
-$$;
+AS 'MODULE_PATHNAME', 'psk_http'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 
 -- POST /admin/codes/disassociate {code, note?}
 CREATE FUNCTION psk.http_disassociate(token text, body text, query jsonb) RETURNS json
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-    who psk.http_caller := psk.http_session(token);
-    b jsonb := psk.http_body(body);
-    code text := psk.http_text(b, query, 'code');
-    note text := psk.http_text(b, query, 'note');
-    email text := psk.http_require(who, true);
-    reply json;
-BEGIN
-    SELECT json_build_object('code', d.code, 'previous_holder', d.previous_holder)
-      INTO reply
-      FROM @extschema@.psk_disassociate(email, code, note) d;
-    RETURN reply;
-END
-$$;
+AS 'MODULE_PATHNAME', 'psk_http'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 
 -- POST /admin/codes/mark-non-usable {code, reason}
 CREATE FUNCTION psk.http_admin_mark_non_usable(token text, body text, query jsonb) RETURNS json
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-    who psk.http_caller := psk.http_session(token);
-    b jsonb := psk.http_body(body);
-    code text := psk.http_text(b, query, 'code');
-    reason text := psk.http_text(b, query, 'reason');
-    email text := psk.http_require(who, true);
-    reply json;
-BEGIN
-    SELECT json_build_object('code', m.code, 'status', m.status)
-      INTO reply
-      FROM @extschema@.psk_mark_non_usable(email, code, reason) m;
-    RETURN reply;
-END
-$$;
+AS 'MODULE_PATHNAME', 'psk_http'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 
 -- POST /admin/codes/restore {code}
 CREATE FUNCTION psk.http_restore(token text, body text, query jsonb) RETURNS json
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-    who psk.http_caller := psk.http_session(token);
-    b jsonb := psk.http_body(body);
-    code text := psk.http_text(b, query, 'code');
-    email text := psk.http_require(who, true);
-    reply json;
-BEGIN
-    SELECT json_build_object('code', r.code, 'status', r.status)
-      INTO reply
-      FROM @extschema@.psk_restore(email, code) r;
-    RETURN reply;
-END
-$$;
+AS 'MODULE_PATHNAME', 'psk_http'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 
 -- GET /admin/logs ?page&page_size&code&user_name&action&start_date&end_date
 CREATE FUNCTION psk.http_logs(token text, body text, query jsonb) RETURNS json
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-    who psk.http_caller := psk.http_session(token);
-    page bigint := psk.http_int(NULL, query, 'page');
-    size bigint := psk.http_int(NULL, query, 'page_size');
-    code text := psk.http_text(NULL, query, 'code');
-    user_name text := psk.http_text(NULL, query, 'user_name');
-    action text := psk.http_text(NULL, query, 'action');
-    start_text text := psk.http_text(NULL, query, 'start_date');
-    end_text text := psk.http_text(NULL, query, 'end_date');
-    since timestamptz := psk.http_time(start_text, 'start_date', false);
-    until timestamptz := psk.http_time(end_text, 'end_date', true);
-    email text := psk.http_require(who, true);
-    total bigint;
-    logs json;
-BEGIN
-    -- a date alone as the end means that whole day: until is the next midnight
-    IF since > until OR (since = until AND end_text ~ '^\d{4}-\d{2}-\d{2}$') THEN
-        RAISE EXCEPTION 'start_date is after end_date' USING ERRCODE = 'PK007';
-    END IF;
-    SELECT max(l.total_count),
-           coalesce(json_agg(json_build_object(
-               'id', l.id, 'logged_at', l.logged_at, 'action', l.action, 'code', l.code,
-               'user_name', l.user_name, 'contact_email', l.contact_email,
-               'tester_name', l.tester_name, 'country', l.country, 'region', l.region,
-               'note', l.note) ORDER BY l.ordinality), '[]')
-      INTO total, logs
-      FROM @extschema@.psk_log(coalesce(page, 1)::int, coalesce(size, 20)::int, code,
-                               user_name, action, since, until) WITH ORDINALITY AS l;
-    IF total IS NULL THEN
-        -- a page past the end is empty; the total still counts
-        SELECT max(l.total_count) INTO total
-          FROM @extschema@.psk_log(1, 1, code, user_name, action, since, until) l;
-    END IF;
-    RETURN json_build_object('total_count', coalesce(total, 0), 'logs', logs);
-END
-$$;
+AS 'MODULE_PATHNAME', 'psk_http'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 
--- GET /healthz: the database answers
+-- GET /healthz
 CREATE FUNCTION psk.http_healthz(token text, body text, query jsonb) RETURNS json
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ SELECT json_build_object('status', 'ok') $$;
+AS 'MODULE_PATHNAME', 'psk_http'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;

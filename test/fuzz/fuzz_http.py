@@ -384,19 +384,21 @@ def corpus(tok):
     case("body: 10 KB Content-Type", rv(b"{}", ctype="application/" + "j" * 10000), {415})
     case("body: charset latin1", rv(b'{"tester_name": "\xe9"}', ctype="application/json; charset=latin1"), {400})
 
-    # wrong types and values in every field.  The body is read before the
-    # role is checked: with the admin's token a body that passes is 403, so
-    # a mistake in reading it cannot reserve anything.
+    # wrong types and values in every field.  The role is checked before the
+    # body: with the admin's token every body is 403, whatever is wrong with
+    # it; with osv's a mistake in reading it would reserve, and the
+    # fingerprint would show it.
     def ra(b):
         return R("POST", "/users/reserve", b, admin)
     for v in [1, 1.5, True, [], {}, ["t"]]:
-        case(f"reserve: tester_name {json.dumps(v)}", ra({"tester_name": v}), {400})
+        case(f"reserve: tester_name {json.dumps(v)}", rv({"tester_name": v}), {400})
+        case(f"reserve: admin, tester_name {json.dumps(v)}", ra({"tester_name": v}), {403})
     for v in [-2147483649, 2147483648, 10 ** 30, 1.5, "5", [], {}, True]:
-        case(f"reserve: how_many {json.dumps(v)}", ra({"tester_name": "t", "how_many": v}), {400})
+        case(f"reserve: how_many {json.dumps(v)}", rv({"tester_name": "t", "how_many": v}), {400})
     case("reserve: how_many null", ra({"tester_name": "t", "how_many": None}), {400, 403})
     for f in ("country", "code_type"):
         for v in [1, [], {}]:
-            case(f"reserve: {f} {json.dumps(v)[:20]}", ra({"tester_name": "t", f: v}), {400})
+            case(f"reserve: {f} {json.dumps(v)[:20]}", rv({"tester_name": "t", f: v}), {400})
     # values the role check comes before: with osv's own token (then a
     # mistake would reserve, and the fingerprint would show it)
     for v in [None, "", " ", "\t", "x" * 60000]:

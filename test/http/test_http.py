@@ -383,7 +383,7 @@ def deeply_nested_json_is_400_not_500():
 
 
 @test
-def token_is_checked_before_the_body():
+def token_and_role_are_checked_before_the_body():
     bad = "not-a-live-token"
     expect_error(call("POST", "/users/reserve", raw="{}", ctype="text/plain"), 401, "unauthorized")
     expect_error(call("POST", "/users/reserve", raw="{}", ctype="text/plain", token=bad),
@@ -395,9 +395,20 @@ def token_is_checked_before_the_body():
                  415, "unsupported_media_type")
     expect_error(call("POST", "/users/reserve", raw="{nope", token=token("osv")), 400,
                  "invalid_input")
-    # body before role: an admin's malformed body is 400, not 403
-    expect_error(call("POST", "/users/reserve", raw="[1]", token=token("admin")), 400,
-                 "invalid_input")
+    # role before body: an admin's malformed body is 403, not 400, and so
+    # is a user's on an admin route, or a body of the wrong media type
+    expect_error(call("POST", "/users/reserve", raw="[1]", token=token("admin")), 403,
+                 "not_allowed")
+    expect_error(call("POST", "/admin/codes/restore", raw="{nope", token=token("osv")), 403,
+                 "not_allowed")
+    expect_error(call("POST", "/users/reserve", raw="{}", ctype="text/plain", token=token("admin")),
+                 403, "not_allowed")
+    expect_error(call("POST", "/admin/codes/restore", raw="{}", ctype="text/plain",
+                      token=token("osv")), 403, "not_allowed")
+    expect_error(call("GET", "/admin/codes?page_size=1&page_size=2", token=token("osv")), 403,
+                 "not_allowed")
+    expect_error(call("POST", "/admin/codes/restore", raw="{}", ctype="text/plain",
+                      token=token("admin")), 415, "unsupported_media_type")
 
 
 @test
