@@ -14,6 +14,14 @@ MODULE_big  = psk
 OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard extension/*.c)))
 PGFILEDESC  = "psk - code reservation engine"
 
+# Warnings are errors, as in the shim.  Two of -Wextra's are off:
+#  unused-parameter: PG_FUNCTION_ARGS and callback signatures (bgworker main,
+#    walker context) name parameters a function need not use;
+#  missing-field-initializers: our static PskQuery and Columns name their
+#    leading fields only and leave the caches after them to C's zeroing.
+PG_CFLAGS   = -Wall -Wextra -Werror \
+	-Wno-unused-parameter -Wno-missing-field-initializers
+
 # The install script of the current version is assembled from one file per
 # concern, in name order; older versions' scripts are kept as released, with
 # the upgrade scripts from each to the next.

@@ -165,7 +165,7 @@ http_uuid(const char *v, const char *name)
 		return NULL;
 	if (*p == '{')
 		p++;
-	for (int g = 0; g < lengthof(groups); g++)
+	for (size_t g = 0; g < lengthof(groups); g++)
 	{
 		for (int i = 0; i < groups[g]; i++, p++)
 			if (!is_hex(*p))

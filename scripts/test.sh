@@ -75,11 +75,14 @@ fi
 work=$(mktemp -d /tmp/psk-test.XXXXXX)
 chmod 755 "$work"
 
-# A clean build, so that every compiler warning shows (and counts).
+# A clean build, so that every compiler warning shows (and counts).  The
+# extension and the shim build with -Werror: a C warning stops the build,
+# and whatever warns without stopping it (the linker, make) fails the check.
 echo "== build"
 make -s clean >/dev/null 2>&1
 if ! make -s >"$work/build.out" 2>&1; then
 	cat "$work/build.out"
+	grep -q '\[-Werror' "$work/build.out" && echo "not ok - the build has compiler warnings (-Werror)"
 	abort "build failed"
 fi
 if grep -q 'warning:' "$work/build.out"; then
