@@ -22,6 +22,15 @@ PGFILEDESC  = "psk - code reservation engine"
 PG_CFLAGS   = -Wall -Wextra -Werror \
 	-Wno-unused-parameter -Wno-missing-field-initializers
 
+# make PSK_SANITIZE=1 with_llvm=no: the extension under AddressSanitizer and
+# UndefinedBehaviorSanitizer, for a postmaster with libasan preloaded
+# (test/sanitize/run.sh).  UBSan aborts at its first report; -fno-wrapv
+# undoes PostgreSQL's -fwrapv, under which signed overflow is not reported.
+ifdef PSK_SANITIZE
+PG_CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer -fno-wrapv
+endif
+
 # The install script of the current version is assembled from one file per
 # concern, in name order; older versions' scripts are kept as released, with
 # the upgrade scripts from each to the next.
