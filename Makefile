@@ -15,6 +15,23 @@ MODULE_big  = psk
 OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard extension/*.c)))
 PGFILEDESC  = "psk - code reservation engine"
 
+# Warnings are errors, as in the shim.  Two of -Wextra's are off:
+#  unused-parameter: PG_FUNCTION_ARGS and callback signatures (bgworker main,
+#    walker context) name parameters a function need not use;
+#  missing-field-initializers: our static PskQuery and Columns name their
+#    leading fields only and leave the caches after them to C's zeroing.
+PG_CFLAGS   = -Wall -Wextra -Werror \
+	-Wno-unused-parameter -Wno-missing-field-initializers
+
+# make PSK_SANITIZE=1 with_llvm=no: the extension under AddressSanitizer and
+# UndefinedBehaviorSanitizer, for a postmaster with libasan preloaded
+# (test/sanitize/run.sh).  UBSan aborts at its first report; -fno-wrapv
+# undoes PostgreSQL's -fwrapv, under which signed overflow is not reported.
+ifdef PSK_SANITIZE
+PG_CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer -fno-wrapv
+endif
+
 # The install script of the current version is assembled from one file per
 # concern, in name order; older versions' scripts are kept as released, with
 # the upgrade scripts from each to the next.

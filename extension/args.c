@@ -89,7 +89,7 @@ psk_pool_name(const char *pool)
 
 	if (pool == NULL)
 		return NULL;
-	for (int i = 0; i < lengthof(pools); i++)
+	for (size_t i = 0; i < lengthof(pools); i++)
 		if (pg_strcasecmp(pool, pools[i]) == 0)
 			return pools[i];
 	ereport(ERROR,

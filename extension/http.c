@@ -167,7 +167,7 @@ read_uuid(const HttpField *f, HttpValue *v)
 
 	if (*p == '{')
 		p++;
-	for (int g = 0; g < lengthof(groups); g++)
+	for (size_t g = 0; g < lengthof(groups); g++)
 	{
 		for (int i = 0; i < groups[g]; i++, p++)
 			if (!is_hex(*p))

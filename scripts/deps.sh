@@ -3,7 +3,8 @@
 set -euo pipefail
 pkgs=(postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap
 	libtap-parser-sourcehandler-pgtap-perl libh2o-evloop-dev libpq-dev
-	postgresql-common postgresql-contrib make gcc pkg-config python3 curl wrk)
+	postgresql-common postgresql-contrib make gcc pkg-config python3 curl wrk
+	clang-format)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -8,6 +8,7 @@
 #   bash scripts/test.sh regress          only pg_regress (sql/, expected/)
 #   bash scripts/test.sh tap              only pgTAP (test/*.sql)
 #   bash scripts/test.sh worker http      only those suites
+#   bash scripts/test.sh sanitize         pg_regress under ASan and UBSan
 #   bash scripts/test.sh sql/install.sql test/audit.sql   only these files
 #
 # PSK_PGROOT=DIR (see scripts/private-pg.sh) installs into and runs from a
@@ -50,15 +51,15 @@ regress_files=()
 tap_files=()
 for arg in "$@"; do
 	case $arg in
-	regress | tap | worker | contention | http | backup | stress | fuzz) suites+=("$arg") ;;
+	regress | tap | worker | contention | http | backup | stress | fuzz | sanitize) suites+=("$arg") ;;
 	sql/*.sql) regress_files+=("$(basename "$arg" .sql)") ;;
 	test/*.sql) tap_files+=("$arg") ;;
-	*) abort "unknown argument '$arg' (regress, tap, worker, contention, http, backup, stress, fuzz, sql/NAME.sql or test/NAME.sql)" ;;
+	*) abort "unknown argument '$arg' (regress, tap, worker, contention, http, backup, stress, fuzz, sanitize, sql/NAME.sql or test/NAME.sql)" ;;
 	esac
 done
 [ ${#regress_files[@]} -gt 0 ] && suites+=(regress)
 [ ${#tap_files[@]} -gt 0 ] && suites+=(tap)
-[ ${#suites[@]} -eq 0 ] && suites=(regress tap worker contention http backup stress fuzz)
+[ ${#suites[@]} -eq 0 ] && suites=(regress tap worker contention http backup stress fuzz sanitize)
 wanted() {
 	local s
 	for s in "${suites[@]}"; do [ "$s" = "$1" ] && return 0; done
@@ -75,11 +76,14 @@ fi
 work=$(mktemp -d /tmp/psk-test.XXXXXX)
 chmod 755 "$work"
 
-# A clean build, so that every compiler warning shows (and counts).
+# A clean build, so that every compiler warning shows (and counts).  The
+# extension and the shim build with -Werror: a C warning stops the build,
+# and whatever warns without stopping it (the linker, make) fails the check.
 echo "== build"
 make -s clean >/dev/null 2>&1
 if ! make -s >"$work/build.out" 2>&1; then
 	cat "$work/build.out"
+	grep -q '\[-Werror' "$work/build.out" && echo "not ok - the build has compiler warnings (-Werror)"
 	abort "build failed"
 fi
 if grep -q 'warning:' "$work/build.out"; then
@@ -90,6 +94,27 @@ else
 	echo "ok - build without warnings"
 	count 1 0
 fi
+
+# Every C file we own (the ones git knows), laid out as .clang-format says;
+# `clang-format -i FILE` fixes one.
+echo "== clang-format"
+c_files() {
+	git ls-files '*.c' '*.h' 2>/dev/null ||
+		find extension shim test -name '*.[ch]' -not -path 'shim/asan/*'
+}
+unformatted=()
+while read -r f; do
+	[ -f "$f" ] || continue
+	clang-format --dry-run --Werror "$f" >/dev/null 2>&1 || unformatted+=("$f")
+done < <(c_files)
+if [ ${#unformatted[@]} -eq 0 ]; then
+	echo "ok - every C file is formatted (clang-format)"
+	count 1 0
+else
+	echo "not ok - not formatted as .clang-format says (clang-format -i FILE...): ${unformatted[*]}"
+	count 0 1
+fi
+
 make -s install DESTDIR="$PSK_PGROOT" >"$work/install.out" 2>&1 || {
 	cat "$work/install.out"
 	abort "install failed"
@@ -158,7 +183,7 @@ fi
 # find the cluster in PGHOST/PGPORT/PGUSER (psk installed in this PostgreSQL,
 # no database made for them), the binaries in PSK_PGBIN, scratch space in
 # PSK_TEST_WORK, and the built shim in shim/psk-shim; or start their own.
-for s in worker contention http backup stress fuzz; do
+for s in worker contention http backup stress fuzz sanitize; do
 	t=test/$s/run.sh
 	wanted "$s" && [ -f "$t" ] || continue
 	echo "== $t"
