@@ -384,11 +384,11 @@ write_counts(JsonOut *out, const int64 *n)
 {
 	int64		total = 0;
 
-	for (int s = 0; s < lengthof(statuses); s++)
+	for (size_t s = 0; s < lengthof(statuses); s++)
 		total += n[s];
 	json_key(out, "total");
 	json_int64(out, total);
-	for (int s = 0; s < lengthof(statuses); s++)
+	for (size_t s = 0; s < lengthof(statuses); s++)
 	{
 		json_key(out, status_keys[s]);
 		json_int64(out, n[s]);
@@ -415,8 +415,8 @@ route_count(HttpRequest *req, JsonOut *out)
 		bool		isnull;
 		int64		count = DatumGetInt64(psk_result(row, 3, &isnull));
 
-		for (int p = 0; p < lengthof(pools); p++)
-			for (int s = 0; s < lengthof(statuses); s++)
+		for (size_t p = 0; p < lengthof(pools); p++)
+			for (size_t s = 0; s < lengthof(statuses); s++)
 				if (strcmp(pool, pools[p]) == 0 && strcmp(status, statuses[s]) == 0)
 				{
 					n[p][s] += count;
@@ -429,7 +429,7 @@ route_count(HttpRequest *req, JsonOut *out)
 	write_counts(out, all);
 	json_key(out, "by_pool");
 	json_object_start(out);
-	for (int p = 0; p < lengthof(pools); p++)
+	for (size_t p = 0; p < lengthof(pools); p++)
 	{
 		json_key(out, pools[p]);
 		json_object_start(out);
@@ -649,8 +649,8 @@ route_codes_all(HttpRequest *req, JsonOut *out)
 	uint64		n;
 
 	SPI_connect();
-	for (int p = 0; p < lengthof(pools); p++)
-		for (int s = 0; s < lengthof(listed); s++)
+	for (size_t p = 0; p < lengthof(pools); p++)
+		for (size_t s = 0; s < lengthof(listed); s++)
 		{
 			json_init(&lists[p][s]);
 			json_array_start(&lists[p][s]);
@@ -667,8 +667,8 @@ route_codes_all(HttpRequest *req, JsonOut *out)
 			char	   *pool = psk_result_cstring(row, 2);
 			char	   *status = psk_result_cstring(row, 3);
 
-			for (int p = 0; p < lengthof(pools); p++)
-				for (int s = 0; s < lengthof(listed); s++)
+			for (size_t p = 0; p < lengthof(pools); p++)
+				for (size_t s = 0; s < lengthof(listed); s++)
 					if (strcmp(pool, pools[p]) == 0 && strcmp(status, listed[s]) == 0)
 						json_string(&lists[p][s], code);
 			after = code;
@@ -677,11 +677,11 @@ route_codes_all(HttpRequest *req, JsonOut *out)
 	} while (n == CODES_PAGE);
 
 	json_object_start(out);
-	for (int p = 0; p < lengthof(pools); p++)
+	for (size_t p = 0; p < lengthof(pools); p++)
 	{
 		json_key(out, pools[p]);
 		json_object_start(out);
-		for (int s = 0; s < lengthof(listed); s++)
+		for (size_t s = 0; s < lengthof(listed); s++)
 		{
 			json_key(out, listed_keys[s]);
 			json_array_end(&lists[p][s]);
