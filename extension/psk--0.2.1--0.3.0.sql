@@ -4,3 +4,10 @@
 -- its counterpart here, so that an updated database equals a fresh one
 -- (sql/upgrade.sql checks it).
 \echo Use "ALTER EXTENSION psk UPDATE TO '0.3.0'" to load this file. \quit
+
+-- The lists of extension/lists.h, for sql/lists.sql (00_schema.sql).
+CREATE FUNCTION psk.lists(OUT list text, OUT n int, OUT name text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'psk_lists'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+REVOKE ALL ON FUNCTION psk.lists() FROM PUBLIC;

@@ -89,7 +89,10 @@ extern int32 psk_int_arg(FunctionCallInfo fcinfo, int argno, const char *name,
 extern char *psk_lower(const char *s);
 /* A code as stored (psk.normalize_code): trimmed, upper-cased. */
 extern char *psk_normalize_code(const char *code, Oid collid);
-/* Upper-case known pool name or invalid_input; NULL in, NULL out. */
+/*
+ * lists.c: a pool's name as spelled in psk_pools (lists.h), or
+ * invalid_input; NULL in, NULL out.
+ */
 extern const char *psk_pool_name(const char *pool);
 
 /* The acting user, looked up by e-mail (case-insensitive). */
