@@ -11,3 +11,10 @@ RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'psk_lists'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 REVOKE ALL ON FUNCTION psk.lists() FROM PUBLIC;
+
+-- The dummy hash of a login without an account, made at start-up from
+-- PSK_BCRYPT_COST (20_accounts.sql).
+CREATE FUNCTION psk.login_dummy_hash() RETURNS text
+AS 'MODULE_PATHNAME', 'psk_login_dummy_hash'
+LANGUAGE C VOLATILE STRICT;
+REVOKE ALL ON FUNCTION psk.login_dummy_hash() FROM PUBLIC;

@@ -34,6 +34,16 @@
 #define PSK_MAX_TEXT_LEN  1000
 #define PSK_MAX_HOW_MANY  100
 
+/*
+ * Passwords: every hash psk makes is bcrypt of this cost (2^10 rounds),
+ * users' (users.c) and the dummy one of a login without an account
+ * (sessions.c), so that both kinds of failed login take one bcrypt of it.
+ * bcrypt reads at most 72 bytes.
+ */
+#define PSK_BCRYPT_COST		10
+#define PSK_MIN_PASSWORD	8
+#define PSK_MAX_PASSWORD	72
+
 /* Settings (psk.c); durations are in seconds. */
 extern int	psk_reservation_ttl;
 extern int	psk_session_ttl;

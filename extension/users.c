@@ -22,11 +22,6 @@ PG_FUNCTION_INFO_V1(psk_update_user);
 PG_FUNCTION_INFO_V1(psk_delete_user);
 PG_FUNCTION_INFO_V1(psk_users);
 
-/* Cost of the bcrypt hashes we make (2^10 rounds). */
-#define PSK_BCRYPT_COST		10
-#define PSK_MIN_PASSWORD	8
-#define PSK_MAX_PASSWORD	72		/* bcrypt ignores bytes past 72 */
-
 /* One '@', something on both sides, no whitespace or control characters. */
 static void
 check_email(const char *email)
