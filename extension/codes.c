@@ -62,7 +62,8 @@ static PskQuery add_codes = {
 	"   ORDER BY lower(name), n"
 	"), matched AS ("
 	"  SELECT w.name AS wanted, w.n, k.id, k.name"
-	"    FROM wanted w LEFT JOIN psk.countries k ON lower(k.name) = lower(w.name)"
+	"    FROM wanted w LEFT JOIN psk.countries k"
+	"      ON " PSK_COUNTRY_NAMED("k", "w.name")
 	"), inserted AS ("
 	"  INSERT INTO psk.codes (code, pool)"
 	"  SELECT code, $1 FROM classified WHERE outcome IS NULL ORDER BY n"

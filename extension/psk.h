@@ -1,7 +1,8 @@
 /*
  * psk.h
- *		Shared declarations of the psk extension: settings, error codes and
- *		the small SPI toolkit every function file uses.
+ *		Shared declarations of the psk extension: error codes, limits,
+ *		settings, the small SPI toolkit (query.c), argument checks (args.c),
+ *		the acting user (actor.c) and the C API of the HTTP layer.
  */
 #ifndef PSK_H
 #define PSK_H
@@ -43,6 +44,16 @@
 #define PSK_BCRYPT_COST		10
 #define PSK_MIN_PASSWORD	8
 #define PSK_MAX_PASSWORD	72
+
+/*
+ * Which country a name means: the country of that name whatever the case,
+ * the name trimmed (countries_name_key keeps names unique that way).  A
+ * condition for a statement, on the columns of countries k and a name; the
+ * one definition for every statement that looks a country up (reserve.c,
+ * codes.c).
+ */
+#define PSK_COUNTRY_NAMED(k, name) \
+	"pg_catalog.lower(" k ".name) = pg_catalog.lower(pg_catalog.btrim(" name "))"
 
 /* Settings (psk.c); durations are in seconds. */
 extern int	psk_reservation_ttl;
@@ -105,7 +116,10 @@ extern char *psk_normalize_code(const char *code, Oid collid);
  */
 extern const char *psk_pool_name(const char *pool);
 
-/* The acting user, looked up by e-mail (case-insensitive). */
+/*
+ * actor.c: the acting user, looked up by e-mail (case-insensitive), and
+ * who may do what.
+ */
 typedef struct PskUser
 {
 	int64		id;
@@ -115,6 +129,10 @@ typedef struct PskUser
 	char	   *pool;
 } PskUser;
 
+/*
+ * Inside SPI, seeing what a statement run there would see; strings are
+ * allocated outside SPI.  false when there is no such user.
+ */
 extern bool psk_find_user(const char *email, PskUser *user);
 /* A non-admin user, or not_allowed. */
 extern void psk_require_user(const char *email, PskUser *user);
@@ -124,11 +142,27 @@ extern void psk_check_user(const char *email, const PskUser *user);
 extern void psk_require_admin(const char *email, PskUser *user);
 
 /*
- * reserve.c: the work of psk_reserve and psk_release, for their SQL
- * functions and for the HTTP layer.  Arguments must have passed
- * psk_check_text / psk_pool_name (how_many: 1 to PSK_MAX_HOW_MANY); errors
- * are raised as by the SQL functions.  Results are allocated in the
- * caller's memory context.
+ * Below SPI, in the active snapshot (a writer.h call): the user with this
+ * e-mail, with lock locked FOR KEY SHARE; or with this id.  Strings are
+ * allocated in the current memory context.
+ */
+extern bool psk_lookup_user(const char *email, bool lock, PskUser *user);
+extern bool psk_lookup_user_id(int64 id, PskUser *user);
+
+/*
+ * Refuse unless user_id holds code (status NULL: unknown code; user_id 0:
+ * nobody); and the refusal of a change to a held code that did not
+ * happen, from the code as it is now (inside SPI).
+ */
+extern void psk_check_holder(const char *code, const char *status, bool held,
+							 int64 holder_id, int64 user_id);
+extern void psk_explain_not_held(const char *code);
+
+/*
+ * The holder's cycle, for the SQL functions and the HTTP layer: reserve.c,
+ * confirm.c and release.c.  Arguments must have passed psk_check_text /
+ * psk_pool_name (how_many: 1 to PSK_MAX_HOW_MANY); errors are raised as by
+ * the SQL functions.  Results are allocated in the caller's memory context.
  */
 typedef struct PskReserved
 {
@@ -145,12 +179,6 @@ extern void psk_reserve_codes(const char *email, const char *tester,
 							  const char *country, const char *pool,
 							  int how_many, PskReserved *out);
 
-typedef struct PskReleased
-{
-	char	   *code;
-	TimestampTz released_at;
-} PskReleased;
-
 typedef struct PskConfirmed
 {
 	char	   *code;
@@ -162,18 +190,15 @@ typedef struct PskConfirmed
 extern void psk_confirm_code(const char *email, const char *code,
 							 const pg_uuid_t *token, PskConfirmed *out);
 
+typedef struct PskReleased
+{
+	char	   *code;
+	TimestampTz released_at;
+} PskReleased;
+
 extern void psk_release_code(const char *email, const char *code,
 							 const char *clearance, const char *note,
 							 PskReleased *out);
-
-/*
- * reserve.c: refuse unless user_id holds code (status NULL: unknown code;
- * user_id 0: nobody); and the refusal of a change to a held code that did
- * not happen, from the code as it is now.
- */
-extern void psk_check_holder(const char *code, const char *status, bool held,
-							 int64 holder_id, int64 user_id);
-extern void psk_explain_not_held(const char *code);
 
 /*
  * sessions.c: the user behind a live session token (NULL allowed), or
