@@ -139,7 +139,14 @@ psk_check_user(const char *email, const PskUser *user)
 void
 psk_require_admin(const char *email, PskUser *user)
 {
-	if (!psk_find_user(email, user) || !user->is_admin)
+	psk_check_admin(email, psk_find_user(email, user) ? user : NULL);
+}
+
+/* The refusal of psk_require_admin; user is NULL when none was found. */
+void
+psk_check_admin(const char *email, const PskUser *user)
+{
+	if (user == NULL || !user->is_admin)
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_NOT_ALLOWED),
 				 errmsg("permission denied: \"%s\" is not an admin",
@@ -166,32 +173,4 @@ psk_check_holder(const char *code, const char *status, bool held,
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_NOT_ALLOWED),
 				 errmsg("code \"%s\" is held by another user", code)));
-}
-
-/* Why a change to a held code did not happen: the code as it is now. */
-static PskQuery look_at_code = {
-	"SELECT status, holder_id FROM psk.codes"
-	" WHERE code = psk.normalize_code($1)",
-	1, {TEXTOID}
-};
-
-/*
- * Raise the error that explains why a change to code as its holder did not
- * happen, from the code as it is now.
- */
-void
-psk_explain_not_held(const char *code)
-{
-	Datum		arg = CStringGetTextDatum(code);
-	bool		isnull = true;
-	char	   *status = NULL;
-	int64		holder = 0;
-
-	if (psk_execute(&look_at_code, &arg, NULL, false) > 0)
-	{
-		status = psk_result_cstring(0, 1);
-		holder = DatumGetInt64(psk_result(0, 2, &isnull));
-	}
-	psk_check_holder(code, status, !isnull, holder, 0);
-	elog(ERROR, "psk: code \"%s\" is held, yet the change did not happen", code);
 }

@@ -87,8 +87,12 @@ typedef struct PskQuery
 extern uint64 psk_execute(PskQuery *query, Datum *values, const bool *nulls,
 						  bool read_only);
 
-/* Copy the result of the last psk_execute into the caller's SRF result. */
+/*
+ * Copy the result of the last psk_execute into the caller's SRF result; or
+ * add one row of the declared columns to it.
+ */
 extern void psk_return_tuptable(FunctionCallInfo fcinfo);
+extern void psk_return_row(FunctionCallInfo fcinfo, Datum *values, bool *nulls);
 
 /* Column n (1-based) of row r of the last result; *isnull set. */
 extern Datum psk_result(uint64 row, int col, bool *isnull);
@@ -138,8 +142,9 @@ extern bool psk_find_user(const char *email, PskUser *user);
 extern void psk_require_user(const char *email, PskUser *user);
 /* not_allowed unless user (NULL: not found) is a non-admin user. */
 extern void psk_check_user(const char *email, const PskUser *user);
-/* An admin, or not_allowed. */
+/* An admin, or not_allowed; and that refusal (user NULL: not found). */
 extern void psk_require_admin(const char *email, PskUser *user);
+extern void psk_check_admin(const char *email, const PskUser *user);
 
 /*
  * Below SPI, in the active snapshot (a writer.h call): the user with this
@@ -149,14 +154,9 @@ extern void psk_require_admin(const char *email, PskUser *user);
 extern bool psk_lookup_user(const char *email, bool lock, PskUser *user);
 extern bool psk_lookup_user_id(int64 id, PskUser *user);
 
-/*
- * Refuse unless user_id holds code (status NULL: unknown code; user_id 0:
- * nobody); and the refusal of a change to a held code that did not
- * happen, from the code as it is now (inside SPI).
- */
+/* Refuse unless user_id holds code (status NULL: unknown code). */
 extern void psk_check_holder(const char *code, const char *status, bool held,
 							 int64 holder_id, int64 user_id);
-extern void psk_explain_not_held(const char *code);
 
 /*
  * The holder's cycle, for the SQL functions and the HTTP layer: reserve.c,

@@ -71,18 +71,15 @@ psk_result_cstring(uint64 row, int col)
 }
 
 /*
- * Materialize the last SPI result as the function's result set, or append
- * it to the rows already there.  Works for functions returning a row type
- * and for those returning a scalar set (RETURNS TABLE with one column,
- * SETOF text): the SQL must produce exactly the declared columns.
+ * The caller's result set, made on first use.  Works for functions
+ * returning a row type and for those returning a scalar set (RETURNS TABLE
+ * with one column, SETOF text).
  */
-void
-psk_return_tuptable(FunctionCallInfo fcinfo)
+static TupleDesc
+result_store(FunctionCallInfo fcinfo)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	TupleDesc	tupdesc;
-	Datum	   *values;
-	bool	   *nulls;
 
 	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
 		!(rsinfo->allowedModes & SFRM_Materialize))
@@ -115,7 +112,21 @@ psk_return_tuptable(FunctionCallInfo fcinfo)
 								  false, work_mem);
 		MemoryContextSwitchTo(oldcxt);
 	}
-	tupdesc = rsinfo->setDesc;
+	return rsinfo->setDesc;
+}
+
+/*
+ * Materialize the last SPI result as the function's result set, or append
+ * it to the rows already there: the SQL must produce exactly the declared
+ * columns.
+ */
+void
+psk_return_tuptable(FunctionCallInfo fcinfo)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TupleDesc	tupdesc = result_store(fcinfo);
+	Datum	   *values;
+	bool	   *nulls;
 
 	if (SPI_tuptable == NULL || SPI_tuptable->tupdesc->natts != tupdesc->natts)
 		elog(ERROR, "psk: query result does not match the function's columns");
@@ -128,4 +139,13 @@ psk_return_tuptable(FunctionCallInfo fcinfo)
 						  values, nulls);
 		tuplestore_putvalues(rsinfo->setResult, tupdesc, values, nulls);
 	}
+}
+
+void
+psk_return_row(FunctionCallInfo fcinfo, Datum *values, bool *nulls)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TupleDesc	tupdesc = result_store(fcinfo);
+
+	tuplestore_putvalues(rsinfo->setResult, tupdesc, values, nulls);
 }

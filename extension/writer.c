@@ -437,9 +437,8 @@ psk_slot_cstring(TupleTableSlot *slot, AttrNumber att)
 }
 
 bool
-psk_lock_code(PskWriter *w, const char *code, LockTupleMode mode)
+psk_find_code(PskWriter *w, const char *code)
 {
-	Relation	codes = w->codes->ri_RelationDesc;
 	Relation	code_key = index_open(psk_relation("codes_code_key"), AccessShareLock);
 	char	   *wanted = psk_normalize_code(code, DEFAULT_COLLATION_OID);
 	ScanKeyData key;
@@ -448,14 +447,21 @@ psk_lock_code(PskWriter *w, const char *code, LockTupleMode mode)
 
 	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(wanted));
 	key.sk_collation = code_key->rd_indcollation[0];
-	scan = index_beginscan(codes, code_key, GetActiveSnapshot(), 1, 0);
+	scan = index_beginscan(w->codes->ri_RelationDesc, code_key,
+						   GetActiveSnapshot(), 1, 0);
 	index_rescan(scan, &key, 1, NULL, 0);
 	found = index_getnext_slot(scan, ForwardScanDirection, w->code_slot);
 	index_endscan(scan);
 	index_close(code_key, NoLock);
+	return found;
+}
 
+bool
+psk_lock_code(PskWriter *w, const char *code, LockTupleMode mode)
+{
 	/* Wait for whoever holds it locked; then look at its newest version. */
-	return found && psk_lock_row(codes, w->code_slot, mode, true);
+	return psk_find_code(w, code) &&
+		psk_lock_row(w->codes->ri_RelationDesc, w->code_slot, mode, true);
 }
 
 TupleTableSlot *
@@ -476,6 +482,12 @@ psk_code_update(PskWriter *w)
 {
 	ExecStoreVirtualTuple(w->new_code);
 	ExecSimpleRelationUpdate(w->codes, w->estate, NULL, w->code_slot, w->new_code);
+}
+
+void
+psk_code_delete(PskWriter *w)
+{
+	ExecSimpleRelationDelete(w->codes, w->estate, NULL, w->code_slot);
 }
 
 void

@@ -79,9 +79,11 @@ extern bool psk_slot_text_equals(TupleTableSlot *slot, AttrNumber att,
 extern char *psk_slot_cstring(TupleTableSlot *slot, AttrNumber att);
 
 /*
- * The code named code (as given: normalised here) into w->code_slot,
- * locked in mode, waiting for others; false when there is none.
+ * The code named code (as given: normalised here) into w->code_slot, as
+ * the snapshot sees it; psk_lock_code then locks it in mode, waiting for
+ * others, and leaves its newest version there.  false when there is none.
  */
+extern bool psk_find_code(PskWriter *w, const char *code);
 extern bool psk_lock_code(PskWriter *w, const char *code, LockTupleMode mode);
 
 /*
@@ -91,6 +93,8 @@ extern bool psk_lock_code(PskWriter *w, const char *code, LockTupleMode mode);
  */
 extern TupleTableSlot *psk_code_change(PskWriter *w);
 extern void psk_code_update(PskWriter *w);
+/* Delete the code in w->code_slot (locked); its countries go with it. */
+extern void psk_code_delete(PskWriter *w);
 
 static inline void
 psk_code_set(PskWriter *w, int col, Datum value, bool isnull)
