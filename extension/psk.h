@@ -93,6 +93,8 @@ extern uint64 psk_execute(PskQuery *query, Datum *values, const bool *nulls,
  */
 extern void psk_return_tuptable(FunctionCallInfo fcinfo);
 extern void psk_return_row(FunctionCallInfo fcinfo, Datum *values, bool *nulls);
+/* The caller's SRF result, made if need be: for a set that may be empty. */
+extern TupleDesc psk_result_set(FunctionCallInfo fcinfo);
 
 /* Column n (1-based) of row r of the last result; *isnull set. */
 extern Datum psk_result(uint64 row, int col, bool *isnull);
@@ -222,7 +224,10 @@ extern void psk_session_find(text *token, PskSession *session);
  */
 extern uint64 psk_select_my_codes(int64 user_id);
 
-/* expiry.c */
-extern uint64 psk_expire_overdue(void);
+/*
+ * expiry.c: return the overdue reservations to their pool; the codes
+ * (char *), in code order.
+ */
+extern List *psk_expire_overdue(void);
 
 #endif							/* PSK_H */

@@ -75,8 +75,8 @@ psk_result_cstring(uint64 row, int col)
  * returning a row type and for those returning a scalar set (RETURNS TABLE
  * with one column, SETOF text).
  */
-static TupleDesc
-result_store(FunctionCallInfo fcinfo)
+TupleDesc
+psk_result_set(FunctionCallInfo fcinfo)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	TupleDesc	tupdesc;
@@ -124,7 +124,7 @@ void
 psk_return_tuptable(FunctionCallInfo fcinfo)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	TupleDesc	tupdesc = result_store(fcinfo);
+	TupleDesc	tupdesc = psk_result_set(fcinfo);
 	Datum	   *values;
 	bool	   *nulls;
 
@@ -145,7 +145,7 @@ void
 psk_return_row(FunctionCallInfo fcinfo, Datum *values, bool *nulls)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	TupleDesc	tupdesc = result_store(fcinfo);
+	TupleDesc	tupdesc = psk_result_set(fcinfo);
 
 	tuplestore_putvalues(rsinfo->setResult, tupdesc, values, nulls);
 }
