@@ -35,10 +35,12 @@ PG_FUNCTION_INFO_V1(psk_delete_code);
  * their ids (the tie-break of the reserve order) follow it; ON CONFLICT
  * turns a code that exists already, or that a concurrent call has just
  * added, into duplicate_in_db.  The known countries go to every inserted
- * code; each inserted code gets its ADDED row.
+ * code.  Returns each code's outcome, and the note of the ADDED rows (the
+ * countries), which psk_add_codes writes for the inserted codes, in their
+ * order, which is their ids'.
  *
- * $1 pool, $2 codes, $3 countries, $4..$6 the admin (id, name, e-mail),
- * $7 the spaces that [[:space:]] may miss (see below).
+ * $1 pool, $2 codes, $3 countries, $4 the spaces that [[:space:]] may miss
+ * (see below).
  */
 static PskQuery add_codes = {
 	"WITH input AS ("
@@ -48,7 +50,7 @@ static PskQuery add_codes = {
 	"  SELECT n, code,"
 	"         CASE WHEN code IS NULL OR length(code) NOT BETWEEN 1 AND 128"
 	"                   OR code ~ '[[:space:][:cntrl:]]'"
-	"                   OR code <> translate(code, $7, '')"
+	"                   OR code <> translate(code, $4, '')"
 	"                   OR code <> psk.normalize_code(code) THEN 'invalid'"
 	"              WHEN row_number() OVER (PARTITION BY code ORDER BY n) > 1"
 	"              THEN 'duplicate_in_batch'"
@@ -73,15 +75,10 @@ static PskQuery add_codes = {
 	"  INSERT INTO psk.code_countries (code_id, country_id)"
 	"  SELECT i.id, m.id FROM inserted i CROSS JOIN matched m"
 	"   WHERE m.id IS NOT NULL"
-	"), logged AS ("
-	"  INSERT INTO psk.audit_log (action, code, code_type, user_id, user_name,"
-	"                             contact_email, note)"
-	"  SELECT 'ADDED', i.code, $1, $4, $5, $6,"
-	"         (SELECT 'countries: ' || string_agg(m.name, ', ' ORDER BY m.name)"
-	"            FROM matched m WHERE m.id IS NOT NULL)"
-	"    FROM inserted i ORDER BY i.id"
 	")"
-	"SELECT code, outcome FROM ("
+	"SELECT code, outcome,"
+	"       (SELECT 'countries: ' || string_agg(m.name, ', ' ORDER BY m.name)"
+	"          FROM matched m WHERE m.id IS NOT NULL) FROM ("
 	"  SELECT 1 AS part, c.n, c.code,"
 	"         COALESCE(c.outcome, CASE WHEN i.id IS NULL THEN 'duplicate_in_db'"
 	"                                  ELSE 'inserted' END) AS outcome"
@@ -91,7 +88,7 @@ static PskQuery add_codes = {
 	"  SELECT 2, m.n, NULL, 'unknown_country:' || m.wanted"
 	"    FROM matched m WHERE m.id IS NULL"
 	") r ORDER BY part, n",
-	7, {TEXTOID, TEXTARRAYOID, TEXTARRAYOID, INT8OID, TEXTOID, TEXTOID, TEXTOID}
+	4, {TEXTOID, TEXTARRAYOID, TEXTARRAYOID, TEXTOID}
 };
 
 /*
@@ -159,9 +156,11 @@ psk_add_codes(PG_FUNCTION_ARGS)
 	ArrayType  *codes = text_array_arg(fcinfo, 2, "codes", true, PSK_MAX_ADD_CODES);
 	ArrayType  *countries = text_array_arg(fcinfo, 3, "countries", false, PSK_MAX_ADD_COUNTRIES);
 	PskUser		admin;
-	Datum		values[7];
-	bool		nulls[7] = {0};
-
+	Datum		values[4];
+	bool		nulls[4] = {0};
+	PskWriter	w;
+	Datum		pool_datum;
+	uint64		n;
 	/* A country name that long cannot exist; do not echo it back. */
 	if (countries != NULL && ARR_NDIM(countries) == 1)
 	{
@@ -194,14 +193,40 @@ psk_add_codes(PG_FUNCTION_ARGS)
 	values[1] = PointerGetDatum(codes);
 	nulls[2] = countries == NULL;
 	values[2] = PointerGetDatum(countries);
-	values[3] = Int64GetDatum(admin.id);
-	values[4] = CStringGetTextDatum(admin.user_name);
-	values[5] = CStringGetTextDatum(admin.email);
 	/* Other encodings cannot hold most of them; [[:space:]] has to do. */
-	values[6] = CStringGetTextDatum(GetDatabaseEncoding() == PG_UTF8 ?
+	values[3] = CStringGetTextDatum(GetDatabaseEncoding() == PG_UTF8 ?
 									unicode_spaces : "");
-	psk_execute(&add_codes, values, nulls, false);
-	psk_return_tuptable(fcinfo);
+	n = psk_execute(&add_codes, values, nulls, false);
+
+	psk_result_set(fcinfo);
+	psk_audit_writer_begin(&w);
+	pool_datum = CStringGetTextDatum(pool);
+	for (uint64 i = 0; i < n; i++)
+	{
+		Datum		row[2];
+		bool		rownulls[2];
+		text	   *outcome;
+		Datum		note;
+		bool		nonote;
+
+		row[0] = psk_result(i, 1, &rownulls[0]);
+		row[1] = psk_result(i, 2, &rownulls[1]);
+		psk_return_row(fcinfo, row, rownulls);
+		outcome = DatumGetTextPP(row[1]);
+		if (VARSIZE_ANY_EXHDR(outcome) != strlen("inserted") ||
+			memcmp(VARDATA_ANY(outcome), "inserted", strlen("inserted")) != 0)
+			continue;
+
+		psk_audit_begin(&w);
+		psk_audit_set(&w, LOG_CODE, row[0]);
+		psk_audit_set(&w, LOG_CODE_TYPE, pool_datum);
+		psk_audit_actor(&w, &admin);
+		note = psk_result(i, 3, &nonote);
+		if (!nonote)
+			psk_audit_set(&w, LOG_NOTE, note);
+		psk_audit_append(&w, "ADDED");
+	}
+	psk_writer_end(&w);
 	SPI_finish();
 	return (Datum) 0;
 }

@@ -311,11 +311,12 @@ result_rte(Relation rel)
  * Start a call: see the changes made before it in this transaction (as SPI
  * does before each statement) and take a fresh snapshot in READ COMMITTED.
  */
-void
-psk_writer_begin(PskWriter *w)
+static void
+writer_start(PskWriter *w, bool with_codes)
 {
 	EState	   *estate;
 	MemoryContext oldcxt;
+	List	   *rtable = NIL;
 
 	CommandCounterIncrement();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -325,28 +326,48 @@ psk_writer_begin(PskWriter *w)
 	estate->es_snapshot = GetActiveSnapshot();
 	estate->es_output_cid = GetCurrentCommandId(true);
 
-	w->codes = open_result_relation(estate, "codes", 1, &codes_checks);
-	w->log = open_result_relation(estate, "audit_log", 2, &log_checks);
-	ExecInitRangeTable(estate, list_make2(result_rte(w->codes->ri_RelationDesc),
-										  result_rte(w->log->ri_RelationDesc)));
+	w->codes = NULL;
+	if (with_codes)
+	{
+		w->codes = open_result_relation(estate, "codes", 1, &codes_checks);
+		rtable = lappend(rtable, result_rte(w->codes->ri_RelationDesc));
+	}
+	w->log = open_result_relation(estate, "audit_log", list_length(rtable) + 1,
+								  &log_checks);
+	rtable = lappend(rtable, result_rte(w->log->ri_RelationDesc));
+	ExecInitRangeTable(estate, rtable);
 
-	w->code_att = resolve_columns(w->codes->ri_RelationDesc, &code_cols);
 	w->log_att = resolve_columns(w->log->ri_RelationDesc, &log_cols);
 	w->log_id_seq = audit_id_sequence(w->log->ri_RelationDesc, w->log_att[LOG_ID]);
-
-	w->code_slot = ExecInitExtraTupleSlot(estate,
-										  RelationGetDescr(w->codes->ri_RelationDesc),
-										  table_slot_callbacks(w->codes->ri_RelationDesc));
-	w->new_code = ExecInitExtraTupleSlot(estate,
-										 RelationGetDescr(w->codes->ri_RelationDesc),
-										 &TTSOpsVirtual);
 	w->log_row = ExecInitExtraTupleSlot(estate,
 										RelationGetDescr(w->log->ri_RelationDesc),
 										&TTSOpsVirtual);
+	if (with_codes)
+	{
+		w->code_att = resolve_columns(w->codes->ri_RelationDesc, &code_cols);
+		w->code_slot = ExecInitExtraTupleSlot(estate,
+											  RelationGetDescr(w->codes->ri_RelationDesc),
+											  table_slot_callbacks(w->codes->ri_RelationDesc));
+		w->new_code = ExecInitExtraTupleSlot(estate,
+											 RelationGetDescr(w->codes->ri_RelationDesc),
+											 &TTSOpsVirtual);
+	}
 	w->now = GetCurrentTransactionStartTimestamp();	/* now() */
 	MemoryContextSwitchTo(oldcxt);
 
 	AfterTriggerBeginQuery();
+}
+
+void
+psk_writer_begin(PskWriter *w)
+{
+	writer_start(w, true);
+}
+
+void
+psk_audit_writer_begin(PskWriter *w)
+{
+	writer_start(w, false);
 }
 
 /* Fire the queued AFTER triggers (the foreign key check) and clean up. */
@@ -355,9 +376,12 @@ psk_writer_end(PskWriter *w)
 {
 	AfterTriggerEndQuery(w->estate);
 
-	ExecCloseIndices(w->codes);
+	if (w->codes != NULL)
+	{
+		ExecCloseIndices(w->codes);
+		table_close(w->codes->ri_RelationDesc, NoLock);
+	}
 	ExecCloseIndices(w->log);
-	table_close(w->codes->ri_RelationDesc, NoLock);
 	table_close(w->log->ri_RelationDesc, NoLock);
 	ExecResetTupleTable(w->estate->es_tupleTable, false);
 	FreeExecutorState(w->estate);
@@ -524,6 +548,8 @@ psk_audit_actor(PskWriter *w, const PskUser *actor)
 void
 psk_audit_append(PskWriter *w, const char *action)
 {
+	/* What the previous row's constraints and index entries left behind. */
+	ResetPerTupleExprContext(w->estate);
 	psk_audit_set(w, LOG_ID, Int64GetDatum(nextval_internal(w->log_id_seq, false)));
 	psk_audit_set(w, LOG_LOGGED_AT, TimestampTzGetDatum(w->now));
 	psk_audit_set(w, LOG_ACTION, CStringGetTextDatum(action));

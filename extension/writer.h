@@ -2,7 +2,8 @@
  * writer.h
  *		Changing codes and writing audit rows below SPI (writer.c): the
  *		calls a statement's executor would make, shared by every change of a
- *		code (reserve.c, confirm.c, release.c, codes.c, expiry.c).
+ *		code (reserve.c, confirm.c, release.c, codes.c, expiry.c), and the
+ *		one writer of audit rows (users.c too).
  */
 #ifndef PSK_WRITER_H
 #define PSK_WRITER_H
@@ -64,6 +65,8 @@ extern const AttrNumber *psk_user_columns(Relation rel);
  */
 extern void psk_writer_begin(PskWriter *w);
 extern void psk_writer_end(PskWriter *w);
+/* The same for a change that is not a code's: audit rows only. */
+extern void psk_audit_writer_begin(PskWriter *w);
 
 /*
  * Lock the row version in slot (in READ COMMITTED its newest version), as
