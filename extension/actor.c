@@ -174,3 +174,27 @@ psk_check_holder(const char *code, const char *status, bool held,
 				(errcode(ERRCODE_PSK_NOT_ALLOWED),
 				 errmsg("code \"%s\" is held by another user", code)));
 }
+
+/*
+ * In a writer call: the user with this e-mail (not_allowed unless a
+ * non-admin user), and the code it holds, locked in mode (waiting for
+ * others) and left in w->code_slot; refused unless that user holds it.
+ */
+void
+psk_lock_held_code(PskWriter *w, const char *email, const char *code,
+				   LockTupleMode mode, PskUser *user)
+{
+	bool		found;
+	bool		isnull = true;
+	char	   *status = NULL;
+	int64		holder = 0;
+
+	psk_check_user(email, psk_lookup_user(email, false, user) ? user : NULL);
+	found = psk_lock_code(w, code, mode);
+	if (found)
+	{
+		status = psk_slot_cstring(w->code_slot, w->code_att[CODE_STATUS]);
+		holder = psk_slot_int8(w->code_slot, w->code_att[CODE_HOLDER], &isnull);
+	}
+	psk_check_holder(code, status, !isnull, holder, user->id);
+}

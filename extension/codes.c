@@ -266,6 +266,20 @@ lock_code(PskWriter *w, const char *code, LockedCode *locked)
 }
 
 /*
+ * Start an admin's change of code: the admin (or not_allowed), then the
+ * code locked (or not_found).
+ */
+static void
+begin_admin_change(PskWriter *w, const char *admin_email, PskUser *admin,
+				   const char *code, LockedCode *locked)
+{
+	psk_writer_begin(w);
+	psk_check_admin(admin_email,
+					psk_lookup_user(admin_email, false, admin) ? admin : NULL);
+	lock_code(w, code, locked);
+}
+
+/*
  * Start the audit row of a change of the code in w->code_slot: the code,
  * its pool and the actor; with_holder: the tester and, as subject_user_id,
  * the holder of the code as it was.
@@ -368,10 +382,7 @@ psk_disassociate(PG_FUNCTION_ARGS)
 	PskUser		holder;
 	LockedCode	locked;
 
-	psk_writer_begin(&w);
-	psk_check_admin(admin_email,
-					psk_lookup_user(admin_email, false, &admin) ? &admin : NULL);
-	lock_code(&w, code, &locked);
+	begin_admin_change(&w, admin_email, &admin, code, &locked);
 	if (!locked.held)
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_WRONG_STATE),
@@ -408,10 +419,7 @@ psk_restore(PG_FUNCTION_ARGS)
 	PskUser		admin;
 	LockedCode	locked;
 
-	psk_writer_begin(&w);
-	psk_check_admin(admin_email,
-					psk_lookup_user(admin_email, false, &admin) ? &admin : NULL);
-	lock_code(&w, code, &locked);
+	begin_admin_change(&w, admin_email, &admin, code, &locked);
 	if (strcmp(locked.status, "NON_USABLE") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_WRONG_STATE),
@@ -488,10 +496,7 @@ psk_delete_code(PG_FUNCTION_ARGS)
 	PskUser		admin;
 	LockedCode	locked;
 
-	psk_writer_begin(&w);
-	psk_check_admin(admin_email,
-					psk_lookup_user(admin_email, false, &admin) ? &admin : NULL);
-	lock_code(&w, code, &locked);
+	begin_admin_change(&w, admin_email, &admin, code, &locked);
 	if (locked.held)
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_WRONG_STATE),

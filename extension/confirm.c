@@ -21,20 +21,14 @@ psk_confirm_code(const char *email, const char *code, const pg_uuid_t *token,
 {
 	PskWriter	w;
 	PskUser		user;
-	bool		found;
 	bool		isnull;
-	int64		holder;
 	char	   *status;
 	Datum		expires_at;
 	pg_uuid_t  *held_token;
 
 	psk_writer_begin(&w);
-	psk_check_user(email, psk_lookup_user(email, false, &user) ? &user : NULL);
-
-	found = psk_lock_code(&w, code, LockTupleExclusive);
-	status = found ? psk_slot_cstring(w.code_slot, w.code_att[CODE_STATUS]) : NULL;
-	holder = found ? psk_slot_int8(w.code_slot, w.code_att[CODE_HOLDER], &isnull) : 0;
-	psk_check_holder(code, status, found && !isnull, holder, user.id);
+	psk_lock_held_code(&w, email, code, LockTupleExclusive, &user);
+	status = psk_slot_cstring(w.code_slot, w.code_att[CODE_STATUS]);
 	if (strcmp(status, "RESERVED") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_WRONG_STATE),

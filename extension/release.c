@@ -20,19 +20,11 @@ psk_release_code(const char *email, const char *code, const char *clearance,
 {
 	PskWriter	w;
 	PskUser		user;
-	bool		found;
 	bool		isnull;
-	int64		holder;
 	Datum		tester;
-	char	   *status;
 
 	psk_writer_begin(&w);
-	psk_check_user(email, psk_lookup_user(email, false, &user) ? &user : NULL);
-
-	found = psk_lock_code(&w, code, LockTupleNoKeyExclusive);
-	status = found ? psk_slot_cstring(w.code_slot, w.code_att[CODE_STATUS]) : NULL;
-	holder = found ? psk_slot_int8(w.code_slot, w.code_att[CODE_HOLDER], &isnull) : 0;
-	psk_check_holder(code, status, found && !isnull, holder, user.id);
+	psk_lock_held_code(&w, email, code, LockTupleNoKeyExclusive, &user);
 
 	tester = slot_getattr(w.code_slot, w.code_att[CODE_TESTER], &isnull);
 	out->code = psk_slot_cstring(w.code_slot, w.code_att[CODE_CODE]);

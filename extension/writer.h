@@ -132,4 +132,13 @@ psk_audit_set(PskWriter *w, int col, Datum value)
 /* The actor's columns (user_id, user_name, contact_email). */
 extern void psk_audit_actor(PskWriter *w, const PskUser *actor);
 
+/*
+ * actor.c: the code the user with this e-mail holds, locked in mode into
+ * w->code_slot; not_allowed for an unknown user or an admin, and the
+ * refusals of psk_check_holder.
+ */
+extern void psk_lock_held_code(PskWriter *w, const char *email,
+							   const char *code, LockTupleMode mode,
+							   PskUser *user);
+
 #endif							/* PSK_WRITER_H */
