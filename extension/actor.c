@@ -15,20 +15,13 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
-/* A text column of the user's row; in the caller's context (spi) or here. */
+/* A text column of the user's row, in the caller's context (spi) or here. */
 static char *
 user_string(TupleTableSlot *slot, AttrNumber att, bool spi)
 {
 	char	   *s = psk_slot_cstring(slot, att);
-	size_t		len;
-	char	   *copy;
 
-	if (!spi)
-		return s;
-	len = strlen(s) + 1;
-	copy = SPI_palloc(len);
-	memcpy(copy, s, len);
-	return copy;
+	return spi ? psk_spi_strdup(s) : s;
 }
 
 /*

@@ -65,7 +65,7 @@ static PskQuery add_codes = {
 	"), matched AS ("
 	"  SELECT w.name AS wanted, w.n, k.id, k.name"
 	"    FROM wanted w LEFT JOIN psk.countries k"
-	"      ON " PSK_COUNTRY_NAMED("k", "w.name")
+	"      ON " PSK_PLACE_NAMED("k", "w.name")
 	"), inserted AS ("
 	"  INSERT INTO psk.codes (code, pool)"
 	"  SELECT code, $1 FROM classified WHERE outcome IS NULL ORDER BY n"

@@ -46,14 +46,14 @@
 #define PSK_MAX_PASSWORD	72
 
 /*
- * Which country a name means: the country of that name whatever the case,
- * the name trimmed (countries_name_key keeps names unique that way).  A
- * condition for a statement, on the columns of countries k and a name; the
- * one definition for every statement that looks a country up (reserve.c,
- * codes.c).
+ * Which region or country a name means: the one of that name whatever the
+ * case, the name trimmed (regions_name_key and countries_name_key keep
+ * names unique that way).  A condition for a statement, on the columns of
+ * the places p and a name; the one definition for every statement that
+ * looks a place up (reserve.c, codes.c, places.c).
  */
-#define PSK_COUNTRY_NAMED(k, name) \
-	"pg_catalog.lower(" k ".name) = pg_catalog.lower(pg_catalog.btrim(" name "))"
+#define PSK_PLACE_NAMED(p, name) \
+	"pg_catalog.lower(" p ".name) = pg_catalog.lower(pg_catalog.btrim(" name "))"
 
 /* Settings (psk.c); durations are in seconds. */
 extern int	psk_reservation_ttl;
@@ -99,6 +99,8 @@ extern TupleDesc psk_result_set(FunctionCallInfo fcinfo);
 /* Column n (1-based) of row r of the last result; *isnull set. */
 extern Datum psk_result(uint64 row, int col, bool *isnull);
 extern char *psk_result_cstring(uint64 row, int col);
+/* Inside SPI: a copy of s in the caller's (pre-SPI_connect) context. */
+extern char *psk_spi_strdup(const char *s);
 
 /*
  * Arguments.  psk_text_arg returns NULL for a NULL or empty argument when

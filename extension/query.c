@@ -52,22 +52,26 @@ psk_result(uint64 row, int col, bool *isnull)
 						 isnull);
 }
 
-/* A copy in the caller's (pre-SPI_connect) memory context, or NULL. */
+/* A copy in the caller's (pre-SPI_connect) memory context. */
+char *
+psk_spi_strdup(const char *s)
+{
+	size_t		len = strlen(s) + 1;
+	char	   *copy = SPI_palloc(len);
+
+	memcpy(copy, s, len);
+	return copy;
+}
+
+/* In the caller's (pre-SPI_connect) memory context, or NULL. */
 char *
 psk_result_cstring(uint64 row, int col)
 {
 	char	   *value;
-	char	   *copy;
-	size_t		len;
 
 	Assert(SPI_tuptable != NULL && row < SPI_processed);
 	value = SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
-	if (value == NULL)
-		return NULL;
-	len = strlen(value) + 1;
-	copy = SPI_palloc(len);
-	memcpy(copy, value, len);
-	return copy;
+	return value ? psk_spi_strdup(value) : NULL;
 }
 
 /*

@@ -162,7 +162,7 @@ reserve_from_pool(PskWriter *w, const PskUser *user, const Request *req,
 static PskQuery find_country = {
 	"SELECT c.id, c.name, r.name FROM psk.countries c"
 	"  JOIN psk.regions r ON r.id = c.region_id"
-	" WHERE " PSK_COUNTRY_NAMED("c", "$1"),
+	" WHERE " PSK_PLACE_NAMED("c", "$1"),
 	1, {TEXTOID}
 };
 
