@@ -279,29 +279,15 @@ begin_admin_change(PskWriter *w, const char *admin_email, PskUser *admin,
 	lock_code(w, code, locked);
 }
 
-/*
- * Start the audit row of a change of the code in w->code_slot: the code,
- * its pool and the actor; with_holder: the tester and, as subject_user_id,
- * the holder of the code as it was.
- */
+/* subject_user_id of the audit row: the holder of the code as it was. */
 static void
-audit_code(PskWriter *w, const PskUser *actor, bool with_holder)
+audit_holder(PskWriter *w)
 {
 	bool		isnull;
-	Datum		d;
+	Datum		holder = slot_getattr(w->code_slot, w->code_att[CODE_HOLDER], &isnull);
 
-	psk_audit_begin(w);
-	psk_audit_set(w, LOG_CODE, slot_getattr(w->code_slot, w->code_att[CODE_CODE], &isnull));
-	psk_audit_set(w, LOG_CODE_TYPE, slot_getattr(w->code_slot, w->code_att[CODE_POOL], &isnull));
-	psk_audit_actor(w, actor);
-	if (!with_holder)
-		return;
-	d = slot_getattr(w->code_slot, w->code_att[CODE_TESTER], &isnull);
 	if (!isnull)
-		psk_audit_set(w, LOG_TESTER, d);
-	d = slot_getattr(w->code_slot, w->code_att[CODE_HOLDER], &isnull);
-	if (!isnull)
-		psk_audit_set(w, LOG_SUBJECT, d);
+		psk_audit_set(w, LOG_SUBJECT, holder);
 }
 
 /* The function's one result row: n text columns, NULL for a NULL value. */
@@ -358,7 +344,8 @@ psk_mark_non_usable(PG_FUNCTION_ARGS)
 	psk_code_set(&w, CODE_NOTE, CStringGetTextDatum(reason), false);
 	psk_code_update(&w);
 
-	audit_code(&w, &actor, true);
+	psk_audit_code(&w, &actor);
+	audit_holder(&w);
 	psk_audit_set(&w, LOG_NOTE, CStringGetTextDatum(reason));
 	psk_audit_append(&w, "MARKED_NON_USABLE");
 	psk_writer_end(&w);
@@ -397,7 +384,8 @@ psk_disassociate(PG_FUNCTION_ARGS)
 		psk_code_set(&w, CODE_NOTE, CStringGetTextDatum(note), false);
 	psk_code_update(&w);
 
-	audit_code(&w, &admin, true);
+	psk_audit_code(&w, &admin);
+	audit_holder(&w);
 	if (note != NULL)
 		psk_audit_set(&w, LOG_NOTE, CStringGetTextDatum(note));
 	psk_audit_append(&w, "DISASSOCIATED");
@@ -429,7 +417,7 @@ psk_restore(PG_FUNCTION_ARGS)
 	psk_code_free(&w, "CAN_BE_USED");
 	psk_code_update(&w);
 
-	audit_code(&w, &admin, false);
+	psk_audit_code(&w, &admin);
 	psk_audit_append(&w, "RESTORED");
 	psk_writer_end(&w);
 
@@ -450,7 +438,6 @@ psk_comment(PG_FUNCTION_ARGS)
 	PskWriter	w;
 	PskUser		user;
 	LockedCode	held;
-	bool		isnull;
 	bool		found;
 
 	psk_writer_begin(&w);
@@ -474,8 +461,7 @@ psk_comment(PG_FUNCTION_ARGS)
 	psk_code_set(&w, CODE_NOTE, CStringGetTextDatum(comment), false);
 	psk_code_update(&w);
 
-	audit_code(&w, &user, false);
-	psk_audit_set(&w, LOG_TESTER, slot_getattr(w.code_slot, w.code_att[CODE_TESTER], &isnull));
+	psk_audit_code(&w, &user);
 	psk_audit_set(&w, LOG_NOTE, CStringGetTextDatum(comment));
 	psk_audit_append(&w, "COMMENTED");
 	psk_writer_end(&w);
@@ -505,7 +491,7 @@ psk_delete_code(PG_FUNCTION_ARGS)
 
 	psk_code_delete(&w);
 
-	audit_code(&w, &admin, false);
+	psk_audit_code(&w, &admin);
 	psk_audit_set(&w, LOG_NOTE, CStringGetTextDatum(psprintf("was %s", locked.status)));
 	psk_audit_append(&w, "DELETED");
 	psk_writer_end(&w);

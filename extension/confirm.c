@@ -54,11 +54,7 @@ psk_confirm_code(const char *email, const char *code, const pg_uuid_t *token,
 	psk_code_set(&w, CODE_EXPIRES_AT, (Datum) 0, true);
 	psk_code_update(&w);
 
-	psk_audit_begin(&w);
-	psk_audit_set(&w, LOG_CODE, CStringGetTextDatum(out->code));
-	psk_audit_set(&w, LOG_CODE_TYPE, slot_getattr(w.code_slot, w.code_att[CODE_POOL], &isnull));
-	psk_audit_actor(&w, &user);
-	psk_audit_set(&w, LOG_TESTER, slot_getattr(w.code_slot, w.code_att[CODE_TESTER], &isnull));
+	psk_audit_code(&w, &user);
 	psk_audit_append(&w, "CONFIRMED");
 
 	psk_writer_end(&w);

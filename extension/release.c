@@ -20,13 +20,10 @@ psk_release_code(const char *email, const char *code, const char *clearance,
 {
 	PskWriter	w;
 	PskUser		user;
-	bool		isnull;
-	Datum		tester;
 
 	psk_writer_begin(&w);
 	psk_lock_held_code(&w, email, code, LockTupleNoKeyExclusive, &user);
 
-	tester = slot_getattr(w.code_slot, w.code_att[CODE_TESTER], &isnull);
 	out->code = psk_slot_cstring(w.code_slot, w.code_att[CODE_CODE]);
 	out->released_at = w.now;
 
@@ -37,11 +34,7 @@ psk_release_code(const char *email, const char *code, const char *clearance,
 		psk_code_set(&w, CODE_NOTE, CStringGetTextDatum(note), false);
 	psk_code_update(&w);
 
-	psk_audit_begin(&w);
-	psk_audit_set(&w, LOG_CODE, CStringGetTextDatum(out->code));
-	psk_audit_set(&w, LOG_CODE_TYPE, slot_getattr(w.code_slot, w.code_att[CODE_POOL], &isnull));
-	psk_audit_actor(&w, &user);
-	psk_audit_set(&w, LOG_TESTER, tester);
+	psk_audit_code(&w, &user);
 	if (clearance != NULL || note != NULL)
 		psk_audit_set(&w, LOG_NOTE, CStringGetTextDatum(clearance ? clearance : note));
 	if (clearance != NULL)

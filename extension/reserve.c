@@ -134,10 +134,7 @@ reserve_from_pool(PskWriter *w, const PskUser *user, const Request *req,
 		psk_code_set(w, CODE_TOKEN, UUIDPGetDatum(&r->token), false);
 		psk_code_update(w);
 
-		psk_audit_begin(w);
-		psk_audit_set(w, LOG_CODE, CStringGetTextDatum(r->code));
-		psk_audit_set(w, LOG_CODE_TYPE, CStringGetTextDatum(pool));
-		psk_audit_actor(w, user);
+		psk_audit_code(w, user);
 		psk_audit_set(w, LOG_TESTER, CStringGetTextDatum(req->tester));
 		if (req->has_country)
 		{

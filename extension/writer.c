@@ -538,6 +538,22 @@ psk_audit_begin(PskWriter *w)
 }
 
 void
+psk_audit_code(PskWriter *w, const PskUser *actor)
+{
+	TupleTableSlot *old = w->code_slot;
+	bool		isnull;
+	Datum		tester;
+
+	psk_audit_begin(w);
+	psk_audit_set(w, LOG_CODE, slot_getattr(old, w->code_att[CODE_CODE], &isnull));
+	psk_audit_set(w, LOG_CODE_TYPE, slot_getattr(old, w->code_att[CODE_POOL], &isnull));
+	psk_audit_actor(w, actor);
+	tester = slot_getattr(old, w->code_att[CODE_TESTER], &isnull);
+	if (!isnull)
+		psk_audit_set(w, LOG_TESTER, tester);
+}
+
+void
 psk_audit_actor(PskWriter *w, const PskUser *actor)
 {
 	psk_audit_set(w, LOG_USER_ID, Int64GetDatum(actor->id));

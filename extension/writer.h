@@ -129,6 +129,13 @@ psk_audit_set(PskWriter *w, int col, Datum value)
 	w->log_row->tts_isnull[w->log_att[col] - 1] = false;
 }
 
+/*
+ * psk_audit_begin for a change of the code in w->code_slot: its code and
+ * pool, the actor and, when it was held, its tester (as it was: the slot
+ * keeps the version the change started from).
+ */
+extern void psk_audit_code(PskWriter *w, const PskUser *actor);
+
 /* The actor's columns (user_id, user_name, contact_email). */
 extern void psk_audit_actor(PskWriter *w, const PskUser *actor);
 
