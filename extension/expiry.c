@@ -30,7 +30,6 @@
 PG_FUNCTION_INFO_V1(psk_expire_reservations);
 
 PGDLLEXPORT void psk_expiry_main(Datum main_arg);
-void		psk_register_expiry_workers(void);
 
 /* An overdue reservation as the index shows it, before it is locked. */
 typedef struct Overdue

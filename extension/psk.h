@@ -64,9 +64,9 @@ extern int	psk_expiry_interval;
 extern char *psk_databases;
 
 /*
- * A statement prepared once per backend and kept (SPI_keepplan).  Declare
- * one as a static, with its SQL and argument types; psk_execute() prepares
- * it on first use.
+ * query.c: a statement prepared once per backend and kept (SPI_keepplan).
+ * Declare one as a static, with its SQL and argument types; psk_execute()
+ * prepares it on first use.
  */
 #define PSK_MAX_ARGS 12
 typedef struct PskQuery
@@ -103,9 +103,9 @@ extern char *psk_result_cstring(uint64 row, int col);
 extern char *psk_spi_strdup(const char *s);
 
 /*
- * Arguments.  psk_text_arg returns NULL for a NULL or empty argument when
- * not required, raises invalid_input when required, and raises invalid_input
- * when longer than maxlen characters.
+ * Arguments (args.c).  psk_text_arg returns NULL for a NULL or empty
+ * argument when not required, raises invalid_input when required, and
+ * raises invalid_input when longer than maxlen characters.
  */
 extern char *psk_text_arg(FunctionCallInfo fcinfo, int argno,
 						  const char *name, bool required, int maxlen);
@@ -231,5 +231,7 @@ extern uint64 psk_select_my_codes(int64 user_id);
  * (char *), in code order.
  */
 extern List *psk_expire_overdue(void);
+/* expiry.c: from _PG_init when preloaded, one worker per psk.database. */
+extern void psk_register_expiry_workers(void);
 
 #endif							/* PSK_H */
