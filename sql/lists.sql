@@ -37,3 +37,7 @@ SELECT array_agg(DISTINCT code_type) = ARRAY(SELECT name FROM psk.lists() WHERE 
 SELECT test.err($$SELECT * FROM psk_codes(code_type => 'nope')$$);
 SELECT test.err($$SELECT * FROM psk_codes(status => 'nope')$$);
 SELECT test.err($$SELECT * FROM psk_log(action => 'nope')$$);
+-- the pool a team name gives (psk.pool_for_team) is a known one
+SELECT t AS team_name, psk.pool_for_team(t) AS pool,
+       psk.pool_for_team(t) IN (SELECT name FROM psk.lists() WHERE list = 'pool') AS known
+  FROM unnest(ARRAY['Trillium OSV', 'Zeus hsv', 'Admin']) t;
