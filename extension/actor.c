@@ -1,37 +1,112 @@
 /*
  * actor.c
- *		The acting user of a call, named by e-mail, and the checks of who
- *		may call what.
+ *		Who is calling: the user named by e-mail (one lookup, below SPI,
+ *		whatever the caller), and the checks of who may do what.
  */
-#include "psk.h"
+#include "writer.h"
 
+#include "access/genam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 
-static PskQuery find_user = {
-	"SELECT id, is_admin, email, user_name, pool FROM psk.users"
-	" WHERE email = $1",
-	1, {TEXTOID}, true
-};
+/* A text column of the user's row, in the caller's context (spi) or here. */
+static char *
+user_string(TupleTableSlot *slot, AttrNumber att, bool spi)
+{
+	char	   *s = psk_slot_cstring(slot, att);
 
-/* Must be called inside SPI; strings are allocated outside it. */
+	return spi ? psk_spi_strdup(s) : s;
+}
+
+/*
+ * The user with e-mail email (lower-cased already) or, when email is NULL,
+ * with id id, in the active snapshot; with lock, locked FOR KEY SHARE (what
+ * the holder_id foreign key takes anyway, taken first so that a user
+ * deleted meanwhile is an unknown user rather than a foreign-key error).
+ * spi: inside SPI, strings allocated outside it.
+ */
+static bool
+fetch_user(const char *email, int64 id, bool lock, LOCKMODE rellock, bool spi,
+		   PskUser *user)
+{
+	Relation	rel = table_open(psk_relation("users"), rellock);
+	Relation	idx = index_open(psk_relation(email ? "users_email_key" : "users_pkey"),
+								 AccessShareLock);
+	const AttrNumber *att = psk_user_columns(rel);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	ScanKeyData key;
+	IndexScanDesc scan;
+	bool		found;
+	bool		isnull;
+
+	if (email != NULL)
+		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ,
+					CStringGetTextDatum(email));
+	else
+		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ,
+					Int64GetDatum(id));
+	key.sk_collation = idx->rd_indcollation[0];
+	scan = index_beginscan(rel, idx, GetActiveSnapshot(), 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	index_endscan(scan);
+
+	/* The locked version may have a new e-mail: look again. */
+	if (found && lock)
+		found = psk_lock_row(rel, slot, LockTupleKeyShare, true) &&
+			(email == NULL ||
+			 psk_slot_text_equals(slot, att[USER_EMAIL], email));
+
+	if (found)
+	{
+		user->id = psk_slot_int8(slot, att[USER_ID], &isnull);
+		user->is_admin = DatumGetBool(slot_getattr(slot, att[USER_IS_ADMIN], &isnull));
+		user->email = user_string(slot, att[USER_EMAIL], spi);
+		user->user_name = user_string(slot, att[USER_NAME], spi);
+		user->pool = user_string(slot, att[USER_POOL], spi);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, NoLock);
+	table_close(rel, NoLock);
+	return found;
+}
+
+bool
+psk_lookup_user(const char *email, bool lock, PskUser *user)
+{
+	return email != NULL &&
+		fetch_user(psk_lower(email), 0, lock, RowShareLock, false, user);
+}
+
+bool
+psk_lookup_user_id(int64 id, PskUser *user)
+{
+	return fetch_user(NULL, id, false, AccessShareLock, false, user);
+}
+
+/*
+ * Inside SPI, as a statement run there would see it: what this transaction
+ * did before, and in READ COMMITTED a fresh snapshot.  Strings are
+ * allocated outside SPI.
+ */
 bool
 psk_find_user(const char *email, PskUser *user)
 {
-	Datum		arg;
-	bool		isnull;
+	bool		found;
 
 	if (email == NULL)
 		return false;
-	arg = CStringGetTextDatum(psk_lower(email));
-	if (psk_execute(&find_user, &arg, NULL, false) == 0)
-		return false;
-	user->id = DatumGetInt64(psk_result(0, 1, &isnull));
-	user->is_admin = DatumGetBool(psk_result(0, 2, &isnull));
-	user->email = psk_result_cstring(0, 3);
-	user->user_name = psk_result_cstring(0, 4);
-	user->pool = psk_result_cstring(0, 5);
-	return true;
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	found = fetch_user(psk_lower(email), 0, false, AccessShareLock, true, user);
+	PopActiveSnapshot();
+	return found;
 }
 
 void
@@ -57,9 +132,62 @@ psk_check_user(const char *email, const PskUser *user)
 void
 psk_require_admin(const char *email, PskUser *user)
 {
-	if (!psk_find_user(email, user) || !user->is_admin)
+	psk_check_admin(email, psk_find_user(email, user) ? user : NULL);
+}
+
+/* The refusal of psk_require_admin; user is NULL when none was found. */
+void
+psk_check_admin(const char *email, const PskUser *user)
+{
+	if (user == NULL || !user->is_admin)
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_NOT_ALLOWED),
 				 errmsg("permission denied: \"%s\" is not an admin",
 						email ? email : "")));
+}
+
+/*
+ * Refuse unless user_id holds code: unknown code (status NULL), a code that
+ * is not held, or someone else's.  user_id 0 is nobody (ids start at 1).
+ */
+void
+psk_check_holder(const char *code, const char *status, bool held,
+				 int64 holder_id, int64 user_id)
+{
+	if (status == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_NOT_FOUND),
+				 errmsg("unknown code \"%s\"", code)));
+	if (!held)
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_WRONG_STATE),
+				 errmsg("code \"%s\" is %s, not reserved", code, status)));
+	if (holder_id != user_id)
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_NOT_ALLOWED),
+				 errmsg("code \"%s\" is held by another user", code)));
+}
+
+/*
+ * In a writer call: the user with this e-mail (not_allowed unless a
+ * non-admin user), and the code it holds, locked in mode (waiting for
+ * others) and left in w->code_slot; refused unless that user holds it.
+ */
+void
+psk_lock_held_code(PskWriter *w, const char *email, const char *code,
+				   LockTupleMode mode, PskUser *user)
+{
+	bool		found;
+	bool		isnull = true;
+	char	   *status = NULL;
+	int64		holder = 0;
+
+	psk_check_user(email, psk_lookup_user(email, false, user) ? user : NULL);
+	found = psk_lock_code(w, code, mode);
+	if (found)
+	{
+		status = psk_slot_cstring(w->code_slot, w->code_att[CODE_STATUS]);
+		holder = psk_slot_int8(w->code_slot, w->code_att[CODE_HOLDER], &isnull);
+	}
+	psk_check_holder(code, status, !isnull, holder, user->id);
 }

@@ -82,23 +82,6 @@ psk_int_arg(FunctionCallInfo fcinfo, int argno, const char *name,
 	return value;
 }
 
-const char *
-psk_pool_name(const char *pool)
-{
-	static const char *const pools[] = {"OSV", "HSV", "COMMON"};
-
-	if (pool == NULL)
-		return NULL;
-	for (size_t i = 0; i < lengthof(pools); i++)
-		if (pg_strcasecmp(pool, pools[i]) == 0)
-			return pools[i];
-	ereport(ERROR,
-			(errcode(ERRCODE_PSK_INVALID_INPUT),
-			 errmsg("unknown pool \"%s\"", pool),
-			 errhint("Pools are OSV, HSV and COMMON.")));
-	return NULL;				/* not reached */
-}
-
 /*
  * lower() as SQL has it (the database's collation), done once here rather
  * than in a statement, where a filter would redo it for every row scanned.

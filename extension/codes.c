@@ -4,11 +4,11 @@
  *		codes: psk_add_codes, psk_mark_non_usable, psk_disassociate,
  *		psk_restore, psk_comment and psk_delete_code.
  *
- * A change to one code first locks its row (FOR UPDATE) and looks at it, so
- * that a refusal names the real reason; then the change and its audit row
- * are one statement.
+ * A change to one code locks its row (as FOR UPDATE would) and looks at
+ * it, so that a refusal names the real reason; then the change and its
+ * audit row are written below SPI (writer.c), as reserve and release are.
  */
-#include "psk.h"
+#include "writer.h"
 
 #include "catalog/pg_type.h"
 #include "mb/pg_wchar.h"
@@ -35,10 +35,12 @@ PG_FUNCTION_INFO_V1(psk_delete_code);
  * their ids (the tie-break of the reserve order) follow it; ON CONFLICT
  * turns a code that exists already, or that a concurrent call has just
  * added, into duplicate_in_db.  The known countries go to every inserted
- * code; each inserted code gets its ADDED row.
+ * code.  Returns each code's outcome, and the note of the ADDED rows (the
+ * countries), which psk_add_codes writes for the inserted codes, in their
+ * order, which is their ids'.
  *
- * $1 pool, $2 codes, $3 countries, $4..$6 the admin (id, name, e-mail),
- * $7 the spaces that [[:space:]] may miss (see below).
+ * $1 pool, $2 codes, $3 countries, $4 the spaces that [[:space:]] may miss
+ * (see below).
  */
 static PskQuery add_codes = {
 	"WITH input AS ("
@@ -48,7 +50,7 @@ static PskQuery add_codes = {
 	"  SELECT n, code,"
 	"         CASE WHEN code IS NULL OR length(code) NOT BETWEEN 1 AND 128"
 	"                   OR code ~ '[[:space:][:cntrl:]]'"
-	"                   OR code <> translate(code, $7, '')"
+	"                   OR code <> translate(code, $4, '')"
 	"                   OR code <> psk.normalize_code(code) THEN 'invalid'"
 	"              WHEN row_number() OVER (PARTITION BY code ORDER BY n) > 1"
 	"              THEN 'duplicate_in_batch'"
@@ -62,7 +64,8 @@ static PskQuery add_codes = {
 	"   ORDER BY lower(name), n"
 	"), matched AS ("
 	"  SELECT w.name AS wanted, w.n, k.id, k.name"
-	"    FROM wanted w LEFT JOIN psk.countries k ON lower(k.name) = lower(w.name)"
+	"    FROM wanted w LEFT JOIN psk.countries k"
+	"      ON " PSK_PLACE_NAMED("k", "w.name")
 	"), inserted AS ("
 	"  INSERT INTO psk.codes (code, pool)"
 	"  SELECT code, $1 FROM classified WHERE outcome IS NULL ORDER BY n"
@@ -72,15 +75,10 @@ static PskQuery add_codes = {
 	"  INSERT INTO psk.code_countries (code_id, country_id)"
 	"  SELECT i.id, m.id FROM inserted i CROSS JOIN matched m"
 	"   WHERE m.id IS NOT NULL"
-	"), logged AS ("
-	"  INSERT INTO psk.audit_log (action, code, code_type, user_id, user_name,"
-	"                             contact_email, note)"
-	"  SELECT 'ADDED', i.code, $1, $4, $5, $6,"
-	"         (SELECT 'countries: ' || string_agg(m.name, ', ' ORDER BY m.name)"
-	"            FROM matched m WHERE m.id IS NOT NULL)"
-	"    FROM inserted i ORDER BY i.id"
 	")"
-	"SELECT code, outcome FROM ("
+	"SELECT code, outcome,"
+	"       (SELECT 'countries: ' || string_agg(m.name, ', ' ORDER BY m.name)"
+	"          FROM matched m WHERE m.id IS NOT NULL) FROM ("
 	"  SELECT 1 AS part, c.n, c.code,"
 	"         COALESCE(c.outcome, CASE WHEN i.id IS NULL THEN 'duplicate_in_db'"
 	"                                  ELSE 'inserted' END) AS outcome"
@@ -90,7 +88,7 @@ static PskQuery add_codes = {
 	"  SELECT 2, m.n, NULL, 'unknown_country:' || m.wanted"
 	"    FROM matched m WHERE m.id IS NULL"
 	") r ORDER BY part, n",
-	7, {TEXTOID, TEXTARRAYOID, TEXTARRAYOID, INT8OID, TEXTOID, TEXTOID, TEXTOID}
+	4, {TEXTOID, TEXTARRAYOID, TEXTARRAYOID, TEXTOID}
 };
 
 /*
@@ -158,9 +156,11 @@ psk_add_codes(PG_FUNCTION_ARGS)
 	ArrayType  *codes = text_array_arg(fcinfo, 2, "codes", true, PSK_MAX_ADD_CODES);
 	ArrayType  *countries = text_array_arg(fcinfo, 3, "countries", false, PSK_MAX_ADD_COUNTRIES);
 	PskUser		admin;
-	Datum		values[7];
-	bool		nulls[7] = {0};
-
+	Datum		values[4];
+	bool		nulls[4] = {0};
+	PskWriter	w;
+	Datum		pool_datum;
+	uint64		n;
 	/* A country name that long cannot exist; do not echo it back. */
 	if (countries != NULL && ARR_NDIM(countries) == 1)
 	{
@@ -193,110 +193,143 @@ psk_add_codes(PG_FUNCTION_ARGS)
 	values[1] = PointerGetDatum(codes);
 	nulls[2] = countries == NULL;
 	values[2] = PointerGetDatum(countries);
-	values[3] = Int64GetDatum(admin.id);
-	values[4] = CStringGetTextDatum(admin.user_name);
-	values[5] = CStringGetTextDatum(admin.email);
 	/* Other encodings cannot hold most of them; [[:space:]] has to do. */
-	values[6] = CStringGetTextDatum(GetDatabaseEncoding() == PG_UTF8 ?
+	values[3] = CStringGetTextDatum(GetDatabaseEncoding() == PG_UTF8 ?
 									unicode_spaces : "");
-	psk_execute(&add_codes, values, nulls, false);
-	psk_return_tuptable(fcinfo);
+	n = psk_execute(&add_codes, values, nulls, false);
+
+	psk_result_set(fcinfo);
+	psk_audit_writer_begin(&w);
+	pool_datum = CStringGetTextDatum(pool);
+	for (uint64 i = 0; i < n; i++)
+	{
+		Datum		row[2];
+		bool		rownulls[2];
+		text	   *outcome;
+		Datum		note;
+		bool		nonote;
+
+		row[0] = psk_result(i, 1, &rownulls[0]);
+		row[1] = psk_result(i, 2, &rownulls[1]);
+		psk_return_row(fcinfo, row, rownulls);
+		outcome = DatumGetTextPP(row[1]);
+		if (VARSIZE_ANY_EXHDR(outcome) != strlen("inserted") ||
+			memcmp(VARDATA_ANY(outcome), "inserted", strlen("inserted")) != 0)
+			continue;
+
+		psk_audit_begin(&w);
+		psk_audit_set(&w, LOG_CODE, row[0]);
+		psk_audit_set(&w, LOG_CODE_TYPE, pool_datum);
+		psk_audit_actor(&w, &admin);
+		note = psk_result(i, 3, &nonote);
+		if (!nonote)
+			psk_audit_set(&w, LOG_NOTE, note);
+		psk_audit_append(&w, "ADDED");
+	}
+	psk_writer_end(&w);
 	SPI_finish();
 	return (Datum) 0;
 }
 
 /*
- * One code, locked for the caller's change.
+ * One code, locked for the caller's change (as FOR UPDATE would) and left
+ * in w->code_slot.
  */
 typedef struct LockedCode
 {
-	int64		id;
+	char	   *code;
 	char	   *status;
 	bool		held;
 	int64		holder_id;
 } LockedCode;
 
-static PskQuery lock_code_row = {
-	"SELECT id, status, holder_id FROM psk.codes"
-	" WHERE code = psk.normalize_code($1) FOR UPDATE",
-	1, {TEXTOID}
-};
-
-/* Lock the row of code, or raise not_found.  Inside SPI. */
 static void
-lock_code(const char *code, LockedCode *locked)
+state_of(PskWriter *w, LockedCode *c)
 {
-	Datum		arg = CStringGetTextDatum(code);
-	Datum		holder;
 	bool		isnull;
 
-	if (psk_execute(&lock_code_row, &arg, NULL, false) == 0)
+	c->code = psk_slot_cstring(w->code_slot, w->code_att[CODE_CODE]);
+	c->status = psk_slot_cstring(w->code_slot, w->code_att[CODE_STATUS]);
+	c->holder_id = psk_slot_int8(w->code_slot, w->code_att[CODE_HOLDER], &isnull);
+	c->held = !isnull;
+}
+
+/* Lock the row of code, or raise not_found. */
+static void
+lock_code(PskWriter *w, const char *code, LockedCode *locked)
+{
+	if (!psk_lock_code(w, code, LockTupleExclusive))
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_NOT_FOUND),
 				 errmsg("unknown code \"%s\"", code)));
-	locked->id = DatumGetInt64(psk_result(0, 1, &isnull));
-	locked->status = psk_result_cstring(0, 2);
-	holder = psk_result(0, 3, &isnull);
-	locked->held = !isnull;
-	locked->holder_id = isnull ? 0 : DatumGetInt64(holder);
+	state_of(w, locked);
 }
 
-/* The actor's columns of an audit row, as statement arguments. */
+/*
+ * Start an admin's change of code: the admin (or not_allowed), then the
+ * code locked (or not_found).
+ */
 static void
-actor_args(Datum *values, const PskUser *actor)
+begin_admin_change(PskWriter *w, const char *admin_email, PskUser *admin,
+				   const char *code, LockedCode *locked)
 {
-	values[0] = Int64GetDatum(actor->id);
-	values[1] = CStringGetTextDatum(actor->user_name);
-	values[2] = CStringGetTextDatum(actor->email);
+	psk_writer_begin(w);
+	psk_check_admin(admin_email,
+					psk_lookup_user(admin_email, false, admin) ? admin : NULL);
+	lock_code(w, code, locked);
+}
+
+/* subject_user_id of the audit row: the holder of the code as it was. */
+static void
+audit_holder(PskWriter *w)
+{
+	bool		isnull;
+	Datum		holder = slot_getattr(w->code_slot, w->code_att[CODE_HOLDER], &isnull);
+
+	if (!isnull)
+		psk_audit_set(w, LOG_SUBJECT, holder);
+}
+
+/* The function's one result row: n text columns, NULL for a NULL value. */
+static Datum
+return_row(FunctionCallInfo fcinfo, int n, const char *const *columns)
+{
+	Datum		values[2];
+	bool		nulls[2];
+
+	Assert(n <= lengthof(values));
+	for (int i = 0; i < n; i++)
+	{
+		nulls[i] = columns[i] == NULL;
+		values[i] = nulls[i] ? (Datum) 0 : CStringGetTextDatum(columns[i]);
+	}
+	psk_return_row(fcinfo, values, nulls);
+	return (Datum) 0;
 }
 
 /*
  * psk_mark_non_usable(user_email, code, reason): the holder, or an admin for
  * any code.  The hold ends; the previous tester goes into the audit row and
  * the previous holder into its subject_user_id.
- *
- * $1 code id, $2 reason, $3..$5 the actor.
  */
-static PskQuery mark_non_usable = {
-	"WITH old AS ("
-	"  SELECT id, holder_id, tester_name FROM psk.codes WHERE id = $1"
-	"), marked AS ("
-	"  UPDATE psk.codes c"
-	"     SET status = 'NON_USABLE', holder_id = NULL, tester_name = NULL,"
-	"         reservation_token = NULL, reserved_at = NULL, expires_at = NULL,"
-	"         confirmed_at = NULL, note = $2"
-	"    FROM old WHERE c.id = old.id"
-	"  RETURNING c.code, c.pool, c.status, old.holder_id, old.tester_name"
-	"), logged AS ("
-	"  INSERT INTO psk.audit_log (action, code, code_type, user_id, user_name,"
-	"                             contact_email, tester_name, note,"
-	"                             subject_user_id)"
-	"  SELECT 'MARKED_NON_USABLE', code, pool, $3, $4, $5, tester_name, $2,"
-	"         holder_id"
-	"    FROM marked"
-	")"
-	"SELECT code, status FROM marked",
-	5, {INT8OID, TEXTOID, INT8OID, TEXTOID, TEXTOID}
-};
-
 Datum
 psk_mark_non_usable(PG_FUNCTION_ARGS)
 {
 	char	   *email = psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
 	char	   *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
 	char	   *reason = psk_text_arg(fcinfo, 2, "reason", true, PSK_MAX_TEXT_LEN);
+	PskWriter	w;
 	PskUser		actor;
 	LockedCode	locked;
-	Datum		values[5];
 
-	SPI_connect();
+	psk_writer_begin(&w);
 	/* Who, before anything about the code: a stranger learns nothing. */
-	if (!psk_find_user(email, &actor))
+	if (!psk_lookup_user(email, false, &actor))
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_NOT_ALLOWED),
 				 errmsg("unknown user \"%s\"", email)));
 
-	lock_code(code, &locked);
+	lock_code(&w, code, &locked);
 	if (strcmp(locked.status, "NON_USABLE") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_WRONG_STATE),
@@ -306,207 +339,162 @@ psk_mark_non_usable(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_PSK_NOT_ALLOWED),
 				 errmsg("code \"%s\" is not held by \"%s\"", code, actor.email)));
 
-	values[0] = Int64GetDatum(locked.id);
-	values[1] = CStringGetTextDatum(reason);
-	actor_args(&values[2], &actor);
-	psk_execute(&mark_non_usable, values, NULL, false);
-	psk_return_tuptable(fcinfo);
-	SPI_finish();
-	return (Datum) 0;
+	psk_code_change(&w);
+	psk_code_free(&w, "NON_USABLE");
+	psk_code_set(&w, CODE_NOTE, CStringGetTextDatum(reason), false);
+	psk_code_update(&w);
+
+	psk_audit_code(&w, &actor);
+	audit_holder(&w);
+	psk_audit_set(&w, LOG_NOTE, CStringGetTextDatum(reason));
+	psk_audit_append(&w, "MARKED_NON_USABLE");
+	psk_writer_end(&w);
+
+	return return_row(fcinfo, 2, (const char *[]) {locked.code, "NON_USABLE"});
 }
 
 /*
  * psk_disassociate(admin_email, code, note): an admin takes a held code
  * back into its pool.  A new note replaces the code's note; the audit row
  * keeps the tester and, as subject_user_id, the holder.
- *
- * $1 code id, $2 note, $3..$5 the admin.
  */
-static PskQuery disassociate = {
-	"WITH old AS ("
-	"  SELECT c.id, c.holder_id, c.tester_name, u.email"
-	"    FROM psk.codes c JOIN psk.users u ON u.id = c.holder_id"
-	"   WHERE c.id = $1"
-	"), freed AS ("
-	"  UPDATE psk.codes c"
-	"     SET status = 'CAN_BE_USED', holder_id = NULL, tester_name = NULL,"
-	"         reservation_token = NULL, reserved_at = NULL, expires_at = NULL,"
-	"         confirmed_at = NULL, freed_at = now(), note = COALESCE($2, c.note)"
-	"    FROM old WHERE c.id = old.id"
-	"  RETURNING c.code, c.pool, old.holder_id, old.tester_name, old.email"
-	"), logged AS ("
-	"  INSERT INTO psk.audit_log (action, code, code_type, user_id, user_name,"
-	"                             contact_email, tester_name, note,"
-	"                             subject_user_id)"
-	"  SELECT 'DISASSOCIATED', code, pool, $3, $4, $5, tester_name, $2,"
-	"         holder_id"
-	"    FROM freed"
-	")"
-	"SELECT code, email FROM freed",
-	5, {INT8OID, TEXTOID, INT8OID, TEXTOID, TEXTOID}
-};
-
 Datum
 psk_disassociate(PG_FUNCTION_ARGS)
 {
 	char	   *admin_email = psk_text_arg(fcinfo, 0, "admin_email", true, PSK_MAX_EMAIL_LEN);
 	char	   *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
 	char	   *note = psk_text_arg(fcinfo, 2, "note", false, PSK_MAX_TEXT_LEN);
+	PskWriter	w;
 	PskUser		admin;
+	PskUser		holder;
 	LockedCode	locked;
-	Datum		values[5];
-	bool		nulls[5] = {0};
 
-	SPI_connect();
-	psk_require_admin(admin_email, &admin);
-	lock_code(code, &locked);
+	begin_admin_change(&w, admin_email, &admin, code, &locked);
 	if (!locked.held)
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_WRONG_STATE),
 				 errmsg("code \"%s\" is %s, not reserved or in use",
 						code, locked.status)));
+	if (!psk_lookup_user_id(locked.holder_id, &holder))
+		elog(ERROR, "psk: the holder of code \"%s\" is missing", code);
 
-	values[0] = Int64GetDatum(locked.id);
-	nulls[1] = note == NULL;
-	values[1] = note ? CStringGetTextDatum(note) : (Datum) 0;
-	actor_args(&values[2], &admin);
-	psk_execute(&disassociate, values, nulls, false);
-	psk_return_tuptable(fcinfo);
-	SPI_finish();
-	return (Datum) 0;
+	psk_code_change(&w);
+	psk_code_free(&w, "CAN_BE_USED");
+	if (note != NULL)
+		psk_code_set(&w, CODE_NOTE, CStringGetTextDatum(note), false);
+	psk_code_update(&w);
+
+	psk_audit_code(&w, &admin);
+	audit_holder(&w);
+	if (note != NULL)
+		psk_audit_set(&w, LOG_NOTE, CStringGetTextDatum(note));
+	psk_audit_append(&w, "DISASSOCIATED");
+	psk_writer_end(&w);
+
+	return return_row(fcinfo, 2, (const char *[]) {locked.code, holder.email});
 }
 
 /*
  * psk_restore(admin_email, code): NON_USABLE back to CAN_BE_USED, at the
  * end of the least-recently-used order.
- *
- * $1 code id, $2..$4 the admin.
  */
-static PskQuery restore = {
-	"WITH restored AS ("
-	"  UPDATE psk.codes SET status = 'CAN_BE_USED', freed_at = now()"
-	"   WHERE id = $1"
-	"  RETURNING code, pool, status"
-	"), logged AS ("
-	"  INSERT INTO psk.audit_log (action, code, code_type, user_id, user_name,"
-	"                             contact_email)"
-	"  SELECT 'RESTORED', code, pool, $2, $3, $4 FROM restored"
-	")"
-	"SELECT code, status FROM restored",
-	4, {INT8OID, INT8OID, TEXTOID, TEXTOID}
-};
-
 Datum
 psk_restore(PG_FUNCTION_ARGS)
 {
 	char	   *admin_email = psk_text_arg(fcinfo, 0, "admin_email", true, PSK_MAX_EMAIL_LEN);
 	char	   *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
+	PskWriter	w;
 	PskUser		admin;
 	LockedCode	locked;
-	Datum		values[4];
 
-	SPI_connect();
-	psk_require_admin(admin_email, &admin);
-	lock_code(code, &locked);
+	begin_admin_change(&w, admin_email, &admin, code, &locked);
 	if (strcmp(locked.status, "NON_USABLE") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_WRONG_STATE),
 				 errmsg("code \"%s\" is %s, not NON_USABLE", code, locked.status)));
 
-	values[0] = Int64GetDatum(locked.id);
-	actor_args(&values[1], &admin);
-	psk_execute(&restore, values, NULL, false);
-	psk_return_tuptable(fcinfo);
-	SPI_finish();
-	return (Datum) 0;
+	psk_code_change(&w);
+	psk_code_free(&w, "CAN_BE_USED");
+	psk_code_update(&w);
+
+	psk_audit_code(&w, &admin);
+	psk_audit_append(&w, "RESTORED");
+	psk_writer_end(&w);
+
+	return return_row(fcinfo, 2, (const char *[]) {locked.code, "CAN_BE_USED"});
 }
 
 /*
  * psk_comment(user_email, code, comment): the holder notes something on
- * the code.  No state changes, but the comment is logged.
- *
- * $1 code, $2 comment, $3..$5 the holder.
+ * the code.  No state changes, but the comment is logged.  Only a code the
+ * caller holds is locked (as FOR UPDATE of the caller's held code would).
  */
-static PskQuery comment_code = {
-	"WITH held AS ("
-	"  SELECT id FROM psk.codes"
-	"   WHERE code = psk.normalize_code($1) AND holder_id = $3 FOR UPDATE"
-	"), commented AS ("
-	"  UPDATE psk.codes c SET note = $2"
-	"    FROM held WHERE c.id = held.id"
-	"  RETURNING c.code, c.pool, c.tester_name, c.note"
-	"), logged AS ("
-	"  INSERT INTO psk.audit_log (action, code, code_type, user_id, user_name,"
-	"                             contact_email, tester_name, note)"
-	"  SELECT 'COMMENTED', code, pool, $3, $4, $5, tester_name, note"
-	"    FROM commented"
-	")"
-	"SELECT code, note FROM commented",
-	5, {TEXTOID, TEXTOID, INT8OID, TEXTOID, TEXTOID}
-};
-
 Datum
 psk_comment(PG_FUNCTION_ARGS)
 {
 	char	   *email = psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
 	char	   *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
 	char	   *comment = psk_text_arg(fcinfo, 2, "comment", true, PSK_MAX_TEXT_LEN);
+	PskWriter	w;
 	PskUser		user;
-	Datum		values[5];
+	LockedCode	held;
+	bool		found;
 
-	SPI_connect();
-	psk_require_user(email, &user);
+	psk_writer_begin(&w);
+	psk_check_user(email, psk_lookup_user(email, false, &user) ? &user : NULL);
 
-	values[0] = CStringGetTextDatum(code);
-	values[1] = CStringGetTextDatum(comment);
-	actor_args(&values[2], &user);
-	if (psk_execute(&comment_code, values, NULL, false) == 0)
-		psk_explain_not_held(code);
-	psk_return_tuptable(fcinfo);
-	SPI_finish();
-	return (Datum) 0;
+	found = psk_find_code(&w, code);
+	if (found)
+		state_of(&w, &held);
+	if (found && held.held && held.holder_id == user.id)
+	{
+		found = psk_lock_row(w.codes->ri_RelationDesc, w.code_slot,
+							 LockTupleExclusive, true);
+		if (found)
+			state_of(&w, &held);
+	}
+	if (!found || !held.held || held.holder_id != user.id)
+		psk_check_holder(code, found ? held.status : NULL, found && held.held,
+						 found ? held.holder_id : 0, user.id);
+
+	psk_code_change(&w);
+	psk_code_set(&w, CODE_NOTE, CStringGetTextDatum(comment), false);
+	psk_code_update(&w);
+
+	psk_audit_code(&w, &user);
+	psk_audit_set(&w, LOG_NOTE, CStringGetTextDatum(comment));
+	psk_audit_append(&w, "COMMENTED");
+	psk_writer_end(&w);
+
+	return return_row(fcinfo, 2, (const char *[]) {held.code, comment});
 }
 
 /*
  * psk_delete_code(admin_email, code): a code nobody holds is removed; its
  * countries go with it, its audit trail stays.
- *
- * $1 code id, $2..$4 the admin.
  */
-static PskQuery delete_code = {
-	"WITH gone AS ("
-	"  DELETE FROM psk.codes WHERE id = $1 RETURNING code, pool, status"
-	"), logged AS ("
-	"  INSERT INTO psk.audit_log (action, code, code_type, user_id, user_name,"
-	"                             contact_email, note)"
-	"  SELECT 'DELETED', code, pool, $2, $3, $4, 'was ' || status FROM gone"
-	")"
-	"SELECT code FROM gone",
-	4, {INT8OID, INT8OID, TEXTOID, TEXTOID}
-};
-
 Datum
 psk_delete_code(PG_FUNCTION_ARGS)
 {
 	char	   *admin_email = psk_text_arg(fcinfo, 0, "admin_email", true, PSK_MAX_EMAIL_LEN);
 	char	   *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
+	PskWriter	w;
 	PskUser		admin;
 	LockedCode	locked;
-	Datum		values[4];
 
-	SPI_connect();
-	psk_require_admin(admin_email, &admin);
-	lock_code(code, &locked);
+	begin_admin_change(&w, admin_email, &admin, code, &locked);
 	if (locked.held)
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_WRONG_STATE),
 				 errmsg("code \"%s\" is %s: only a free or non-usable code can be deleted",
 						code, locked.status)));
 
-	values[0] = Int64GetDatum(locked.id);
-	actor_args(&values[1], &admin);
-	psk_execute(&delete_code, values, NULL, false);
-	psk_return_tuptable(fcinfo);
-	SPI_finish();
-	return (Datum) 0;
+	psk_code_delete(&w);
+
+	psk_audit_code(&w, &admin);
+	psk_audit_set(&w, LOG_NOTE, CStringGetTextDatum(psprintf("was %s", locked.status)));
+	psk_audit_append(&w, "DELETED");
+	psk_writer_end(&w);
+
+	return return_row(fcinfo, 1, (const char *[]) {locked.code});
 }

@@ -4,9 +4,14 @@
  *		and the background workers that call it every psk.expiry_interval when
  *		psk is in shared_preload_libraries (one per database in psk.database).
  */
-#include "psk.h"
+#include "writer.h"
+
+#include "access/genam.h"
+#include "access/table.h"
+#include "access/tableam.h"
 
 #include "access/xact.h"
+#include "catalog/pg_collation.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -16,56 +21,187 @@
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/varlena.h"
 
 PG_FUNCTION_INFO_V1(psk_expire_reservations);
 
 PGDLLEXPORT void psk_expiry_main(Datum main_arg);
-void		psk_register_expiry_workers(void);
+
+/* An overdue reservation as the index shows it, before it is locked. */
+typedef struct Overdue
+{
+	ItemPointerData tid;
+	TimestampTz expires_at;
+	int64		id;
+} Overdue;
+
+/* A reservation returned to its pool, for its audit row. */
+typedef struct Expired
+{
+	int64		id;
+	char	   *code;
+	char	   *pool;
+	int64		holder_id;
+	char	   *tester;
+} Expired;
+
+static int
+overdue_cmp(const void *a, const void *b)
+{
+	const Overdue *x = a;
+	const Overdue *y = b;
+
+	if (x->expires_at != y->expires_at)
+		return x->expires_at < y->expires_at ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id ? 1 : 0;
+}
+
+static int
+expired_cmp(const void *a, const void *b)
+{
+	const Expired *x = a;
+	const Expired *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id ? 1 : 0;
+}
+
+/* Codes in the order of ORDER BY code (the database's collation). */
+static int
+code_cmp(const ListCell *a, const ListCell *b)
+{
+	const char *x = lfirst(a);
+	const char *y = lfirst(b);
+
+	return varstr_cmp(x, strlen(x), y, strlen(y), DEFAULT_COLLATION_OID);
+}
+
+/* The reservations due now, from the index of them, in expiry order. */
+static Overdue *
+find_overdue(PskWriter *w, int *n)
+{
+	Relation	codes = w->codes->ri_RelationDesc;
+	Relation	idx = index_open(psk_relation("codes_expires_idx"), AccessShareLock);
+	ScanKeyData key;
+	IndexScanDesc scan;
+	int			size = 16;
+	Overdue    *due = palloc(size * sizeof(Overdue));
+	bool		isnull;
+
+	*n = 0;
+	ScanKeyInit(&key, 1, BTLessEqualStrategyNumber, F_TIMESTAMPTZ_LE,
+				TimestampTzGetDatum(w->now));
+	scan = index_beginscan(codes, idx, GetActiveSnapshot(), 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	while (index_getnext_slot(scan, ForwardScanDirection, w->code_slot))
+	{
+		if (!psk_slot_text_equals(w->code_slot, w->code_att[CODE_STATUS], "RESERVED"))
+			continue;
+		if (*n == size)
+			due = repalloc(due, (size *= 2) * sizeof(Overdue));
+		due[*n].tid = w->code_slot->tts_tid;
+		due[*n].expires_at = DatumGetTimestampTz(slot_getattr(w->code_slot,
+															  w->code_att[CODE_EXPIRES_AT],
+															  &isnull));
+		due[*n].id = psk_slot_int8(w->code_slot, w->code_att[CODE_ID], &isnull);
+		(*n)++;
+	}
+	index_endscan(scan);
+	index_close(idx, NoLock);
+	qsort(due, *n, sizeof(Overdue), overdue_cmp);
+	return due;
+}
 
 /*
- * Skip rows someone holds locked (a holder releasing or confirming right
- * now): the next sweep sees them again.  The actor of EXPIRED is the holder.
+ * Return every overdue reservation to its pool, as
+ * SELECT ... ORDER BY expires_at, id FOR UPDATE SKIP LOCKED would find them:
+ * a row someone holds locked (a holder releasing or confirming right now)
+ * is skipped, and the next sweep sees it again.  The audit rows follow in
+ * code id order; the actor of EXPIRED is the holder.  Returns the codes
+ * expired, in code order.
  */
-static PskQuery expire_overdue = {
-	"WITH overdue AS ("
-	"  SELECT id, holder_id, tester_name FROM psk.codes"
-	"   WHERE status = 'RESERVED' AND expires_at <= now()"
-	"   ORDER BY expires_at, id FOR UPDATE SKIP LOCKED"
-	"), expired AS ("
-	"  UPDATE psk.codes c"
-	"     SET status = 'CAN_BE_USED', holder_id = NULL, tester_name = NULL,"
-	"         reserved_at = NULL, expires_at = NULL, confirmed_at = NULL,"
-	"         reservation_token = NULL, freed_at = now()"
-	"    FROM overdue o WHERE c.id = o.id"
-	"  RETURNING c.id, c.code, c.pool, o.holder_id, o.tester_name"
-	"), logged AS ("
-	"  INSERT INTO psk.audit_log (action, code, code_type, user_id, user_name,"
-	"                             contact_email, tester_name)"
-	"  SELECT 'EXPIRED', e.code, e.pool, u.id, u.user_name, u.email, e.tester_name"
-	"    FROM expired e LEFT JOIN psk.users u ON u.id = e.holder_id"
-	"   ORDER BY e.id"
-	")"
-	"SELECT code FROM expired ORDER BY code",
-	0, {InvalidOid}
-};
-
-/* Inside SPI: expire what is overdue; the codes are in SPI_tuptable. */
-uint64
+List *
 psk_expire_overdue(void)
 {
-	return psk_execute(&expire_overdue, NULL, NULL, false);
+	PskWriter	w;
+	Overdue    *due;
+	Expired    *expired;
+	int			ndue;
+	int			n = 0;
+	List	   *codes = NIL;
+
+	psk_writer_begin(&w);
+	due = find_overdue(&w, &ndue);
+	expired = palloc(Max(ndue, 1) * sizeof(Expired));
+
+	for (int i = 0; i < ndue; i++)
+	{
+		Relation	rel = w.codes->ri_RelationDesc;
+		Expired    *e = &expired[n];
+		Datum		expires_at;
+		bool		isnull;
+
+		if (!table_tuple_fetch_row_version(rel, &due[i].tid, GetActiveSnapshot(),
+										   w.code_slot) ||
+			!psk_lock_row(rel, w.code_slot, LockTupleExclusive, false))
+			continue;
+
+		/* The locked version may be newer than the one scanned: re-check. */
+		expires_at = slot_getattr(w.code_slot, w.code_att[CODE_EXPIRES_AT], &isnull);
+		if (!psk_slot_text_equals(w.code_slot, w.code_att[CODE_STATUS], "RESERVED") ||
+			isnull || DatumGetTimestampTz(expires_at) > w.now)
+			continue;
+
+		e->id = psk_slot_int8(w.code_slot, w.code_att[CODE_ID], &isnull);
+		e->code = psk_slot_cstring(w.code_slot, w.code_att[CODE_CODE]);
+		e->pool = psk_slot_cstring(w.code_slot, w.code_att[CODE_POOL]);
+		e->holder_id = psk_slot_int8(w.code_slot, w.code_att[CODE_HOLDER], &isnull);
+		e->tester = psk_slot_cstring(w.code_slot, w.code_att[CODE_TESTER]);
+		n++;
+
+		psk_code_change(&w);
+		psk_code_free(&w, "CAN_BE_USED");
+		psk_code_update(&w);
+	}
+
+	qsort(expired, n, sizeof(Expired), expired_cmp);
+	for (int i = 0; i < n; i++)
+	{
+		PskUser		holder;
+
+		psk_audit_begin(&w);
+		psk_audit_set(&w, LOG_CODE, CStringGetTextDatum(expired[i].code));
+		psk_audit_set(&w, LOG_CODE_TYPE, CStringGetTextDatum(expired[i].pool));
+		if (psk_lookup_user_id(expired[i].holder_id, &holder))
+			psk_audit_actor(&w, &holder);
+		if (expired[i].tester != NULL)
+			psk_audit_set(&w, LOG_TESTER, CStringGetTextDatum(expired[i].tester));
+		psk_audit_append(&w, "EXPIRED");
+		codes = lappend(codes, expired[i].code);
+	}
+	psk_writer_end(&w);
+
+	list_sort(codes, code_cmp);
+	return codes;
 }
 
 Datum
 psk_expire_reservations(PG_FUNCTION_ARGS)
 {
-	SPI_connect();
-	psk_expire_overdue();
-	psk_return_tuptable(fcinfo);
-	SPI_finish();
+	List	   *codes = psk_expire_overdue();
+	ListCell   *lc;
+
+	psk_result_set(fcinfo);
+	foreach(lc, codes)
+	{
+		Datum		value = CStringGetTextDatum(lfirst(lc));
+		bool		isnull = false;
+
+		psk_return_row(fcinfo, &value, &isnull);
+	}
 	return (Datum) 0;
 }
 
@@ -109,26 +245,24 @@ psk_register_expiry_workers(void)
 static void
 expire_once(void)
 {
-	uint64		expired = 0;
+	int			expired = 0;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "psk: expire reservations");
 
 	if (OidIsValid(get_extension_oid("psk", true)))
-		expired = psk_expire_overdue();
+		expired = list_length(psk_expire_overdue());
 
-	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 
 	if (expired > 0)
-		elog(LOG, "psk: returned %llu overdue reservations to their pool",
-			 (unsigned long long) expired);
+		elog(LOG, "psk: returned %d overdue reservations to their pool",
+			 expired);
 }
 
 void

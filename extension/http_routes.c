@@ -15,6 +15,7 @@
 #include "utils/builtins.h"
 
 #include "http.h"
+#include "lists.h"
 
 #define TEXT_BODY(name)		{name, HTTP_TEXT, HTTP_BODY}
 #define TEXT_QUERY(name)	{name, HTTP_TEXT, HTTP_QUERY}
@@ -373,24 +374,31 @@ route_countries(HttpRequest *req, JsonOut *out)
 }
 
 /*
- * GET /admin/count: the totals by status, then the same by pool.
+ * GET /admin/count: the totals by status, then the same by pool; pools and
+ * statuses as lists.h has them, a status's key its name in lower case.
  */
-static const char *const pools[] = {"OSV", "HSV", "COMMON"};
-static const char *const statuses[] = {"CAN_BE_USED", "RESERVED", "IN_USE", "NON_USABLE"};
-static const char *const status_keys[] = {"can_be_used", "reserved", "in_use", "non_usable"};
+static char *
+status_key(const char *status)
+{
+	char	   *key = pstrdup(status);
+
+	for (char *c = key; *c; c++)
+		*c = pg_ascii_tolower((unsigned char) *c);
+	return key;
+}
 
 static void
 write_counts(JsonOut *out, const int64 *n)
 {
 	int64		total = 0;
 
-	for (size_t s = 0; s < lengthof(statuses); s++)
+	for (int s = 0; s < psk_statuses.n; s++)
 		total += n[s];
 	json_key(out, "total");
 	json_int64(out, total);
-	for (size_t s = 0; s < lengthof(statuses); s++)
+	for (int s = 0; s < psk_statuses.n; s++)
 	{
-		json_key(out, status_keys[s]);
+		json_key(out, status_key(psk_statuses.names[s]));
 		json_int64(out, n[s]);
 	}
 }
@@ -402,8 +410,9 @@ route_count(HttpRequest *req, JsonOut *out)
 		"SELECT code_type, status, n FROM @extschema@.psk_counts()", 0
 	};
 	HttpArgs	args = {0};
-	int64		n[lengthof(pools)][lengthof(statuses)] = {{0}};
-	int64		all[lengthof(statuses)] = {0};
+	int			nstatuses = psk_statuses.n;
+	int64	   *n = palloc0(sizeof(int64) * psk_pools.n * nstatuses);
+	int64	   *all = palloc0(sizeof(int64) * nstatuses);
 	uint64		rows;
 
 	SPI_connect();
@@ -415,11 +424,12 @@ route_count(HttpRequest *req, JsonOut *out)
 		bool		isnull;
 		int64		count = DatumGetInt64(psk_result(row, 3, &isnull));
 
-		for (size_t p = 0; p < lengthof(pools); p++)
-			for (size_t s = 0; s < lengthof(statuses); s++)
-				if (strcmp(pool, pools[p]) == 0 && strcmp(status, statuses[s]) == 0)
+		for (int p = 0; p < psk_pools.n; p++)
+			for (int s = 0; s < nstatuses; s++)
+				if (strcmp(pool, psk_pools.names[p]) == 0 &&
+					strcmp(status, psk_statuses.names[s]) == 0)
 				{
-					n[p][s] += count;
+					n[p * nstatuses + s] += count;
 					all[s] += count;
 				}
 	}
@@ -429,11 +439,11 @@ route_count(HttpRequest *req, JsonOut *out)
 	write_counts(out, all);
 	json_key(out, "by_pool");
 	json_object_start(out);
-	for (size_t p = 0; p < lengthof(pools); p++)
+	for (int p = 0; p < psk_pools.n; p++)
 	{
-		json_key(out, pools[p]);
+		json_key(out, psk_pools.names[p]);
 		json_object_start(out);
-		write_counts(out, n[p]);
+		write_counts(out, n + p * nstatuses);
 		json_object_end(out);
 	}
 	json_object_end(out);
@@ -641,15 +651,14 @@ route_codes_all(HttpRequest *req, JsonOut *out)
 		"SELECT code, code_type, status FROM @extschema@.psk_codes(NULL, NULL, $1, 10000)",
 		1, {TEXTOID}
 	};
-	/* the order of the reply's lists */
+	/* the order of the reply's lists (the contract's), in each pool */
 	static const char *const listed[] = {"RESERVED", "IN_USE", "CAN_BE_USED", "NON_USABLE"};
-	static const char *const listed_keys[] = {"reserved", "in_use", "can_be_used", "non_usable"};
-	JsonOut		lists[lengthof(pools)][lengthof(listed)];
+	JsonOut		(*lists)[lengthof(listed)] = palloc(sizeof(*lists) * psk_pools.n);
 	char	   *after = NULL;
 	uint64		n;
 
 	SPI_connect();
-	for (size_t p = 0; p < lengthof(pools); p++)
+	for (int p = 0; p < psk_pools.n; p++)
 		for (size_t s = 0; s < lengthof(listed); s++)
 		{
 			json_init(&lists[p][s]);
@@ -667,9 +676,9 @@ route_codes_all(HttpRequest *req, JsonOut *out)
 			char	   *pool = psk_result_cstring(row, 2);
 			char	   *status = psk_result_cstring(row, 3);
 
-			for (size_t p = 0; p < lengthof(pools); p++)
+			for (int p = 0; p < psk_pools.n; p++)
 				for (size_t s = 0; s < lengthof(listed); s++)
-					if (strcmp(pool, pools[p]) == 0 && strcmp(status, listed[s]) == 0)
+					if (strcmp(pool, psk_pools.names[p]) == 0 && strcmp(status, listed[s]) == 0)
 						json_string(&lists[p][s], code);
 			after = code;
 		}
@@ -677,13 +686,13 @@ route_codes_all(HttpRequest *req, JsonOut *out)
 	} while (n == CODES_PAGE);
 
 	json_object_start(out);
-	for (size_t p = 0; p < lengthof(pools); p++)
+	for (int p = 0; p < psk_pools.n; p++)
 	{
-		json_key(out, pools[p]);
+		json_key(out, psk_pools.names[p]);
 		json_object_start(out);
 		for (size_t s = 0; s < lengthof(listed); s++)
 		{
-			json_key(out, listed_keys[s]);
+			json_key(out, status_key(listed[s]));
 			json_array_end(&lists[p][s]);
 			json_raw(out, lists[p][s].buf.data, lists[p][s].buf.len);
 		}

@@ -17,7 +17,7 @@ static PskQuery insert_region = {
 };
 
 static PskQuery find_region = {
-	"SELECT id FROM psk.regions WHERE lower(name) = lower(btrim($1))",
+	"SELECT r.id FROM psk.regions r WHERE " PSK_PLACE_NAMED("r", "$1"),
 	1, {TEXTOID}
 };
 

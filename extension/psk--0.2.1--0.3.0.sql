@@ -184,3 +184,17 @@ DROP FUNCTION psk.http_time(text, text, boolean);
 DROP FUNCTION psk.http_user_json(bigint);
 DROP FUNCTION psk.http_countries_json();
 DROP TYPE psk.http_caller;
+
+-- The lists of extension/lists.h, for sql/lists.sql (00_schema.sql).
+CREATE FUNCTION psk.lists(OUT list text, OUT n int, OUT name text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'psk_lists'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+REVOKE ALL ON FUNCTION psk.lists() FROM PUBLIC;
+
+-- The dummy hash of a login without an account, made at start-up from
+-- PSK_BCRYPT_COST (20_accounts.sql).
+CREATE FUNCTION psk.login_dummy_hash() RETURNS text
+AS 'MODULE_PATHNAME', 'psk_login_dummy_hash'
+LANGUAGE C VOLATILE STRICT;
+REVOKE ALL ON FUNCTION psk.login_dummy_hash() FROM PUBLIC;

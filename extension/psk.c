@@ -19,8 +19,6 @@ int			psk_login_lockout = 15 * 60;
 int			psk_expiry_interval = 10;
 char	   *psk_databases = NULL;
 
-extern void psk_register_expiry_workers(void);
-
 void		_PG_init(void);
 
 void

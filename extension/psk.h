@@ -1,7 +1,8 @@
 /*
  * psk.h
- *		Shared declarations of the psk extension: settings, error codes and
- *		the small SPI toolkit every function file uses.
+ *		Shared declarations of the psk extension: error codes, limits,
+ *		settings, the small SPI toolkit (query.c), argument checks (args.c),
+ *		the acting user (actor.c) and the C API of the HTTP layer.
  */
 #ifndef PSK_H
 #define PSK_H
@@ -34,6 +35,26 @@
 #define PSK_MAX_TEXT_LEN  1000
 #define PSK_MAX_HOW_MANY  100
 
+/*
+ * Passwords: every hash psk makes is bcrypt of this cost (2^10 rounds),
+ * users' (users.c) and the dummy one of a login without an account
+ * (sessions.c), so that both kinds of failed login take one bcrypt of it.
+ * bcrypt reads at most 72 bytes.
+ */
+#define PSK_BCRYPT_COST		10
+#define PSK_MIN_PASSWORD	8
+#define PSK_MAX_PASSWORD	72
+
+/*
+ * Which region or country a name means: the one of that name whatever the
+ * case, the name trimmed (regions_name_key and countries_name_key keep
+ * names unique that way).  A condition for a statement, on the columns of
+ * the places p and a name; the one definition for every statement that
+ * looks a place up (reserve.c, codes.c, places.c).
+ */
+#define PSK_PLACE_NAMED(p, name) \
+	"pg_catalog.lower(" p ".name) = pg_catalog.lower(pg_catalog.btrim(" name "))"
+
 /* Settings (psk.c); durations are in seconds. */
 extern int	psk_reservation_ttl;
 extern int	psk_session_ttl;
@@ -43,9 +64,9 @@ extern int	psk_expiry_interval;
 extern char *psk_databases;
 
 /*
- * A statement prepared once per backend and kept (SPI_keepplan).  Declare
- * one as a static, with its SQL and argument types; psk_execute() prepares
- * it on first use.
+ * query.c: a statement prepared once per backend and kept (SPI_keepplan).
+ * Declare one as a static, with its SQL and argument types; psk_execute()
+ * prepares it on first use.
  */
 #define PSK_MAX_ARGS 12
 typedef struct PskQuery
@@ -66,17 +87,25 @@ typedef struct PskQuery
 extern uint64 psk_execute(PskQuery *query, Datum *values, const bool *nulls,
 						  bool read_only);
 
-/* Copy the result of the last psk_execute into the caller's SRF result. */
+/*
+ * Copy the result of the last psk_execute into the caller's SRF result; or
+ * add one row of the declared columns to it.
+ */
 extern void psk_return_tuptable(FunctionCallInfo fcinfo);
+extern void psk_return_row(FunctionCallInfo fcinfo, Datum *values, bool *nulls);
+/* The caller's SRF result, made if need be: for a set that may be empty. */
+extern TupleDesc psk_result_set(FunctionCallInfo fcinfo);
 
 /* Column n (1-based) of row r of the last result; *isnull set. */
 extern Datum psk_result(uint64 row, int col, bool *isnull);
 extern char *psk_result_cstring(uint64 row, int col);
+/* Inside SPI: a copy of s in the caller's (pre-SPI_connect) context. */
+extern char *psk_spi_strdup(const char *s);
 
 /*
- * Arguments.  psk_text_arg returns NULL for a NULL or empty argument when
- * not required, raises invalid_input when required, and raises invalid_input
- * when longer than maxlen characters.
+ * Arguments (args.c).  psk_text_arg returns NULL for a NULL or empty
+ * argument when not required, raises invalid_input when required, and
+ * raises invalid_input when longer than maxlen characters.
  */
 extern char *psk_text_arg(FunctionCallInfo fcinfo, int argno,
 						  const char *name, bool required, int maxlen);
@@ -89,10 +118,16 @@ extern int32 psk_int_arg(FunctionCallInfo fcinfo, int argno, const char *name,
 extern char *psk_lower(const char *s);
 /* A code as stored (psk.normalize_code): trimmed, upper-cased. */
 extern char *psk_normalize_code(const char *code, Oid collid);
-/* Upper-case known pool name or invalid_input; NULL in, NULL out. */
+/*
+ * lists.c: a pool's name as spelled in psk_pools (lists.h), or
+ * invalid_input; NULL in, NULL out.
+ */
 extern const char *psk_pool_name(const char *pool);
 
-/* The acting user, looked up by e-mail (case-insensitive). */
+/*
+ * actor.c: the acting user, looked up by e-mail (case-insensitive), and
+ * who may do what.
+ */
 typedef struct PskUser
 {
 	int64		id;
@@ -102,20 +137,36 @@ typedef struct PskUser
 	char	   *pool;
 } PskUser;
 
+/*
+ * Inside SPI, seeing what a statement run there would see; strings are
+ * allocated outside SPI.  false when there is no such user.
+ */
 extern bool psk_find_user(const char *email, PskUser *user);
 /* A non-admin user, or not_allowed. */
 extern void psk_require_user(const char *email, PskUser *user);
 /* not_allowed unless user (NULL: not found) is a non-admin user. */
 extern void psk_check_user(const char *email, const PskUser *user);
-/* An admin, or not_allowed. */
+/* An admin, or not_allowed; and that refusal (user NULL: not found). */
 extern void psk_require_admin(const char *email, PskUser *user);
+extern void psk_check_admin(const char *email, const PskUser *user);
 
 /*
- * reserve.c: the work of psk_reserve and psk_release, for their SQL
- * functions and for the HTTP layer.  Arguments must have passed
- * psk_check_text / psk_pool_name (how_many: 1 to PSK_MAX_HOW_MANY); errors
- * are raised as by the SQL functions.  Results are allocated in the
- * caller's memory context.
+ * Below SPI, in the active snapshot (a writer.h call): the user with this
+ * e-mail, with lock locked FOR KEY SHARE; or with this id.  Strings are
+ * allocated in the current memory context.
+ */
+extern bool psk_lookup_user(const char *email, bool lock, PskUser *user);
+extern bool psk_lookup_user_id(int64 id, PskUser *user);
+
+/* Refuse unless user_id holds code (status NULL: unknown code). */
+extern void psk_check_holder(const char *code, const char *status, bool held,
+							 int64 holder_id, int64 user_id);
+
+/*
+ * The holder's cycle, for the SQL functions and the HTTP layer: reserve.c,
+ * confirm.c and release.c.  Arguments must have passed psk_check_text /
+ * psk_pool_name (how_many: 1 to PSK_MAX_HOW_MANY); errors are raised as by
+ * the SQL functions.  Results are allocated in the caller's memory context.
  */
 typedef struct PskReserved
 {
@@ -132,12 +183,6 @@ extern void psk_reserve_codes(const char *email, const char *tester,
 							  const char *country, const char *pool,
 							  int how_many, PskReserved *out);
 
-typedef struct PskReleased
-{
-	char	   *code;
-	TimestampTz released_at;
-} PskReleased;
-
 typedef struct PskConfirmed
 {
 	char	   *code;
@@ -149,18 +194,15 @@ typedef struct PskConfirmed
 extern void psk_confirm_code(const char *email, const char *code,
 							 const pg_uuid_t *token, PskConfirmed *out);
 
+typedef struct PskReleased
+{
+	char	   *code;
+	TimestampTz released_at;
+} PskReleased;
+
 extern void psk_release_code(const char *email, const char *code,
 							 const char *clearance, const char *note,
 							 PskReleased *out);
-
-/*
- * reserve.c: refuse unless user_id holds code (status NULL: unknown code;
- * user_id 0: nobody); and the refusal of a change to a held code that did
- * not happen, from the code as it is now.
- */
-extern void psk_check_holder(const char *code, const char *status, bool held,
-							 int64 holder_id, int64 user_id);
-extern void psk_explain_not_held(const char *code);
 
 /*
  * sessions.c: the user behind a live session token (NULL allowed), or
@@ -184,7 +226,12 @@ extern void psk_session_find(text *token, PskSession *session);
  */
 extern uint64 psk_select_my_codes(int64 user_id);
 
-/* expiry.c */
-extern uint64 psk_expire_overdue(void);
+/*
+ * expiry.c: return the overdue reservations to their pool; the codes
+ * (char *), in code order.
+ */
+extern List *psk_expire_overdue(void);
+/* expiry.c: from _PG_init when preloaded, one worker per psk.database. */
+extern void psk_register_expiry_workers(void);
 
 #endif							/* PSK_H */

@@ -52,37 +52,38 @@ psk_result(uint64 row, int col, bool *isnull)
 						 isnull);
 }
 
-/* A copy in the caller's (pre-SPI_connect) memory context, or NULL. */
+/* A copy in the caller's (pre-SPI_connect) memory context. */
+char *
+psk_spi_strdup(const char *s)
+{
+	size_t		len = strlen(s) + 1;
+	char	   *copy = SPI_palloc(len);
+
+	memcpy(copy, s, len);
+	return copy;
+}
+
+/* In the caller's (pre-SPI_connect) memory context, or NULL. */
 char *
 psk_result_cstring(uint64 row, int col)
 {
 	char	   *value;
-	char	   *copy;
-	size_t		len;
 
 	Assert(SPI_tuptable != NULL && row < SPI_processed);
 	value = SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
-	if (value == NULL)
-		return NULL;
-	len = strlen(value) + 1;
-	copy = SPI_palloc(len);
-	memcpy(copy, value, len);
-	return copy;
+	return value ? psk_spi_strdup(value) : NULL;
 }
 
 /*
- * Materialize the last SPI result as the function's result set, or append
- * it to the rows already there.  Works for functions returning a row type
- * and for those returning a scalar set (RETURNS TABLE with one column,
- * SETOF text): the SQL must produce exactly the declared columns.
+ * The caller's result set, made on first use.  Works for functions
+ * returning a row type and for those returning a scalar set (RETURNS TABLE
+ * with one column, SETOF text).
  */
-void
-psk_return_tuptable(FunctionCallInfo fcinfo)
+TupleDesc
+psk_result_set(FunctionCallInfo fcinfo)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	TupleDesc	tupdesc;
-	Datum	   *values;
-	bool	   *nulls;
 
 	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
 		!(rsinfo->allowedModes & SFRM_Materialize))
@@ -115,7 +116,21 @@ psk_return_tuptable(FunctionCallInfo fcinfo)
 								  false, work_mem);
 		MemoryContextSwitchTo(oldcxt);
 	}
-	tupdesc = rsinfo->setDesc;
+	return rsinfo->setDesc;
+}
+
+/*
+ * Materialize the last SPI result as the function's result set, or append
+ * it to the rows already there: the SQL must produce exactly the declared
+ * columns.
+ */
+void
+psk_return_tuptable(FunctionCallInfo fcinfo)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TupleDesc	tupdesc = psk_result_set(fcinfo);
+	Datum	   *values;
+	bool	   *nulls;
 
 	if (SPI_tuptable == NULL || SPI_tuptable->tupdesc->natts != tupdesc->natts)
 		elog(ERROR, "psk: query result does not match the function's columns");
@@ -128,4 +143,13 @@ psk_return_tuptable(FunctionCallInfo fcinfo)
 						  values, nulls);
 		tuplestore_putvalues(rsinfo->setResult, tupdesc, values, nulls);
 	}
+}
+
+void
+psk_return_row(FunctionCallInfo fcinfo, Datum *values, bool *nulls)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TupleDesc	tupdesc = psk_result_set(fcinfo);
+
+	tuplestore_putvalues(rsinfo->setResult, tupdesc, values, nulls);
 }

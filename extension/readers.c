@@ -8,6 +8,7 @@
  * caller's own rows.
  */
 #include "psk.h"
+#include "lists.h"
 
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
@@ -24,33 +25,6 @@ PG_FUNCTION_INFO_V1(psk_countries);
 #define PSK_MAX_LOG_ROWS	100
 #define PSK_MAX_PAGE		1000000
 #define PSK_MAX_CODES_PAGE	10000
-
-/* One of names, matched case-insensitively, or invalid_input. */
-static const char *
-known_name(const char *value, const char *what, const char *const *names,
-		   int nnames)
-{
-	if (value == NULL)
-		return NULL;
-	for (int i = 0; i < nnames; i++)
-		if (pg_strcasecmp(value, names[i]) == 0)
-			return names[i];
-	ereport(ERROR,
-			(errcode(ERRCODE_PSK_INVALID_INPUT),
-			 errmsg("unknown %s \"%s\"", what, value)));
-	return NULL;				/* not reached */
-}
-
-static const char *const statuses[] = {
-	"CAN_BE_USED", "RESERVED", "IN_USE", "NON_USABLE"
-};
-
-/* As the CHECK constraint on psk.audit_log.action. */
-static const char *const actions[] = {
-	"ADDED", "RESERVED", "CONFIRMED", "RELEASED", "EXPIRED", "DISASSOCIATED",
-	"MARKED_NON_USABLE", "RESTORED", "DELETED", "COMMENTED",
-	"USER_CREATED", "USER_UPDATED", "USER_DELETED"
-};
 
 /*
  * psk_my_codes(user_email): the caller's held codes, newest first, with
@@ -191,8 +165,8 @@ psk_log(PG_FUNCTION_ARGS)
 	int32		page_size = psk_int_arg(fcinfo, 1, "page_size", 20, 1, PSK_MAX_LOG_ROWS);
 	char	   *code = psk_text_arg(fcinfo, 2, "code", false, PSK_MAX_CODE_LEN);
 	char	   *user_name = psk_text_arg(fcinfo, 3, "user_name", false, PSK_MAX_NAME_LEN);
-	const char *action = known_name(psk_text_arg(fcinfo, 4, "action", false, PSK_MAX_NAME_LEN),
-									"action", actions, lengthof(actions));
+	const char *action = psk_list_name(&psk_actions,
+												psk_text_arg(fcinfo, 4, "action", false, PSK_MAX_NAME_LEN));
 	Datum		values[7];
 	bool		nulls[7] = {0};
 
@@ -223,25 +197,29 @@ psk_log(PG_FUNCTION_ARGS)
 }
 
 /*
- * psk_counts(): every pool and status, zeros included, in a fixed order.
+ * psk_counts(): every pool and status, zeros included, in the order of
+ * their lists.  $1 the pools, $2 the statuses.
  */
 static PskQuery counts = {
 	"SELECT p.pool, s.status, COALESCE(n.n, 0)"
-	"  FROM (VALUES (1, 'OSV'), (2, 'HSV'), (3, 'COMMON')) p(o, pool)"
-	" CROSS JOIN (VALUES (1, 'CAN_BE_USED'), (2, 'RESERVED'), (3, 'IN_USE'),"
-	"                    (4, 'NON_USABLE')) s(o, status)"
+	"  FROM unnest($1) WITH ORDINALITY p(pool, o)"
+	" CROSS JOIN unnest($2) WITH ORDINALITY s(status, o)"
 	"  LEFT JOIN (SELECT pool, status, count(*) AS n FROM psk.codes"
 	"              GROUP BY pool, status) n"
 	"         ON n.pool = p.pool AND n.status = s.status"
 	" ORDER BY p.o, s.o",
-	0, {InvalidOid}
+	2, {TEXTARRAYOID, TEXTARRAYOID}
 };
 
 Datum
 psk_counts(PG_FUNCTION_ARGS)
 {
+	Datum		values[2];
+
+	values[0] = psk_list_array(&psk_pools);
+	values[1] = psk_list_array(&psk_statuses);
 	SPI_connect();
-	psk_execute(&counts, NULL, NULL, true);
+	psk_execute(&counts, values, NULL, true);
 	psk_return_tuptable(fcinfo);
 	SPI_finish();
 	return (Datum) 0;
@@ -276,8 +254,8 @@ Datum
 psk_codes(PG_FUNCTION_ARGS)
 {
 	const char *pool = psk_pool_name(psk_text_arg(fcinfo, 0, "code_type", false, PSK_MAX_NAME_LEN));
-	const char *status = known_name(psk_text_arg(fcinfo, 1, "status", false, PSK_MAX_NAME_LEN),
-									"status", statuses, lengthof(statuses));
+	const char *status = psk_list_name(&psk_statuses,
+												psk_text_arg(fcinfo, 1, "status", false, PSK_MAX_NAME_LEN));
 	char	   *after = psk_text_arg(fcinfo, 2, "after", false, PSK_MAX_CODE_LEN);
 	int32		page_size = psk_int_arg(fcinfo, 3, "page_size", 1000, 1, PSK_MAX_CODES_PAGE);
 	Datum		values[4];

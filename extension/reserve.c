@@ -1,73 +1,219 @@
 /*
  * reserve.c
- *		The SQL functions of the hot path: psk_reserve, psk_confirm and
- *		psk_release.
+ *		Reserving codes: psk_reserve_codes (for psk_reserve and the HTTP
+ *		layer) and psk_reserve.
  *
- * Reserve and release do their work in engine.c (below SPI); confirm is one
- * SQL statement (a data-modifying CTE) after a locked look at the code.
+ * Below SPI (writer.c): an ordered scan of the pool's free codes, taking
+ * each candidate as FOR NO KEY UPDATE SKIP LOCKED would, so that
+ * concurrent reserves never wait on each other and never hand out one code
+ * twice.  The requested pool first; what it cannot supply comes from
+ * COMMON; all or none.
  */
-#include "psk.h"
+#include "writer.h"
 
+#include "access/genam.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/timestamp.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
 #include "utils/uuid.h"
 
 PG_FUNCTION_INFO_V1(psk_reserve);
-PG_FUNCTION_INFO_V1(psk_confirm);
-PG_FUNCTION_INFO_V1(psk_release);
 
-/* Why a change to a held code did not happen: the code as it is now. */
-static PskQuery look_at_code = {
-	"SELECT status, holder_id FROM psk.codes"
-	" WHERE code = psk.normalize_code($1)",
+/* Is code_id valid in country_id?  One probe of code_countries' key. */
+static bool
+code_in_country(Relation cc, Relation cc_key, TupleTableSlot *slot,
+				int64 code_id, int64 country_id)
+{
+	ScanKeyData key[2];
+	IndexScanDesc scan;
+	bool		found;
+
+	ScanKeyInit(&key[0], 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(code_id));
+	ScanKeyInit(&key[1], 2, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(country_id));
+	scan = index_beginscan(cc, cc_key, GetActiveSnapshot(), 2, 0);
+	index_rescan(scan, key, 2, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	index_endscan(scan);
+	return found;
+}
+
+/* What psk_reserve_codes asks for. */
+typedef struct Request
+{
+	const char *tester;
+	int			how_many;
+	bool		has_country;
+	int64		country_id;
+	const char *country;
+	const char *region;
+} Request;
+
+/*
+ * Reserve up to req->how_many codes of pool for user, least recently used
+ * first: an ordered scan of the free-codes index, skipping rows others hold
+ * locked.  Returns how many, stored in out[].
+ */
+static int
+reserve_from_pool(PskWriter *w, const PskUser *user, const Request *req,
+				  const char *pool, int how_many, PskReserved *out)
+{
+	Relation	codes = w->codes->ri_RelationDesc;
+	const AttrNumber *att = w->code_att;
+	Relation	free_idx = index_open(psk_relation("codes_free_lru_idx"), AccessShareLock);
+	Relation	cc = NULL;
+	Relation	cc_key = NULL;
+	TupleTableSlot *cc_slot = NULL;
+	bool		check_country = req->has_country && strcmp(pool, "COMMON") != 0;
+	ScanKeyData key;
+	IndexScanDesc scan;
+	int			got = 0;
+
+	if (check_country)
+	{
+		cc = table_open(psk_relation("code_countries"), AccessShareLock);
+		cc_key = index_open(psk_relation("code_countries_pkey"), AccessShareLock);
+		cc_slot = table_slot_create(cc, NULL);
+	}
+
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(pool));
+	key.sk_collation = free_idx->rd_indcollation[0];
+	scan = index_beginscan(codes, free_idx, GetActiveSnapshot(), 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+
+	while (got < how_many &&
+		   index_getnext_slot(scan, ForwardScanDirection, w->code_slot))
+	{
+		PskReserved *r = &out[got];
+		bool		isnull;
+		int64		code_id;
+
+		if (check_country &&
+			!code_in_country(cc, cc_key, cc_slot,
+							 psk_slot_int8(w->code_slot, att[CODE_ID], &isnull),
+							 req->country_id))
+			continue;
+
+		if (!psk_lock_row(codes, w->code_slot, LockTupleNoKeyExclusive, false))
+			continue;
+
+		/* The locked version may be newer than the one scanned: re-check. */
+		code_id = psk_slot_int8(w->code_slot, att[CODE_ID], &isnull);
+		if (!psk_slot_text_equals(w->code_slot, att[CODE_STATUS], "CAN_BE_USED") ||
+			!psk_slot_text_equals(w->code_slot, att[CODE_POOL], pool) ||
+			(check_country &&
+			 !code_in_country(cc, cc_key, cc_slot, code_id, req->country_id)))
+			continue;
+
+		r->code = TextDatumGetCString(slot_getattr(w->code_slot, att[CODE_CODE], &isnull));
+		r->pool = pool;
+		if (!pg_strong_random(r->token.data, UUID_LEN))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not generate a random reservation token")));
+		r->token.data[6] = (r->token.data[6] & 0x0f) | 0x40;	/* version 4 */
+		r->token.data[8] = (r->token.data[8] & 0x3f) | 0x80;	/* RFC 4122 */
+		r->reserved_at = w->now;
+		r->expires = psk_reservation_ttl > 0;
+		r->expires_at = r->expires ?
+			TimestampTzPlusMilliseconds(w->now, (int64) psk_reservation_ttl * 1000) : 0;
+
+		psk_code_change(w);
+		psk_code_set(w, CODE_STATUS, CStringGetTextDatum("RESERVED"), false);
+		psk_code_set(w, CODE_HOLDER, Int64GetDatum(user->id), false);
+		psk_code_set(w, CODE_TESTER, CStringGetTextDatum(req->tester), false);
+		psk_code_set(w, CODE_RESERVED_AT, TimestampTzGetDatum(w->now), false);
+		psk_code_set(w, CODE_RELEASED_AT, (Datum) 0, true);
+		psk_code_set(w, CODE_EXPIRES_AT, TimestampTzGetDatum(r->expires_at),
+					 !r->expires);
+		psk_code_set(w, CODE_TOKEN, UUIDPGetDatum(&r->token), false);
+		psk_code_update(w);
+
+		psk_audit_code(w, user);
+		psk_audit_set(w, LOG_TESTER, CStringGetTextDatum(req->tester));
+		if (req->has_country)
+		{
+			psk_audit_set(w, LOG_COUNTRY, CStringGetTextDatum(req->country));
+			psk_audit_set(w, LOG_REGION, CStringGetTextDatum(req->region));
+		}
+		psk_audit_append(w, "RESERVED");
+		got++;
+	}
+	index_endscan(scan);
+	index_close(free_idx, NoLock);
+	if (check_country)
+	{
+		ExecDropSingleTupleTableSlot(cc_slot);
+		index_close(cc_key, NoLock);
+		table_close(cc, NoLock);
+	}
+	return got;
+}
+
+/* The country a name means: id, name and region. */
+static PskQuery find_country = {
+	"SELECT c.id, c.name, r.name FROM psk.countries c"
+	"  JOIN psk.regions r ON r.id = c.region_id"
+	" WHERE " PSK_PLACE_NAMED("c", "$1"),
 	1, {TEXTOID}
 };
 
-/*
- * Refuse unless user_id holds code: unknown code (status NULL), a code that
- * is not held, or someone else's.  user_id 0 is nobody (ids start at 1).
- */
-void
-psk_check_holder(const char *code, const char *status, bool held,
-				 int64 holder_id, int64 user_id)
+static void
+lookup_country(const char *country, Request *req)
 {
-	if (status == NULL)
+	Datum		arg = CStringGetTextDatum(country);
+	bool		isnull;
+
+	SPI_connect();
+	if (psk_execute(&find_country, &arg, NULL, true) == 0)
 		ereport(ERROR,
-				(errcode(ERRCODE_PSK_NOT_FOUND),
-				 errmsg("unknown code \"%s\"", code)));
-	if (!held)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_WRONG_STATE),
-				 errmsg("code \"%s\" is %s, not reserved", code, status)));
-	if (holder_id != user_id)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_NOT_ALLOWED),
-				 errmsg("code \"%s\" is held by another user", code)));
+				(errcode(ERRCODE_PSK_INVALID_INPUT),
+				 errmsg("unknown country \"%s\"", country)));
+	req->has_country = true;
+	req->country_id = DatumGetInt64(psk_result(0, 1, &isnull));
+	req->country = psk_result_cstring(0, 2);
+	req->region = psk_result_cstring(0, 3);
+	SPI_finish();
 }
 
-/*
- * Raise the error that explains why a change to code as its holder did not
- * happen, from the code as it is now.
- */
 void
-psk_explain_not_held(const char *code)
+psk_reserve_codes(const char *email, const char *tester, const char *country,
+				  const char *pool, int how_many, PskReserved *out)
 {
-	Datum		arg = CStringGetTextDatum(code);
-	bool		isnull = true;
-	char	   *status = NULL;
-	int64		holder = 0;
+	Request		req = {.tester = tester, .how_many = how_many};
+	PskWriter	w;
+	PskUser		user;
+	int			got;
 
-	if (psk_execute(&look_at_code, &arg, NULL, false) > 0)
-	{
-		status = psk_result_cstring(0, 1);
-		holder = DatumGetInt64(psk_result(0, 2, &isnull));
-	}
-	psk_check_holder(code, status, !isnull, holder, 0);
-	elog(ERROR, "psk: code \"%s\" is held, yet the change did not happen", code);
+	Assert(how_many >= 1 && how_many <= PSK_MAX_HOW_MANY);
+	if (country != NULL)
+		lookup_country(country, &req);
+
+	psk_writer_begin(&w);
+	psk_check_user(email, psk_lookup_user(email, true, &user) ? &user : NULL);
+	if (pool == NULL)
+		pool = psk_pool_name(user.pool);
+
+	/* The requested pool first; what it cannot supply comes from COMMON. */
+	got = reserve_from_pool(&w, &user, &req, pool, how_many, out);
+	if (got < how_many && strcmp(pool, "COMMON") != 0)
+		got += reserve_from_pool(&w, &user, &req, "COMMON", how_many - got,
+								 out + got);
+
+	/* All or none: the error rolls back what was taken. */
+	if (got < how_many)
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_NO_CODES_AVAILABLE),
+				 how_many == 1 ?
+				 errmsg("no codes available in pool %s", pool) :
+				 errmsg("only %d of %d codes available in pool %s and COMMON",
+						got, how_many, pool)));
+	psk_writer_end(&w);
 }
 
 /*
@@ -103,133 +249,3 @@ psk_reserve(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* Confirm: the code locked, and what decides whether it may be confirmed. */
-static PskQuery lock_for_confirm = {
-	"SELECT id, status, holder_id, reservation_token,"
-	"       expires_at IS NOT NULL AND expires_at <= now()"
-	"  FROM psk.codes WHERE code = psk.normalize_code($1) FOR UPDATE",
-	1, {TEXTOID}, true
-};
-
-static PskQuery confirm_code = {
-	"WITH confirmed AS ("
-	"  UPDATE psk.codes SET status = 'IN_USE', confirmed_at = now(), expires_at = NULL"
-	"   WHERE id = $1"
-	"  RETURNING code, pool, status, confirmed_at, tester_name"
-	"), logged AS ("
-	"  INSERT INTO psk.audit_log (action, code, code_type, user_id, user_name,"
-	"                             contact_email, tester_name)"
-	"  SELECT 'CONFIRMED', code, pool, $2, $3, $4, tester_name FROM confirmed"
-	")"
-	"SELECT code, status, confirmed_at FROM confirmed",
-	4, {INT8OID, INT8OID, TEXTOID, TEXTOID}
-};
-
-void
-psk_confirm_code(const char *email, const char *code, const pg_uuid_t *token,
-				 PskConfirmed *out)
-{
-	PskUser		user;
-	Datum		arg;
-	Datum		values[4];
-	bool		isnull;
-	int64		code_id;
-	char	   *status;
-	Datum		holder;
-	pg_uuid_t  *held_token;
-
-	SPI_connect();
-	psk_require_user(email, &user);
-
-	arg = CStringGetTextDatum(code);
-	if (psk_execute(&lock_for_confirm, &arg, NULL, false) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_NOT_FOUND),
-				 errmsg("unknown code \"%s\"", code)));
-	code_id = DatumGetInt64(psk_result(0, 1, &isnull));
-	status = psk_result_cstring(0, 2);
-	holder = psk_result(0, 3, &isnull);
-	if (isnull)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_WRONG_STATE),
-				 errmsg("code \"%s\" is %s, not reserved", code, status)));
-	if (DatumGetInt64(holder) != user.id)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_NOT_ALLOWED),
-				 errmsg("code \"%s\" is held by another user", code)));
-	if (strcmp(status, "RESERVED") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_WRONG_STATE),
-				 errmsg("code \"%s\" is %s, not reserved", code, status)));
-	held_token = DatumGetUUIDP(psk_result(0, 4, &isnull));
-	if (memcmp(held_token->data, token->data, UUID_LEN) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_TOKEN_MISMATCH),
-				 errmsg("reservation_token does not match the reservation of code \"%s\"", code)));
-	if (DatumGetBool(psk_result(0, 5, &isnull)))
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_RESERVATION_EXPIRED),
-				 errmsg("the reservation of code \"%s\" has expired", code)));
-
-	values[0] = Int64GetDatum(code_id);
-	values[1] = Int64GetDatum(user.id);
-	values[2] = CStringGetTextDatum(user.user_name);
-	values[3] = CStringGetTextDatum(user.email);
-	psk_execute(&confirm_code, values, NULL, false);
-	out->code = psk_result_cstring(0, 1);
-	out->status = psk_result_cstring(0, 2);
-	out->confirmed_at = DatumGetTimestampTz(psk_result(0, 3, &isnull));
-	SPI_finish();
-}
-
-/*
- * psk_confirm(user_email, code, reservation_token): RESERVED -> IN_USE.
- */
-Datum
-psk_confirm(PG_FUNCTION_ARGS)
-{
-	char	   *email = psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
-	char	   *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	PskConfirmed confirmed;
-	Datum		values[3];
-	bool		nulls[3] = {0};
-
-	if (PG_ARGISNULL(2))
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_INVALID_INPUT),
-				 errmsg("reservation_token is required")));
-	psk_confirm_code(email, code, PG_GETARG_UUID_P(2), &confirmed);
-
-	InitMaterializedSRF(fcinfo, 0);
-	values[0] = CStringGetTextDatum(confirmed.code);
-	values[1] = CStringGetTextDatum(confirmed.status);
-	values[2] = TimestampTzGetDatum(confirmed.confirmed_at);
-	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	return (Datum) 0;
-}
-
-/*
- * psk_release(user_email, code, clearance_id, note): a held code goes back
- * to its pool.  The audit note is the clearance id when given, else the note.
- */
-Datum
-psk_release(PG_FUNCTION_ARGS)
-{
-	char	   *email = psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
-	char	   *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
-	char	   *clearance = psk_text_arg(fcinfo, 2, "clearance_id", false, PSK_MAX_NAME_LEN);
-	char	   *note = psk_text_arg(fcinfo, 3, "note", false, PSK_MAX_TEXT_LEN);
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	PskReleased released;
-	Datum		values[2];
-	bool		nulls[2] = {0};
-
-	psk_release_code(email, code, clearance, note, &released);
-
-	InitMaterializedSRF(fcinfo, 0);
-	values[0] = CStringGetTextDatum(released.code);
-	values[1] = TimestampTzGetDatum(released.released_at);
-	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	return (Datum) 0;
-}

@@ -22,6 +22,7 @@
 #include "common/sha2.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
 
@@ -30,19 +31,10 @@
 PG_FUNCTION_INFO_V1(psk_login);
 PG_FUNCTION_INFO_V1(psk_session_user);
 PG_FUNCTION_INFO_V1(psk_logout);
+PG_FUNCTION_INFO_V1(psk_login_dummy_hash);
 
 #define TOKEN_BYTES		32
 #define TOKEN_CHARS		43		/* base64url of 32 bytes, without padding */
-
-/* bcrypt reads at most 72 bytes; psk_create_user refuses longer passwords. */
-#define BCRYPT_MAX_PASSWORD 72
-
-/*
- * bcrypt of a password nobody has, at the cost psk_create_user uses (10):
- * checked against when the e-mail has no account, so that the answer takes
- * as long as for a wrong password.
- */
-#define DUMMY_HASH "$2a$10$ipwpRfSPwXhz29HBUzrLC.SbCh7vtrMh52duM01qW8h5l2fm2QNwe"
 
 /* Advisory lock class of "a login of this e-mail is running" (0x50534B01). */
 #define LOGIN_LOCK_CLASS 1347636993
@@ -154,6 +146,56 @@ static PskQuery recent_failures = {
 	3, {TEXTOID, INT4OID, INT4OID}
 };
 
+static PskQuery make_hash = {
+	"SELECT psk.crypt($1, psk.gen_salt('bf', $2))",
+	2, {TEXTOID, INT4OID}
+};
+
+/*
+ * bcrypt of a password nobody has (random, forgotten at once) at
+ * PSK_BCRYPT_COST, made once per backend: checked against when the e-mail
+ * has no account, so that the answer takes as long as for a wrong password.
+ * Inside SPI.
+ */
+static const char *
+dummy_hash(void)
+{
+	static char *hash = NULL;
+
+	if (hash == NULL)
+	{
+		uint8		raw[TOKEN_BYTES];
+		char		password[TOKEN_CHARS + 1];
+		Datum		values[2];
+
+		if (!pg_strong_random(raw, sizeof(raw)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not generate a random password")));
+		encode_token(raw, password);
+		values[0] = CStringGetTextDatum(password);
+		values[1] = Int32GetDatum(PSK_BCRYPT_COST);
+		psk_execute(&make_hash, values, NULL, true);
+		hash = MemoryContextStrdup(TopMemoryContext,
+								   SPI_getvalue(SPI_tuptable->vals[0],
+												SPI_tuptable->tupdesc, 1));
+		explicit_bzero(password, sizeof(password));
+	}
+	return hash;
+}
+
+/* psk.login_dummy_hash(): the dummy hash of this backend, for the tests. */
+Datum
+psk_login_dummy_hash(PG_FUNCTION_ARGS)
+{
+	const char *hash;
+
+	SPI_connect();
+	hash = dummy_hash();
+	SPI_finish();
+	PG_RETURN_TEXT_P(cstring_to_text(hash));
+}
+
 static PskQuery find_account = {
 	"SELECT id, password_hash FROM psk.users WHERE email = $1",
 	1, {TEXTOID}
@@ -258,7 +300,7 @@ psk_login(PG_FUNCTION_ARGS)
 	guard = psk_guard_start(key);
 	PG_TRY();
 	{
-		const char *hash = DUMMY_HASH;
+		const char *hash = dummy_hash();
 
 		if (psk_execute(&find_account, values, NULL, false) > 0)
 		{
@@ -269,7 +311,7 @@ psk_login(PG_FUNCTION_ARGS)
 		values[1] = CStringGetTextDatum(hash);
 		psk_execute(&check_password, values, NULL, false);
 		ok = DatumGetBool(psk_result(0, 1, &isnull)) && user_id != 0 &&
-			strlen(password) <= BCRYPT_MAX_PASSWORD;
+			strlen(password) <= PSK_MAX_PASSWORD;
 	}
 	PG_CATCH();
 	{

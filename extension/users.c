@@ -5,11 +5,11 @@
  *
  * Every change writes its audit row (USER_CREATED, USER_UPDATED,
  * USER_DELETED: the actor, the subject and what changed, never a password)
- * in the same statement.  There is always an admin: the changes that could
+ * right after it, through the one audit writer (writer.c).  There is always an admin: the changes that could
  * remove the last one lock every admin row first, so two of them cannot
  * each count on the other.
  */
-#include "psk.h"
+#include "writer.h"
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
@@ -21,11 +21,6 @@ PG_FUNCTION_INFO_V1(psk_create_user);
 PG_FUNCTION_INFO_V1(psk_update_user);
 PG_FUNCTION_INFO_V1(psk_delete_user);
 PG_FUNCTION_INFO_V1(psk_users);
-
-/* Cost of the bcrypt hashes we make (2^10 rounds). */
-#define PSK_BCRYPT_COST		10
-#define PSK_MIN_PASSWORD	8
-#define PSK_MAX_PASSWORD	72		/* bcrypt ignores bytes past 72 */
 
 /* One '@', something on both sides, no whitespace or control characters. */
 static void
@@ -65,27 +60,41 @@ static PskQuery any_admin = {
 	"SELECT 1 FROM psk.users WHERE is_admin LIMIT 1", 0, {InvalidOid}
 };
 
-/* $7..$9: the actor (NULL when the first admin makes itself). */
+/* The new user, and the note of its audit row. */
 static PskQuery insert_user = {
-	"WITH created AS ("
-	"  INSERT INTO psk.users (team_name, user_name, email, password_hash,"
-	"                         is_admin, pool)"
-	"  VALUES ($1, $2, lower($3), psk.crypt($4, psk.gen_salt('bf', $10)), $5,"
-	"          COALESCE($6, psk.pool_for_team($1)))"
-	"  ON CONFLICT (email) DO NOTHING"
-	"  RETURNING id, email, team_name, pool, is_admin"
-	"), logged AS ("
-	"  INSERT INTO psk.audit_log (action, user_id, user_name, contact_email,"
-	"                             subject_user_id, note)"
-	"  SELECT 'USER_CREATED', $7, $8, $9, id,"
-	"         format('created %s (team %s, pool %s%s)', email, team_name, pool,"
-	"                CASE WHEN is_admin THEN ', admin' ELSE '' END)"
-	"    FROM created"
-	")"
-	"SELECT id FROM created",
-	10, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TEXTOID,
-		INT8OID, TEXTOID, TEXTOID, INT4OID}
+	"INSERT INTO psk.users (team_name, user_name, email, password_hash,"
+	"                       is_admin, pool)"
+	"VALUES ($1, $2, lower($3), psk.crypt($4, psk.gen_salt('bf', $7)), $5,"
+	"        COALESCE($6, psk.pool_for_team($1)))"
+	"ON CONFLICT (email) DO NOTHING "
+	"RETURNING id,"
+	"  format('created %s (team %s, pool %s%s)', email, team_name, pool,"
+	"         CASE WHEN is_admin THEN ', admin' ELSE '' END)",
+	7, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TEXTOID, INT4OID}
 };
+
+/*
+ * The audit row of a change of user subject_id by actor (NULL: the first
+ * admin making itself), and the function's result row, its id.
+ */
+static void
+user_changed(FunctionCallInfo fcinfo, const char *action,
+			 const PskUser *actor, Datum subject_id, const char *note)
+{
+	PskWriter	w;
+	bool		isnull = false;
+
+	psk_audit_writer_begin(&w);
+	psk_audit_begin(&w);
+	if (actor != NULL)
+		psk_audit_actor(&w, actor);
+	psk_audit_set(&w, LOG_SUBJECT, subject_id);
+	psk_audit_set(&w, LOG_NOTE, CStringGetTextDatum(note));
+	psk_audit_append(&w, action);
+	psk_writer_end(&w);
+
+	psk_return_row(fcinfo, &subject_id, &isnull);
+}
 
 /*
  * psk_create_user(admin_email, team_name, user_name, email, password,
@@ -102,8 +111,10 @@ psk_create_user(PG_FUNCTION_ARGS)
 	bool		is_admin = PG_ARGISNULL(5) ? false : PG_GETARG_BOOL(5);
 	const char *pool = psk_pool_name(psk_text_arg(fcinfo, 6, "pool", false, PSK_MAX_NAME_LEN));
 	PskUser		admin;
-	Datum		values[10];
-	bool		nulls[10] = {0};
+	bool		bootstrap = admin_email == NULL;
+	Datum		values[7];
+	bool		nulls[7] = {0};
+	bool		isnull;
 
 	check_email(email);
 	check_password(password);
@@ -122,15 +133,9 @@ psk_create_user(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_PSK_NOT_ALLOWED),
 					 errmsg("an admin exists already: admin_email is required")));
-		nulls[6] = nulls[7] = nulls[8] = true;
 	}
 	else
-	{
 		psk_require_admin(admin_email, &admin);
-		values[6] = Int64GetDatum(admin.id);
-		values[7] = CStringGetTextDatum(admin.user_name);
-		values[8] = CStringGetTextDatum(admin.email);
-	}
 
 	values[0] = CStringGetTextDatum(team);
 	values[1] = CStringGetTextDatum(name);
@@ -139,13 +144,14 @@ psk_create_user(PG_FUNCTION_ARGS)
 	values[4] = BoolGetDatum(is_admin);
 	nulls[5] = pool == NULL;
 	values[5] = pool ? CStringGetTextDatum(pool) : (Datum) 0;
-	values[9] = Int32GetDatum(PSK_BCRYPT_COST);
+	values[6] = Int32GetDatum(PSK_BCRYPT_COST);
 
 	if (psk_execute(&insert_user, values, nulls, false) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_CONFLICT),
 				 errmsg("a user with e-mail \"%s\" exists already", email)));
-	psk_return_tuptable(fcinfo);
+	user_changed(fcinfo, "USER_CREATED", bootstrap ? NULL : &admin,
+				 psk_result(0, 1, &isnull), psk_result_cstring(0, 2));
 	SPI_finish();
 	return (Datum) 0;
 }
@@ -289,7 +295,7 @@ held_codes(int64 id)
 /*
  * $2..$7: the new values (NULL: unchanged).  The note lists what changed
  * and nothing when nothing does; then neither the row nor the log is
- * written.  A new password also ends the user's sessions and clears the
+ * written.  Returns the id, the note and whether the row was written.  A new password also ends the user's sessions and clears the
  * failed logins of its e-mail (a reset unlocks the account).
  */
 static PskQuery update_user = {
@@ -311,7 +317,7 @@ static PskQuery update_user = {
 	"         user_name = COALESCE($3, u.user_name),"
 	"         email = COALESCE(lower($4), u.email),"
 	"         password_hash = CASE WHEN $5 IS NULL THEN u.password_hash"
-	"                         ELSE psk.crypt($5, psk.gen_salt('bf', $11)) END,"
+	"                         ELSE psk.crypt($5, psk.gen_salt('bf', $8)) END,"
 	"         is_admin = COALESCE($6, u.is_admin),"
 	"         pool = COALESCE($7, u.pool),"
 	"         updated_at = now()"
@@ -324,15 +330,10 @@ static PskQuery update_user = {
 	"), unlocked AS ("
 	"  DELETE FROM psk.login_failures f USING diff"
 	"   WHERE $5 IS NOT NULL AND f.email IN (diff.email, lower($4))"
-	"), logged AS ("
-	"  INSERT INTO psk.audit_log (action, user_id, user_name, contact_email,"
-	"                             subject_user_id, note)"
-	"  SELECT 'USER_UPDATED', $8, $9, $10, d.id, d.note"
-	"    FROM diff d JOIN updated USING (id)"
 	")"
-	"SELECT id FROM old",
-	11, {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TEXTOID,
-		INT8OID, TEXTOID, TEXTOID, INT4OID}
+	"SELECT o.id, d.note, u.id IS NOT NULL"
+	"  FROM old o JOIN diff d ON d.id = o.id LEFT JOIN updated u ON u.id = o.id",
+	8, {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TEXTOID, INT4OID}
 };
 
 /*
@@ -353,8 +354,9 @@ psk_update_user(PG_FUNCTION_ARGS)
 	bool		demote = !PG_ARGISNULL(6) && !PG_GETARG_BOOL(6);
 	bool		promote = !PG_ARGISNULL(6) && PG_GETARG_BOOL(6);
 	PskUser		admin;
-	Datum		values[11];
-	bool		nulls[11] = {0};
+	Datum		values[8];
+	bool		nulls[8] = {0};
+	bool		isnull;
 
 	if (email)
 		check_email(email);
@@ -387,35 +389,34 @@ psk_update_user(PG_FUNCTION_ARGS)
 	values[5] = PG_ARGISNULL(6) ? (Datum) 0 : PG_GETARG_DATUM(6);
 	nulls[6] = pool == NULL;
 	values[6] = pool ? CStringGetTextDatum(pool) : (Datum) 0;
-	values[7] = Int64GetDatum(admin.id);
-	values[8] = CStringGetTextDatum(admin.user_name);
-	values[9] = CStringGetTextDatum(admin.email);
-	values[10] = Int32GetDatum(PSK_BCRYPT_COST);
+	values[7] = Int32GetDatum(PSK_BCRYPT_COST);
 
 	/* The e-mail may have been taken since we looked: still a conflict. */
 	if (!execute_unless(&update_user, values, nulls, ERRCODE_UNIQUE_VIOLATION))
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_CONFLICT),
 				 errmsg("a user with e-mail \"%s\" exists already", email)));
-	psk_return_tuptable(fcinfo);
+	psk_result_set(fcinfo);
+	if (SPI_processed > 0 && DatumGetBool(psk_result(0, 3, &isnull)))
+		user_changed(fcinfo, "USER_UPDATED", &admin, psk_result(0, 1, &isnull),
+					 psk_result_cstring(0, 2));
+	else if (SPI_processed > 0)
+	{
+		Datum		id = psk_result(0, 1, &isnull);
+
+		psk_return_row(fcinfo, &id, &isnull);
+	}
 	SPI_finish();
 	return (Datum) 0;
 }
 
+/* The user gone, and the note of its audit row. */
 static PskQuery delete_user = {
-	"WITH gone AS ("
-	"  DELETE FROM psk.users WHERE id = $1"
-	"  RETURNING id, email, team_name, pool, is_admin"
-	"), logged AS ("
-	"  INSERT INTO psk.audit_log (action, user_id, user_name, contact_email,"
-	"                             subject_user_id, note)"
-	"  SELECT 'USER_DELETED', $2, $3, $4, id,"
-	"         format('deleted %s (team %s, pool %s%s)', email, team_name, pool,"
-	"                CASE WHEN is_admin THEN ', admin' ELSE '' END)"
-	"    FROM gone"
-	")"
-	"SELECT id FROM gone",
-	4, {INT8OID, INT8OID, TEXTOID, TEXTOID}
+	"DELETE FROM psk.users WHERE id = $1"
+	" RETURNING id,"
+	"  format('deleted %s (team %s, pool %s%s)', email, team_name, pool,"
+	"         CASE WHEN is_admin THEN ', admin' ELSE '' END)",
+	1, {INT8OID}
 };
 
 /*
@@ -430,7 +431,8 @@ psk_delete_user(PG_FUNCTION_ARGS)
 	int64		id = user_id_arg(fcinfo, 1);
 	PskUser		admin;
 	int32		held;
-	Datum		values[4];
+	Datum		value;
+	bool		isnull;
 
 	SPI_connect();
 	psk_require_admin(admin_email, &admin);
@@ -450,17 +452,17 @@ psk_delete_user(PG_FUNCTION_ARGS)
 				 errmsg("user %lld still holds %d code%s", (long long) id,
 						held, held == 1 ? "" : "s")));
 
-	values[0] = Int64GetDatum(id);
-	values[1] = Int64GetDatum(admin.id);
-	values[2] = CStringGetTextDatum(admin.user_name);
-	values[3] = CStringGetTextDatum(admin.email);
+	value = Int64GetDatum(id);
 
 	/* A holder our snapshot could not see (REPEATABLE READ): still held. */
-	if (!execute_unless(&delete_user, values, NULL, ERRCODE_FOREIGN_KEY_VIOLATION))
+	if (!execute_unless(&delete_user, &value, NULL, ERRCODE_FOREIGN_KEY_VIOLATION))
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_CONFLICT),
 				 errmsg("user %lld still holds codes", (long long) id)));
-	psk_return_tuptable(fcinfo);
+	psk_result_set(fcinfo);
+	if (SPI_processed > 0)
+		user_changed(fcinfo, "USER_DELETED", &admin, psk_result(0, 1, &isnull),
+					 psk_result_cstring(0, 2));
 	SPI_finish();
 	return (Datum) 0;
 }

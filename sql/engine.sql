@@ -1,4 +1,4 @@
--- engine.c: reserve and release below SPI keep what a statement would give:
+-- reserve.c and release.c: reserve and release below SPI (writer.c) keep what a statement would give:
 -- constraints (with the compiled-once cache noticing changes), a fresh view
 -- of earlier changes within one statement, the audit row's fields, and a
 -- clean start after the extension is dropped and created again.

@@ -11,6 +11,15 @@ CREATE FUNCTION psk.normalize_code(text) RETURNS text
 AS 'MODULE_PATHNAME', 'normalize_code'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
+-- The pools, code statuses and audit actions as the C code has them
+-- (extension/lists.h).  The CHECK constraints below spell them out again;
+-- sql/lists.sql compares the two.
+CREATE FUNCTION psk.lists(OUT list text, OUT n int, OUT name text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'psk_lists'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+REVOKE ALL ON FUNCTION psk.lists() FROM PUBLIC;
+
 -- Pool of a user created without one: derived once from the team name, as the
 -- old service did.
 CREATE FUNCTION psk.pool_for_team(text) RETURNS text
@@ -51,6 +60,7 @@ CREATE TABLE psk.users (
                   CHECK (email = pg_catalog.lower(email) AND pg_catalog.length(email) BETWEEN 3 AND 254),
     password_hash text NOT NULL CHECK (password_hash LIKE '$2_$%'),
     is_admin      boolean NOT NULL DEFAULT false,
+    -- the pools, statuses and actions of these CHECKs: as psk.lists()
     pool          text NOT NULL CHECK (pool IN ('OSV', 'HSV', 'COMMON')),
     created_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at    timestamptz NOT NULL DEFAULT pg_catalog.now()

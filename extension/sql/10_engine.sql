@@ -1,4 +1,4 @@
--- The hot path and expiry (reserve.c, expiry.c).
+-- The holder's cycle and expiry (reserve.c, confirm.c, release.c, expiry.c).
 --
 -- Every psk_* function runs as the extension's owner with a pinned
 -- search_path (SECURITY DEFINER, as PostgreSQL's docs advise), so callers

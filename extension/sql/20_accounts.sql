@@ -71,3 +71,10 @@ RETURNS TABLE (revoked bool)
 AS 'MODULE_PATHNAME', 'psk_logout'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
+
+-- The hash a login without an account is checked against (sessions.c),
+-- for sql/passwords.sql.
+CREATE FUNCTION psk.login_dummy_hash() RETURNS text
+AS 'MODULE_PATHNAME', 'psk_login_dummy_hash'
+LANGUAGE C VOLATILE STRICT;
+REVOKE ALL ON FUNCTION psk.login_dummy_hash() FROM PUBLIC;

@@ -1,0 +1,89 @@
+/*
+ * confirm.c
+ *		A reserved code comes into use: psk_confirm_code (for psk_confirm
+ *		and the HTTP layer) and psk_confirm.
+ *
+ * Below SPI (writer.c): the code is locked as FOR UPDATE would, then
+ * checked (holder, status, token, expiry, in that order) and changed.
+ */
+#include "writer.h"
+
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/tuplestore.h"
+#include "utils/uuid.h"
+
+PG_FUNCTION_INFO_V1(psk_confirm);
+
+void
+psk_confirm_code(const char *email, const char *code, const pg_uuid_t *token,
+				 PskConfirmed *out)
+{
+	PskWriter	w;
+	PskUser		user;
+	bool		isnull;
+	char	   *status;
+	Datum		expires_at;
+	pg_uuid_t  *held_token;
+
+	psk_writer_begin(&w);
+	psk_lock_held_code(&w, email, code, LockTupleExclusive, &user);
+	status = psk_slot_cstring(w.code_slot, w.code_att[CODE_STATUS]);
+	if (strcmp(status, "RESERVED") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_WRONG_STATE),
+				 errmsg("code \"%s\" is %s, not reserved", code, status)));
+	held_token = DatumGetUUIDP(slot_getattr(w.code_slot, w.code_att[CODE_TOKEN], &isnull));
+	if (memcmp(held_token->data, token->data, UUID_LEN) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_TOKEN_MISMATCH),
+				 errmsg("reservation_token does not match the reservation of code \"%s\"", code)));
+	expires_at = slot_getattr(w.code_slot, w.code_att[CODE_EXPIRES_AT], &isnull);
+	if (!isnull && DatumGetTimestampTz(expires_at) <= w.now)
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_RESERVATION_EXPIRED),
+				 errmsg("the reservation of code \"%s\" has expired", code)));
+
+	out->code = psk_slot_cstring(w.code_slot, w.code_att[CODE_CODE]);
+	out->status = pstrdup("IN_USE");
+	out->confirmed_at = w.now;
+
+	psk_code_change(&w);
+	psk_code_set(&w, CODE_STATUS, CStringGetTextDatum("IN_USE"), false);
+	psk_code_set(&w, CODE_CONFIRMED_AT, TimestampTzGetDatum(w.now), false);
+	psk_code_set(&w, CODE_EXPIRES_AT, (Datum) 0, true);
+	psk_code_update(&w);
+
+	psk_audit_code(&w, &user);
+	psk_audit_append(&w, "CONFIRMED");
+
+	psk_writer_end(&w);
+}
+
+/*
+ * psk_confirm(user_email, code, reservation_token): RESERVED -> IN_USE.
+ */
+Datum
+psk_confirm(PG_FUNCTION_ARGS)
+{
+	char	   *email = psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
+	char	   *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	PskConfirmed confirmed;
+	Datum		values[3];
+	bool		nulls[3] = {0};
+
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_INVALID_INPUT),
+				 errmsg("reservation_token is required")));
+	psk_confirm_code(email, code, PG_GETARG_UUID_P(2), &confirmed);
+
+	InitMaterializedSRF(fcinfo, 0);
+	values[0] = CStringGetTextDatum(confirmed.code);
+	values[1] = CStringGetTextDatum(confirmed.status);
+	values[2] = TimestampTzGetDatum(confirmed.confirmed_at);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	return (Datum) 0;
+}
+

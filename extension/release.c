@@ -1,0 +1,70 @@
+/*
+ * release.c
+ *		Giving a held code back to its pool: psk_release_code (for
+ *		psk_release and the HTTP layer) and psk_release.
+ *
+ * Below SPI (writer.c), as FOR NO KEY UPDATE would: a release waits for
+ * whoever holds the code's row locked, then acts on its newest version.
+ */
+#include "writer.h"
+
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/tuplestore.h"
+
+PG_FUNCTION_INFO_V1(psk_release);
+
+void
+psk_release_code(const char *email, const char *code, const char *clearance,
+				 const char *note, PskReleased *out)
+{
+	PskWriter	w;
+	PskUser		user;
+
+	psk_writer_begin(&w);
+	psk_lock_held_code(&w, email, code, LockTupleNoKeyExclusive, &user);
+
+	out->code = psk_slot_cstring(w.code_slot, w.code_att[CODE_CODE]);
+	out->released_at = w.now;
+
+	psk_code_change(&w);
+	psk_code_free(&w, "CAN_BE_USED");
+	psk_code_set(&w, CODE_RELEASED_AT, TimestampTzGetDatum(w.now), false);
+	if (note != NULL)
+		psk_code_set(&w, CODE_NOTE, CStringGetTextDatum(note), false);
+	psk_code_update(&w);
+
+	psk_audit_code(&w, &user);
+	if (clearance != NULL || note != NULL)
+		psk_audit_set(&w, LOG_NOTE, CStringGetTextDatum(clearance ? clearance : note));
+	if (clearance != NULL)
+		psk_audit_set(&w, LOG_CLEARANCE, CStringGetTextDatum(clearance));
+	psk_audit_append(&w, "RELEASED");
+
+	psk_writer_end(&w);
+}
+
+/*
+ * psk_release(user_email, code, clearance_id, note): a held code goes back
+ * to its pool.  The audit note is the clearance id when given, else the note.
+ */
+Datum
+psk_release(PG_FUNCTION_ARGS)
+{
+	char	   *email = psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
+	char	   *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
+	char	   *clearance = psk_text_arg(fcinfo, 2, "clearance_id", false, PSK_MAX_NAME_LEN);
+	char	   *note = psk_text_arg(fcinfo, 3, "note", false, PSK_MAX_TEXT_LEN);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	PskReleased released;
+	Datum		values[2];
+	bool		nulls[2] = {0};
+
+	psk_release_code(email, code, clearance, note, &released);
+
+	InitMaterializedSRF(fcinfo, 0);
+	values[0] = CStringGetTextDatum(released.code);
+	values[1] = TimestampTzGetDatum(released.released_at);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	return (Datum) 0;
+}

@@ -1,0 +1,574 @@
+/*
+ * writer.c
+ *		Changing codes and writing audit rows below SPI, the way logical
+ *		replication applies a change: index scans, row locks and the
+ *		executor's simple-relation update and insert.
+ *
+ * Every statement a change of a code used to run through SPI paid for
+ * plan-cache checks, executor start-up of a CTE plan, tuplestores and
+ * projections; here each step is the one call that does the work.  What a
+ * statement would have given us is kept:
+ *
+ * - Row locks as FOR [NO KEY] UPDATE [SKIP LOCKED] would take them,
+ *   following a row to its newest version in READ COMMITTED and re-checking
+ *   it there (what EvalPlanQual does), and failing with a serialization
+ *   error under REPEATABLE READ.
+ * - Updates and inserts go through ExecSimpleRelationUpdate/Insert: CHECK
+ *   and NOT NULL constraints, index maintenance (HOT when possible), unique
+ *   checks and AFTER ROW triggers, hence the holder_id foreign key check.
+ * - A change and its audit row are in the same transaction (they are made
+ *   one after the other in one call), and an error rolls back both.
+ *
+ * Relations and indexes are found by name on every call (cheap syscache
+ * lookups), so dropping and re-creating the extension in a session is safe;
+ * column numbers are cached and re-checked by name on every call.
+ */
+#include "writer.h"
+
+#include "access/genam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
+#include "commands/sequence.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+/* Columns used here, by name; their numbers are resolved per relation. */
+typedef struct Columns
+{
+	Oid			relid;			/* the relation they were resolved for */
+	int			ncols;
+	const char *const *names;
+	AttrNumber	attnum[16];
+} Columns;
+
+static const char *const code_names[CODE_NCOLS] = {
+	"id", "code", "pool", "status", "holder_id", "tester_name",
+	"reserved_at", "expires_at", "confirmed_at", "reservation_token",
+	"released_at", "freed_at", "note"
+};
+static Columns code_cols = {InvalidOid, CODE_NCOLS, code_names};
+
+static const char *const log_names[LOG_NCOLS] = {
+	"id", "logged_at", "action", "code", "code_type", "user_id",
+	"user_name", "contact_email", "tester_name", "country", "region", "note",
+	"clearance_id", "subject_user_id"
+};
+static Columns log_cols = {InvalidOid, LOG_NCOLS, log_names};
+
+static const char *const user_names[USER_NCOLS] = {
+	"id", "email", "user_name", "is_admin", "pool"
+};
+static Columns user_cols = {InvalidOid, USER_NCOLS, user_names};
+
+/*
+ * Column numbers of rel, from the cache when every cached number still has
+ * the expected name, else looked up again (the table was re-created or
+ * altered).
+ */
+static const AttrNumber *
+resolve_columns(Relation rel, Columns *cols)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	if (cols->relid == RelationGetRelid(rel))
+	{
+		int			i;
+
+		for (i = 0; i < cols->ncols; i++)
+		{
+			AttrNumber	n = cols->attnum[i];
+
+			if (n > desc->natts ||
+				TupleDescAttr(desc, n - 1)->attisdropped ||
+				strcmp(NameStr(TupleDescAttr(desc, n - 1)->attname),
+					   cols->names[i]) != 0)
+				break;
+		}
+		if (i == cols->ncols)
+			return cols->attnum;
+	}
+
+	cols->relid = InvalidOid;
+	for (int i = 0; i < cols->ncols; i++)
+	{
+		cols->attnum[i] = InvalidAttrNumber;
+		for (int n = 1; n <= desc->natts; n++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, n - 1);
+
+			if (!att->attisdropped &&
+				strcmp(NameStr(att->attname), cols->names[i]) == 0)
+				cols->attnum[i] = n;
+		}
+		if (cols->attnum[i] == InvalidAttrNumber)
+			elog(ERROR, "psk: column %s.%s is missing",
+				 RelationGetRelationName(rel), cols->names[i]);
+	}
+	cols->relid = RelationGetRelid(rel);
+	return cols->attnum;
+}
+
+Oid
+psk_relation(const char *name)
+{
+	Oid			relid = get_relname_relid(name, get_namespace_oid("psk", false));
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "psk: relation psk.%s is missing", name);
+	return relid;
+}
+
+const AttrNumber *
+psk_user_columns(Relation rel)
+{
+	return resolve_columns(rel, &user_cols);
+}
+
+/* audit_log.id's identity sequence; a pg_depend scan, so kept per table. */
+static Oid
+audit_id_sequence(Relation log, AttrNumber id_att)
+{
+	static Oid	for_relid = InvalidOid;
+	static Oid	seqid = InvalidOid;
+
+	if (for_relid != RelationGetRelid(log))
+	{
+		for_relid = InvalidOid;
+		seqid = getIdentitySequence(RelationGetRelid(log), id_att, false);
+		for_relid = RelationGetRelid(log);
+	}
+	return seqid;
+}
+
+/*
+ * The CHECK constraints of a table, compiled once per backend.  The
+ * executor compiles them again for every statement (and so for every call
+ * of ours): reading them back from their stored text and planning them is
+ * about an eighth of the backend's time in a reserve + release cycle.
+ *
+ * The cache is checked against the constraints' stored text on every use,
+ * so a changed constraint is compiled afresh.  A table with a constraint
+ * that cannot be kept (see not_cacheable) is left to the executor, which
+ * compiles its constraints itself, as usual.
+ */
+typedef struct CheckCache
+{
+	Oid			relid;
+	int			ncheck;
+	char	  **ccbin;			/* the constraints' text, to compare */
+	ExprState **exprs;			/* NULL: not cacheable */
+	MemoryContext cxt;
+} CheckCache;
+
+/* A function whose compiled form may go stale: anything but C/internal. */
+static bool
+is_interpreted_function(Oid funcid, void *context)
+{
+	HeapTuple	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+	Oid			lang;
+
+	if (!HeapTupleIsValid(tuple))
+		return true;
+	lang = ((Form_pg_proc) GETSTRUCT(tuple))->prolang;
+	ReleaseSysCache(tuple);
+	return lang != INTERNALlanguageId && lang != ClanguageId;
+}
+
+/*
+ * May this constraint not be kept compiled across statements?  A hashed IN
+ * list builds its hash table in per-statement memory on first use; a SQL
+ * or PL function keeps its parsed body (or is inlined by the planner),
+ * which CREATE OR REPLACE would leave stale.
+ */
+static bool
+not_cacheable(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, ScalarArrayOpExpr) &&
+		OidIsValid(((ScalarArrayOpExpr *) node)->hashfuncid))
+		return true;
+	if (check_functions_in_node(node, is_interpreted_function, context))
+		return true;
+	return expression_tree_walker(node, not_cacheable, context);
+}
+
+static bool
+check_cache_is_current(const CheckCache *cache, Relation rel)
+{
+	TupleConstr *constr = RelationGetDescr(rel)->constr;
+
+	if (cache->cxt == NULL || cache->relid != RelationGetRelid(rel) ||
+		constr == NULL || cache->ncheck != constr->num_check)
+		return false;
+	for (int i = 0; i < cache->ncheck; i++)
+		if (strcmp(cache->ccbin[i], constr->check[i].ccbin) != 0)
+			return false;
+	return true;
+}
+
+static ExprState **
+cached_check_exprs(CheckCache *cache, Relation rel)
+{
+	TupleConstr *constr = RelationGetDescr(rel)->constr;
+	MemoryContext cxt;
+	MemoryContext oldcxt;
+	int			ncheck;
+	char	  **ccbin;
+	ExprState **exprs;
+
+	if (check_cache_is_current(cache, rel))
+		return cache->exprs;
+
+	if (cache->cxt != NULL)
+		MemoryContextDelete(cache->cxt);
+	cache->cxt = NULL;
+	if (constr == NULL || constr->num_check == 0)
+		return NULL;
+
+	/* Built aside, kept only when complete (an error leaves no half cache). */
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "psk check constraints",
+								ALLOCSET_SMALL_SIZES);
+	oldcxt = MemoryContextSwitchTo(cxt);
+	ncheck = constr->num_check;
+	ccbin = palloc(ncheck * sizeof(char *));
+	exprs = palloc(ncheck * sizeof(ExprState *));
+	for (int i = 0; i < ncheck; i++)
+		ccbin[i] = pstrdup(constr->check[i].ccbin);
+	for (int i = 0; i < ncheck; i++)
+	{
+		Node	   *stored = stringToNode(ccbin[i]);
+		Expr	   *expr;
+
+		/* before planning, which may inline a SQL function's body */
+		if (not_cacheable(stored, NULL) ||
+			not_cacheable((Node *) (expr = expression_planner((Expr *) stored)), NULL))
+		{
+			exprs = NULL;
+			break;
+		}
+		exprs[i] = ExecInitExpr(expr, NULL);
+	}
+	MemoryContextSwitchTo(oldcxt);
+
+	MemoryContextSetParent(cxt, CacheMemoryContext);
+	cache->cxt = cxt;
+	cache->relid = RelationGetRelid(rel);
+	cache->ncheck = ncheck;
+	cache->ccbin = ccbin;
+	cache->exprs = exprs;
+	return exprs;
+}
+
+static CheckCache codes_checks;
+static CheckCache log_checks;
+
+static ResultRelInfo *
+open_result_relation(EState *estate, const char *name, Index rti,
+					 CheckCache *checks)
+{
+	ResultRelInfo *rri = makeNode(ResultRelInfo);
+	Relation	rel = table_open(psk_relation(name), RowExclusiveLock);
+
+	InitResultRelInfo(rri, rel, rti, NULL, 0);
+	rri->ri_ConstraintExprs = cached_check_exprs(checks, rel);
+	ExecOpenIndices(rri, false);
+	/* Found by ExecGetTriggerResultRel when AFTER triggers fire. */
+	estate->es_opened_result_relations =
+		lappend(estate->es_opened_result_relations, rri);
+	return rri;
+}
+
+static RangeTblEntry *
+result_rte(Relation rel)
+{
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+
+	rte->rtekind = RTE_RELATION;
+	rte->relid = RelationGetRelid(rel);
+	rte->relkind = rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	return rte;
+}
+
+/*
+ * Start a call: see the changes made before it in this transaction (as SPI
+ * does before each statement) and take a fresh snapshot in READ COMMITTED.
+ */
+static void
+writer_start(PskWriter *w, bool with_codes)
+{
+	EState	   *estate;
+	MemoryContext oldcxt;
+	List	   *rtable = NIL;
+
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
+
+	w->estate = estate = CreateExecutorState();
+	oldcxt = MemoryContextSwitchTo(estate->es_query_cxt);
+	estate->es_snapshot = GetActiveSnapshot();
+	estate->es_output_cid = GetCurrentCommandId(true);
+
+	w->codes = NULL;
+	if (with_codes)
+	{
+		w->codes = open_result_relation(estate, "codes", 1, &codes_checks);
+		rtable = lappend(rtable, result_rte(w->codes->ri_RelationDesc));
+	}
+	w->log = open_result_relation(estate, "audit_log", list_length(rtable) + 1,
+								  &log_checks);
+	rtable = lappend(rtable, result_rte(w->log->ri_RelationDesc));
+	ExecInitRangeTable(estate, rtable);
+
+	w->log_att = resolve_columns(w->log->ri_RelationDesc, &log_cols);
+	w->log_id_seq = audit_id_sequence(w->log->ri_RelationDesc, w->log_att[LOG_ID]);
+	w->log_row = ExecInitExtraTupleSlot(estate,
+										RelationGetDescr(w->log->ri_RelationDesc),
+										&TTSOpsVirtual);
+	if (with_codes)
+	{
+		w->code_att = resolve_columns(w->codes->ri_RelationDesc, &code_cols);
+		w->code_slot = ExecInitExtraTupleSlot(estate,
+											  RelationGetDescr(w->codes->ri_RelationDesc),
+											  table_slot_callbacks(w->codes->ri_RelationDesc));
+		w->new_code = ExecInitExtraTupleSlot(estate,
+											 RelationGetDescr(w->codes->ri_RelationDesc),
+											 &TTSOpsVirtual);
+	}
+	w->now = GetCurrentTransactionStartTimestamp();	/* now() */
+	MemoryContextSwitchTo(oldcxt);
+
+	AfterTriggerBeginQuery();
+}
+
+void
+psk_writer_begin(PskWriter *w)
+{
+	writer_start(w, true);
+}
+
+void
+psk_audit_writer_begin(PskWriter *w)
+{
+	writer_start(w, false);
+}
+
+/* Fire the queued AFTER triggers (the foreign key check) and clean up. */
+void
+psk_writer_end(PskWriter *w)
+{
+	AfterTriggerEndQuery(w->estate);
+
+	if (w->codes != NULL)
+	{
+		ExecCloseIndices(w->codes);
+		table_close(w->codes->ri_RelationDesc, NoLock);
+	}
+	ExecCloseIndices(w->log);
+	table_close(w->log->ri_RelationDesc, NoLock);
+	ExecResetTupleTable(w->estate->es_tupleTable, false);
+	FreeExecutorState(w->estate);
+	PopActiveSnapshot();
+}
+
+/*
+ * Lock the row version in slot (and, in READ COMMITTED, its newest version
+ * if it was updated meanwhile) in mode; the slot then holds the locked
+ * version.  Returns false when the row is gone, or locked by others and
+ * wait is false.
+ */
+bool
+psk_lock_row(Relation rel, TupleTableSlot *slot, LockTupleMode mode, bool wait)
+{
+	TM_FailureData tmfd;
+	TM_Result	result;
+	ItemPointerData tid = slot->tts_tid;
+
+	result = table_tuple_lock(rel, &tid, GetActiveSnapshot(), slot,
+							  GetCurrentCommandId(false), mode,
+							  wait ? LockWaitBlock : LockWaitSkip,
+							  IsolationUsesXactSnapshot() ? 0 :
+							  TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
+							  &tmfd);
+	switch (result)
+	{
+		case TM_Ok:
+			return true;
+		case TM_WouldBlock:		/* SKIP LOCKED */
+		case TM_Deleted:
+		case TM_SelfModified:	/* changed earlier in this very call */
+			return false;
+		case TM_Updated:
+			/* Only without FIND_LAST_VERSION: REPEATABLE READ or above. */
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize access due to concurrent update")));
+			break;
+		default:
+			elog(ERROR, "psk: unexpected result %d locking a row", (int) result);
+	}
+	return false;
+}
+
+int64
+psk_slot_int8(TupleTableSlot *slot, AttrNumber att, bool *isnull)
+{
+	Datum		d = slot_getattr(slot, att, isnull);
+
+	return *isnull ? 0 : DatumGetInt64(d);
+}
+
+bool
+psk_slot_text_equals(TupleTableSlot *slot, AttrNumber att, const char *s)
+{
+	bool		isnull;
+	Datum		d = slot_getattr(slot, att, &isnull);
+	text	   *t;
+
+	if (isnull)
+		return false;
+	t = DatumGetTextPP(d);
+	return VARSIZE_ANY_EXHDR(t) == strlen(s) &&
+		memcmp(VARDATA_ANY(t), s, strlen(s)) == 0;
+}
+
+
+/* A text column as a C string; NULL for NULL. */
+char *
+psk_slot_cstring(TupleTableSlot *slot, AttrNumber att)
+{
+	bool		isnull;
+	Datum		d = slot_getattr(slot, att, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+bool
+psk_find_code(PskWriter *w, const char *code)
+{
+	Relation	code_key = index_open(psk_relation("codes_code_key"), AccessShareLock);
+	char	   *wanted = psk_normalize_code(code, DEFAULT_COLLATION_OID);
+	ScanKeyData key;
+	IndexScanDesc scan;
+	bool		found;
+
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(wanted));
+	key.sk_collation = code_key->rd_indcollation[0];
+	scan = index_beginscan(w->codes->ri_RelationDesc, code_key,
+						   GetActiveSnapshot(), 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, w->code_slot);
+	index_endscan(scan);
+	index_close(code_key, NoLock);
+	return found;
+}
+
+bool
+psk_lock_code(PskWriter *w, const char *code, LockTupleMode mode)
+{
+	/* Wait for whoever holds it locked; then look at its newest version. */
+	return psk_find_code(w, code) &&
+		psk_lock_row(w->codes->ri_RelationDesc, w->code_slot, mode, true);
+}
+
+TupleTableSlot *
+psk_code_change(PskWriter *w)
+{
+	TupleTableSlot *slot = w->new_code;
+	int			natts = slot->tts_tupleDescriptor->natts;
+
+	slot_getallattrs(w->code_slot);
+	ExecClearTuple(slot);
+	memcpy(slot->tts_values, w->code_slot->tts_values, natts * sizeof(Datum));
+	memcpy(slot->tts_isnull, w->code_slot->tts_isnull, natts * sizeof(bool));
+	return slot;
+}
+
+void
+psk_code_update(PskWriter *w)
+{
+	ExecStoreVirtualTuple(w->new_code);
+	ExecSimpleRelationUpdate(w->codes, w->estate, NULL, w->code_slot, w->new_code);
+}
+
+void
+psk_code_delete(PskWriter *w)
+{
+	ExecSimpleRelationDelete(w->codes, w->estate, NULL, w->code_slot);
+}
+
+void
+psk_code_free(PskWriter *w, const char *status)
+{
+	psk_code_set(w, CODE_STATUS, CStringGetTextDatum(status), false);
+	psk_code_set(w, CODE_HOLDER, (Datum) 0, true);
+	psk_code_set(w, CODE_TESTER, (Datum) 0, true);
+	psk_code_set(w, CODE_TOKEN, (Datum) 0, true);
+	psk_code_set(w, CODE_RESERVED_AT, (Datum) 0, true);
+	psk_code_set(w, CODE_EXPIRES_AT, (Datum) 0, true);
+	psk_code_set(w, CODE_CONFIRMED_AT, (Datum) 0, true);
+	if (strcmp(status, "CAN_BE_USED") == 0)
+		psk_code_set(w, CODE_FREED_AT, TimestampTzGetDatum(w->now), false);
+}
+
+void
+psk_audit_begin(PskWriter *w)
+{
+	TupleTableSlot *slot = w->log_row;
+
+	ExecClearTuple(slot);
+	memset(slot->tts_isnull, true, slot->tts_tupleDescriptor->natts * sizeof(bool));
+}
+
+void
+psk_audit_code(PskWriter *w, const PskUser *actor)
+{
+	TupleTableSlot *old = w->code_slot;
+	bool		isnull;
+	Datum		tester;
+
+	psk_audit_begin(w);
+	psk_audit_set(w, LOG_CODE, slot_getattr(old, w->code_att[CODE_CODE], &isnull));
+	psk_audit_set(w, LOG_CODE_TYPE, slot_getattr(old, w->code_att[CODE_POOL], &isnull));
+	psk_audit_actor(w, actor);
+	tester = slot_getattr(old, w->code_att[CODE_TESTER], &isnull);
+	if (!isnull)
+		psk_audit_set(w, LOG_TESTER, tester);
+}
+
+void
+psk_audit_actor(PskWriter *w, const PskUser *actor)
+{
+	psk_audit_set(w, LOG_USER_ID, Int64GetDatum(actor->id));
+	psk_audit_set(w, LOG_USER_NAME, CStringGetTextDatum(actor->user_name));
+	psk_audit_set(w, LOG_EMAIL, CStringGetTextDatum(actor->email));
+}
+
+void
+psk_audit_append(PskWriter *w, const char *action)
+{
+	/* What the previous row's constraints and index entries left behind. */
+	ResetPerTupleExprContext(w->estate);
+	psk_audit_set(w, LOG_ID, Int64GetDatum(nextval_internal(w->log_id_seq, false)));
+	psk_audit_set(w, LOG_LOGGED_AT, TimestampTzGetDatum(w->now));
+	psk_audit_set(w, LOG_ACTION, CStringGetTextDatum(action));
+	ExecStoreVirtualTuple(w->log_row);
+	ExecSimpleRelationInsert(w->log, w->estate, w->log_row);
+}

@@ -1,0 +1,151 @@
+/*
+ * writer.h
+ *		Changing codes and writing audit rows below SPI (writer.c): the
+ *		calls a statement's executor would make, shared by every change of a
+ *		code (reserve.c, confirm.c, release.c, codes.c, expiry.c), and the
+ *		one writer of audit rows (users.c too).
+ */
+#ifndef PSK_WRITER_H
+#define PSK_WRITER_H
+
+#include "psk.h"
+
+#include "executor/tuptable.h"
+#include "nodes/execnodes.h"
+#include "nodes/lockoptions.h"
+#include "utils/relcache.h"
+
+/* Columns used below SPI, by name; their numbers are resolved per table. */
+enum
+{
+	CODE_ID, CODE_CODE, CODE_POOL, CODE_STATUS, CODE_HOLDER, CODE_TESTER,
+	CODE_RESERVED_AT, CODE_EXPIRES_AT, CODE_CONFIRMED_AT, CODE_TOKEN,
+	CODE_RELEASED_AT, CODE_FREED_AT, CODE_NOTE, CODE_NCOLS
+};
+
+enum
+{
+	LOG_ID, LOG_LOGGED_AT, LOG_ACTION, LOG_CODE, LOG_CODE_TYPE, LOG_USER_ID,
+	LOG_USER_NAME, LOG_EMAIL, LOG_TESTER, LOG_COUNTRY, LOG_REGION, LOG_NOTE,
+	LOG_CLEARANCE, LOG_SUBJECT, LOG_NCOLS
+};
+
+enum
+{
+	USER_ID, USER_EMAIL, USER_NAME, USER_IS_ADMIN, USER_POOL, USER_NCOLS
+};
+
+/*
+ * One call's worth of executor state: psk.codes and psk.audit_log as result
+ * relations with their indexes open, as a ModifyTable node would have them.
+ */
+typedef struct PskWriter
+{
+	EState	   *estate;
+	ResultRelInfo *codes;
+	ResultRelInfo *log;
+	const AttrNumber *code_att;
+	const AttrNumber *log_att;
+	Oid			log_id_seq;		/* audit_log.id's identity sequence */
+	TupleTableSlot *code_slot;	/* a code as locked */
+	TupleTableSlot *new_code;	/* its new version */
+	TupleTableSlot *log_row;
+	TimestampTz now;
+} PskWriter;
+
+/* psk.<name>, or an error when the extension's object is missing. */
+extern Oid	psk_relation(const char *name);
+/* Column numbers of psk.users (USER_*), as open in rel. */
+extern const AttrNumber *psk_user_columns(Relation rel);
+
+/*
+ * Start a call (see the changes made before it in this transaction, take a
+ * fresh snapshot) and end it (fire the queued AFTER triggers, the foreign
+ * key checks among them; clean up).  An error in between needs no cleanup.
+ */
+extern void psk_writer_begin(PskWriter *w);
+extern void psk_writer_end(PskWriter *w);
+/* The same for a change that is not a code's: audit rows only. */
+extern void psk_audit_writer_begin(PskWriter *w);
+
+/*
+ * Lock the row version in slot (in READ COMMITTED its newest version), as
+ * FOR ... [SKIP LOCKED] would; false when it is gone, or locked by others
+ * and wait is false.  Under REPEATABLE READ an updated row is 40001.
+ */
+extern bool psk_lock_row(Relation rel, TupleTableSlot *slot,
+						 LockTupleMode mode, bool wait);
+
+extern int64 psk_slot_int8(TupleTableSlot *slot, AttrNumber att, bool *isnull);
+extern bool psk_slot_text_equals(TupleTableSlot *slot, AttrNumber att,
+								 const char *s);
+extern char *psk_slot_cstring(TupleTableSlot *slot, AttrNumber att);
+
+/*
+ * The code named code (as given: normalised here) into w->code_slot, as
+ * the snapshot sees it; psk_lock_code then locks it in mode, waiting for
+ * others, and leaves its newest version there.  false when there is none.
+ */
+extern bool psk_find_code(PskWriter *w, const char *code);
+extern bool psk_lock_code(PskWriter *w, const char *code, LockTupleMode mode);
+
+/*
+ * A change of the code in w->code_slot: psk_code_change starts its new
+ * version as a copy, psk_code_set / psk_code_free change it,
+ * psk_code_update writes it (constraints, indexes, AFTER ROW triggers).
+ */
+extern TupleTableSlot *psk_code_change(PskWriter *w);
+extern void psk_code_update(PskWriter *w);
+/* Delete the code in w->code_slot (locked); its countries go with it. */
+extern void psk_code_delete(PskWriter *w);
+
+static inline void
+psk_code_set(PskWriter *w, int col, Datum value, bool isnull)
+{
+	w->new_code->tts_values[w->code_att[col] - 1] = value;
+	w->new_code->tts_isnull[w->code_att[col] - 1] = isnull;
+}
+
+/*
+ * The code stops being held, whoever held it and why: status becomes
+ * status, the holder, tester, token and reservation times are cleared, and
+ * a code that becomes CAN_BE_USED goes to the end of the least-recently-
+ * used order (freed_at).
+ */
+extern void psk_code_free(PskWriter *w, const char *status);
+
+/*
+ * An audit row: psk_audit_begin, psk_audit_set for each field given (the
+ * others are NULL), then psk_audit_append with the action; its id and time
+ * are set there.
+ */
+extern void psk_audit_begin(PskWriter *w);
+extern void psk_audit_append(PskWriter *w, const char *action);
+
+static inline void
+psk_audit_set(PskWriter *w, int col, Datum value)
+{
+	w->log_row->tts_values[w->log_att[col] - 1] = value;
+	w->log_row->tts_isnull[w->log_att[col] - 1] = false;
+}
+
+/*
+ * psk_audit_begin for a change of the code in w->code_slot: its code and
+ * pool, the actor and, when it was held, its tester (as it was: the slot
+ * keeps the version the change started from).
+ */
+extern void psk_audit_code(PskWriter *w, const PskUser *actor);
+
+/* The actor's columns (user_id, user_name, contact_email). */
+extern void psk_audit_actor(PskWriter *w, const PskUser *actor);
+
+/*
+ * actor.c: the code the user with this e-mail holds, locked in mode into
+ * w->code_slot; not_allowed for an unknown user or an admin, and the
+ * refusals of psk_check_holder.
+ */
+extern void psk_lock_held_code(PskWriter *w, const char *email,
+							   const char *code, LockTupleMode mode,
+							   PskUser *user);
+
+#endif							/* PSK_WRITER_H */
