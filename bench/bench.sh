@@ -49,8 +49,15 @@ bench_db psk_bench "$codes"
 echo "== $codes codes loaded in ${load_seconds}s"
 
 httpport=$(free_port)
+# The shim in a session of its own, as each PostgreSQL backend is (the
+# postmaster calls setsid() for each): with the kernel's autogroup
+# scheduling (Debian's default), a session is one scheduling group, and a
+# shim in the load generator's session shares one group's CPU with it
+# against one group per backend.  So placed, the shim stalled for 0.4 to
+# 2.5 s at times (GET /users/my at 8 connections after the 32-client
+# cycle: p99 1.1 s and timeouts through wrk); in its own session, 14 ms.
 # shellcheck disable=SC2086
-shim/psk-shim --listen "127.0.0.1:$httpport" --db "host=127.0.0.1 port=$pgport dbname=psk_bench user=postgres" \
+setsid shim/psk-shim --listen "127.0.0.1:$httpport" --db "host=127.0.0.1 port=$pgport dbname=psk_bench user=postgres" \
 	$shim_flags >"$work/shim.out" 2>"$work/shim.err" &
 shim_pid=$!
 for _ in $(seq 50); do
@@ -58,6 +65,7 @@ for _ in $(seq 50); do
 	sleep 0.1
 done
 curl -sf "http://127.0.0.1:$httpport/healthz" >/dev/null || { cat "$work/shim.err"; die "psk-shim did not start"; }
+[ "$(cat "/proc/$shim_pid/comm" 2>/dev/null)" = psk-shim ] || die "psk-shim is not process $shim_pid"
 
 # One login per HTTP connection: connection i is bench user i.
 maxc=$(printf '%s\n' $clients | sort -n | tail -1)
