@@ -77,7 +77,8 @@ for i in $(seq "$maxc"); do
 	tokens+=("$t")
 done
 
-# CPU time psk-shim spent per request over a run, in µs: "REQUESTS TICKS".
+# per_request REQUESTS TICKS: the CPU time psk-shim spent per request, in
+# µs, from the user + system ticks of its /proc/PID/stat over a run.
 clk_tck=$(getconf CLK_TCK)
 shim_ticks() { awk '{print $14 + $15}' "/proc/$shim_pid/stat"; }
 per_request() { awk -v n="$1" -v t="$2" -v hz="$clk_tck" 'BEGIN {if (n > 0) printf "%.0f", t * 1e6 / hz / n; else print "-"}'; }
@@ -106,13 +107,9 @@ wrk_run() {
 	wrk -t"$c" -c"$c" -d"${s}s" --latency -s "$script" "http://127.0.0.1:$httpport" \
 		-- "${tokens[@]:0:$c}" >"$work/$name-c$c.out" 2>&1
 	after=$(shim_ticks)
-	awk -v t=$((after - before)) -v hz="$clk_tck" '
-		/ requests in / {n = $1}
+	awk -v us="$(per_request "$(awk '/ requests in / {print $1}' "$work/$name-c$c.out")" $((after - before)))" '
 		/^RESULT/ {r = $2 " " $3 " " $4 " " $5 " -"}
-		END {
-			if (r == "") r = "0 - - 1 -"
-			if (n > 0) printf "%s %.0f\n", r, t * 1e6 / hz / n; else print r, "-"
-		}' "$work/$name-c$c.out"
+		END {if (r == "") r = "0 - - 1 -"; print r, us}' "$work/$name-c$c.out"
 }
 
 header="$(date -u '+%F %T UTC'), git $git_rev$git_dirty, nproc $ncpu, memory ${mem_gb} GB, $(uname -sr)"

@@ -383,6 +383,20 @@ def deeply_nested_json_is_400_not_500():
 
 
 @test
+def error_bodies_escape_the_message_and_append_the_detail():
+    # the shim writes these itself: the message JSON-escaped, a detail
+    # appended in parentheses
+    t = token("osv")
+    r = call("POST", "/users/release", raw='{"code": ', token=t)
+    expect_error(r, 400, "invalid_input")
+    assert r.body["message"] == "invalid input syntax for type json (The input string ended unexpectedly.)", r
+    code = 'A"B\\C\nD\x01E\u00e9\u2603'
+    r = call("POST", "/users/release", {"code": code}, token=t)
+    expect_error(r, 404, "not_found")
+    assert r.body["message"] == f'unknown code "{code}"', r
+
+
+@test
 def token_and_role_are_checked_before_the_body():
     bad = "not-a-live-token"
     expect_error(call("POST", "/users/reserve", raw="{}", ctype="text/plain"), 401, "unauthorized")
