@@ -46,8 +46,8 @@
 typedef struct Conn
 {
 	const char *token;
-	int			fd;				/* -1: to be (re)opened */
-	bool		connecting;
+	int			fd;
+	uint32_t	events;			/* what epoll watches for: EPOLLIN or EPOLLOUT */
 	char		code[128];		/* held: release it next; "" reserve */
 	char		out[1024];		/* the request being sent */
 	size_t		out_len;
@@ -103,52 +103,48 @@ record(Thread *t, uint64_t ns)
 	t->lat[t->nlat++] = (uint32_t) (ns / 1000);
 }
 
-/* The next request of the cycle: release what is held, else reserve. */
+/* The next request: GET the path, or release what is held, else reserve. */
 static void
 next_request(Conn *c)
 {
 	char		body[160];
-	int			blen;
-	const char *path;
 
 	if (get_path != NULL)
-	{
 		c->out_len = snprintf(c->out, sizeof(c->out),
 							  "GET %s HTTP/1.1\r\nHost: %s\r\n"
 							  "Authorization: Bearer %s\r\n\r\n",
 							  get_path, host, c->token);
-		c->out_done = 0;
-		c->in_len = 0;
-		c->sent_at = now_ns();
-		return;
-	}
-	if (c->code[0] != '\0')
-	{
-		path = "/users/release";
-		blen = snprintf(body, sizeof(body), "{\"code\":\"%s\"}", c->code);
-		c->code[0] = '\0';
-	}
 	else
 	{
-		path = "/users/reserve";
-		blen = snprintf(body, sizeof(body), "{\"tester_name\":\"bench\"}");
+		bool		release = c->code[0] != '\0';
+
+		if (release)
+			snprintf(body, sizeof(body), "{\"code\":\"%s\"}", c->code);
+		else
+			snprintf(body, sizeof(body), "{\"tester_name\":\"bench\"}");
+		c->code[0] = '\0';
+		c->out_len = snprintf(c->out, sizeof(c->out),
+							  "POST /users/%s HTTP/1.1\r\nHost: %s\r\n"
+							  "Authorization: Bearer %s\r\n"
+							  "Content-Type: application/json\r\n"
+							  "Content-Length: %zu\r\n\r\n%s",
+							  release ? "release" : "reserve", host, c->token,
+							  strlen(body), body);
 	}
-	c->out_len = snprintf(c->out, sizeof(c->out),
-						  "POST %s HTTP/1.1\r\nHost: %s\r\n"
-						  "Authorization: Bearer %s\r\n"
-						  "Content-Type: application/json\r\n"
-						  "Content-Length: %d\r\n\r\n%s",
-						  path, host, c->token, blen, body);
 	c->out_done = 0;
 	c->in_len = 0;
 	c->sent_at = now_ns();
 }
 
+/* Watch c's socket for events; a system call only when that changes. */
 static void
 watch(Thread *t, Conn *c, uint32_t events, int op)
 {
 	struct epoll_event ev = {.events = events, .data.ptr = c};
 
+	if (op == EPOLL_CTL_MOD && c->events == events)
+		return;
+	c->events = events;
 	if (epoll_ctl(t->ep, op, c->fd, &ev) != 0)
 	{
 		perror("psk-http-cycle: epoll_ctl");
@@ -168,8 +164,7 @@ conn_open(Thread *t, Conn *c)
 		exit(1);
 	}
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->connecting = connect(c->fd, (struct sockaddr *) &addr, addrlen) != 0;
-	if (c->connecting && errno != EINPROGRESS)
+	if (connect(c->fd, (struct sockaddr *) &addr, addrlen) != 0 && errno != EINPROGRESS)
 	{
 		perror("psk-http-cycle: connect");
 		exit(1);
@@ -198,7 +193,10 @@ on_writable(Thread *t, Conn *c)
 							 c->out_len - c->out_done, MSG_NOSIGNAL);
 
 		if (n < 0 && errno == EAGAIN)
+		{
+			watch(t, c, EPOLLOUT, EPOLL_CTL_MOD);
 			return;
+		}
 		if (n <= 0)
 		{
 			conn_reset(t, c);
@@ -285,15 +283,15 @@ on_readable(Thread *t, Conn *c)
 		t->errors_timeout++;
 	if (status < 200 || status > 299)
 		t->errors_status++;
-	else if (!releasing)
+	else if (!releasing && get_path == NULL)
 		take_code(c, body);
 	if (now_ns() >= deadline_ns)
 	{
 		c->sent_at = 0;
 		return;
 	}
+	/* a request fits the socket's buffer: send it now, no epoll round */
 	next_request(c);
-	watch(t, c, EPOLLOUT, EPOLL_CTL_MOD);
 	on_writable(t, c);
 }
 
@@ -319,10 +317,7 @@ thread_main(void *arg)
 			if (ev[i].events & (EPOLLERR | EPOLLHUP) && !(ev[i].events & EPOLLIN))
 				conn_reset(t, c);
 			else if (ev[i].events & EPOLLOUT)
-			{
-				c->connecting = false;
 				on_writable(t, c);
-			}
 			else if (ev[i].events & EPOLLIN)
 				on_readable(t, c);
 		}
