@@ -6,7 +6,8 @@
  *		as the cycle needs it, wants a thread per connection: 32 threads on
  *		2 cores).
  *
- *	psk-http-cycle [-t THREADS] [-d SECONDS] [-T TIMEOUT] [-g PATH] -- HOST:PORT TOKEN...
+ *	psk-http-cycle [-t THREADS] [-d SECONDS] [-T TIMEOUT] [-g PATH] -- HOST:PORT
+ *TOKEN...
  *
  * One HTTP/1.1 keep-alive connection per token (bench/bench.sh logs in
  * bench1..benchN first), one request at a time; connection i is served by
@@ -41,42 +42,42 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BUF_SIZE 16384			/* a reserve or release reply is ~200 bytes */
+#define BUF_SIZE 16384 /* a reserve or release reply is ~200 bytes */
 
 typedef struct Conn
 {
 	const char *token;
 	int			fd;
-	uint32_t	events;			/* what epoll watches for: EPOLLIN or EPOLLOUT */
-	char		code[128];		/* held: release it next; "" reserve */
-	char		out[1024];		/* the request being sent */
+	uint32_t	events;	   /* what epoll watches for: EPOLLIN or EPOLLOUT */
+	char		code[128]; /* held: release it next; "" reserve */
+	char		out[1024]; /* the request being sent */
 	size_t		out_len;
 	size_t		out_done;
 	char		in[BUF_SIZE];
 	size_t		in_len;
-	uint64_t	sent_at;		/* ns; 0: no request outstanding */
+	uint64_t	sent_at; /* ns; 0: no request outstanding */
 } Conn;
 
 typedef struct Thread
 {
-	pthread_t	tid;
-	Conn	  **conns;
-	int			nconns;
-	int			ep;
-	uint32_t   *lat;			/* per-request latency, µs */
-	size_t		nlat;
-	size_t		caplat;
-	long		errors_status;
-	long		errors_socket;
-	long		errors_timeout;
+	pthread_t tid;
+	Conn	**conns;
+	int		  nconns;
+	int		  ep;
+	uint32_t *lat; /* per-request latency, µs */
+	size_t	  nlat;
+	size_t	  caplat;
+	long	  errors_status;
+	long	  errors_socket;
+	long	  errors_timeout;
 } Thread;
 
 static struct sockaddr_storage addr;
-static socklen_t addrlen;
-static char host[256];
-static uint64_t deadline_ns;
-static uint64_t timeout_ns = 2000000000ull;
-static const char *get_path;	/* -g: GET this path instead of cycling */
+static socklen_t			   addrlen;
+static char					   host[256];
+static uint64_t				   deadline_ns;
+static uint64_t				   timeout_ns = 2000000000ull;
+static const char *get_path; /* -g: GET this path instead of cycling */
 
 static uint64_t
 now_ns(void)
@@ -107,7 +108,7 @@ record(Thread *t, uint64_t ns)
 static void
 next_request(Conn *c)
 {
-	char		body[160];
+	char body[160];
 
 	if (get_path != NULL)
 		c->out_len = snprintf(c->out, sizeof(c->out),
@@ -116,7 +117,7 @@ next_request(Conn *c)
 							  get_path, host, c->token);
 	else
 	{
-		bool		release = c->code[0] != '\0';
+		bool release = c->code[0] != '\0';
 
 		if (release)
 			snprintf(body, sizeof(body), "{\"code\":\"%s\"}", c->code);
@@ -140,7 +141,7 @@ next_request(Conn *c)
 static void
 watch(Thread *t, Conn *c, uint32_t events, int op)
 {
-	struct epoll_event ev = {.events = events, .data.ptr = c};
+	struct epoll_event ev = { .events = events, .data.ptr = c };
 
 	if (op == EPOLL_CTL_MOD && c->events == events)
 		return;
@@ -155,16 +156,18 @@ watch(Thread *t, Conn *c, uint32_t events, int op)
 static void
 conn_open(Thread *t, Conn *c)
 {
-	int			one = 1;
+	int one = 1;
 
-	c->fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	c->fd =
+		socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0)
 	{
 		perror("psk-http-cycle: socket");
 		exit(1);
 	}
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(c->fd, (struct sockaddr *) &addr, addrlen) != 0 && errno != EINPROGRESS)
+	if (connect(c->fd, (struct sockaddr *) &addr, addrlen) != 0 &&
+		errno != EINPROGRESS)
 	{
 		perror("psk-http-cycle: connect");
 		exit(1);
@@ -189,8 +192,8 @@ on_writable(Thread *t, Conn *c)
 {
 	while (c->out_done < c->out_len)
 	{
-		ssize_t		n = send(c->fd, c->out + c->out_done,
-							 c->out_len - c->out_done, MSG_NOSIGNAL);
+		ssize_t n = send(c->fd, c->out + c->out_done, c->out_len - c->out_done,
+						 MSG_NOSIGNAL);
 
 		if (n < 0 && errno == EAGAIN)
 		{
@@ -214,9 +217,9 @@ on_writable(Thread *t, Conn *c)
 static long
 reply_length(Conn *c, int *status, const char **body)
 {
-	char	   *eoh;
-	char	   *cl;
-	long		len;
+	char *eoh;
+	char *cl;
+	long  len;
 
 	c->in[c->in_len] = '\0';
 	if ((eoh = strstr(c->in, "\r\n\r\n")) == NULL)
@@ -230,7 +233,8 @@ reply_length(Conn *c, int *status, const char **body)
 	*body = eoh + 4;
 	if (len < 0 || eoh + 4 - c->in + len >= BUF_SIZE)
 		return -1;
-	return (size_t) (eoh + 4 - c->in + len) <= c->in_len ? eoh + 4 - c->in + len : 0;
+	return (size_t) (eoh + 4 - c->in + len) <= c->in_len ? eoh + 4 - c->in + len
+														 : 0;
 }
 
 /* The first "code" of a reserve reply, compact or not. */
@@ -261,7 +265,7 @@ on_readable(Thread *t, Conn *c)
 
 	for (;;)
 	{
-		ssize_t		n = recv(c->fd, c->in + c->in_len, BUF_SIZE - 1 - c->in_len, 0);
+		ssize_t n = recv(c->fd, c->in + c->in_len, BUF_SIZE - 1 - c->in_len, 0);
 
 		if (n < 0 && errno == EAGAIN)
 			return;
@@ -298,23 +302,24 @@ on_readable(Thread *t, Conn *c)
 static void *
 thread_main(void *arg)
 {
-	Thread	   *t = arg;
+	Thread			  *t = arg;
 	struct epoll_event ev[64];
-	uint64_t	now;
+	uint64_t		   now;
 
 	t->ep = epoll_create1(EPOLL_CLOEXEC);
 	for (int i = 0; i < t->nconns; i++)
 		conn_open(t, t->conns[i]);
 	while ((now = now_ns()) < deadline_ns)
 	{
-		int			ms = (int) ((deadline_ns - now) / 1000000) + 1;
-		int			n = epoll_wait(t->ep, ev, 64, ms);
+		int ms = (int) ((deadline_ns - now) / 1000000) + 1;
+		int n = epoll_wait(t->ep, ev, 64, ms);
 
 		for (int i = 0; i < n; i++)
 		{
-			Conn	   *c = ev[i].data.ptr;
+			Conn *c = ev[i].data.ptr;
 
-			if (ev[i].events & (EPOLLERR | EPOLLHUP) && !(ev[i].events & EPOLLIN))
+			if (ev[i].events & (EPOLLERR | EPOLLHUP) &&
+				!(ev[i].events & EPOLLIN))
 				conn_reset(t, c);
 			else if (ev[i].events & EPOLLOUT)
 				on_writable(t, c);
@@ -325,7 +330,8 @@ thread_main(void *arg)
 	/* a request still unanswered at the end that waited too long */
 	for (int i = 0; i < t->nconns; i++)
 	{
-		if (t->conns[i]->sent_at != 0 && now - t->conns[i]->sent_at > timeout_ns)
+		if (t->conns[i]->sent_at != 0 &&
+			now - t->conns[i]->sent_at > timeout_ns)
 			t->errors_timeout++;
 		close(t->conns[i]->fd);
 	}
@@ -336,8 +342,7 @@ thread_main(void *arg)
 static int
 cmp_u32(const void *a, const void *b)
 {
-	uint32_t	x = *(const uint32_t *) a,
-				y = *(const uint32_t *) b;
+	uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
 
 	return (x > y) - (x < y);
 }
@@ -345,29 +350,28 @@ cmp_u32(const void *a, const void *b)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: psk-http-cycle [-t THREADS] [-d SECONDS] [-T TIMEOUT_SECONDS] [-g PATH] HOST:PORT TOKEN...\n");
+	fprintf(
+		stderr,
+		"usage: psk-http-cycle [-t THREADS] [-d SECONDS] [-T TIMEOUT_SECONDS] [-g PATH] HOST:PORT TOKEN...\n");
 	exit(2);
 }
 
 int
 main(int argc, char **argv)
 {
-	int			nthreads = (int) sysconf(_SC_NPROCESSORS_ONLN);
-	double		seconds = 10;
-	int			opt;
-	int			nconns;
-	char	   *colon;
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM},
-			   *ai;
-	Thread	   *threads;
-	Conn	   *conns;
-	uint64_t	start;
-	double		elapsed;
-	size_t		n = 0;
-	uint32_t   *all;
-	long		e_status = 0,
-				e_socket = 0,
-				e_timeout = 0;
+	int				nthreads = (int) sysconf(_SC_NPROCESSORS_ONLN);
+	double			seconds = 10;
+	int				opt;
+	int				nconns;
+	char		   *colon;
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai;
+	Thread		   *threads;
+	Conn		   *conns;
+	uint64_t		start;
+	double			elapsed;
+	size_t			n = 0;
+	uint32_t	   *all;
+	long			e_status = 0, e_socket = 0, e_timeout = 0;
 
 	while ((opt = getopt(argc, argv, "t:d:T:g:")) != -1)
 	{
@@ -403,7 +407,7 @@ main(int argc, char **argv)
 	memcpy(&addr, ai->ai_addr, ai->ai_addrlen);
 	addrlen = ai->ai_addrlen;
 	freeaddrinfo(ai);
-	*colon = ':';				/* the Host header takes the port too */
+	*colon = ':'; /* the Host header takes the port too */
 
 	nconns = argc - optind - 1;
 	if (nthreads > nconns)
@@ -414,7 +418,7 @@ main(int argc, char **argv)
 		threads[i].conns = calloc(nconns / nthreads + 1, sizeof(Conn *));
 	for (int i = 0; i < nconns; i++)
 	{
-		Thread	   *t = &threads[i % nthreads];
+		Thread *t = &threads[i % nthreads];
 
 		conns[i].token = argv[optind + 1 + i];
 		t->conns[t->nconns++] = &conns[i];
@@ -443,17 +447,19 @@ main(int argc, char **argv)
 	}
 	qsort(all, n, sizeof(uint32_t), cmp_u32);
 #define PCT(p) (n ? all[(size_t) ((n - 1) * (p))] / 1000.0 : 0)
-	printf("%d connections on %d threads, %.1f s: %zu requests, %.0f requests/s",
-		   nconns, nthreads, elapsed, n, n / elapsed);
+	printf(
+		"%d connections on %d threads, %.1f s: %zu requests, %.0f requests/s",
+		nconns, nthreads, elapsed, n, n / elapsed);
 	if (get_path == NULL)
 		printf(", %.0f cycles/s", n / 2 / elapsed);
 	printf("\n");
-	printf("latency per request: p50 %.3f ms, p90 %.3f ms, p99 %.3f ms, max %.3f ms\n",
-		   PCT(0.50), PCT(0.90), PCT(0.99), n ? all[n - 1] / 1000.0 : 0);
-	printf("errors: %ld non-2xx, %ld socket, %ld over %.1f s\n",
-		   e_status, e_socket, e_timeout, timeout_ns / 1e9);
-	printf("RESULT %.0f %.3f %.3f %ld %.3f\n", get_path ? n / elapsed : n / 2 / elapsed,
-		   PCT(0.50), PCT(0.99), e_status + e_socket + e_timeout,
-		   n ? all[n - 1] / 1000.0 : 0);
+	printf(
+		"latency per request: p50 %.3f ms, p90 %.3f ms, p99 %.3f ms, max %.3f ms\n",
+		PCT(0.50), PCT(0.90), PCT(0.99), n ? all[n - 1] / 1000.0 : 0);
+	printf("errors: %ld non-2xx, %ld socket, %ld over %.1f s\n", e_status,
+		   e_socket, e_timeout, timeout_ns / 1e9);
+	printf("RESULT %.0f %.3f %.3f %ld %.3f\n",
+		   get_path ? n / elapsed : n / 2 / elapsed, PCT(0.50), PCT(0.99),
+		   e_status + e_socket + e_timeout, n ? all[n - 1] / 1000.0 : 0);
 	return 0;
 }

@@ -53,7 +53,7 @@ utf8_valid(const char *str, size_t len)
 	return true;
 }
 
-/* JSON-escape s into dst (no quotes): at most 6 * len bytes; s is valid UTF-8 */
+/* JSON-escape s into dst, no quotes: at most 6 * len bytes; s is UTF-8 */
 size_t
 json_escape(char *dst, const char *s, size_t len)
 {

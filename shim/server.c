@@ -106,8 +106,9 @@ error_body(h2o_mem_pool_t *pool, const HttpError *e)
 	size_t		klen = strlen(e->kind);
 	size_t		mlen = strlen(e->message);
 	size_t		dlen = e->detail ? strlen(e->detail) : 0;
-	char	   *out = h2o_mem_alloc_pool(pool, sizeof("{\"error\":,\"message\":\" ()\"}") +
-										 JSON_QUOTED_MAX(klen) + 6 * (mlen + dlen));
+	size_t		cap = sizeof("{\"error\":,\"message\":\" ()\"}") +
+		JSON_QUOTED_MAX(klen) + 6 * (mlen + dlen);
+	char	   *out = h2o_mem_alloc_pool(pool, cap);
 	size_t		n;
 
 	memcpy(out, "{\"error\":", 9);
@@ -198,7 +199,8 @@ on_db_done(DbJob *job, PGresult *res, const char *unavailable)
 		 * The reply is the PGresult's value itself: the result is cleared
 		 * with the request's pool, once h2o has written it.
 		 */
-		PGresult  **ref = h2o_mem_alloc_shared(&req->pool, sizeof(*ref), clear_result);
+		PGresult  **ref = h2o_mem_alloc_shared(&req->pool, sizeof(*ref),
+											   clear_result);
 
 		*ref = res;
 		respond(call, 200, PQgetvalue(res, 0, 0), PQgetlength(res, 0, 0),
