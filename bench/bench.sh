@@ -6,8 +6,13 @@
 #   a  pgbench SELECT 1                         bench/select1.sql
 #   b  the cycle hand-written in SQL            bench/sql_cycle.sql
 #   c  the cycle through psk_reserve/release    bench/psk_cycle.sql
-#   d  the cycle over HTTP through psk-shim     bench/http_cycle.lua (wrk)
-#   e  GET /auth/me and GET /users/my           bench/http_get.lua (wrk)
+#   d  the cycle over HTTP through psk-shim     bench/psk-http-cycle
+#   e  GET /auth/me and GET /users/my           bench/psk-http-cycle -g
+#
+# The HTTP driver (bench/http-cycle.c) holds all connections on one
+# event-driven thread per core, as pgbench -j does, and reports latency as
+# measured.  PSK_BENCH_WRK=1 adds run d through wrk (bench/http_cycle.lua,
+# a thread per connection, as before) for comparison.
 #
 # Prints one table (operations per second, p50 and p99 latency, and the
 # ratios c/b, d/c and d/a) and writes the same as Markdown to
@@ -16,6 +21,7 @@
 #   PSK_BENCH_CLIENTS   client counts (1 8 32; at most 64)
 #   PSK_BENCH_CODES     codes in the pools (100000)
 #   PSK_BENCH_SHIM      psk-shim flags besides --threads (default "--pool 8")
+#   PSK_BENCH_WRK       1: also run d through wrk
 #   PSK_PGROOT          a private PostgreSQL tree (see README.md)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -34,15 +40,24 @@ for c in $clients; do
 	[[ $c =~ ^[0-9]+$ ]] && ((c >= 1 && c <= 64)) || die "PSK_BENCH_CLIENTS: $c is not a number from 1 to 64"
 done
 
-need_pkg wrk wrk
+with_wrk=${PSK_BENCH_WRK:-0}
+[ "$with_wrk" = 1 ] && need_pkg wrk wrk
 need_pkg curl curl
 bench_start
+make -s -C bench >/dev/null || die "bench/psk-http-cycle: build failed"
 bench_db psk_bench "$codes"
 echo "== $codes codes loaded in ${load_seconds}s"
 
 httpport=$(free_port)
+# The shim in a session of its own, as each PostgreSQL backend is (the
+# postmaster calls setsid() for each): with the kernel's autogroup
+# scheduling (Debian's default), a session is one scheduling group, and a
+# shim in the load generator's session shares one group's CPU with it
+# against one group per backend.  So placed, the shim stalled for 0.4 to
+# 2.5 s at times (GET /users/my at 8 connections after the 32-client
+# cycle: p99 1.1 s and timeouts through wrk); in its own session, 14 ms.
 # shellcheck disable=SC2086
-shim/psk-shim --listen "127.0.0.1:$httpport" --db "host=127.0.0.1 port=$pgport dbname=psk_bench user=postgres" \
+setsid shim/psk-shim --listen "127.0.0.1:$httpport" --db "host=127.0.0.1 port=$pgport dbname=psk_bench user=postgres" \
 	$shim_flags >"$work/shim.out" 2>"$work/shim.err" &
 shim_pid=$!
 for _ in $(seq 50); do
@@ -50,6 +65,7 @@ for _ in $(seq 50); do
 	sleep 0.1
 done
 curl -sf "http://127.0.0.1:$httpport/healthz" >/dev/null || { cat "$work/shim.err"; die "psk-shim did not start"; }
+[ "$(cat "/proc/$shim_pid/comm" 2>/dev/null)" = psk-shim ] || die "psk-shim is not process $shim_pid"
 
 # One login per HTTP connection: connection i is bench user i.
 maxc=$(printf '%s\n' $clients | sort -n | tail -1)
@@ -61,43 +77,55 @@ for i in $(seq "$maxc"); do
 	tokens+=("$t")
 done
 
-# wrk_run NAME SCRIPT CLIENTS SECONDS [ARGS...]: prints "OPS P50 P99 ERRORS
-# SHIM_US", the last the CPU time psk-shim spent per request, in µs.
+# per_request REQUESTS TICKS: the CPU time psk-shim spent per request, in
+# µs, from the user + system ticks of its /proc/PID/stat over a run.
 clk_tck=$(getconf CLK_TCK)
 shim_ticks() { awk '{print $14 + $15}' "/proc/$shim_pid/stat"; }
-wrk_run() {
-	local name=$1 script=$2 c=$3 s=$4 t=$3 before after
-	shift 4
-	# GET runs: one wrk thread per core, not per connection; 32 threads on
-	# 2 cores put wrk's own scheduling into the p99 (19 ms against 1.3 ms
-	# at 8 connections for GET /auth/me)
-	[ "$name" != http_cycle ] && t=$((c < ncpu ? c : ncpu))
+per_request() { awk -v n="$1" -v t="$2" -v hz="$clk_tck" 'BEGIN {if (n > 0) printf "%.0f", t * 1e6 / hz / n; else print "-"}'; }
+
+# http_run NAME CLIENTS SECONDS [-g PATH]: bench/psk-http-cycle, connection
+# i as bench user i; prints "OPS P50 P99 ERRORS MAX SHIM_US".
+http_run() {
+	local name=$1 c=$2 s=$3 before after out
+	shift 3
+	out=$work/$name-c$c.out
 	psql -qX -c "VACUUM psk.codes, psk.audit_log, psk.code_countries" >/dev/null
 	before=$(shim_ticks)
-	wrk -t"$t" -c"$c" -d"${s}s" --latency -s "$script" "http://127.0.0.1:$httpport" \
-		-- "$@" "${tokens[@]:0:$c}" >"$work/$name-c$c.out" 2>&1
+	bench/psk-http-cycle -d "$s" "$@" -- "127.0.0.1:$httpport" "${tokens[@]:0:$c}" >"$out" 2>&1
 	after=$(shim_ticks)
-	awk -v t=$((after - before)) -v hz="$clk_tck" '
-		/ requests in / {n = $1}
-		/^RESULT/ {r = $2 " " $3 " " $4 " " $5}
-		END {
-			if (r == "") r = "0 - - 1"
-			if (n > 0) printf "%s %.0f\n", r, t * 1e6 / hz / n; else print r, "-"
-		}' "$work/$name-c$c.out"
+	awk -v us="$(per_request "$(awk '/ requests, / {print $8}' "$out")" $((after - before)))" '
+		/^RESULT/ {r = $2 " " $3 " " $4 " " $5 " " $6}
+		END {if (r == "") r = "0 - - 1 -"; print r, us}' "$out"
+}
+
+# wrk_run NAME SCRIPT CLIENTS SECONDS: run d through wrk, one thread per
+# connection (PSK_BENCH_WRK=1); prints as http_run (wrk gives no max).
+wrk_run() {
+	local name=$1 script=$2 c=$3 s=$4 before after
+	psql -qX -c "VACUUM psk.codes, psk.audit_log, psk.code_countries" >/dev/null
+	before=$(shim_ticks)
+	wrk -t"$c" -c"$c" -d"${s}s" --latency -s "$script" "http://127.0.0.1:$httpport" \
+		-- "${tokens[@]:0:$c}" >"$work/$name-c$c.out" 2>&1
+	after=$(shim_ticks)
+	awk -v us="$(per_request "$(awk '/ requests in / {print $1}' "$work/$name-c$c.out")" $((after - before)))" '
+		/^RESULT/ {r = $2 " " $3 " " $4 " " $5 " -"}
+		END {if (r == "") r = "0 - - 1 -"; print r, us}' "$work/$name-c$c.out"
 }
 
 header="$(date -u '+%F %T UTC'), git $git_rev$git_dirty, nproc $ncpu, memory ${mem_gb} GB, $(uname -sr)"
-setup="PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') $bench_pg_settings; $codes codes (OSV half, HSV and COMMON a quarter each); ${seconds}s per run; pgbench -M prepared, -j min(clients, $ncpu); wrk one thread per connection for d, one per core for e; psk-shim $shim_flags"
+setup="PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') $bench_pg_settings; $codes codes (OSV half, HSV and COMMON a quarter each); ${seconds}s per run; pgbench -M prepared, -j min(clients, $ncpu); HTTP: bench/psk-http-cycle, one thread per core$([ "$with_wrk" = 1 ] && echo "; d (wrk): wrk, one thread per connection"); psk-shim $shim_flags"
 echo "== $header"
 echo "== $setup"
 
-declare -A R # R[run,clients] = "OPS P50 P99 ERRORS"
+declare -A R # R[run,clients] = "OPS P50 P99 ERRORS MAX [SHIM_US]"
 runs="a b c d e1 e2"
+[ "$with_wrk" = 1 ] && runs="a b c d dw e1 e2"
 declare -A label=(
 	[a]="a: SELECT 1"
 	[b]="b: SQL cycle"
 	[c]="c: psk cycle"
 	[d]="d: HTTP cycle"
+	[dw]="d: HTTP, wrk"
 	[e1]="e: GET /auth/me"
 	[e2]="e: GET /users/my"
 )
@@ -108,16 +136,20 @@ for c in $clients; do
 	echo "   ${label[b]}, $c clients: ${R[b,$c]}"
 	R[c,$c]=$(pg_run psk_cycle bench/psk_cycle.sql "$c" "$seconds")
 	echo "   ${label[c]}, $c clients: ${R[c,$c]}"
-	R[d,$c]=$(wrk_run http_cycle bench/http_cycle.lua "$c" "$seconds")
+	R[d,$c]=$(http_run http_cycle "$c" "$seconds")
 	echo "   ${label[d]}, $c clients: ${R[d,$c]}"
+	if [ "$with_wrk" = 1 ]; then
+		R[dw,$c]=$(wrk_run http_cycle_wrk bench/http_cycle.lua "$c" "$seconds")
+		echo "   ${label[dw]}, $c clients: ${R[dw,$c]}"
+	fi
 done
 # GET /users/my lists what the user holds: two codes each, as a tester would.
 psql -qX -c "SELECT count(*) FROM generate_series(1, 64) i, generate_series(1, 2),
                     LATERAL psk_reserve('bench' || i || '@example.com', 'bench')" >/dev/null
 for c in $clients; do
-	R[e1,$c]=$(wrk_run auth_me bench/http_get.lua "$c" "$seconds" /auth/me)
+	R[e1,$c]=$(http_run auth_me "$c" "$seconds" -g /auth/me)
 	echo "   ${label[e1]}, $c clients: ${R[e1,$c]}"
-	R[e2,$c]=$(wrk_run users_my bench/http_get.lua "$c" "$seconds" /users/my)
+	R[e2,$c]=$(http_run users_my "$c" "$seconds" -g /users/my)
 	echo "   ${label[e2]}, $c clients: ${R[e2,$c]}"
 done
 
@@ -130,12 +162,12 @@ report() {
 	echo
 	echo "$setup"
 	echo
-	echo "| run | clients | ops/s | p50 ms | p99 ms | errors | shim CPU µs/request |"
-	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+	echo "| run | clients | ops/s | p50 ms | p99 ms | max ms | errors | shim CPU µs/request |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 	for r in $runs; do
 		for c in $clients; do
 			set -- ${R[$r,$c]}
-			printf '| %-16s | %2s | %7s | %7s | %7s | %s | %s |\n' "${label[$r]}" "$c" "$1" "$2" "$3" "$4" "${5:--}"
+			printf '| %-16s | %2s | %7s | %7s | %7s | %7s | %s | %s |\n' "${label[$r]}" "$c" "$1" "$2" "$3" "${5:--}" "$4" "${6:--}"
 		done
 	done
 	echo
@@ -150,9 +182,11 @@ report() {
 	echo
 	echo "ops/s: statements (a), cycles of reserve + release (b, c, d), requests (e)."
 	echo "Latency: per transaction for pgbench (a whole cycle for b and c), per"
-	echo "HTTP request for wrk (half a cycle for d). errors: failed transactions or"
-	echo "aborted clients (pgbench), non-2xx answers and socket errors (wrk). shim"
-	echo "CPU: user + system time of psk-shim during the run over its requests."
+	echo "HTTP request (half a cycle for d), as measured by bench/psk-http-cycle"
+	echo "(wrk's p99 adds made-up samples for slow requests). errors: failed"
+	echo "transactions or aborted clients (pgbench); non-2xx answers, socket errors"
+	echo "and replies slower than 2 s (HTTP). shim CPU: user + system time of"
+	echo "psk-shim during the run over its requests."
 }
 mkdir -p bench/results
 result=bench/results/bench-$stamp-$git_rev.md

@@ -101,7 +101,7 @@ load_codes() {
 
 # pg_run NAME SCRIPT CLIENTS SECONDS: one pgbench -M prepared run from a
 # vacuumed table (no run inherits another's dead rows).  Prints
-# "OPS P50_MS P99_MS ERRORS" (latency per transaction, from the -l log).
+# "OPS P50_MS P99_MS ERRORS MAX_MS" (latency per transaction, from the -l log).
 pg_run() {
 	local name=$1 script=$2 c=$3 s=$4 j out tps errs
 	j=$((c < ncpu ? c : ncpu))
@@ -114,17 +114,17 @@ pg_run() {
 	if [ -z "$tps" ]; then
 		echo "pgbench $name failed:" >&2
 		tail -5 "$out.out" >&2
-		echo "0 - - 1"
+		echo "0 - - 1 -"
 		return
 	fi
 	# the 3rd field of each log line: the transaction's latency in microseconds
 	cat "$out.log".* | awk '$3 ~ /^[0-9]+$/ {print $3}' | sort -n |
 		awk -v ops="$tps" -v errs="$errs" '{a[NR] = $1}
 			END {
-				if (NR == 0) { print ops, "-", "-", errs; exit }
+				if (NR == 0) { print ops, "-", "-", errs, "-"; exit }
 				i50 = int(NR * 0.50); if (i50 < 1) i50 = 1
 				i99 = int(NR * 0.99); if (i99 < 1) i99 = 1
-				printf "%s %.3f %.3f %d\n", ops, a[i50] / 1000, a[i99] / 1000, errs
+				printf "%s %.3f %.3f %d %.3f\n", ops, a[i50] / 1000, a[i99] / 1000, errs, a[NR] / 1000
 			}'
 	rm -f "$out.log".*
 }

@@ -78,8 +78,9 @@ timer_set(DbConn *c, h2o_timeout_t *timeout)
 		h2o_timeout_link(c->pool->loop, timeout, &c->timer);
 }
 
+/* job->done owns res from here on */
 static void
-job_finish(DbJob *job, const PGresult *res, const char *why)
+job_finish(DbJob *job, PGresult *res, const char *why)
 {
 	job->conn = NULL;
 	job->done(job, res, why);
@@ -371,7 +372,8 @@ conn_command_done(DbConn *c)
 		timer_set(c, NULL);
 		if (job != NULL)
 			job_finish(job, res, NULL);
-		PQclear(res);
+		else
+			PQclear(res);		/* its requester went away */
 		conn_dispatch(c);
 	}
 }

@@ -53,14 +53,13 @@ utf8_valid(const char *str, size_t len)
 	return true;
 }
 
-/* dst must hold JSON_QUOTED_MAX(len) bytes; s is valid UTF-8 */
+/* JSON-escape s into dst, no quotes: at most 6 * len bytes; s is UTF-8 */
 size_t
-json_quote(char *dst, const char *s, size_t len)
+json_escape(char *dst, const char *s, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
 	char	   *d = dst;
 
-	*d++ = '"';
 	for (size_t i = 0; i < len; i++)
 	{
 		unsigned char c = (unsigned char) s[i];
@@ -92,6 +91,16 @@ json_quote(char *dst, const char *s, size_t len)
 					*d++ = (char) c;
 		}
 	}
-	*d++ = '"';
 	return d - dst;
+}
+
+/* dst must hold JSON_QUOTED_MAX(len) bytes; s is valid UTF-8 */
+size_t
+json_quote(char *dst, const char *s, size_t len)
+{
+	size_t		n = json_escape(dst + 1, s, len);
+
+	dst[0] = '"';
+	dst[n + 1] = '"';
+	return n + 2;
 }

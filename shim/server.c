@@ -62,6 +62,24 @@ millis_since(const struct timespec *t)
 	return (now.tv_sec - t->tv_sec) * 1e3 + (now.tv_nsec - t->tv_nsec) / 1e6;
 }
 
+/*
+ * Send body as it is, without a copy: it must live as long as the request
+ * (the request's pool, a PGresult tied to the pool, or static data).  h2o
+ * writes it with writev() straight from there.
+ */
+static void
+send_body(h2o_req_t *req, const char *body, size_t len)
+{
+	static h2o_generator_t generator = {NULL, NULL};
+	h2o_iovec_t buf = h2o_iovec_init(body, len);
+
+	h2o_start_response(req, &generator);
+	if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")))
+		h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+	else
+		h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
+}
+
 static void
 respond(Call *call, int status, const char *body, size_t len,
 		const h2o_token_t *header, const char *value)
@@ -78,38 +96,36 @@ respond(Call *call, int status, const char *body, size_t len,
 		h2o_add_header(&req->pool, &req->res.headers, header, NULL,
 					   h2o_strdup(&req->pool, value, SIZE_MAX).base, strlen(value));
 	req->res.content_length = len;
-	h2o_send_inline(req, body, len);
+	send_body(req, body, len);
 }
 
-/* {"error": kind, "message": text} */
+/* {"error": kind, "message": text}, or "text (detail)": one allocation */
 static h2o_iovec_t
 error_body(h2o_mem_pool_t *pool, const HttpError *e)
 {
+	size_t		klen = strlen(e->kind);
 	size_t		mlen = strlen(e->message);
 	size_t		dlen = e->detail ? strlen(e->detail) : 0;
-	char	   *msg = h2o_mem_alloc_pool(pool, mlen + dlen + 4);
-	size_t		cap;
-	char	   *out;
+	size_t		cap = sizeof("{\"error\":,\"message\":\" ()\"}") +
+		JSON_QUOTED_MAX(klen) + 6 * (mlen + dlen);
+	char	   *out = h2o_mem_alloc_pool(pool, cap);
 	size_t		n;
 
-	memcpy(msg, e->message, mlen);
-	if (dlen > 0)
-	{
-		memcpy(msg + mlen, " (", 2);
-		memcpy(msg + mlen + 2, e->detail, dlen);
-		msg[mlen + 2 + dlen] = ')';
-		mlen += dlen + 3;
-	}
-	cap = JSON_QUOTED_MAX(mlen) + JSON_QUOTED_MAX(strlen(e->kind)) + 32;
-	out = h2o_mem_alloc_pool(pool, cap);
 	memcpy(out, "{\"error\":", 9);
 	n = 9;
-	n += json_quote(out + n, e->kind, strlen(e->kind));
-	memcpy(out + n, ",\"message\":", 11);
-	n += 11;
-	n += json_quote(out + n, msg, mlen);
-	out[n++] = '}';
-	return h2o_iovec_init(out, n);
+	n += json_quote(out + n, e->kind, klen);
+	memcpy(out + n, ",\"message\":\"", 12);
+	n += 12;
+	n += json_escape(out + n, e->message, mlen);
+	if (dlen > 0)
+	{
+		memcpy(out + n, " (", 2);
+		n += 2;
+		n += json_escape(out + n, e->detail, dlen);
+		out[n++] = ')';
+	}
+	memcpy(out + n, "\"}", 2);
+	return h2o_iovec_init(out, n + 2);
 }
 
 static void
@@ -160,9 +176,16 @@ deferred_or_role(Call *call, const PGresult *res)
 }
 
 static void
-on_db_done(DbJob *job, const PGresult *res, const char *unavailable)
+clear_result(void *p)
+{
+	PQclear(*(PGresult **) p);
+}
+
+static void
+on_db_done(DbJob *job, PGresult *res, const char *unavailable)
 {
 	Call	   *call = (Call *) job;
+	h2o_req_t  *req = call->req;
 
 	if (res == NULL)
 		respond_error(call, error(503, "unavailable", unavailable), NULL);
@@ -171,14 +194,27 @@ on_db_done(DbJob *job, const PGresult *res, const char *unavailable)
 	else if (call->deferred.status != 0)
 		respond_error(call, deferred_or_role(call, res), NULL);
 	else if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+	{
+		/*
+		 * The reply is the PGresult's value itself: the result is cleared
+		 * with the request's pool, once h2o has written it.
+		 */
+		PGresult  **ref = h2o_mem_alloc_shared(&req->pool, sizeof(*ref),
+											   clear_result);
+
+		*ref = res;
 		respond(call, 200, PQgetvalue(res, 0, 0), PQgetlength(res, 0, 0),
 				NULL, NULL);
+		return;
+	}
 	else
 	{
 		shim_log("statement of %.*s returned no reply",
-				 (int) path_only(call->req).len, path_only(call->req).base);
+				 (int) path_only(req).len, path_only(req).base);
 		respond_error(call, error(500, "internal", "internal server error"), NULL);
 	}
+	/* the error body is a copy in the pool */
+	PQclear(res);
 }
 
 /* The pool is cleared: the request is over, or its client went away. */

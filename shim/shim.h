@@ -88,8 +88,12 @@ typedef struct DbPool DbPool;
 typedef struct DbConn DbConn;
 typedef struct DbJob DbJob;
 
-/* res is NULL when the database is unavailable; it is freed after the call */
-typedef void (*DbDoneCallback) (DbJob *job, const PGresult *res,
+/*
+ * res is NULL when the database is unavailable.  The callback owns res and
+ * must PQclear it, now or later: the shim answers with the PGresult's own
+ * bytes and clears it when the request is done.
+ */
+typedef void (*DbDoneCallback) (DbJob *job, PGresult *res,
 								const char *unavailable_reason);
 
 struct DbJob
@@ -118,6 +122,8 @@ extern bool utf8_valid(const char *s, size_t len);
 #define JSON_QUOTED_MAX(len) (6 * (len) + 2)
 /* Write s as a quoted JSON string; returns bytes written. */
 extern size_t json_quote(char *dst, const char *s, size_t len);
+/* The same without the quotes: at most 6 * len bytes. */
+extern size_t json_escape(char *dst, const char *s, size_t len);
 
 /* An error reply {"error": kind, "message": text} */
 typedef struct HttpError

@@ -383,6 +383,20 @@ def deeply_nested_json_is_400_not_500():
 
 
 @test
+def error_bodies_escape_the_message_and_append_the_detail():
+    # the shim writes these itself: the message JSON-escaped, a detail
+    # appended in parentheses
+    t = token("osv")
+    r = call("POST", "/users/release", raw='{"code": ', token=t)
+    expect_error(r, 400, "invalid_input")
+    assert r.body["message"] == "invalid input syntax for type json (The input string ended unexpectedly.)", r
+    code = 'A"B\\C\nD\x01E\u00e9\u2603'
+    r = call("POST", "/users/release", {"code": code}, token=t)
+    expect_error(r, 404, "not_found")
+    assert r.body["message"] == f'unknown code "{code}"', r
+
+
+@test
 def token_and_role_are_checked_before_the_body():
     bad = "not-a-live-token"
     expect_error(call("POST", "/users/reserve", raw="{}", ctype="text/plain"), 401, "unauthorized")
@@ -1132,6 +1146,64 @@ def config_help_and_environment():
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
+
+
+def raw_get(path, tok, rcvbuf=None, pause=0.0):
+    """GET path on a socket of its own; with rcvbuf and pause, a slow reader
+    (a small receive window, and nothing read for a while): the shim's
+    writes then stop part-way and resume.  Returns (head, body) as bytes."""
+    s = socket.socket()
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.connect(("127.0.0.1", MAIN.port))
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tok}\r\n"
+              "Connection: close\r\n\r\n".encode())
+    time.sleep(pause)
+    data = b""
+    while True:
+        chunk = s.recv(rcvbuf or 65536)
+        if not chunk:
+            break
+        data += chunk
+        if pause:
+            time.sleep(0.0005)
+    s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    m = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+    assert m and int(m.group(1)) == len(body), (head, len(body))
+    return head, body
+
+
+@test
+def large_reply_reaches_a_slow_reader_whole():
+    # The reply is the PGresult's own bytes (no copy): the result must live
+    # until h2o has written it all, across partial writes (a reply larger
+    # than the socket's send buffer), while other requests come and go
+    # (and would reuse its memory, were it freed early).
+    a = token("admin")
+    sql("SELECT count(*) FROM psk_add_codes('admin@example.com', 'COMMON', "
+        "ARRAY(SELECT format('BIG-%s-%s', lpad(g::text, 5, '0'), repeat('X', 118)) "
+        "      FROM generate_series(1, 45000) g))")
+    try:
+        _, fast = raw_get("/admin/codes/all", a)
+        # more than the kernel takes into a socket at once (tcp_wmem's 4 MB)
+        assert len(fast) > 5_000_000, len(fast)
+        slow = {}
+        reader = threading.Thread(target=lambda: slow.update(
+            zip(("head", "body"), raw_get("/admin/codes/all", a, rcvbuf=4096, pause=0.5))))
+        reader.start()
+        for _ in range(4):
+            other = raw_get("/admin/codes?code_type=COMMON&page_size=10000", a)[1]
+            assert len(json.loads(other)["codes"]) == 10000
+            assert call("GET", "/users/my", token=token("osv")).status == 200
+        reader.join(60)
+        assert not reader.is_alive(), "the slow read did not finish"
+        assert slow["head"].startswith(b"HTTP/1.1 200 "), slow["head"]
+        assert slow["body"] == fast, "the slow reader got other bytes"
+        assert len(json.loads(fast)["COMMON"]["can_be_used"]) >= 45000
+    finally:
+        sql("SELECT count(*) FROM psk.codes c, LATERAL psk_delete_code('admin@example.com', c.code) "
+            "WHERE c.code LIKE 'BIG-%'")
 
 
 @test
