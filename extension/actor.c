@@ -19,7 +19,7 @@
 static char *
 user_string(TupleTableSlot *slot, AttrNumber att, bool spi)
 {
-	char	   *s = psk_slot_cstring(slot, att);
+	char *s = psk_slot_cstring(slot, att);
 
 	return spi ? psk_spi_strdup(s) : s;
 }
@@ -35,15 +35,16 @@ static bool
 fetch_user(const char *email, int64 id, bool lock, LOCKMODE rellock, bool spi,
 		   PskUser *user)
 {
-	Relation	rel = table_open(psk_relation("users"), rellock);
-	Relation	idx = index_open(psk_relation(email ? "users_email_key" : "users_pkey"),
-								 AccessShareLock);
+	Relation rel = table_open(psk_relation("users"), rellock);
+	Relation idx =
+		index_open(psk_relation(email ? "users_email_key" : "users_pkey"),
+				   AccessShareLock);
 	const AttrNumber *att = psk_user_columns(rel);
-	TupleTableSlot *slot = table_slot_create(rel, NULL);
-	ScanKeyData key;
-	IndexScanDesc scan;
-	bool		found;
-	bool		isnull;
+	TupleTableSlot	 *slot = table_slot_create(rel, NULL);
+	ScanKeyData		  key;
+	IndexScanDesc	  scan;
+	bool			  found;
+	bool			  isnull;
 
 	if (email != NULL)
 		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ,
@@ -60,13 +61,14 @@ fetch_user(const char *email, int64 id, bool lock, LOCKMODE rellock, bool spi,
 	/* The locked version may have a new e-mail: look again. */
 	if (found && lock)
 		found = psk_lock_row(rel, slot, LockTupleKeyShare, true) &&
-			(email == NULL ||
-			 psk_slot_text_equals(slot, att[USER_EMAIL], email));
+				(email == NULL ||
+				 psk_slot_text_equals(slot, att[USER_EMAIL], email));
 
 	if (found)
 	{
 		user->id = psk_slot_int8(slot, att[USER_ID], &isnull);
-		user->is_admin = DatumGetBool(slot_getattr(slot, att[USER_IS_ADMIN], &isnull));
+		user->is_admin =
+			DatumGetBool(slot_getattr(slot, att[USER_IS_ADMIN], &isnull));
 		user->email = user_string(slot, att[USER_EMAIL], spi);
 		user->user_name = user_string(slot, att[USER_NAME], spi);
 		user->pool = user_string(slot, att[USER_POOL], spi);
@@ -81,7 +83,7 @@ bool
 psk_lookup_user(const char *email, bool lock, PskUser *user)
 {
 	return email != NULL &&
-		fetch_user(psk_lower(email), 0, lock, RowShareLock, false, user);
+		   fetch_user(psk_lower(email), 0, lock, RowShareLock, false, user);
 }
 
 bool
@@ -98,7 +100,7 @@ psk_lookup_user_id(int64 id, PskUser *user)
 bool
 psk_find_user(const char *email, PskUser *user)
 {
-	bool		found;
+	bool found;
 
 	if (email == NULL)
 		return false;
@@ -120,13 +122,11 @@ void
 psk_check_user(const char *email, const PskUser *user)
 {
 	if (user == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_NOT_ALLOWED),
-				 errmsg("unknown user \"%s\"", email ? email : "")));
+		ereport(ERROR, (errcode(ERRCODE_PSK_NOT_ALLOWED),
+						errmsg("unknown user \"%s\"", email ? email : "")));
 	if (user->is_admin)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_NOT_ALLOWED),
-				 errmsg("users only: \"%s\" is an admin", user->email)));
+		ereport(ERROR, (errcode(ERRCODE_PSK_NOT_ALLOWED),
+						errmsg("users only: \"%s\" is an admin", user->email)));
 }
 
 void
@@ -140,10 +140,9 @@ void
 psk_check_admin(const char *email, const PskUser *user)
 {
 	if (user == NULL || !user->is_admin)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_NOT_ALLOWED),
-				 errmsg("permission denied: \"%s\" is not an admin",
-						email ? email : "")));
+		ereport(ERROR, (errcode(ERRCODE_PSK_NOT_ALLOWED),
+						errmsg("permission denied: \"%s\" is not an admin",
+							   email ? email : "")));
 }
 
 /*
@@ -155,17 +154,15 @@ psk_check_holder(const char *code, const char *status, bool held,
 				 int64 holder_id, int64 user_id)
 {
 	if (status == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_NOT_FOUND),
-				 errmsg("unknown code \"%s\"", code)));
+		ereport(ERROR, (errcode(ERRCODE_PSK_NOT_FOUND),
+						errmsg("unknown code \"%s\"", code)));
 	if (!held)
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_WRONG_STATE),
 				 errmsg("code \"%s\" is %s, not reserved", code, status)));
 	if (holder_id != user_id)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_NOT_ALLOWED),
-				 errmsg("code \"%s\" is held by another user", code)));
+		ereport(ERROR, (errcode(ERRCODE_PSK_NOT_ALLOWED),
+						errmsg("code \"%s\" is held by another user", code)));
 }
 
 /*
@@ -177,10 +174,10 @@ void
 psk_lock_held_code(PskWriter *w, const char *email, const char *code,
 				   LockTupleMode mode, PskUser *user)
 {
-	bool		found;
-	bool		isnull = true;
-	char	   *status = NULL;
-	int64		holder = 0;
+	bool  found;
+	bool  isnull = true;
+	char *status = NULL;
+	int64 holder = 0;
 
 	psk_check_user(email, psk_lookup_user(email, false, user) ? user : NULL);
 	found = psk_lock_code(w, code, mode);

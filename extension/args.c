@@ -24,7 +24,7 @@ char *
 psk_text_arg(FunctionCallInfo fcinfo, int argno, const char *name,
 			 bool required, int maxlen)
 {
-	text	   *arg;
+	text *arg;
 
 	if (PG_ARGISNULL(argno))
 		return psk_check_text(NULL, name, required, maxlen);
@@ -44,9 +44,8 @@ psk_check_text(char *value, const char *name, bool required, int maxlen)
 	if (value == NULL)
 	{
 		if (required)
-			ereport(ERROR,
-					(errcode(ERRCODE_PSK_INVALID_INPUT),
-					 errmsg("%s is required", name)));
+			ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
+							errmsg("%s is required", name)));
 		return NULL;
 	}
 	/* Refuse huge values before counting characters one by one. */
@@ -58,19 +57,18 @@ psk_check_text(char *value, const char *name, bool required, int maxlen)
 	if (is_blank(value))
 	{
 		if (required)
-			ereport(ERROR,
-					(errcode(ERRCODE_PSK_INVALID_INPUT),
-					 errmsg("%s must not be empty", name)));
+			ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
+							errmsg("%s must not be empty", name)));
 		return NULL;
 	}
 	return value;
 }
 
 int32
-psk_int_arg(FunctionCallInfo fcinfo, int argno, const char *name,
-			int32 defval, int32 min, int32 max)
+psk_int_arg(FunctionCallInfo fcinfo, int argno, const char *name, int32 defval,
+			int32 min, int32 max)
 {
-	int32		value;
+	int32 value;
 
 	if (PG_ARGISNULL(argno))
 		return defval;
@@ -116,7 +114,8 @@ PG_FUNCTION_INFO_V1(normalize_code);
 Datum
 normalize_code(PG_FUNCTION_ARGS)
 {
-	char	   *code = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char *code = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
-	PG_RETURN_TEXT_P(cstring_to_text(psk_normalize_code(code, PG_GET_COLLATION())));
+	PG_RETURN_TEXT_P(
+		cstring_to_text(psk_normalize_code(code, PG_GET_COLLATION())));
 }

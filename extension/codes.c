@@ -23,8 +23,8 @@ PG_FUNCTION_INFO_V1(psk_comment);
 PG_FUNCTION_INFO_V1(psk_delete_code);
 
 /* Bounds on one psk_add_codes call. */
-#define PSK_MAX_ADD_CODES		100000
-#define PSK_MAX_ADD_COUNTRIES	1000
+#define PSK_MAX_ADD_CODES	  100000
+#define PSK_MAX_ADD_COUNTRIES 1000
 
 /*
  * psk_add_codes in one statement, so that 100k codes cost one pass.
@@ -65,30 +65,32 @@ static PskQuery add_codes = {
 	"), matched AS ("
 	"  SELECT w.name AS wanted, w.n, k.id, k.name"
 	"    FROM wanted w LEFT JOIN psk.countries k"
-	"      ON " PSK_PLACE_NAMED("k", "w.name")
-	"), inserted AS ("
-	"  INSERT INTO psk.codes (code, pool)"
-	"  SELECT code, $1 FROM classified WHERE outcome IS NULL ORDER BY n"
-	"  ON CONFLICT (code) DO NOTHING"
-	"  RETURNING id, code"
-	"), attached AS ("
-	"  INSERT INTO psk.code_countries (code_id, country_id)"
-	"  SELECT i.id, m.id FROM inserted i CROSS JOIN matched m"
-	"   WHERE m.id IS NOT NULL"
-	")"
-	"SELECT code, outcome,"
-	"       (SELECT 'countries: ' || string_agg(m.name, ', ' ORDER BY m.name)"
-	"          FROM matched m WHERE m.id IS NOT NULL) FROM ("
-	"  SELECT 1 AS part, c.n, c.code,"
-	"         COALESCE(c.outcome, CASE WHEN i.id IS NULL THEN 'duplicate_in_db'"
-	"                                  ELSE 'inserted' END) AS outcome"
-	"    FROM classified c"
-	"    LEFT JOIN inserted i ON c.outcome IS NULL AND i.code = c.code"
-	"  UNION ALL"
-	"  SELECT 2, m.n, NULL, 'unknown_country:' || m.wanted"
-	"    FROM matched m WHERE m.id IS NULL"
-	") r ORDER BY part, n",
-	4, {TEXTOID, TEXTARRAYOID, TEXTARRAYOID, TEXTOID}
+	"      ON " PSK_PLACE_NAMED(
+		"k",
+		"w.name") "), inserted AS ("
+				  "  INSERT INTO psk.codes (code, pool)"
+				  "  SELECT code, $1 FROM classified WHERE outcome IS NULL ORDER BY n"
+				  "  ON CONFLICT (code) DO NOTHING"
+				  "  RETURNING id, code"
+				  "), attached AS ("
+				  "  INSERT INTO psk.code_countries (code_id, country_id)"
+				  "  SELECT i.id, m.id FROM inserted i CROSS JOIN matched m"
+				  "   WHERE m.id IS NOT NULL"
+				  ")"
+				  "SELECT code, outcome,"
+				  "       (SELECT 'countries: ' || string_agg(m.name, ', ' ORDER BY m.name)"
+				  "          FROM matched m WHERE m.id IS NOT NULL) FROM ("
+				  "  SELECT 1 AS part, c.n, c.code,"
+				  "         COALESCE(c.outcome, CASE WHEN i.id IS NULL THEN 'duplicate_in_db'"
+				  "                                  ELSE 'inserted' END) AS outcome"
+				  "    FROM classified c"
+				  "    LEFT JOIN inserted i ON c.outcome IS NULL AND i.code = c.code"
+				  "  UNION ALL"
+				  "  SELECT 2, m.n, NULL, 'unknown_country:' || m.wanted"
+				  "    FROM matched m WHERE m.id IS NULL"
+				  ") r ORDER BY part, n",
+	4,
+	{ TEXTOID, TEXTARRAYOID, TEXTARRAYOID, TEXTOID }
 };
 
 /*
@@ -99,42 +101,53 @@ static PskQuery add_codes = {
  * are refused explicitly: U+0085, U+00A0, U+1680, U+2000..U+200B, U+2028,
  * U+2029, U+202F, U+205F, U+3000 and U+FEFF.
  */
-static const char unicode_spaces[] =
-	"\xc2\x85" "\xc2\xa0" "\xe1\x9a\x80" "\xe2\x80\x80"
-	"\xe2\x80\x81" "\xe2\x80\x82" "\xe2\x80\x83" "\xe2\x80\x84"
-	"\xe2\x80\x85" "\xe2\x80\x86" "\xe2\x80\x87" "\xe2\x80\x88"
-	"\xe2\x80\x89" "\xe2\x80\x8a" "\xe2\x80\x8b" "\xe2\x80\xa8"
-	"\xe2\x80\xa9" "\xe2\x80\xaf" "\xe2\x81\x9f" "\xe3\x80\x80"
-	"\xef\xbb\xbf";
+static const char unicode_spaces[] = "\xc2\x85"
+									 "\xc2\xa0"
+									 "\xe1\x9a\x80"
+									 "\xe2\x80\x80"
+									 "\xe2\x80\x81"
+									 "\xe2\x80\x82"
+									 "\xe2\x80\x83"
+									 "\xe2\x80\x84"
+									 "\xe2\x80\x85"
+									 "\xe2\x80\x86"
+									 "\xe2\x80\x87"
+									 "\xe2\x80\x88"
+									 "\xe2\x80\x89"
+									 "\xe2\x80\x8a"
+									 "\xe2\x80\x8b"
+									 "\xe2\x80\xa8"
+									 "\xe2\x80\xa9"
+									 "\xe2\x80\xaf"
+									 "\xe2\x81\x9f"
+									 "\xe3\x80\x80"
+									 "\xef\xbb\xbf";
 
 /* A text[] argument: one dimension, at most maxitems elements. */
 static ArrayType *
 text_array_arg(FunctionCallInfo fcinfo, int argno, const char *name,
 			   bool required, int maxitems)
 {
-	ArrayType  *array;
+	ArrayType *array;
 
 	if (PG_ARGISNULL(argno))
 	{
 		if (required)
-			ereport(ERROR,
-					(errcode(ERRCODE_PSK_INVALID_INPUT),
-					 errmsg("%s is required", name)));
+			ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
+							errmsg("%s is required", name)));
 		return NULL;
 	}
 	array = PG_GETARG_ARRAYTYPE_P(argno);
 	if (ARR_NDIM(array) == 0)
 	{
 		if (required)
-			ereport(ERROR,
-					(errcode(ERRCODE_PSK_INVALID_INPUT),
-					 errmsg("%s must not be empty", name)));
+			ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
+							errmsg("%s must not be empty", name)));
 		return array;
 	}
 	if (ARR_NDIM(array) != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_INVALID_INPUT),
-				 errmsg("%s must be a one-dimensional array", name)));
+		ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
+						errmsg("%s must be a one-dimensional array", name)));
 	if (ArrayGetNItems(ARR_NDIM(array), ARR_DIMS(array)) > maxitems)
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_INVALID_INPUT),
@@ -151,38 +164,44 @@ text_array_arg(FunctionCallInfo fcinfo, int argno, const char *name,
 Datum
 psk_add_codes(PG_FUNCTION_ARGS)
 {
-	char	   *admin_email = psk_text_arg(fcinfo, 0, "admin_email", true, PSK_MAX_EMAIL_LEN);
-	const char *pool = psk_pool_name(psk_text_arg(fcinfo, 1, "code_type", true, PSK_MAX_NAME_LEN));
-	ArrayType  *codes = text_array_arg(fcinfo, 2, "codes", true, PSK_MAX_ADD_CODES);
-	ArrayType  *countries = text_array_arg(fcinfo, 3, "countries", false, PSK_MAX_ADD_COUNTRIES);
-	PskUser		admin;
-	Datum		values[4];
-	bool		nulls[4] = {0};
-	PskWriter	w;
-	Datum		pool_datum;
-	uint64		n;
+	char *admin_email =
+		psk_text_arg(fcinfo, 0, "admin_email", true, PSK_MAX_EMAIL_LEN);
+	const char *pool = psk_pool_name(
+		psk_text_arg(fcinfo, 1, "code_type", true, PSK_MAX_NAME_LEN));
+	ArrayType *codes =
+		text_array_arg(fcinfo, 2, "codes", true, PSK_MAX_ADD_CODES);
+	ArrayType *countries =
+		text_array_arg(fcinfo, 3, "countries", false, PSK_MAX_ADD_COUNTRIES);
+	PskUser	  admin;
+	Datum	  values[4];
+	bool	  nulls[4] = { 0 };
+	PskWriter w;
+	Datum	  pool_datum;
+	uint64	  n;
 	/* A country name that long cannot exist; do not echo it back. */
 	if (countries != NULL && ARR_NDIM(countries) == 1)
 	{
-		Datum	   *names;
-		bool	   *namenulls;
-		int			n;
+		Datum *names;
+		bool  *namenulls;
+		int	   n;
 
-		deconstruct_array(countries, TEXTOID, -1, false, TYPALIGN_INT,
-						  &names, &namenulls, &n);
+		deconstruct_array(countries, TEXTOID, -1, false, TYPALIGN_INT, &names,
+						  &namenulls, &n);
 		for (int i = 0; i < n; i++)
 		{
-			text	   *name;
+			text *name;
 
 			if (namenulls[i])
 				continue;
 			name = DatumGetTextPP(names[i]);
 			if (pg_mbstrlen_with_len(VARDATA_ANY(name),
-									 VARSIZE_ANY_EXHDR(name)) > PSK_MAX_NAME_LEN)
-				ereport(ERROR,
-						(errcode(ERRCODE_PSK_INVALID_INPUT),
-						 errmsg("countries: a name is longer than %d characters",
-								PSK_MAX_NAME_LEN)));
+									 VARSIZE_ANY_EXHDR(name)) >
+				PSK_MAX_NAME_LEN)
+				ereport(
+					ERROR,
+					(errcode(ERRCODE_PSK_INVALID_INPUT),
+					 errmsg("countries: a name is longer than %d characters",
+							PSK_MAX_NAME_LEN)));
 		}
 	}
 
@@ -194,8 +213,8 @@ psk_add_codes(PG_FUNCTION_ARGS)
 	nulls[2] = countries == NULL;
 	values[2] = PointerGetDatum(countries);
 	/* Other encodings cannot hold most of them; [[:space:]] has to do. */
-	values[3] = CStringGetTextDatum(GetDatabaseEncoding() == PG_UTF8 ?
-									unicode_spaces : "");
+	values[3] = CStringGetTextDatum(
+		GetDatabaseEncoding() == PG_UTF8 ? unicode_spaces : "");
 	n = psk_execute(&add_codes, values, nulls, false);
 
 	psk_result_set(fcinfo);
@@ -203,11 +222,11 @@ psk_add_codes(PG_FUNCTION_ARGS)
 	pool_datum = CStringGetTextDatum(pool);
 	for (uint64 i = 0; i < n; i++)
 	{
-		Datum		row[2];
-		bool		rownulls[2];
-		text	   *outcome;
-		Datum		note;
-		bool		nonote;
+		Datum row[2];
+		bool  rownulls[2];
+		text *outcome;
+		Datum note;
+		bool  nonote;
 
 		row[0] = psk_result(i, 1, &rownulls[0]);
 		row[1] = psk_result(i, 2, &rownulls[1]);
@@ -237,20 +256,21 @@ psk_add_codes(PG_FUNCTION_ARGS)
  */
 typedef struct LockedCode
 {
-	char	   *code;
-	char	   *status;
-	bool		held;
-	int64		holder_id;
+	char *code;
+	char *status;
+	bool  held;
+	int64 holder_id;
 } LockedCode;
 
 static void
 state_of(PskWriter *w, LockedCode *c)
 {
-	bool		isnull;
+	bool isnull;
 
 	c->code = psk_slot_cstring(w->code_slot, w->code_att[CODE_CODE]);
 	c->status = psk_slot_cstring(w->code_slot, w->code_att[CODE_STATUS]);
-	c->holder_id = psk_slot_int8(w->code_slot, w->code_att[CODE_HOLDER], &isnull);
+	c->holder_id =
+		psk_slot_int8(w->code_slot, w->code_att[CODE_HOLDER], &isnull);
 	c->held = !isnull;
 }
 
@@ -259,9 +279,8 @@ static void
 lock_code(PskWriter *w, const char *code, LockedCode *locked)
 {
 	if (!psk_lock_code(w, code, LockTupleExclusive))
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_NOT_FOUND),
-				 errmsg("unknown code \"%s\"", code)));
+		ereport(ERROR, (errcode(ERRCODE_PSK_NOT_FOUND),
+						errmsg("unknown code \"%s\"", code)));
 	state_of(w, locked);
 }
 
@@ -283,8 +302,9 @@ begin_admin_change(PskWriter *w, const char *admin_email, PskUser *admin,
 static void
 audit_holder(PskWriter *w)
 {
-	bool		isnull;
-	Datum		holder = slot_getattr(w->code_slot, w->code_att[CODE_HOLDER], &isnull);
+	bool  isnull;
+	Datum holder =
+		slot_getattr(w->code_slot, w->code_att[CODE_HOLDER], &isnull);
 
 	if (!isnull)
 		psk_audit_set(w, LOG_SUBJECT, holder);
@@ -294,8 +314,8 @@ audit_holder(PskWriter *w)
 static Datum
 return_row(FunctionCallInfo fcinfo, int n, const char *const *columns)
 {
-	Datum		values[2];
-	bool		nulls[2];
+	Datum values[2];
+	bool  nulls[2];
 
 	Assert(n <= lengthof(values));
 	for (int i = 0; i < n; i++)
@@ -315,29 +335,28 @@ return_row(FunctionCallInfo fcinfo, int n, const char *const *columns)
 Datum
 psk_mark_non_usable(PG_FUNCTION_ARGS)
 {
-	char	   *email = psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
-	char	   *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
-	char	   *reason = psk_text_arg(fcinfo, 2, "reason", true, PSK_MAX_TEXT_LEN);
-	PskWriter	w;
-	PskUser		actor;
-	LockedCode	locked;
+	char *email =
+		psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
+	char *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
+	char *reason = psk_text_arg(fcinfo, 2, "reason", true, PSK_MAX_TEXT_LEN);
+	PskWriter  w;
+	PskUser	   actor;
+	LockedCode locked;
 
 	psk_writer_begin(&w);
 	/* Who, before anything about the code: a stranger learns nothing. */
 	if (!psk_lookup_user(email, false, &actor))
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_NOT_ALLOWED),
-				 errmsg("unknown user \"%s\"", email)));
+		ereport(ERROR, (errcode(ERRCODE_PSK_NOT_ALLOWED),
+						errmsg("unknown user \"%s\"", email)));
 
 	lock_code(&w, code, &locked);
 	if (strcmp(locked.status, "NON_USABLE") == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_WRONG_STATE),
-				 errmsg("code \"%s\" is NON_USABLE already", code)));
+		ereport(ERROR, (errcode(ERRCODE_PSK_WRONG_STATE),
+						errmsg("code \"%s\" is NON_USABLE already", code)));
 	if (!actor.is_admin && !(locked.held && locked.holder_id == actor.id))
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_NOT_ALLOWED),
-				 errmsg("code \"%s\" is not held by \"%s\"", code, actor.email)));
+		ereport(ERROR, (errcode(ERRCODE_PSK_NOT_ALLOWED),
+						errmsg("code \"%s\" is not held by \"%s\"", code,
+							   actor.email)));
 
 	psk_code_change(&w);
 	psk_code_free(&w, "NON_USABLE");
@@ -350,7 +369,7 @@ psk_mark_non_usable(PG_FUNCTION_ARGS)
 	psk_audit_append(&w, "MARKED_NON_USABLE");
 	psk_writer_end(&w);
 
-	return return_row(fcinfo, 2, (const char *[]) {locked.code, "NON_USABLE"});
+	return return_row(fcinfo, 2, (const char *[]){ locked.code, "NON_USABLE" });
 }
 
 /*
@@ -361,20 +380,20 @@ psk_mark_non_usable(PG_FUNCTION_ARGS)
 Datum
 psk_disassociate(PG_FUNCTION_ARGS)
 {
-	char	   *admin_email = psk_text_arg(fcinfo, 0, "admin_email", true, PSK_MAX_EMAIL_LEN);
-	char	   *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
-	char	   *note = psk_text_arg(fcinfo, 2, "note", false, PSK_MAX_TEXT_LEN);
-	PskWriter	w;
-	PskUser		admin;
-	PskUser		holder;
-	LockedCode	locked;
+	char *admin_email =
+		psk_text_arg(fcinfo, 0, "admin_email", true, PSK_MAX_EMAIL_LEN);
+	char	  *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
+	char	  *note = psk_text_arg(fcinfo, 2, "note", false, PSK_MAX_TEXT_LEN);
+	PskWriter  w;
+	PskUser	   admin;
+	PskUser	   holder;
+	LockedCode locked;
 
 	begin_admin_change(&w, admin_email, &admin, code, &locked);
 	if (!locked.held)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_WRONG_STATE),
-				 errmsg("code \"%s\" is %s, not reserved or in use",
-						code, locked.status)));
+		ereport(ERROR, (errcode(ERRCODE_PSK_WRONG_STATE),
+						errmsg("code \"%s\" is %s, not reserved or in use",
+							   code, locked.status)));
 	if (!psk_lookup_user_id(locked.holder_id, &holder))
 		elog(ERROR, "psk: the holder of code \"%s\" is missing", code);
 
@@ -391,7 +410,7 @@ psk_disassociate(PG_FUNCTION_ARGS)
 	psk_audit_append(&w, "DISASSOCIATED");
 	psk_writer_end(&w);
 
-	return return_row(fcinfo, 2, (const char *[]) {locked.code, holder.email});
+	return return_row(fcinfo, 2, (const char *[]){ locked.code, holder.email });
 }
 
 /*
@@ -401,17 +420,18 @@ psk_disassociate(PG_FUNCTION_ARGS)
 Datum
 psk_restore(PG_FUNCTION_ARGS)
 {
-	char	   *admin_email = psk_text_arg(fcinfo, 0, "admin_email", true, PSK_MAX_EMAIL_LEN);
-	char	   *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
-	PskWriter	w;
-	PskUser		admin;
-	LockedCode	locked;
+	char *admin_email =
+		psk_text_arg(fcinfo, 0, "admin_email", true, PSK_MAX_EMAIL_LEN);
+	char	  *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
+	PskWriter  w;
+	PskUser	   admin;
+	LockedCode locked;
 
 	begin_admin_change(&w, admin_email, &admin, code, &locked);
 	if (strcmp(locked.status, "NON_USABLE") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_WRONG_STATE),
-				 errmsg("code \"%s\" is %s, not NON_USABLE", code, locked.status)));
+		ereport(ERROR, (errcode(ERRCODE_PSK_WRONG_STATE),
+						errmsg("code \"%s\" is %s, not NON_USABLE", code,
+							   locked.status)));
 
 	psk_code_change(&w);
 	psk_code_free(&w, "CAN_BE_USED");
@@ -421,7 +441,8 @@ psk_restore(PG_FUNCTION_ARGS)
 	psk_audit_append(&w, "RESTORED");
 	psk_writer_end(&w);
 
-	return return_row(fcinfo, 2, (const char *[]) {locked.code, "CAN_BE_USED"});
+	return return_row(fcinfo, 2,
+					  (const char *[]){ locked.code, "CAN_BE_USED" });
 }
 
 /*
@@ -432,13 +453,14 @@ psk_restore(PG_FUNCTION_ARGS)
 Datum
 psk_comment(PG_FUNCTION_ARGS)
 {
-	char	   *email = psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
-	char	   *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
-	char	   *comment = psk_text_arg(fcinfo, 2, "comment", true, PSK_MAX_TEXT_LEN);
-	PskWriter	w;
-	PskUser		user;
-	LockedCode	held;
-	bool		found;
+	char *email =
+		psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
+	char *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
+	char *comment = psk_text_arg(fcinfo, 2, "comment", true, PSK_MAX_TEXT_LEN);
+	PskWriter  w;
+	PskUser	   user;
+	LockedCode held;
+	bool	   found;
 
 	psk_writer_begin(&w);
 	psk_check_user(email, psk_lookup_user(email, false, &user) ? &user : NULL);
@@ -466,7 +488,7 @@ psk_comment(PG_FUNCTION_ARGS)
 	psk_audit_append(&w, "COMMENTED");
 	psk_writer_end(&w);
 
-	return return_row(fcinfo, 2, (const char *[]) {held.code, comment});
+	return return_row(fcinfo, 2, (const char *[]){ held.code, comment });
 }
 
 /*
@@ -476,25 +498,29 @@ psk_comment(PG_FUNCTION_ARGS)
 Datum
 psk_delete_code(PG_FUNCTION_ARGS)
 {
-	char	   *admin_email = psk_text_arg(fcinfo, 0, "admin_email", true, PSK_MAX_EMAIL_LEN);
-	char	   *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
-	PskWriter	w;
-	PskUser		admin;
-	LockedCode	locked;
+	char *admin_email =
+		psk_text_arg(fcinfo, 0, "admin_email", true, PSK_MAX_EMAIL_LEN);
+	char	  *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
+	PskWriter  w;
+	PskUser	   admin;
+	LockedCode locked;
 
 	begin_admin_change(&w, admin_email, &admin, code, &locked);
 	if (locked.held)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_WRONG_STATE),
-				 errmsg("code \"%s\" is %s: only a free or non-usable code can be deleted",
-						code, locked.status)));
+		ereport(
+			ERROR,
+			(errcode(ERRCODE_PSK_WRONG_STATE),
+			 errmsg(
+				 "code \"%s\" is %s: only a free or non-usable code can be deleted",
+				 code, locked.status)));
 
 	psk_code_delete(&w);
 
 	psk_audit_code(&w, &admin);
-	psk_audit_set(&w, LOG_NOTE, CStringGetTextDatum(psprintf("was %s", locked.status)));
+	psk_audit_set(&w, LOG_NOTE,
+				  CStringGetTextDatum(psprintf("was %s", locked.status)));
 	psk_audit_append(&w, "DELETED");
 	psk_writer_end(&w);
 
-	return return_row(fcinfo, 1, (const char *[]) {locked.code});
+	return return_row(fcinfo, 1, (const char *[]){ locked.code });
 }

@@ -19,12 +19,12 @@ void
 psk_confirm_code(const char *email, const char *code, const pg_uuid_t *token,
 				 PskConfirmed *out)
 {
-	PskWriter	w;
-	PskUser		user;
-	bool		isnull;
-	char	   *status;
-	Datum		expires_at;
-	pg_uuid_t  *held_token;
+	PskWriter  w;
+	PskUser	   user;
+	bool	   isnull;
+	char	  *status;
+	Datum	   expires_at;
+	pg_uuid_t *held_token;
 
 	psk_writer_begin(&w);
 	psk_lock_held_code(&w, email, code, LockTupleExclusive, &user);
@@ -33,12 +33,17 @@ psk_confirm_code(const char *email, const char *code, const pg_uuid_t *token,
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_WRONG_STATE),
 				 errmsg("code \"%s\" is %s, not reserved", code, status)));
-	held_token = DatumGetUUIDP(slot_getattr(w.code_slot, w.code_att[CODE_TOKEN], &isnull));
+	held_token = DatumGetUUIDP(
+		slot_getattr(w.code_slot, w.code_att[CODE_TOKEN], &isnull));
 	if (memcmp(held_token->data, token->data, UUID_LEN) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_TOKEN_MISMATCH),
-				 errmsg("reservation_token does not match the reservation of code \"%s\"", code)));
-	expires_at = slot_getattr(w.code_slot, w.code_att[CODE_EXPIRES_AT], &isnull);
+		ereport(
+			ERROR,
+			(errcode(ERRCODE_PSK_TOKEN_MISMATCH),
+			 errmsg(
+				 "reservation_token does not match the reservation of code \"%s\"",
+				 code)));
+	expires_at =
+		slot_getattr(w.code_slot, w.code_att[CODE_EXPIRES_AT], &isnull);
 	if (!isnull && DatumGetTimestampTz(expires_at) <= w.now)
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_RESERVATION_EXPIRED),
@@ -66,17 +71,17 @@ psk_confirm_code(const char *email, const char *code, const pg_uuid_t *token,
 Datum
 psk_confirm(PG_FUNCTION_ARGS)
 {
-	char	   *email = psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
-	char	   *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
+	char *email =
+		psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
+	char *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	PskConfirmed confirmed;
-	Datum		values[3];
-	bool		nulls[3] = {0};
+	PskConfirmed   confirmed;
+	Datum		   values[3];
+	bool		   nulls[3] = { 0 };
 
 	if (PG_ARGISNULL(2))
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_INVALID_INPUT),
-				 errmsg("reservation_token is required")));
+		ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
+						errmsg("reservation_token is required")));
 	psk_confirm_code(email, code, PG_GETARG_UUID_P(2), &confirmed);
 
 	InitMaterializedSRF(fcinfo, 0);
@@ -86,4 +91,3 @@ psk_confirm(PG_FUNCTION_ARGS)
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;
 }
-

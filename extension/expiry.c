@@ -35,18 +35,18 @@ PGDLLEXPORT void psk_expiry_main(Datum main_arg);
 typedef struct Overdue
 {
 	ItemPointerData tid;
-	TimestampTz expires_at;
-	int64		id;
+	TimestampTz		expires_at;
+	int64			id;
 } Overdue;
 
 /* A reservation returned to its pool, for its audit row. */
 typedef struct Expired
 {
-	int64		id;
-	char	   *code;
-	char	   *pool;
-	int64		holder_id;
-	char	   *tester;
+	int64 id;
+	char *code;
+	char *pool;
+	int64 holder_id;
+	char *tester;
 } Expired;
 
 static int
@@ -83,13 +83,14 @@ code_cmp(const ListCell *a, const ListCell *b)
 static Overdue *
 find_overdue(PskWriter *w, int *n)
 {
-	Relation	codes = w->codes->ri_RelationDesc;
-	Relation	idx = index_open(psk_relation("codes_expires_idx"), AccessShareLock);
-	ScanKeyData key;
+	Relation codes = w->codes->ri_RelationDesc;
+	Relation idx =
+		index_open(psk_relation("codes_expires_idx"), AccessShareLock);
+	ScanKeyData	  key;
 	IndexScanDesc scan;
-	int			size = 16;
-	Overdue    *due = palloc(size * sizeof(Overdue));
-	bool		isnull;
+	int			  size = 16;
+	Overdue		 *due = palloc(size * sizeof(Overdue));
+	bool		  isnull;
 
 	*n = 0;
 	ScanKeyInit(&key, 1, BTLessEqualStrategyNumber, F_TIMESTAMPTZ_LE,
@@ -98,14 +99,14 @@ find_overdue(PskWriter *w, int *n)
 	index_rescan(scan, &key, 1, NULL, 0);
 	while (index_getnext_slot(scan, ForwardScanDirection, w->code_slot))
 	{
-		if (!psk_slot_text_equals(w->code_slot, w->code_att[CODE_STATUS], "RESERVED"))
+		if (!psk_slot_text_equals(w->code_slot, w->code_att[CODE_STATUS],
+								  "RESERVED"))
 			continue;
 		if (*n == size)
 			due = repalloc(due, (size *= 2) * sizeof(Overdue));
 		due[*n].tid = w->code_slot->tts_tid;
-		due[*n].expires_at = DatumGetTimestampTz(slot_getattr(w->code_slot,
-															  w->code_att[CODE_EXPIRES_AT],
-															  &isnull));
+		due[*n].expires_at = DatumGetTimestampTz(
+			slot_getattr(w->code_slot, w->code_att[CODE_EXPIRES_AT], &isnull));
 		due[*n].id = psk_slot_int8(w->code_slot, w->code_att[CODE_ID], &isnull);
 		(*n)++;
 	}
@@ -126,12 +127,12 @@ find_overdue(PskWriter *w, int *n)
 List *
 psk_expire_overdue(void)
 {
-	PskWriter	w;
-	Overdue    *due;
-	Expired    *expired;
-	int			ndue;
-	int			n = 0;
-	List	   *codes = NIL;
+	PskWriter w;
+	Overdue	 *due;
+	Expired	 *expired;
+	int		  ndue;
+	int		  n = 0;
+	List	 *codes = NIL;
 
 	psk_writer_begin(&w);
 	due = find_overdue(&w, &ndue);
@@ -139,26 +140,29 @@ psk_expire_overdue(void)
 
 	for (int i = 0; i < ndue; i++)
 	{
-		Relation	rel = w.codes->ri_RelationDesc;
-		Expired    *e = &expired[n];
-		Datum		expires_at;
-		bool		isnull;
+		Relation rel = w.codes->ri_RelationDesc;
+		Expired *e = &expired[n];
+		Datum	 expires_at;
+		bool	 isnull;
 
-		if (!table_tuple_fetch_row_version(rel, &due[i].tid, GetActiveSnapshot(),
-										   w.code_slot) ||
+		if (!table_tuple_fetch_row_version(rel, &due[i].tid,
+										   GetActiveSnapshot(), w.code_slot) ||
 			!psk_lock_row(rel, w.code_slot, LockTupleExclusive, false))
 			continue;
 
 		/* The locked version may be newer than the one scanned: re-check. */
-		expires_at = slot_getattr(w.code_slot, w.code_att[CODE_EXPIRES_AT], &isnull);
-		if (!psk_slot_text_equals(w.code_slot, w.code_att[CODE_STATUS], "RESERVED") ||
+		expires_at =
+			slot_getattr(w.code_slot, w.code_att[CODE_EXPIRES_AT], &isnull);
+		if (!psk_slot_text_equals(w.code_slot, w.code_att[CODE_STATUS],
+								  "RESERVED") ||
 			isnull || DatumGetTimestampTz(expires_at) > w.now)
 			continue;
 
 		e->id = psk_slot_int8(w.code_slot, w.code_att[CODE_ID], &isnull);
 		e->code = psk_slot_cstring(w.code_slot, w.code_att[CODE_CODE]);
 		e->pool = psk_slot_cstring(w.code_slot, w.code_att[CODE_POOL]);
-		e->holder_id = psk_slot_int8(w.code_slot, w.code_att[CODE_HOLDER], &isnull);
+		e->holder_id =
+			psk_slot_int8(w.code_slot, w.code_att[CODE_HOLDER], &isnull);
 		e->tester = psk_slot_cstring(w.code_slot, w.code_att[CODE_TESTER]);
 		n++;
 
@@ -170,7 +174,7 @@ psk_expire_overdue(void)
 	qsort(expired, n, sizeof(Expired), expired_cmp);
 	for (int i = 0; i < n; i++)
 	{
-		PskUser		holder;
+		PskUser holder;
 
 		psk_audit_begin(&w);
 		psk_audit_set(&w, LOG_CODE, CStringGetTextDatum(expired[i].code));
@@ -178,7 +182,8 @@ psk_expire_overdue(void)
 		if (psk_lookup_user_id(expired[i].holder_id, &holder))
 			psk_audit_actor(&w, &holder);
 		if (expired[i].tester != NULL)
-			psk_audit_set(&w, LOG_TESTER, CStringGetTextDatum(expired[i].tester));
+			psk_audit_set(&w, LOG_TESTER,
+						  CStringGetTextDatum(expired[i].tester));
 		psk_audit_append(&w, "EXPIRED");
 		codes = lappend(codes, expired[i].code);
 	}
@@ -191,14 +196,14 @@ psk_expire_overdue(void)
 Datum
 psk_expire_reservations(PG_FUNCTION_ARGS)
 {
-	List	   *codes = psk_expire_overdue();
-	ListCell   *lc;
+	List	 *codes = psk_expire_overdue();
+	ListCell *lc;
 
 	psk_result_set(fcinfo);
-	foreach(lc, codes)
+	foreach (lc, codes)
 	{
-		Datum		value = CStringGetTextDatum(lfirst(lc));
-		bool		isnull = false;
+		Datum value = CStringGetTextDatum(lfirst(lc));
+		bool  isnull = false;
 
 		psk_return_row(fcinfo, &value, &isnull);
 	}
@@ -208,18 +213,18 @@ psk_expire_reservations(PG_FUNCTION_ARGS)
 void
 psk_register_expiry_workers(void)
 {
-	char	   *raw = pstrdup(psk_databases ? psk_databases : "");
-	List	   *names;
-	ListCell   *lc;
+	char	 *raw = pstrdup(psk_databases ? psk_databases : "");
+	List	 *names;
+	ListCell *lc;
 
 	if (!SplitGUCList(raw, ',', &names))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("psk.database is not a valid list of database names")));
 
-	foreach(lc, names)
+	foreach (lc, names)
 	{
-		const char *dbname = lfirst(lc);
+		const char		*dbname = lfirst(lc);
 		BackgroundWorker worker;
 
 		if (strlen(dbname) >= BGW_EXTRALEN)
@@ -228,13 +233,14 @@ psk_register_expiry_workers(void)
 					 errmsg("psk.database: name \"%s\" is too long", dbname)));
 
 		memset(&worker, 0, sizeof(worker));
-		worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
-			BGWORKER_BACKEND_DATABASE_CONNECTION;
+		worker.bgw_flags =
+			BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 		worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 		worker.bgw_restart_time = 10;
 		snprintf(worker.bgw_library_name, BGW_MAXLEN, "psk");
 		snprintf(worker.bgw_function_name, BGW_MAXLEN, "psk_expiry_main");
-		snprintf(worker.bgw_name, BGW_MAXLEN, "psk expiry worker for %s", dbname);
+		snprintf(worker.bgw_name, BGW_MAXLEN, "psk expiry worker for %s",
+				 dbname);
 		snprintf(worker.bgw_type, BGW_MAXLEN, "psk expiry worker");
 		strlcpy(worker.bgw_extra, dbname, BGW_EXTRALEN);
 		RegisterBackgroundWorker(&worker);
@@ -245,7 +251,7 @@ psk_register_expiry_workers(void)
 static void
 expire_once(void)
 {
-	int			expired = 0;
+	int expired = 0;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -268,7 +274,7 @@ expire_once(void)
 void
 psk_expiry_main(Datum main_arg)
 {
-	char		dbname[BGW_EXTRALEN];
+	char dbname[BGW_EXTRALEN];
 
 	strlcpy(dbname, MyBgworkerEntry->bgw_extra, BGW_EXTRALEN);
 

@@ -48,9 +48,8 @@ PG_FUNCTION_INFO_V1(psk_http_my_codes);
 static void
 invalid(const char *name, const char *what)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_PSK_INVALID_INPUT),
-			 errmsg("\"%s\" must be %s", name, what)));
+	ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
+					errmsg("\"%s\" must be %s", name, what)));
 }
 
 /*
@@ -59,22 +58,21 @@ invalid(const char *name, const char *what)
 static void
 http_check_caller(FunctionCallInfo fcinfo, HttpRequest *req)
 {
-	HttpRole	role = req->route->role;
+	HttpRole role = req->route->role;
 
 	if (role == HTTP_PUBLIC)
 		return;
 	req->token = PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0);
 	psk_session_find(req->token, &req->who);
 
-	/* user routes refuse admins and admin routes users, as the old service did */
+	/* user routes refuse admins and admin routes users, as the old service did
+	 */
 	if (role == HTTP_USER && req->who.is_admin)
 		ereport(ERROR,
-				(errcode(ERRCODE_PSK_NOT_ALLOWED),
-				 errmsg("Users only")));
+				(errcode(ERRCODE_PSK_NOT_ALLOWED), errmsg("Users only")));
 	if (role == HTTP_ADMIN && !req->who.is_admin)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_NOT_ALLOWED),
-				 errmsg("Permission denied")));
+		ereport(ERROR, (errcode(ERRCODE_PSK_NOT_ALLOWED),
+						errmsg("Permission denied")));
 }
 
 /*
@@ -98,12 +96,11 @@ http_body(FunctionCallInfo fcinfo)
 	if (p == end)
 		return NULL;
 
-	b = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-										   CStringGetDatum(text_to_cstring(body))));
+	b = DatumGetJsonbP(
+		DirectFunctionCall1(jsonb_in, CStringGetDatum(text_to_cstring(body))));
 	if (!JB_ROOT_IS_OBJECT(b))
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_INVALID_INPUT),
-				 errmsg("request body must be a JSON object")));
+		ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
+						errmsg("request body must be a JSON object")));
 	return b;
 }
 
@@ -156,14 +153,14 @@ static bool
 is_hex(char c)
 {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-		(c >= 'A' && c <= 'F');
+		   (c >= 'A' && c <= 'F');
 }
 
 static void
 read_uuid(const HttpField *f, HttpValue *v)
 {
-	static const int groups[] = {8, 4, 4, 4, 12};
-	const char *p = v->text;
+	static const int groups[] = { 8, 4, 4, 4, 12 };
+	const char		*p = v->text;
 
 	if (*p == '{')
 		p++;
@@ -179,16 +176,16 @@ read_uuid(const HttpField *f, HttpValue *v)
 		p++;
 	if (*p != '\0')
 		invalid(f->name, "a UUID");
-	v->uuid = DatumGetUUIDP(DirectFunctionCall1(uuid_in,
-												CStringGetDatum(v->text)));
+	v->uuid =
+		DatumGetUUIDP(DirectFunctionCall1(uuid_in, CStringGetDatum(v->text)));
 }
 
 static bool
 matches(const char *pattern, const char *s)
 {
 	return RE_compile_and_execute(cstring_to_text(pattern), (char *) s,
-								  strlen(s), REG_ADVANCED, C_COLLATION_OID,
-								  0, NULL);
+								  strlen(s), REG_ADVANCED, C_COLLATION_OID, 0,
+								  NULL);
 }
 
 bool
@@ -207,19 +204,20 @@ http_is_date(const char *value)
 static void
 read_time(const HttpField *f, HttpValue *v)
 {
-	char		workbuf[MAXDATELEN + MAXDATEFIELDS];
-	char	   *field[MAXDATEFIELDS];
-	int			ftype[MAXDATEFIELDS];
-	int			nf;
-	int			dtype;
+	char		 workbuf[MAXDATELEN + MAXDATEFIELDS];
+	char		*field[MAXDATEFIELDS];
+	int			 ftype[MAXDATEFIELDS];
+	int			 nf;
+	int			 dtype;
 	struct pg_tm tm;
-	fsec_t		fsec;
-	int			tz;
-	bool		date_only = http_is_date(v->text);
+	fsec_t		 fsec;
+	int			 tz;
+	bool		 date_only = http_is_date(v->text);
 
 	if (!date_only &&
 		!matches("^\\d{4}-\\d{2}-\\d{2}[T ]\\d{2}:\\d{2}(:\\d{2}(\\.\\d+)?)?"
-				 "(Z|[+-]\\d{2}(:?\\d{2})?)?$", v->text))
+				 "(Z|[+-]\\d{2}(:?\\d{2})?)?$",
+				 v->text))
 		goto bad;
 	if (ParseDateTime(v->text, workbuf, sizeof(workbuf), field, ftype,
 					  MAXDATEFIELDS, &nf) != 0 ||
@@ -228,8 +226,8 @@ read_time(const HttpField *f, HttpValue *v)
 		goto bad;
 	if (date_only && (f->flags & HTTP_END_OF_DAY))
 	{
-		j2date(date2j(tm.tm_year, tm.tm_mon, tm.tm_mday) + 1,
-			   &tm.tm_year, &tm.tm_mon, &tm.tm_mday);
+		j2date(date2j(tm.tm_year, tm.tm_mon, tm.tm_mday) + 1, &tm.tm_year,
+			   &tm.tm_mon, &tm.tm_mday);
 		tz = DetermineTimeZoneOffset(&tm, session_timezone);
 	}
 	if (tm2timestamp(&tm, fsec, &tz, &v->time) != 0)
@@ -245,8 +243,8 @@ static void
 read_text_array(const HttpField *f, JsonbValue *jv, HttpValue *v)
 {
 	JsonbContainer *array;
-	int			n;
-	Datum	   *elems;
+	int				n;
+	Datum		   *elems;
 
 	if (jv->type != jbvBinary || !JsonContainerIsArray(jv->val.binary.data))
 		invalid(f->name, "an array of strings");
@@ -259,8 +257,8 @@ read_text_array(const HttpField *f, JsonbValue *jv, HttpValue *v)
 
 		if (e->type != jbvString)
 			invalid(f->name, "an array of strings");
-		elems[i] = PointerGetDatum(cstring_to_text_with_len(e->val.string.val,
-															e->val.string.len));
+		elems[i] = PointerGetDatum(
+			cstring_to_text_with_len(e->val.string.val, e->val.string.len));
 	}
 	v->array = construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT);
 }
@@ -297,10 +295,12 @@ read_field(const HttpField *f, Jsonb *b, Jsonb *q, HttpValue *v)
 		const char *what;
 
 		if ((f->flags & HTTP_QUERY) && json_member(q, f->name) != NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_PSK_INVALID_INPUT),
-					 errmsg("parameter \"%s\" is given both in the body and in the query string",
-							f->name)));
+			ereport(
+				ERROR,
+				(errcode(ERRCODE_PSK_INVALID_INPUT),
+				 errmsg(
+					 "parameter \"%s\" is given both in the body and in the query string",
+					 f->name)));
 		if (jv->type == jbvNull)
 			return;
 		if (f->type == HTTP_TEXT_ARRAY)
@@ -314,8 +314,9 @@ read_field(const HttpField *f, Jsonb *b, Jsonb *q, HttpValue *v)
 		if (jv->type == jbvString)
 			v->text = pnstrdup(jv->val.string.val, jv->val.string.len);
 		else if (jv->type == jbvNumeric)
-			v->text = DatumGetCString(DirectFunctionCall1(numeric_out,
-														  NumericGetDatum(jv->val.numeric)));
+			v->text = DatumGetCString(
+				DirectFunctionCall1(numeric_out,
+									NumericGetDatum(jv->val.numeric)));
 		else
 			v->text = jv->val.boolean ? "true" : "false";
 	}
@@ -328,8 +329,9 @@ read_field(const HttpField *f, Jsonb *b, Jsonb *q, HttpValue *v)
 		if (jv->type == jbvString)
 			v->text = pnstrdup(jv->val.string.val, jv->val.string.len);
 		else if (jv->type == jbvNumeric)
-			v->text = DatumGetCString(DirectFunctionCall1(numeric_out,
-														  NumericGetDatum(jv->val.numeric)));
+			v->text = DatumGetCString(
+				DirectFunctionCall1(numeric_out,
+									NumericGetDatum(jv->val.numeric)));
 		else if (jv->type == jbvBool)
 			v->text = jv->val.boolean ? "true" : "false";
 		else
@@ -372,9 +374,9 @@ static void
 http_read_fields(FunctionCallInfo fcinfo, HttpRequest *req)
 {
 	const HttpField *fields = req->route->fields;
-	int			from = 0;
-	Jsonb	   *b = NULL;
-	Jsonb	   *q = NULL;
+	int				 from = 0;
+	Jsonb			*b = NULL;
+	Jsonb			*q = NULL;
 
 	for (int i = 0; i < HTTP_MAX_FIELDS && fields[i].name; i++)
 		from |= fields[i].flags;
@@ -387,9 +389,8 @@ http_read_fields(FunctionCallInfo fcinfo, HttpRequest *req)
 		read_field(&fields[i], b, q, &req->values[i]);
 	for (int i = 0; i < HTTP_MAX_FIELDS && fields[i].name; i++)
 		if ((fields[i].flags & HTTP_REQUIRED) && !req->values[i].given)
-			ereport(ERROR,
-					(errcode(ERRCODE_PSK_INVALID_INPUT),
-					 errmsg("\"%s\" is required", fields[i].name)));
+			ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
+							errmsg("\"%s\" is required", fields[i].name)));
 }
 
 static Datum
@@ -414,10 +415,9 @@ http_route(const char *name)
 	for (const HttpRoute *r = http_routes; r->name != NULL; r++)
 		if (strcmp(r->name, name) == 0)
 			return r;
-	ereport(ERROR,
-			(errcode(ERRCODE_UNDEFINED_FUNCTION),
-			 errmsg("psk: no HTTP route \"%s\"", name)));
-	return NULL;				/* not reached */
+	ereport(ERROR, (errcode(ERRCODE_UNDEFINED_FUNCTION),
+					errmsg("psk: no HTTP route \"%s\"", name)));
+	return NULL; /* not reached */
 }
 
 /*
@@ -432,7 +432,7 @@ psk_http(PG_FUNCTION_ARGS)
 
 	if (route == NULL)
 	{
-		char	   *proname = get_func_name(fcinfo->flinfo->fn_oid);
+		char *proname = get_func_name(fcinfo->flinfo->fn_oid);
 
 		if (proname == NULL || strncmp(proname, "http_", 5) != 0)
 			elog(ERROR, "psk: psk_http called as \"%s\"",
@@ -487,14 +487,15 @@ http_value(HttpRequest *req, const char *name, HttpType type)
 			Assert(fields[i].type == type || type == HTTP_TEXT);
 			return &req->values[i];
 		}
-	elog(ERROR, "psk: route \"%s\" has no field \"%s\"", req->route->name, name);
-	return NULL;				/* not reached */
+	elog(ERROR, "psk: route \"%s\" has no field \"%s\"", req->route->name,
+		 name);
+	return NULL; /* not reached */
 }
 
 char *
 http_text(HttpRequest *req, const char *name)
 {
-	HttpValue  *v = http_value(req, name, HTTP_TEXT);
+	HttpValue *v = http_value(req, name, HTTP_TEXT);
 
 	return v->given ? v->text : NULL;
 }
@@ -502,7 +503,7 @@ http_text(HttpRequest *req, const char *name)
 bool
 http_int(HttpRequest *req, const char *name, int64 *value)
 {
-	HttpValue  *v = http_value(req, name, HTTP_INT);
+	HttpValue *v = http_value(req, name, HTTP_INT);
 
 	*value = v->integer;
 	return v->given;
@@ -511,7 +512,7 @@ http_int(HttpRequest *req, const char *name, int64 *value)
 bool
 http_bool(HttpRequest *req, const char *name, bool *value)
 {
-	HttpValue  *v = http_value(req, name, HTTP_BOOL);
+	HttpValue *v = http_value(req, name, HTTP_BOOL);
 
 	*value = v->boolean;
 	return v->given;
@@ -520,7 +521,7 @@ http_bool(HttpRequest *req, const char *name, bool *value)
 pg_uuid_t *
 http_uuid(HttpRequest *req, const char *name)
 {
-	HttpValue  *v = http_value(req, name, HTTP_UUID);
+	HttpValue *v = http_value(req, name, HTTP_UUID);
 
 	return v->given ? v->uuid : NULL;
 }
@@ -528,7 +529,7 @@ http_uuid(HttpRequest *req, const char *name)
 bool
 http_time(HttpRequest *req, const char *name, TimestampTz *value)
 {
-	HttpValue  *v = http_value(req, name, HTTP_TIME);
+	HttpValue *v = http_value(req, name, HTTP_TIME);
 
 	*value = v->time;
 	return v->given;
@@ -537,7 +538,7 @@ http_time(HttpRequest *req, const char *name, TimestampTz *value)
 ArrayType *
 http_text_array(HttpRequest *req, const char *name)
 {
-	HttpValue  *v = http_value(req, name, HTTP_TEXT_ARRAY);
+	HttpValue *v = http_value(req, name, HTTP_TEXT_ARRAY);
 
 	return v->given ? v->array : NULL;
 }
@@ -558,7 +559,7 @@ next_arg(HttpArgs *args, bool isnull)
 void
 http_arg_text(HttpArgs *args, const char *value)
 {
-	int			i = next_arg(args, value == NULL);
+	int i = next_arg(args, value == NULL);
 
 	if (value != NULL)
 		args->values[i] = CStringGetTextDatum(value);
@@ -585,7 +586,7 @@ http_arg_bool(HttpArgs *args, bool value)
 void
 http_arg_time(HttpArgs *args, TimestampTz value, bool given)
 {
-	int			i = next_arg(args, !given);
+	int i = next_arg(args, !given);
 
 	if (given)
 		args->values[i] = TimestampTzGetDatum(value);
@@ -594,7 +595,7 @@ http_arg_time(HttpArgs *args, TimestampTz value, bool given)
 void
 http_arg_array(HttpArgs *args, ArrayType *value)
 {
-	int			i = next_arg(args, value == NULL);
+	int i = next_arg(args, value == NULL);
 
 	if (value != NULL)
 		args->values[i] = PointerGetDatum(value);
@@ -613,18 +614,20 @@ http_arg_null(HttpArgs *args)
 static const char *
 psk_function_schema(void)
 {
-	static char *schema = NULL;
+	static char	   *schema = NULL;
 	static PskQuery find_schema = {
 		"SELECT pg_catalog.quote_ident(n.nspname)"
 		" FROM pg_catalog.pg_extension e"
 		" JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace"
 		" WHERE e.extname = 'psk'",
-		0, {InvalidOid}, false
+		0,
+		{ InvalidOid },
+		false
 	};
 
 	if (schema == NULL)
 	{
-		char	   *name;
+		char *name;
 
 		if (psk_execute(&find_schema, NULL, NULL, true) != 1)
 			elog(ERROR, "psk: extension psk is not installed");
@@ -640,10 +643,10 @@ http_spi(PskQuery *query, HttpArgs *args)
 	/* the first call puts the schema into the statement, which is kept */
 	if (query->plan == NULL && strstr(query->sql, "@extschema@") != NULL)
 	{
-		const char *schema = psk_function_schema();
+		const char	  *schema = psk_function_schema();
 		StringInfoData sql;
-		const char *p = query->sql;
-		const char *at;
+		const char	  *p = query->sql;
+		const char	  *at;
 
 		initStringInfo(&sql);
 		while ((at = strstr(p, "@extschema@")) != NULL)

@@ -20,35 +20,36 @@
 
 typedef enum HttpRole
 {
-	HTTP_PUBLIC,				/* no token: login, health */
-	HTTP_SESSION,				/* any live session */
-	HTTP_USER,					/* a non-admin user ("Users only") */
-	HTTP_ADMIN					/* an admin ("Permission denied") */
+	HTTP_PUBLIC,  /* no token: login, health */
+	HTTP_SESSION, /* any live session */
+	HTTP_USER,	  /* a non-admin user ("Users only") */
+	HTTP_ADMIN	  /* an admin ("Permission denied") */
 } HttpRole;
 
 /* A field's type; its JSON type in the body is in parentheses. */
 typedef enum HttpType
 {
-	HTTP_TEXT,					/* (string) */
-	HTTP_INT,					/* (number) an integer within [min, max] */
-	HTTP_BOOL,					/* (true or false) */
-	HTTP_UUID,					/* (string) a UUID */
-	HTTP_TIME,					/* (string) an ISO 8601 date or timestamp */
-	HTTP_TEXT_ARRAY				/* (array of strings), body only */
+	HTTP_TEXT,		/* (string) */
+	HTTP_INT,		/* (number) an integer within [min, max] */
+	HTTP_BOOL,		/* (true or false) */
+	HTTP_UUID,		/* (string) a UUID */
+	HTTP_TIME,		/* (string) an ISO 8601 date or timestamp */
+	HTTP_TEXT_ARRAY /* (array of strings), body only */
 } HttpType;
 
 /* Where a field may come from, and what else holds for it (flags). */
-#define HTTP_BODY		0x01	/* the JSON body */
-#define HTTP_QUERY		0x02	/* the query string (or a path parameter) */
-#define HTTP_REQUIRED	0x04	/* absent: "name" is required */
-#define HTTP_END_OF_DAY 0x08	/* HTTP_TIME: a date alone is its next midnight */
+#define HTTP_BODY		0x01 /* the JSON body */
+#define HTTP_QUERY		0x02 /* the query string (or a path parameter) */
+#define HTTP_REQUIRED	0x04 /* absent: "name" is required */
+#define HTTP_END_OF_DAY 0x08 /* HTTP_TIME: a date alone is its next midnight \
+							  */
 
 typedef struct HttpField
 {
 	const char *name;
 	HttpType	type;
 	int			flags;
-	int64		min;			/* HTTP_INT; both 0: the range of int4 */
+	int64		min; /* HTTP_INT; both 0: the range of int4 */
 	int64		max;
 } HttpField;
 
@@ -57,8 +58,8 @@ typedef struct HttpField
 /* A field as the request gave it. */
 typedef struct HttpValue
 {
-	bool		given;			/* false: absent, null or an empty query value */
-	char	   *text;			/* as sent (a string, or a number's digits) */
+	bool		given; /* false: absent, null or an empty query value */
+	char	   *text;  /* as sent (a string, or a number's digits) */
 	int64		integer;
 	bool		boolean;
 	pg_uuid_t  *uuid;
@@ -71,19 +72,19 @@ typedef struct HttpRoute HttpRoute;
 typedef struct HttpRequest
 {
 	const HttpRoute *route;
-	text	   *token;			/* NULL for a public route */
-	PskSession	who;			/* the caller; unset for a public route */
-	HttpValue	values[HTTP_MAX_FIELDS];
+	text			*token; /* NULL for a public route */
+	PskSession		 who;	/* the caller; unset for a public route */
+	HttpValue		 values[HTTP_MAX_FIELDS];
 } HttpRequest;
 
-typedef void (*HttpHandler) (HttpRequest *req, JsonOut *out);
+typedef void (*HttpHandler)(HttpRequest *req, JsonOut *out);
 
 struct HttpRoute
 {
-	const char *name;			/* psk.http_<name> */
+	const char *name; /* psk.http_<name> */
 	HttpRole	role;
 	HttpHandler handler;
-	HttpField	fields[HTTP_MAX_FIELDS];	/* ends at the first without name */
+	HttpField	fields[HTTP_MAX_FIELDS]; /* ends at the first without name */
 };
 
 extern const HttpRoute http_routes[];
@@ -92,9 +93,9 @@ extern const HttpRoute http_routes[];
  * A field of the request, by its name in the route's row: NULL or false
  * when absent.
  */
-extern char *http_text(HttpRequest *req, const char *name);
-extern bool http_int(HttpRequest *req, const char *name, int64 *value);
-extern bool http_bool(HttpRequest *req, const char *name, bool *value);
+extern char		 *http_text(HttpRequest *req, const char *name);
+extern bool		  http_int(HttpRequest *req, const char *name, int64 *value);
+extern bool		  http_bool(HttpRequest *req, const char *name, bool *value);
 extern pg_uuid_t *http_uuid(HttpRequest *req, const char *name);
 extern bool http_time(HttpRequest *req, const char *name, TimestampTz *value);
 extern ArrayType *http_text_array(HttpRequest *req, const char *name);
@@ -110,18 +111,18 @@ extern bool http_is_date(const char *value);
  */
 typedef struct HttpArgs
 {
-	int			n;
-	Datum		values[PSK_MAX_ARGS];
-	bool		nulls[PSK_MAX_ARGS];
+	int	  n;
+	Datum values[PSK_MAX_ARGS];
+	bool  nulls[PSK_MAX_ARGS];
 } HttpArgs;
 
-extern void http_arg_text(HttpArgs *args, const char *value);
-extern void http_arg_int4(HttpArgs *args, int32 value);
-extern void http_arg_int8(HttpArgs *args, int64 value);
-extern void http_arg_bool(HttpArgs *args, bool value);
-extern void http_arg_time(HttpArgs *args, TimestampTz value, bool given);
-extern void http_arg_array(HttpArgs *args, ArrayType *value);
-extern void http_arg_null(HttpArgs *args);
+extern void	  http_arg_text(HttpArgs *args, const char *value);
+extern void	  http_arg_int4(HttpArgs *args, int32 value);
+extern void	  http_arg_int8(HttpArgs *args, int64 value);
+extern void	  http_arg_bool(HttpArgs *args, bool value);
+extern void	  http_arg_time(HttpArgs *args, TimestampTz value, bool given);
+extern void	  http_arg_array(HttpArgs *args, ArrayType *value);
+extern void	  http_arg_null(HttpArgs *args);
 extern uint64 http_spi(PskQuery *query, HttpArgs *args);
 
-#endif							/* PSK_HTTP_H */
+#endif /* PSK_HTTP_H */

@@ -17,20 +17,39 @@
 #include "http.h"
 #include "lists.h"
 
-#define TEXT_BODY(name)		{name, HTTP_TEXT, HTTP_BODY}
-#define TEXT_QUERY(name)	{name, HTTP_TEXT, HTTP_QUERY}
+#define TEXT_BODY(name)            \
+	{                              \
+		name, HTTP_TEXT, HTTP_BODY \
+	}
+#define TEXT_QUERY(name)            \
+	{                               \
+		name, HTTP_TEXT, HTTP_QUERY \
+	}
 /* admin routes take scalars from the body or the query string */
-#define TEXT_EITHER(name)	{name, HTTP_TEXT, HTTP_BODY | HTTP_QUERY}
-#define BOOL_EITHER(name)	{name, HTTP_BOOL, HTTP_BODY | HTTP_QUERY}
-#define INT_QUERY(name)		{name, HTTP_INT, HTTP_QUERY}
-#define USER_ID				{"id", HTTP_INT, HTTP_BODY | HTTP_QUERY | HTTP_REQUIRED, 1, PG_INT64_MAX}
+#define TEXT_EITHER(name)                       \
+	{                                           \
+		name, HTTP_TEXT, HTTP_BODY | HTTP_QUERY \
+	}
+#define BOOL_EITHER(name)                       \
+	{                                           \
+		name, HTTP_BOOL, HTTP_BODY | HTTP_QUERY \
+	}
+#define INT_QUERY(name)            \
+	{                              \
+		name, HTTP_INT, HTTP_QUERY \
+	}
+#define USER_ID                                                    \
+	{                                                              \
+		"id", HTTP_INT, HTTP_BODY | HTTP_QUERY | HTTP_REQUIRED, 1, \
+			PG_INT64_MAX                                           \
+	}
 
 /* Run a statement and write its rows as an array of objects. */
 static void
 write_rows(JsonOut *out, PskQuery *query, HttpArgs *args,
 		   const char *const *keys)
 {
-	uint64		n = http_spi(query, args);
+	uint64 n = http_spi(query, args);
 
 	json_array_start(out);
 	for (uint64 row = 0; row < n; row++)
@@ -65,13 +84,13 @@ write_message(JsonOut *out, const char *key, const char *message)
 static void
 route_login(HttpRequest *req, JsonOut *out)
 {
-	static PskQuery login = {
-		"SELECT access_token, token_type, expires_in"
-		"  FROM @extschema@.psk_login($1, $2)",
-		2, {TEXTOID, TEXTOID}
-	};
-	static const char *const keys[] = {"access_token", "token_type", "expires_in", NULL};
-	HttpArgs	args = {0};
+	static PskQuery login = { "SELECT access_token, token_type, expires_in"
+							  "  FROM @extschema@.psk_login($1, $2)",
+							  2,
+							  { TEXTOID, TEXTOID } };
+	static const char *const keys[] = { "access_token", "token_type",
+										"expires_in", NULL };
+	HttpArgs				 args = { 0 };
 
 	http_arg_text(&args, http_text(req, "username"));
 	http_arg_text(&args, http_text(req, "password"));
@@ -104,10 +123,10 @@ route_me(HttpRequest *req, JsonOut *out)
 static void
 route_logout(HttpRequest *req, JsonOut *out)
 {
-	static PskQuery logout = {
-		"SELECT FROM @extschema@.psk_logout($1)", 1, {TEXTOID}
-	};
-	HttpArgs	args = {0};
+	static PskQuery logout = { "SELECT FROM @extschema@.psk_logout($1)",
+							   1,
+							   { TEXTOID } };
+	HttpArgs		args = { 0 };
 
 	http_arg_text(&args, text_to_cstring(req->token));
 	SPI_connect();
@@ -143,29 +162,29 @@ write_reserved(JsonOut *out, const PskReserved *r)
 static void
 route_reserve(HttpRequest *req, JsonOut *out)
 {
-	char	   *email;
-	char	   *tester;
-	char	   *country;
-	const char *pool;
-	int64		how_many;
-	bool		many = http_int(req, "how_many", &how_many);
+	char		*email;
+	char		*tester;
+	char		*country;
+	const char	*pool;
+	int64		 how_many;
+	bool		 many = http_int(req, "how_many", &how_many);
 	PskReserved *got;
 
 	/* psk_reserve's argument checks, in its order and with its names */
-	email = psk_check_text(req->who.email, "user_email", true, PSK_MAX_EMAIL_LEN);
+	email =
+		psk_check_text(req->who.email, "user_email", true, PSK_MAX_EMAIL_LEN);
 	tester = psk_check_text(http_text(req, "tester_name"), "tester_name", true,
 							PSK_MAX_NAME_LEN);
 	country = psk_check_text(http_text(req, "country"), "country", false,
 							 PSK_MAX_NAME_LEN);
-	pool = psk_pool_name(psk_check_text(http_text(req, "code_type"), "code_type",
-										false, PSK_MAX_NAME_LEN));
+	pool = psk_pool_name(psk_check_text(http_text(req, "code_type"),
+										"code_type", false, PSK_MAX_NAME_LEN));
 	if (!many)
 		how_many = 1;
 	else if (how_many < 1 || how_many > PSK_MAX_HOW_MANY)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_INVALID_INPUT),
-				 errmsg("how_many must be between %d and %d", 1,
-						PSK_MAX_HOW_MANY)));
+		ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
+						errmsg("how_many must be between %d and %d", 1,
+							   PSK_MAX_HOW_MANY)));
 
 	got = palloc(how_many * sizeof(PskReserved));
 	psk_reserve_codes(email, tester, country, pool, (int) how_many, got);
@@ -188,16 +207,16 @@ route_reserve(HttpRequest *req, JsonOut *out)
 static void
 route_confirm(HttpRequest *req, JsonOut *out)
 {
-	char	   *code;
-	pg_uuid_t  *token = http_uuid(req, "reservation_token");
+	char		*code;
+	pg_uuid_t	*token = http_uuid(req, "reservation_token");
 	PskConfirmed confirmed;
 
 	/* psk_confirm's own argument checks, in its order */
-	code = psk_check_text(http_text(req, "code"), "code", true, PSK_MAX_CODE_LEN);
+	code =
+		psk_check_text(http_text(req, "code"), "code", true, PSK_MAX_CODE_LEN);
 	if (token == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_INVALID_INPUT),
-				 errmsg("reservation_token is required")));
+		ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
+						errmsg("reservation_token is required")));
 	psk_confirm_code(req->who.email, code, token, &confirmed);
 
 	json_object_start(out);
@@ -227,11 +246,13 @@ route_release(HttpRequest *req, JsonOut *out)
 	 * psk_release's argument checks, in its order (one statement each: C
 	 * leaves the order of a call's arguments open).
 	 */
-	email = psk_check_text(req->who.email, "user_email", true, PSK_MAX_EMAIL_LEN);
+	email =
+		psk_check_text(req->who.email, "user_email", true, PSK_MAX_EMAIL_LEN);
 	checked_code = psk_check_text(code, "code", true, PSK_MAX_CODE_LEN);
-	checked_clearance = psk_check_text(clearance, "clearance_id", false,
-									   PSK_MAX_NAME_LEN);
-	note = psk_check_text(http_text(req, "note"), "note", false, PSK_MAX_TEXT_LEN);
+	checked_clearance =
+		psk_check_text(clearance, "clearance_id", false, PSK_MAX_NAME_LEN);
+	note =
+		psk_check_text(http_text(req, "note"), "note", false, PSK_MAX_TEXT_LEN);
 	psk_release_code(email, checked_code, checked_clearance, note, &released);
 
 	json_object_start(out);
@@ -253,10 +274,11 @@ route_mark_non_usable(HttpRequest *req, JsonOut *out)
 {
 	static PskQuery mark = {
 		"SELECT code, status FROM @extschema@.psk_mark_non_usable($1, $2, $3)",
-		3, {TEXTOID, TEXTOID, TEXTOID}
+		3,
+		{ TEXTOID, TEXTOID, TEXTOID }
 	};
-	static const char *const keys[] = {"code", "status", NULL};
-	HttpArgs	args = {0};
+	static const char *const keys[] = { "code", "status", NULL };
+	HttpArgs				 args = { 0 };
 
 	http_arg_text(&args, req->who.email);
 	http_arg_text(&args, http_text(req, "code"));
@@ -272,9 +294,10 @@ route_comment(HttpRequest *req, JsonOut *out)
 {
 	static PskQuery comment = {
 		"SELECT code, note FROM @extschema@.psk_comment($1, $2, $3)",
-		3, {TEXTOID, TEXTOID, TEXTOID}
+		3,
+		{ TEXTOID, TEXTOID, TEXTOID }
 	};
-	HttpArgs	args = {0};
+	HttpArgs args = { 0 };
 
 	http_arg_text(&args, req->who.email);
 	http_arg_text(&args, http_text(req, "code"));
@@ -283,9 +306,11 @@ route_comment(HttpRequest *req, JsonOut *out)
 	http_spi(&comment, &args);
 	json_object_start(out);
 	json_key(out, "code");
-	json_string(out, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	json_string(out,
+				SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 	json_key(out, "comment");
-	json_string(out, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+	json_string(out,
+				SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
 	json_key(out, "message");
 	json_string(out, "comment saved");
 	json_object_end(out);
@@ -296,11 +321,18 @@ route_comment(HttpRequest *req, JsonOut *out)
 static void
 route_my_codes(HttpRequest *req, JsonOut *out)
 {
-	static const char *const keys[] = {
-		"code", "code_type", "status", "tester_name", "requested_at",
-		"expires_at", "reservation_token", "note", "countries", "regions", NULL
-	};
-	uint64		n;
+	static const char *const keys[] = { "code",
+										"code_type",
+										"status",
+										"tester_name",
+										"requested_at",
+										"expires_at",
+										"reservation_token",
+										"note",
+										"countries",
+										"regions",
+										NULL };
+	uint64					 n;
 
 	SPI_connect();
 	n = psk_select_my_codes(req->who.id);
@@ -318,13 +350,13 @@ route_user_logs(HttpRequest *req, JsonOut *out)
 	static PskQuery user_log = {
 		"SELECT id, logged_at, action, code, tester_name, country, region, note"
 		"  FROM @extschema@.psk_user_log($1, 20)",
-		1, {TEXTOID}
+		1,
+		{ TEXTOID }
 	};
-	static const char *const keys[] = {
-		"id", "logged_at", "action", "code", "tester_name", "country",
-		"region", "note", NULL
-	};
-	HttpArgs	args = {0};
+	static const char *const keys[] = { "id",	  "logged_at",	 "action",
+										"code",	  "tester_name", "country",
+										"region", "note",		 NULL };
+	HttpArgs				 args = { 0 };
 
 	http_arg_text(&args, req->who.email);
 	SPI_connect();
@@ -342,13 +374,14 @@ route_recent_releases(HttpRequest *req, JsonOut *out)
 	static PskQuery recent = {
 		"SELECT code, code_type, released_at, released_by, note"
 		"  FROM @extschema@.psk_recent_releases($1, $2)",
-		2, {INT4OID, TEXTOID}
+		2,
+		{ INT4OID, TEXTOID }
 	};
-	static const char *const keys[] = {
-		"code", "code_type", "released_at", "released_by", "note", NULL
-	};
-	HttpArgs	args = {0};
-	int64		n;
+	static const char *const keys[] = { "code",		   "code_type",
+										"released_at", "released_by",
+										"note",		   NULL };
+	HttpArgs				 args = { 0 };
+	int64					 n;
 
 	/* the query-string check kept n within int4 */
 	http_arg_int4(&args, http_int(req, "n", &n) ? (int32) n : 5);
@@ -365,8 +398,8 @@ route_countries(HttpRequest *req, JsonOut *out)
 	static PskQuery countries = {
 		"SELECT id, country, region FROM @extschema@.psk_countries()", 0
 	};
-	static const char *const keys[] = {"id", "country", "region", NULL};
-	HttpArgs	args = {0};
+	static const char *const keys[] = { "id", "country", "region", NULL };
+	HttpArgs				 args = { 0 };
 
 	SPI_connect();
 	write_rows(out, &countries, &args, keys);
@@ -380,7 +413,7 @@ route_countries(HttpRequest *req, JsonOut *out)
 static char *
 status_key(const char *status)
 {
-	char	   *key = pstrdup(status);
+	char *key = pstrdup(status);
 
 	for (char *c = key; *c; c++)
 		*c = pg_ascii_tolower((unsigned char) *c);
@@ -390,7 +423,7 @@ status_key(const char *status)
 static void
 write_counts(JsonOut *out, const int64 *n)
 {
-	int64		total = 0;
+	int64 total = 0;
 
 	for (int s = 0; s < psk_statuses.n; s++)
 		total += n[s];
@@ -409,20 +442,20 @@ route_count(HttpRequest *req, JsonOut *out)
 	static PskQuery counts = {
 		"SELECT code_type, status, n FROM @extschema@.psk_counts()", 0
 	};
-	HttpArgs	args = {0};
-	int			nstatuses = psk_statuses.n;
-	int64	   *n = palloc0(sizeof(int64) * psk_pools.n * nstatuses);
-	int64	   *all = palloc0(sizeof(int64) * nstatuses);
-	uint64		rows;
+	HttpArgs args = { 0 };
+	int		 nstatuses = psk_statuses.n;
+	int64	*n = palloc0(sizeof(int64) * psk_pools.n * nstatuses);
+	int64	*all = palloc0(sizeof(int64) * nstatuses);
+	uint64	 rows;
 
 	SPI_connect();
 	rows = http_spi(&counts, &args);
 	for (uint64 row = 0; row < rows; row++)
 	{
-		char	   *pool = psk_result_cstring(row, 1);
-		char	   *status = psk_result_cstring(row, 2);
-		bool		isnull;
-		int64		count = DatumGetInt64(psk_result(row, 3, &isnull));
+		char *pool = psk_result_cstring(row, 1);
+		char *status = psk_result_cstring(row, 2);
+		bool  isnull;
+		int64 count = DatumGetInt64(psk_result(row, 3, &isnull));
 
 		for (int p = 0; p < psk_pools.n; p++)
 			for (int s = 0; s < nstatuses; s++)
@@ -457,29 +490,33 @@ write_user(JsonOut *out, int64 id)
 	static PskQuery user = {
 		"SELECT id, user_name, team_name, contact_email, is_admin, pool"
 		"  FROM @extschema@.psk_users() WHERE id = $1",
-		1, {INT8OID}
+		1,
+		{ INT8OID }
 	};
-	static const char *const keys[] = {
-		"id", "user_name", "team_name", "contact_email", "is_admin", "pool", NULL
-	};
-	HttpArgs	args = {0};
+	static const char *const keys[] = { "id",		 "user_name",
+										"team_name", "contact_email",
+										"is_admin",	 "pool",
+										NULL };
+	HttpArgs				 args = { 0 };
 
 	http_arg_int8(&args, id);
 	write_row(out, &user, &args, keys);
 }
 
-/* POST /admin/users/create {team_name, user_name, contact_email, password, is_admin?, pool?} */
+/* POST /admin/users/create {team_name, user_name, contact_email, password,
+ * is_admin?, pool?} */
 static void
 route_create_user(HttpRequest *req, JsonOut *out)
 {
 	static PskQuery create = {
 		"SELECT id FROM @extschema@.psk_create_user($1, $2, $3, $4, $5, $6, $7)",
-		7, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TEXTOID}
+		7,
+		{ TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TEXTOID }
 	};
-	HttpArgs	args = {0};
-	bool		is_admin;
-	bool		isnull;
-	int64		id;
+	HttpArgs args = { 0 };
+	bool	 is_admin;
+	bool	 isnull;
+	int64	 id;
 
 	http_arg_text(&args, req->who.email);
 	http_arg_text(&args, http_text(req, "team_name"));
@@ -506,10 +543,11 @@ route_users(HttpRequest *req, JsonOut *out)
 		0
 	};
 	static const char *const keys[] = {
-		"id", "user_name", "team_name", "contact_email", "is_admin", "pool",
-		"reserved_count", "reserved_codes", NULL
+		"id",		"user_name", "team_name",	   "contact_email",
+		"is_admin", "pool",		 "reserved_count", "reserved_codes",
+		NULL
 	};
-	HttpArgs	args = {0};
+	HttpArgs args = { 0 };
 
 	SPI_connect();
 	write_rows(out, &users, &args, keys);
@@ -525,12 +563,14 @@ route_update_user(HttpRequest *req, JsonOut *out)
 {
 	static PskQuery update = {
 		"SELECT id FROM @extschema@.psk_update_user($1, $2, $3, $4, $5, $6, $7, $8)",
-		8, {TEXTOID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TEXTOID}
+		8,
+		{ TEXTOID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID,
+		  TEXTOID }
 	};
-	HttpArgs	args = {0};
-	int64		id;
-	bool		is_admin;
-	bool		isnull;
+	HttpArgs args = { 0 };
+	int64	 id;
+	bool	 is_admin;
+	bool	 isnull;
 
 	http_arg_text(&args, req->who.email);
 	http_int(req, "id", &id);
@@ -556,11 +596,13 @@ static void
 route_delete_user(HttpRequest *req, JsonOut *out)
 {
 	static PskQuery delete = {
-		"SELECT id FROM @extschema@.psk_delete_user($1, $2)", 2, {TEXTOID, INT8OID}
+		"SELECT id FROM @extschema@.psk_delete_user($1, $2)",
+		2,
+		{ TEXTOID, INT8OID }
 	};
-	HttpArgs	args = {0};
-	int64		id;
-	bool		isnull;
+	HttpArgs args = { 0 };
+	int64	 id;
+	bool	 isnull;
 
 	http_arg_text(&args, req->who.email);
 	http_int(req, "id", &id);
@@ -569,7 +611,8 @@ route_delete_user(HttpRequest *req, JsonOut *out)
 	http_spi(&delete, &args);
 	id = DatumGetInt64(psk_result(0, 1, &isnull));
 	SPI_finish();
-	write_message(out, "message", psprintf("user " INT64_FORMAT " deleted", id));
+	write_message(out, "message",
+				  psprintf("user " INT64_FORMAT " deleted", id));
 }
 
 /*
@@ -581,11 +624,12 @@ route_add_codes(HttpRequest *req, JsonOut *out)
 {
 	static PskQuery add = {
 		"SELECT code, outcome FROM @extschema@.psk_add_codes($1, $2, $3, $4)",
-		4, {TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID}
+		4,
+		{ TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID }
 	};
 	static const char unknown[] = "unknown_country:";
-	HttpArgs	args = {0};
-	uint64		n;
+	HttpArgs		  args = { 0 };
+	uint64			  n;
 
 	http_arg_text(&args, req->who.email);
 	http_arg_text(&args, http_text(req, "code_type"));
@@ -599,7 +643,7 @@ route_add_codes(HttpRequest *req, JsonOut *out)
 	json_array_start(out);
 	for (uint64 row = 0; row < n; row++)
 	{
-		char	   *code = psk_result_cstring(row, 1);
+		char *code = psk_result_cstring(row, 1);
 
 		if (code != NULL && strcmp(psk_result_cstring(row, 2), "inserted") == 0)
 			json_string(out, code);
@@ -610,8 +654,8 @@ route_add_codes(HttpRequest *req, JsonOut *out)
 	json_array_start(out);
 	for (uint64 row = 0; row < n; row++)
 	{
-		char	   *code = psk_result_cstring(row, 1);
-		char	   *outcome = psk_result_cstring(row, 2);
+		char *code = psk_result_cstring(row, 1);
+		char *outcome = psk_result_cstring(row, 2);
 
 		if (code != NULL && strcmp(outcome, "inserted") != 0)
 		{
@@ -627,7 +671,7 @@ route_add_codes(HttpRequest *req, JsonOut *out)
 	json_array_start(out);
 	for (uint64 row = 0; row < n; row++)
 	{
-		char	   *outcome = psk_result_cstring(row, 2);
+		char *outcome = psk_result_cstring(row, 2);
 
 		if (psk_result_cstring(row, 1) == NULL &&
 			strncmp(outcome, unknown, strlen(unknown)) == 0)
@@ -649,13 +693,15 @@ route_codes_all(HttpRequest *req, JsonOut *out)
 {
 	static PskQuery page = {
 		"SELECT code, code_type, status FROM @extschema@.psk_codes(NULL, NULL, $1, 10000)",
-		1, {TEXTOID}
+		1,
+		{ TEXTOID }
 	};
 	/* the order of the reply's lists (the contract's), in each pool */
-	static const char *const listed[] = {"RESERVED", "IN_USE", "CAN_BE_USED", "NON_USABLE"};
-	JsonOut		(*lists)[lengthof(listed)] = palloc(sizeof(*lists) * psk_pools.n);
-	char	   *after = NULL;
-	uint64		n;
+	static const char *const listed[] = { "RESERVED", "IN_USE", "CAN_BE_USED",
+										  "NON_USABLE" };
+	JsonOut(*lists)[lengthof(listed)] = palloc(sizeof(*lists) * psk_pools.n);
+	char  *after = NULL;
+	uint64 n;
 
 	SPI_connect();
 	for (int p = 0; p < psk_pools.n; p++)
@@ -666,19 +712,20 @@ route_codes_all(HttpRequest *req, JsonOut *out)
 		}
 	do
 	{
-		HttpArgs	args = {0};
+		HttpArgs args = { 0 };
 
 		http_arg_text(&args, after);
 		n = http_spi(&page, &args);
 		for (uint64 row = 0; row < n; row++)
 		{
-			char	   *code = psk_result_cstring(row, 1);
-			char	   *pool = psk_result_cstring(row, 2);
-			char	   *status = psk_result_cstring(row, 3);
+			char *code = psk_result_cstring(row, 1);
+			char *pool = psk_result_cstring(row, 2);
+			char *status = psk_result_cstring(row, 3);
 
 			for (int p = 0; p < psk_pools.n; p++)
 				for (size_t s = 0; s < lengthof(listed); s++)
-					if (strcmp(pool, psk_pools.names[p]) == 0 && strcmp(status, listed[s]) == 0)
+					if (strcmp(pool, psk_pools.names[p]) == 0 &&
+						strcmp(status, listed[s]) == 0)
 						json_string(&lists[p][s], code);
 			after = code;
 		}
@@ -713,26 +760,28 @@ route_codes(HttpRequest *req, JsonOut *out)
 		"SELECT code, code_type, status, holder, tester_name, reserved_at,"
 		"       expires_at, released_at, note, countries"
 		"  FROM @extschema@.psk_codes($1, $2, $3, $4)",
-		4, {TEXTOID, TEXTOID, TEXTOID, INT4OID}
+		4,
+		{ TEXTOID, TEXTOID, TEXTOID, INT4OID }
 	};
-	static PskQuery more = {
-		"SELECT FROM @extschema@.psk_codes($1, $2, $3, 1)",
-		3, {TEXTOID, TEXTOID, TEXTOID}
-	};
+	static PskQuery more = { "SELECT FROM @extschema@.psk_codes($1, $2, $3, 1)",
+							 3,
+							 { TEXTOID, TEXTOID, TEXTOID } };
 	static const char *const keys[] = {
-		"code", "code_type", "status", "holder", "tester_name", "reserved_at",
-		"expires_at", "released_at", "note", "countries", NULL
+		"code",		   "code_type",	  "status",		"holder",
+		"tester_name", "reserved_at", "expires_at", "released_at",
+		"note",		   "countries",	  NULL
 	};
-	HttpArgs	args = {0};
-	int64		size;
-	uint64		n;
-	char	   *last = NULL;
+	HttpArgs args = { 0 };
+	int64	 size;
+	uint64	 n;
+	char	*last = NULL;
 
 	http_arg_text(&args, http_text(req, "code_type"));
 	http_arg_text(&args, http_text(req, "status"));
 	http_arg_text(&args, http_text(req, "after"));
 	/* 1000: psk_codes' default page; the check kept size within int4 */
-	http_arg_int4(&args, http_int(req, "page_size", &size) ? (int32) size : 1000);
+	http_arg_int4(&args,
+				  http_int(req, "page_size", &size) ? (int32) size : 1000);
 
 	SPI_connect();
 	n = http_spi(&codes, &args);
@@ -744,7 +793,7 @@ route_codes(HttpRequest *req, JsonOut *out)
 	json_array_end(out);
 	if (n > 0)
 	{
-		HttpArgs	next = {0};
+		HttpArgs next = { 0 };
 
 		last = psk_result_cstring(n - 1, 1);
 		http_arg_text(&next, http_text(req, "code_type"));
@@ -764,10 +813,12 @@ static void
 route_delete_code(HttpRequest *req, JsonOut *out)
 {
 	static PskQuery delete = {
-		"SELECT code FROM @extschema@.psk_delete_code($1, $2)", 2, {TEXTOID, TEXTOID}
+		"SELECT code FROM @extschema@.psk_delete_code($1, $2)",
+		2,
+		{ TEXTOID, TEXTOID }
 	};
-	HttpArgs	args = {0};
-	char	   *code;
+	HttpArgs args = { 0 };
+	char	*code;
 
 	http_arg_text(&args, req->who.email);
 	http_arg_text(&args, http_text(req, "code"));
@@ -784,10 +835,11 @@ route_disassociate(HttpRequest *req, JsonOut *out)
 {
 	static PskQuery disassociate = {
 		"SELECT code, previous_holder FROM @extschema@.psk_disassociate($1, $2, $3)",
-		3, {TEXTOID, TEXTOID, TEXTOID}
+		3,
+		{ TEXTOID, TEXTOID, TEXTOID }
 	};
-	static const char *const keys[] = {"code", "previous_holder", NULL};
-	HttpArgs	args = {0};
+	static const char *const keys[] = { "code", "previous_holder", NULL };
+	HttpArgs				 args = { 0 };
 
 	http_arg_text(&args, req->who.email);
 	http_arg_text(&args, http_text(req, "code"));
@@ -802,10 +854,12 @@ static void
 route_restore(HttpRequest *req, JsonOut *out)
 {
 	static PskQuery restore = {
-		"SELECT code, status FROM @extschema@.psk_restore($1, $2)", 2, {TEXTOID, TEXTOID}
+		"SELECT code, status FROM @extschema@.psk_restore($1, $2)",
+		2,
+		{ TEXTOID, TEXTOID }
 	};
-	static const char *const keys[] = {"code", "status", NULL};
-	HttpArgs	args = {0};
+	static const char *const keys[] = { "code", "status", NULL };
+	HttpArgs				 args = { 0 };
 
 	http_arg_text(&args, req->who.email);
 	http_arg_text(&args, http_text(req, "code"));
@@ -825,13 +879,16 @@ route_logs(HttpRequest *req, JsonOut *out)
 		"SELECT id, logged_at, action, code, user_name, contact_email,"
 		"       tester_name, country, region, note, total_count"
 		"  FROM @extschema@.psk_log($1, $2, $3, $4, $5, $6, $7)",
-		7, {INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID}
+		7,
+		{ INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
+		  TIMESTAMPTZOID }
 	};
 	static const char *const keys[] = {
-		"id", "logged_at", "action", "code", "user_name", "contact_email",
-		"tester_name", "country", "region", "note", NULL
+		"id",		 "logged_at",	  "action",		 "code",
+		"user_name", "contact_email", "tester_name", "country",
+		"region",	 "note",		  NULL
 	};
-	HttpArgs	args = {0};
+	HttpArgs	args = { 0 };
 	int64		page;
 	int64		size;
 	TimestampTz since;
@@ -842,13 +899,13 @@ route_logs(HttpRequest *req, JsonOut *out)
 	uint64		n;
 	bool		isnull;
 
-	/* a date alone as the end means that whole day: until is the next midnight */
+	/* a date alone as the end means that whole day: until is the next midnight
+	 */
 	if (has_since && has_until &&
 		(since > until ||
 		 (since == until && http_is_date(http_text(req, "end_date")))))
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_INVALID_INPUT),
-				 errmsg("start_date is after end_date")));
+		ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
+						errmsg("start_date is after end_date")));
 
 	/* the query-string checks kept page and size within int4 */
 	http_arg_int4(&args, http_int(req, "page", &page) ? (int32) page : 1);
@@ -896,61 +953,94 @@ route_healthz(HttpRequest *req, JsonOut *out)
  * shim's table (shim/routes.c) maps methods and paths to them.
  */
 const HttpRoute http_routes[] = {
-	{"login", HTTP_PUBLIC, route_login, {
-			{"username", HTTP_TEXT, HTTP_BODY | HTTP_REQUIRED},
-			{"password", HTTP_TEXT, HTTP_BODY | HTTP_REQUIRED}}},
-	{"me", HTTP_SESSION, route_me},
-	{"logout", HTTP_SESSION, route_logout},
+	{ "login",
+	  HTTP_PUBLIC,
+	  route_login,
+	  { { "username", HTTP_TEXT, HTTP_BODY | HTTP_REQUIRED },
+		{ "password", HTTP_TEXT, HTTP_BODY | HTTP_REQUIRED } } },
+	{ "me", HTTP_SESSION, route_me },
+	{ "logout", HTTP_SESSION, route_logout },
 
-	{"reserve", HTTP_USER, route_reserve, {
-			TEXT_BODY("tester_name"), TEXT_BODY("country"), TEXT_BODY("code_type"),
-			{"how_many", HTTP_INT, HTTP_BODY}}},
-	{"confirm", HTTP_USER, route_confirm, {
-			TEXT_BODY("code"), {"reservation_token", HTTP_UUID, HTTP_BODY}}},
-	{"release", HTTP_USER, route_release, {
-			TEXT_BODY("code"), TEXT_BODY("clearance_id"), TEXT_BODY("note")}},
-	{"mark_non_usable", HTTP_USER, route_mark_non_usable, {
-			TEXT_BODY("code"), TEXT_BODY("reason")}},
-	{"comment", HTTP_USER, route_comment, {
-			TEXT_BODY("code"), TEXT_BODY("comment")}},
-	{"my_codes", HTTP_USER, route_my_codes},
-	{"user_logs", HTTP_USER, route_user_logs},
-	{"recent_releases", HTTP_USER, route_recent_releases, {
-			INT_QUERY("n"), TEXT_QUERY("code_type")}},
-	{"user_countries", HTTP_USER, route_countries},
+	{ "reserve",
+	  HTTP_USER,
+	  route_reserve,
+	  { TEXT_BODY("tester_name"),
+		TEXT_BODY("country"),
+		TEXT_BODY("code_type"),
+		{ "how_many", HTTP_INT, HTTP_BODY } } },
+	{ "confirm",
+	  HTTP_USER,
+	  route_confirm,
+	  { TEXT_BODY("code"), { "reservation_token", HTTP_UUID, HTTP_BODY } } },
+	{ "release",
+	  HTTP_USER,
+	  route_release,
+	  { TEXT_BODY("code"), TEXT_BODY("clearance_id"), TEXT_BODY("note") } },
+	{ "mark_non_usable",
+	  HTTP_USER,
+	  route_mark_non_usable,
+	  { TEXT_BODY("code"), TEXT_BODY("reason") } },
+	{ "comment",
+	  HTTP_USER,
+	  route_comment,
+	  { TEXT_BODY("code"), TEXT_BODY("comment") } },
+	{ "my_codes", HTTP_USER, route_my_codes },
+	{ "user_logs", HTTP_USER, route_user_logs },
+	{ "recent_releases",
+	  HTTP_USER,
+	  route_recent_releases,
+	  { INT_QUERY("n"), TEXT_QUERY("code_type") } },
+	{ "user_countries", HTTP_USER, route_countries },
 
-	{"admin_countries", HTTP_ADMIN, route_countries},
-	{"count", HTTP_ADMIN, route_count},
-	{"create_user", HTTP_ADMIN, route_create_user, {
-			TEXT_EITHER("team_name"), TEXT_EITHER("user_name"),
-			TEXT_EITHER("contact_email"), TEXT_EITHER("password"),
-			BOOL_EITHER("is_admin"), TEXT_EITHER("pool")}},
-	{"users", HTTP_ADMIN, route_users},
-	{"update_user", HTTP_ADMIN, route_update_user, {
-			USER_ID, TEXT_EITHER("team_name"), TEXT_EITHER("user_name"),
-			TEXT_EITHER("contact_email"), TEXT_EITHER("password"),
-			BOOL_EITHER("is_admin"), TEXT_EITHER("pool")}},
-	{"delete_user", HTTP_ADMIN, route_delete_user, {USER_ID}},
-	{"add_codes", HTTP_ADMIN, route_add_codes, {
-			TEXT_EITHER("code_type"),
-			{"codes", HTTP_TEXT_ARRAY, HTTP_BODY},
-			{"countries", HTTP_TEXT_ARRAY, HTTP_BODY}}},
-	{"codes_all", HTTP_ADMIN, route_codes_all},
-	{"codes", HTTP_ADMIN, route_codes, {
-			TEXT_QUERY("code_type"), TEXT_QUERY("status"), TEXT_QUERY("after"),
-			INT_QUERY("page_size")}},
-	{"delete_code", HTTP_ADMIN, route_delete_code, {TEXT_QUERY("code")}},
-	{"disassociate", HTTP_ADMIN, route_disassociate, {
-			TEXT_EITHER("code"), TEXT_EITHER("note")}},
-	{"admin_mark_non_usable", HTTP_ADMIN, route_mark_non_usable, {
-			TEXT_EITHER("code"), TEXT_EITHER("reason")}},
-	{"restore", HTTP_ADMIN, route_restore, {TEXT_EITHER("code")}},
-	{"logs", HTTP_ADMIN, route_logs, {
-			INT_QUERY("page"), INT_QUERY("page_size"), TEXT_QUERY("code"),
-			TEXT_QUERY("user_name"), TEXT_QUERY("action"),
-			{"start_date", HTTP_TIME, HTTP_QUERY},
-			{"end_date", HTTP_TIME, HTTP_QUERY | HTTP_END_OF_DAY}}},
+	{ "admin_countries", HTTP_ADMIN, route_countries },
+	{ "count", HTTP_ADMIN, route_count },
+	{ "create_user",
+	  HTTP_ADMIN,
+	  route_create_user,
+	  { TEXT_EITHER("team_name"), TEXT_EITHER("user_name"),
+		TEXT_EITHER("contact_email"), TEXT_EITHER("password"),
+		BOOL_EITHER("is_admin"), TEXT_EITHER("pool") } },
+	{ "users", HTTP_ADMIN, route_users },
+	{ "update_user",
+	  HTTP_ADMIN,
+	  route_update_user,
+	  { USER_ID, TEXT_EITHER("team_name"), TEXT_EITHER("user_name"),
+		TEXT_EITHER("contact_email"), TEXT_EITHER("password"),
+		BOOL_EITHER("is_admin"), TEXT_EITHER("pool") } },
+	{ "delete_user", HTTP_ADMIN, route_delete_user, { USER_ID } },
+	{ "add_codes",
+	  HTTP_ADMIN,
+	  route_add_codes,
+	  { TEXT_EITHER("code_type"),
+		{ "codes", HTTP_TEXT_ARRAY, HTTP_BODY },
+		{ "countries", HTTP_TEXT_ARRAY, HTTP_BODY } } },
+	{ "codes_all", HTTP_ADMIN, route_codes_all },
+	{ "codes",
+	  HTTP_ADMIN,
+	  route_codes,
+	  { TEXT_QUERY("code_type"), TEXT_QUERY("status"), TEXT_QUERY("after"),
+		INT_QUERY("page_size") } },
+	{ "delete_code", HTTP_ADMIN, route_delete_code, { TEXT_QUERY("code") } },
+	{ "disassociate",
+	  HTTP_ADMIN,
+	  route_disassociate,
+	  { TEXT_EITHER("code"), TEXT_EITHER("note") } },
+	{ "admin_mark_non_usable",
+	  HTTP_ADMIN,
+	  route_mark_non_usable,
+	  { TEXT_EITHER("code"), TEXT_EITHER("reason") } },
+	{ "restore", HTTP_ADMIN, route_restore, { TEXT_EITHER("code") } },
+	{ "logs",
+	  HTTP_ADMIN,
+	  route_logs,
+	  { INT_QUERY("page"),
+		INT_QUERY("page_size"),
+		TEXT_QUERY("code"),
+		TEXT_QUERY("user_name"),
+		TEXT_QUERY("action"),
+		{ "start_date", HTTP_TIME, HTTP_QUERY },
+		{ "end_date", HTTP_TIME, HTTP_QUERY | HTTP_END_OF_DAY } } },
 
-	{"healthz", HTTP_PUBLIC, route_healthz},
-	{NULL}
+	{ "healthz", HTTP_PUBLIC, route_healthz },
+	{ NULL }
 };

@@ -108,7 +108,7 @@ json_int64(JsonOut *out, int64 value)
 void
 json_timestamptz(JsonOut *out, TimestampTz value)
 {
-	char		buf[MAXDATELEN + 1];
+	char buf[MAXDATELEN + 1];
 
 	json_next(out);
 	appendStringInfoChar(&out->buf, '"');
@@ -124,24 +124,25 @@ json_uuid(JsonOut *out, const pg_uuid_t *value)
 	if (value == NULL)
 		json_null(out);
 	else
-		json_string(out, DatumGetCString(DirectFunctionCall1(uuid_out,
-															 UUIDPGetDatum(value))));
+		json_string(out,
+					DatumGetCString(
+						DirectFunctionCall1(uuid_out, UUIDPGetDatum(value))));
 }
 
 void
 json_text_array(JsonOut *out, ArrayType *value)
 {
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n;
+	Datum *elems;
+	bool  *nulls;
+	int	   n;
 
 	if (value == NULL)
 	{
 		json_null(out);
 		return;
 	}
-	deconstruct_array(value, TEXTOID, -1, false, TYPALIGN_INT,
-					  &elems, &nulls, &n);
+	deconstruct_array(value, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls,
+					  &n);
 	json_array_start(out);
 	for (int i = 0; i < n; i++)
 		json_string(out, nulls[i] ? NULL : TextDatumGetCString(elems[i]));
@@ -158,8 +159,8 @@ json_raw(JsonOut *out, const char *json, int len)
 void
 json_datum(JsonOut *out, Datum value, Oid type, bool isnull)
 {
-	Oid			output;
-	bool		varlena;
+	Oid	 output;
+	bool varlena;
 
 	if (isnull)
 	{
@@ -198,7 +199,9 @@ json_datum(JsonOut *out, Datum value, Oid type, bool isnull)
 			/* psk's numbers are counts: always finite */
 			json_next(out);
 			appendStringInfoString(&out->buf,
-								   DatumGetCString(DirectFunctionCall1(numeric_out, value)));
+								   DatumGetCString(
+									   DirectFunctionCall1(numeric_out,
+														   value)));
 			return;
 		default:
 			getTypeOutputInfo(type, &output, &varlena);
@@ -210,14 +213,14 @@ json_datum(JsonOut *out, Datum value, Oid type, bool isnull)
 void
 json_spi_row(JsonOut *out, uint64 row, const char *const *keys)
 {
-	HeapTuple	tuple = SPI_tuptable->vals[row];
-	TupleDesc	desc = SPI_tuptable->tupdesc;
+	HeapTuple tuple = SPI_tuptable->vals[row];
+	TupleDesc desc = SPI_tuptable->tupdesc;
 
 	json_object_start(out);
 	for (int col = 1; keys[col - 1] != NULL; col++)
 	{
-		bool		isnull;
-		Datum		value = SPI_getbinval(tuple, desc, col, &isnull);
+		bool  isnull;
+		Datum value = SPI_getbinval(tuple, desc, col, &isnull);
 
 		json_key(out, keys[col - 1]);
 		json_datum(out, value, SPI_gettypeid(desc, col), isnull);

@@ -21,7 +21,7 @@
 typedef struct JsonOut
 {
 	StringInfoData buf;
-	bool		comma;			/* the next value or key needs a "," first */
+	bool		   comma; /* the next value or key needs a "," first */
 } JsonOut;
 
 extern void json_init(JsonOut *out);
@@ -59,4 +59,4 @@ extern void json_spi_row(JsonOut *out, uint64 row, const char *const *keys);
 /* The reply, as the json (text) result of a route function. */
 extern text *json_result(JsonOut *out);
 
-#endif							/* PSK_JSON_OUT_H */
+#endif /* PSK_JSON_OUT_H */

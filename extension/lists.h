@@ -16,14 +16,14 @@
 /* A list of names, in the order readers show them. */
 typedef struct PskList
 {
-	const char *what;			/* "pool", "status", "action" */
-	int			n;
+	const char		  *what; /* "pool", "status", "action" */
+	int				   n;
 	const char *const *names;
 } PskList;
 
-extern const PskList psk_pools;		/* as users.pool and codes.pool */
-extern const PskList psk_statuses;	/* as codes.status */
-extern const PskList psk_actions;	/* as audit_log.action */
+extern const PskList psk_pools;	   /* as users.pool and codes.pool */
+extern const PskList psk_statuses; /* as codes.status */
+extern const PskList psk_actions;  /* as audit_log.action */
 
 /*
  * value as spelled in list (matched case-insensitively), or invalid_input
@@ -34,4 +34,4 @@ extern const char *psk_list_name(const PskList *list, const char *value);
 /* The list as a text[] Datum, for a statement's argument. */
 extern Datum psk_list_array(const PskList *list);
 
-#endif							/* PSK_LISTS_H */
+#endif /* PSK_LISTS_H */

@@ -41,11 +41,11 @@
 PGDLLEXPORT void psk_login_guard_main(Datum main_arg);
 
 /* Starting a worker: tries, and the pause between them. */
-#define GUARD_START_TRIES		20
-#define GUARD_START_PAUSE_MS	50
+#define GUARD_START_TRIES	 20
+#define GUARD_START_PAUSE_MS 50
 
 /* How long a worker waits for a verdict from a caller that is still there. */
-#define GUARD_VERDICT_WAIT_MS	(60 * 1000)
+#define GUARD_VERDICT_WAIT_MS (60 * 1000)
 
 typedef enum GuardVerdict
 {
@@ -64,31 +64,31 @@ typedef enum GuardOutcome
 /* The segment shared by the caller and its worker. */
 typedef struct GuardShared
 {
-	slock_t		mutex;			/* protects the three fields below */
-	Latch	   *worker_latch;	/* set by the worker as it starts */
-	GuardVerdict verdict;		/* set by the caller */
-	GuardOutcome outcome;		/* set by the worker */
+	slock_t		 mutex;		   /* protects the three fields below */
+	Latch		*worker_latch; /* set by the worker as it starts */
+	GuardVerdict verdict;	   /* set by the caller */
+	GuardOutcome outcome;	   /* set by the worker */
 	/* set by the caller before the worker starts, read-only after */
-	Oid			dboid;
-	int			caller_pid;
-	int			lockout;		/* the caller's psk.login_lockout, seconds */
-	char		email[FLEXIBLE_ARRAY_MEMBER];
+	Oid	 dboid;
+	int	 caller_pid;
+	int	 lockout; /* the caller's psk.login_lockout, seconds */
+	char email[FLEXIBLE_ARRAY_MEMBER];
 } GuardShared;
 
 struct PskLoginGuard
 {
-	dsm_segment *seg;
-	GuardShared *shared;
+	dsm_segment			   *seg;
+	GuardShared			   *shared;
 	BackgroundWorkerHandle *handle;
 };
 
 PskLoginGuard *
 psk_guard_start(const char *email)
 {
-	PskLoginGuard *guard = palloc(sizeof(PskLoginGuard));
-	size_t		len = strlen(email);
+	PskLoginGuard	*guard = palloc(sizeof(PskLoginGuard));
+	size_t			 len = strlen(email);
 	BackgroundWorker worker;
-	GuardShared *shared;
+	GuardShared		*shared;
 
 	guard->seg = dsm_create(offsetof(GuardShared, email) + len + 1, 0);
 	guard->shared = shared = dsm_segment_address(guard->seg);
@@ -102,31 +102,33 @@ psk_guard_start(const char *email)
 	memcpy(shared->email, email, len + 1);
 
 	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_flags =
+		BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	worker.bgw_restart_time = BGW_NEVER_RESTART;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "psk");
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "psk_login_guard_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "psk login guard for PID %d", MyProcPid);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "psk login guard for PID %d",
+			 MyProcPid);
 	snprintf(worker.bgw_type, BGW_MAXLEN, "psk login guard");
 	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(guard->seg));
 	worker.bgw_notify_pid = MyProcPid;
 
 	for (int attempt = 1;
-		 !RegisterDynamicBackgroundWorker(&worker, &guard->handle);
-		 attempt++)
+		 !RegisterDynamicBackgroundWorker(&worker, &guard->handle); attempt++)
 	{
 		if (attempt == GUARD_START_TRIES)
 		{
 			dsm_detach(guard->seg);
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-					 errmsg("login refused: no background worker is free to guard it, try again later"),
-					 errhint("Raise max_worker_processes."),
-					 errhidestmt(true)));
+			ereport(
+				ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg(
+					 "login refused: no background worker is free to guard it, try again later"),
+				 errhint("Raise max_worker_processes."), errhidestmt(true)));
 		}
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 GUARD_START_PAUSE_MS, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
@@ -137,7 +139,7 @@ psk_guard_start(const char *email)
 static void
 set_verdict(GuardShared *shared, GuardVerdict verdict)
 {
-	Latch	   *latch;
+	Latch *latch;
 
 	SpinLockAcquire(&shared->mutex);
 	shared->verdict = verdict;
@@ -190,8 +192,9 @@ wait_for_verdict(GuardShared *shared)
 		if (BackendPidGetProc(shared->caller_pid) == NULL)
 			break;
 
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 1000, PG_WAIT_EXTENSION);
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000,
+						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -205,8 +208,8 @@ wait_for_verdict(GuardShared *shared)
 static void
 record_failure(const char *email, int lockout)
 {
-	Oid			argtypes[2] = {TEXTOID, INT4OID};
-	Datum		values[2];
+	Oid	  argtypes[2] = { TEXTOID, INT4OID };
+	Datum values[2];
 
 	values[0] = CStringGetTextDatum(email);
 	values[1] = Int32GetDatum(lockout);
@@ -217,15 +220,17 @@ record_failure(const char *email, int lockout)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "psk: record a failed login");
 
-	if (SPI_execute_with_args("INSERT INTO psk.login_failures (email) VALUES ($1)",
-							  1, argtypes, values, NULL, false, 0) != SPI_OK_INSERT)
+	if (SPI_execute_with_args(
+			"INSERT INTO psk.login_failures (email) VALUES ($1)", 1, argtypes,
+			values, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "psk: could not record a failed login");
-	if (SPI_execute_with_args("DELETE FROM psk.login_failures"
-							  " WHERE ctid = ANY (ARRAY("
-							  "   SELECT ctid FROM psk.login_failures"
-							  "    WHERE failed_at <= statement_timestamp() - $2 * interval '1 second'"
-							  "    LIMIT 100 FOR UPDATE SKIP LOCKED))",
-							  2, argtypes, values, NULL, false, 0) != SPI_OK_DELETE)
+	if (SPI_execute_with_args(
+			"DELETE FROM psk.login_failures"
+			" WHERE ctid = ANY (ARRAY("
+			"   SELECT ctid FROM psk.login_failures"
+			"    WHERE failed_at <= statement_timestamp() - $2 * interval '1 second'"
+			"    LIMIT 100 FOR UPDATE SKIP LOCKED))",
+			2, argtypes, values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "psk: could not sweep old failed logins");
 
 	SPI_finish();
@@ -247,7 +252,7 @@ psk_login_guard_main(Datum main_arg)
 
 	seg = dsm_attach(DatumGetUInt32(main_arg));
 	if (seg == NULL)
-		proc_exit(0);			/* the caller is gone already */
+		proc_exit(0); /* the caller is gone already */
 	shared = dsm_segment_address(seg);
 
 	SpinLockAcquire(&shared->mutex);

@@ -24,4 +24,4 @@ extern bool psk_guard_finish(PskLoginGuard *guard, bool failed);
 /* On an error path: let the worker go without recording anything. */
 extern void psk_guard_abandon(PskLoginGuard *guard);
 
-#endif							/* PSK_LOGIN_GUARD_H */
+#endif /* PSK_LOGIN_GUARD_H */

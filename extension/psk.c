@@ -12,48 +12,52 @@
 
 PG_MODULE_MAGIC;
 
-int			psk_reservation_ttl = 0;
-int			psk_session_ttl = 8 * 3600;
-int			psk_login_max_failures = 5;
-int			psk_login_lockout = 15 * 60;
-int			psk_expiry_interval = 10;
-char	   *psk_databases = NULL;
+int	  psk_reservation_ttl = 0;
+int	  psk_session_ttl = 8 * 3600;
+int	  psk_login_max_failures = 5;
+int	  psk_login_lockout = 15 * 60;
+int	  psk_expiry_interval = 10;
+char *psk_databases = NULL;
 
-void		_PG_init(void);
+void _PG_init(void);
 
 void
 _PG_init(void)
 {
 	/* Only a superuser (or ALTER SYSTEM/DATABASE/ROLE) may change these. */
-	DefineCustomIntVariable("psk.reservation_ttl",
-							"How long a reservation is held before it may expire (0: until released).",
-							NULL, &psk_reservation_ttl, 0, 0, INT_MAX,
-							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable(
+		"psk.reservation_ttl",
+		"How long a reservation is held before it may expire (0: until released).",
+		NULL, &psk_reservation_ttl, 0, 0, INT_MAX, PGC_SUSET, GUC_UNIT_S, NULL,
+		NULL, NULL);
 	DefineCustomIntVariable("psk.session_ttl",
 							"Lifetime of a session token made by psk_login.",
 							NULL, &psk_session_ttl, 8 * 3600, 1, INT_MAX,
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
-	DefineCustomIntVariable("psk.login_max_failures",
-							"Failed logins of one account within psk.login_lockout before login is refused.",
-							NULL, &psk_login_max_failures, 5, 1, 1000000,
-							PGC_SUSET, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("psk.login_lockout",
-							"Window of the brute-force guard, and how long it locks an account out.",
-							NULL, &psk_login_lockout, 15 * 60, 1, INT_MAX,
-							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
-	DefineCustomIntVariable("psk.expiry_interval",
-							"How often the background worker returns overdue reservations to their pool.",
-							NULL, &psk_expiry_interval, 10, 1, 86400,
-							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable(
+		"psk.login_max_failures",
+		"Failed logins of one account within psk.login_lockout before login is refused.",
+		NULL, &psk_login_max_failures, 5, 1, 1000000, PGC_SUSET, 0, NULL, NULL,
+		NULL);
+	DefineCustomIntVariable(
+		"psk.login_lockout",
+		"Window of the brute-force guard, and how long it locks an account out.",
+		NULL, &psk_login_lockout, 15 * 60, 1, INT_MAX, PGC_SUSET, GUC_UNIT_S,
+		NULL, NULL, NULL);
+	DefineCustomIntVariable(
+		"psk.expiry_interval",
+		"How often the background worker returns overdue reservations to their pool.",
+		NULL, &psk_expiry_interval, 10, 1, 86400, PGC_SIGHUP, GUC_UNIT_S, NULL,
+		NULL, NULL);
 
 	/* The workers exist only when psk is preloaded; so does their setting. */
 	if (process_shared_preload_libraries_in_progress)
 	{
-		DefineCustomStringVariable("psk.database",
-								   "Comma-separated databases in which the expiry worker runs.",
-								   NULL, &psk_databases, "postgres",
-								   PGC_POSTMASTER, GUC_LIST_INPUT,
-								   NULL, NULL, NULL);
+		DefineCustomStringVariable(
+			"psk.database",
+			"Comma-separated databases in which the expiry worker runs.", NULL,
+			&psk_databases, "postgres", PGC_POSTMASTER, GUC_LIST_INPUT, NULL,
+			NULL, NULL);
 		psk_register_expiry_workers();
 	}
 	MarkGUCPrefixReserved("psk");

@@ -41,9 +41,9 @@
  * (sessions.c), so that both kinds of failed login take one bcrypt of it.
  * bcrypt reads at most 72 bytes.
  */
-#define PSK_BCRYPT_COST		10
-#define PSK_MIN_PASSWORD	8
-#define PSK_MAX_PASSWORD	72
+#define PSK_BCRYPT_COST	 10
+#define PSK_MIN_PASSWORD 8
+#define PSK_MAX_PASSWORD 72
 
 /*
  * Which region or country a name means: the one of that name whatever the
@@ -52,15 +52,16 @@
  * the places p and a name; the one definition for every statement that
  * looks a place up (reserve.c, codes.c, places.c).
  */
-#define PSK_PLACE_NAMED(p, name) \
-	"pg_catalog.lower(" p ".name) = pg_catalog.lower(pg_catalog.btrim(" name "))"
+#define PSK_PLACE_NAMED(p, name)                                             \
+	"pg_catalog.lower(" p ".name) = pg_catalog.lower(pg_catalog.btrim(" name \
+	"))"
 
 /* Settings (psk.c); durations are in seconds. */
-extern int	psk_reservation_ttl;
-extern int	psk_session_ttl;
-extern int	psk_login_max_failures;
-extern int	psk_login_lockout;
-extern int	psk_expiry_interval;
+extern int	 psk_reservation_ttl;
+extern int	 psk_session_ttl;
+extern int	 psk_login_max_failures;
+extern int	 psk_login_lockout;
+extern int	 psk_expiry_interval;
 extern char *psk_databases;
 
 /*
@@ -79,8 +80,8 @@ typedef struct PskQuery
 	 * checked to be right (the planner would otherwise replan statements
 	 * with a LIMIT parameter on every call).
 	 */
-	bool		generic;
-	SPIPlanPtr	plan;
+	bool	   generic;
+	SPIPlanPtr plan;
 } PskQuery;
 
 /* Run a kept statement; returns SPI_processed.  nulls may be NULL. */
@@ -107,8 +108,8 @@ extern char *psk_spi_strdup(const char *s);
  * argument when not required, raises invalid_input when required, and
  * raises invalid_input when longer than maxlen characters.
  */
-extern char *psk_text_arg(FunctionCallInfo fcinfo, int argno,
-						  const char *name, bool required, int maxlen);
+extern char *psk_text_arg(FunctionCallInfo fcinfo, int argno, const char *name,
+						  bool required, int maxlen);
 /* The same checks on a C string (NULL allowed), for callers without fcinfo. */
 extern char *psk_check_text(char *value, const char *name, bool required,
 							int maxlen);
@@ -130,11 +131,11 @@ extern const char *psk_pool_name(const char *pool);
  */
 typedef struct PskUser
 {
-	int64		id;
-	bool		is_admin;
-	char	   *email;
-	char	   *user_name;
-	char	   *pool;
+	int64 id;
+	bool  is_admin;
+	char *email;
+	char *user_name;
+	char *pool;
 } PskUser;
 
 /*
@@ -175,7 +176,7 @@ typedef struct PskReserved
 	pg_uuid_t	token;
 	TimestampTz reserved_at;
 	TimestampTz expires_at;
-	bool		expires;		/* false: no expiry (psk.reservation_ttl 0) */
+	bool		expires; /* false: no expiry (psk.reservation_ttl 0) */
 } PskReserved;
 
 /* Reserve how_many codes into out[how_many], all or none. */
@@ -210,12 +211,12 @@ extern void psk_release_code(const char *email, const char *code,
  */
 typedef struct PskSession
 {
-	int64		id;
-	char	   *user_name;
-	char	   *team_name;
-	char	   *email;
-	bool		is_admin;
-	char	   *pool;
+	int64 id;
+	char *user_name;
+	char *team_name;
+	char *email;
+	bool  is_admin;
+	char *pool;
 } PskSession;
 
 extern void psk_session_find(text *token, PskSession *session);
@@ -234,4 +235,4 @@ extern List *psk_expire_overdue(void);
 /* expiry.c: from _PG_init when preloaded, one worker per psk.database. */
 extern void psk_register_expiry_workers(void);
 
-#endif							/* PSK_H */
+#endif /* PSK_H */

@@ -13,15 +13,15 @@
 uint64
 psk_execute(PskQuery *query, Datum *values, const bool *nulls, bool read_only)
 {
-	char		nullflags[PSK_MAX_ARGS];
-	int			rc;
+	char nullflags[PSK_MAX_ARGS];
+	int	 rc;
 
 	Assert(query->nargs <= PSK_MAX_ARGS);
 
 	/* Prepared on first use in this backend, kept for its lifetime. */
 	if (query->plan == NULL)
 	{
-		SPIPlanPtr	plan;
+		SPIPlanPtr plan;
 
 		plan = SPI_prepare_cursor(query->sql, query->nargs, query->argtypes,
 								  query->generic ? CURSOR_OPT_GENERIC_PLAN : 0);
@@ -56,8 +56,8 @@ psk_result(uint64 row, int col, bool *isnull)
 char *
 psk_spi_strdup(const char *s)
 {
-	size_t		len = strlen(s) + 1;
-	char	   *copy = SPI_palloc(len);
+	size_t len = strlen(s) + 1;
+	char  *copy = SPI_palloc(len);
 
 	memcpy(copy, s, len);
 	return copy;
@@ -67,7 +67,7 @@ psk_spi_strdup(const char *s)
 char *
 psk_result_cstring(uint64 row, int col)
 {
-	char	   *value;
+	char *value;
 
 	Assert(SPI_tuptable != NULL && row < SPI_processed);
 	value = SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
@@ -83,18 +83,20 @@ TupleDesc
 psk_result_set(FunctionCallInfo fcinfo)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	TupleDesc	tupdesc;
+	TupleDesc	   tupdesc;
 
 	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
 		!(rsinfo->allowedModes & SFRM_Materialize))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("set-valued function called in context that cannot accept a set")));
+		ereport(
+			ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg(
+				 "set-valued function called in context that cannot accept a set")));
 
 	if (rsinfo->setResult == NULL)
 	{
 		MemoryContext oldcxt;
-		Oid			result_type;
+		Oid			  result_type;
 
 		oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
 		switch (get_call_result_type(fcinfo, &result_type, &tupdesc))
@@ -111,9 +113,9 @@ psk_result_set(FunctionCallInfo fcinfo)
 		}
 		rsinfo->returnMode = SFRM_Materialize;
 		rsinfo->setDesc = tupdesc;
-		rsinfo->setResult =
-			tuplestore_begin_heap(rsinfo->allowedModes & SFRM_Materialize_Random,
-								  false, work_mem);
+		rsinfo->setResult = tuplestore_begin_heap(rsinfo->allowedModes &
+													  SFRM_Materialize_Random,
+												  false, work_mem);
 		MemoryContextSwitchTo(oldcxt);
 	}
 	return rsinfo->setDesc;
@@ -128,9 +130,9 @@ void
 psk_return_tuptable(FunctionCallInfo fcinfo)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	TupleDesc	tupdesc = psk_result_set(fcinfo);
-	Datum	   *values;
-	bool	   *nulls;
+	TupleDesc	   tupdesc = psk_result_set(fcinfo);
+	Datum		  *values;
+	bool		  *nulls;
 
 	if (SPI_tuptable == NULL || SPI_tuptable->tupdesc->natts != tupdesc->natts)
 		elog(ERROR, "psk: query result does not match the function's columns");
@@ -149,7 +151,7 @@ void
 psk_return_row(FunctionCallInfo fcinfo, Datum *values, bool *nulls)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	TupleDesc	tupdesc = psk_result_set(fcinfo);
+	TupleDesc	   tupdesc = psk_result_set(fcinfo);
 
 	tuplestore_putvalues(rsinfo->setResult, tupdesc, values, nulls);
 }

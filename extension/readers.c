@@ -22,9 +22,9 @@ PG_FUNCTION_INFO_V1(psk_counts);
 PG_FUNCTION_INFO_V1(psk_codes);
 PG_FUNCTION_INFO_V1(psk_countries);
 
-#define PSK_MAX_LOG_ROWS	100
-#define PSK_MAX_PAGE		1000000
-#define PSK_MAX_CODES_PAGE	10000
+#define PSK_MAX_LOG_ROWS   100
+#define PSK_MAX_PAGE	   1000000
+#define PSK_MAX_CODES_PAGE 10000
 
 /*
  * psk_my_codes(user_email): the caller's held codes, newest first, with
@@ -43,13 +43,14 @@ static PskQuery my_codes = {
 	"  FROM psk.codes c"
 	" WHERE c.holder_id = $1"
 	" ORDER BY c.reserved_at DESC, c.id DESC",
-	1, {INT8OID}
+	1,
+	{ INT8OID }
 };
 
 uint64
 psk_select_my_codes(int64 user_id)
 {
-	Datum		arg = Int64GetDatum(user_id);
+	Datum arg = Int64GetDatum(user_id);
 
 	return psk_execute(&my_codes, &arg, NULL, true);
 }
@@ -57,8 +58,9 @@ psk_select_my_codes(int64 user_id)
 Datum
 psk_my_codes(PG_FUNCTION_ARGS)
 {
-	char	   *email = psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
-	PskUser		user;
+	char *email =
+		psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
+	PskUser user;
 
 	SPI_connect();
 	psk_require_user(email, &user);
@@ -77,16 +79,18 @@ static PskQuery recent_releases = {
 	"  FROM psk.audit_log"
 	" WHERE action = 'RELEASED' AND ($2::text IS NULL OR code_type = $2)"
 	" ORDER BY id DESC LIMIT $1",
-	2, {INT4OID, TEXTOID}
+	2,
+	{ INT4OID, TEXTOID }
 };
 
 Datum
 psk_recent_releases(PG_FUNCTION_ARGS)
 {
 	int32		n = psk_int_arg(fcinfo, 0, "n", 5, 1, PSK_MAX_LOG_ROWS);
-	const char *pool = psk_pool_name(psk_text_arg(fcinfo, 1, "code_type", false, PSK_MAX_NAME_LEN));
-	Datum		values[2];
-	bool		nulls[2] = {0};
+	const char *pool = psk_pool_name(
+		psk_text_arg(fcinfo, 1, "code_type", false, PSK_MAX_NAME_LEN));
+	Datum values[2];
+	bool  nulls[2] = { 0 };
 
 	values[0] = Int32GetDatum(n);
 	nulls[1] = pool == NULL;
@@ -107,16 +111,18 @@ static PskQuery user_log = {
 	"  FROM psk.audit_log"
 	" WHERE user_id = $1"
 	" ORDER BY logged_at DESC, id DESC LIMIT $2",
-	2, {INT8OID, INT4OID}
+	2,
+	{ INT8OID, INT4OID }
 };
 
 Datum
 psk_user_log(PG_FUNCTION_ARGS)
 {
-	char	   *email = psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
-	int32		n = psk_int_arg(fcinfo, 1, "n", 20, 1, PSK_MAX_LOG_ROWS);
-	PskUser		user;
-	Datum		values[2];
+	char *email =
+		psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
+	int32	n = psk_int_arg(fcinfo, 1, "n", 20, 1, PSK_MAX_LOG_ROWS);
+	PskUser user;
+	Datum	values[2];
 
 	SPI_connect();
 	psk_require_user(email, &user);
@@ -154,27 +160,30 @@ static PskQuery audit_log_page = {
 	"   AND ($7::timestamptz IS NULL OR a.logged_at < $7)"
 	" ORDER BY a.logged_at DESC, a.id DESC"
 	" OFFSET $1 LIMIT $2",
-	7, {INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
-		TIMESTAMPTZOID}
+	7,
+	{ INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
+	  TIMESTAMPTZOID }
 };
 
 Datum
 psk_log(PG_FUNCTION_ARGS)
 {
-	int32		page = psk_int_arg(fcinfo, 0, "page", 1, 1, PSK_MAX_PAGE);
-	int32		page_size = psk_int_arg(fcinfo, 1, "page_size", 20, 1, PSK_MAX_LOG_ROWS);
-	char	   *code = psk_text_arg(fcinfo, 2, "code", false, PSK_MAX_CODE_LEN);
-	char	   *user_name = psk_text_arg(fcinfo, 3, "user_name", false, PSK_MAX_NAME_LEN);
-	const char *action = psk_list_name(&psk_actions,
-												psk_text_arg(fcinfo, 4, "action", false, PSK_MAX_NAME_LEN));
-	Datum		values[7];
-	bool		nulls[7] = {0};
+	int32 page = psk_int_arg(fcinfo, 0, "page", 1, 1, PSK_MAX_PAGE);
+	int32 page_size =
+		psk_int_arg(fcinfo, 1, "page_size", 20, 1, PSK_MAX_LOG_ROWS);
+	char *code = psk_text_arg(fcinfo, 2, "code", false, PSK_MAX_CODE_LEN);
+	char *user_name =
+		psk_text_arg(fcinfo, 3, "user_name", false, PSK_MAX_NAME_LEN);
+	const char *action =
+		psk_list_name(&psk_actions, psk_text_arg(fcinfo, 4, "action", false,
+												 PSK_MAX_NAME_LEN));
+	Datum values[7];
+	bool  nulls[7] = { 0 };
 
 	if (!PG_ARGISNULL(5) && !PG_ARGISNULL(6) &&
 		PG_GETARG_TIMESTAMPTZ(5) > PG_GETARG_TIMESTAMPTZ(6))
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_INVALID_INPUT),
-				 errmsg("since must not be later than until")));
+		ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
+						errmsg("since must not be later than until")));
 
 	values[0] = Int64GetDatum((int64) (page - 1) * page_size);
 	values[1] = Int32GetDatum(page_size);
@@ -208,13 +217,14 @@ static PskQuery counts = {
 	"              GROUP BY pool, status) n"
 	"         ON n.pool = p.pool AND n.status = s.status"
 	" ORDER BY p.o, s.o",
-	2, {TEXTARRAYOID, TEXTARRAYOID}
+	2,
+	{ TEXTARRAYOID, TEXTARRAYOID }
 };
 
 Datum
 psk_counts(PG_FUNCTION_ARGS)
 {
-	Datum		values[2];
+	Datum values[2];
 
 	values[0] = psk_list_array(&psk_pools);
 	values[1] = psk_list_array(&psk_statuses);
@@ -230,36 +240,40 @@ psk_counts(PG_FUNCTION_ARGS)
  * order.  Two statements, so that the next page starts with an index range
  * scan at `after` rather than a filter.
  */
-#define CODES_PAGE(after_filter) \
+#define CODES_PAGE(after_filter)                                              \
 	"SELECT c.code, c.pool, c.status, u.email, c.tester_name, c.reserved_at," \
-	"       c.expires_at, c.released_at, c.note," \
-	"       ARRAY(SELECT k.name FROM psk.code_countries cc" \
-	"               JOIN psk.countries k ON k.id = cc.country_id" \
-	"              WHERE cc.code_id = c.id ORDER BY k.name)" \
-	"  FROM psk.codes c LEFT JOIN psk.users u ON u.id = c.holder_id" \
-	" WHERE ($1::text IS NULL OR c.pool = $1)" \
-	"   AND ($2::text IS NULL OR c.status = $2)" after_filter \
+	"       c.expires_at, c.released_at, c.note,"                             \
+	"       ARRAY(SELECT k.name FROM psk.code_countries cc"                   \
+	"               JOIN psk.countries k ON k.id = cc.country_id"             \
+	"              WHERE cc.code_id = c.id ORDER BY k.name)"                  \
+	"  FROM psk.codes c LEFT JOIN psk.users u ON u.id = c.holder_id"          \
+	" WHERE ($1::text IS NULL OR c.pool = $1)"                                \
+	"   AND ($2::text IS NULL OR c.status = $2)" after_filter                 \
 	" ORDER BY c.code LIMIT $3"
 
-static PskQuery codes_first_page = {
-	CODES_PAGE(""), 3, {TEXTOID, TEXTOID, INT4OID}
-};
+static PskQuery codes_first_page = { CODES_PAGE(""),
+									 3,
+									 { TEXTOID, TEXTOID, INT4OID } };
 
 static PskQuery codes_next_page = {
 	CODES_PAGE("   AND c.code > psk.normalize_code($4)"),
-	4, {TEXTOID, TEXTOID, INT4OID, TEXTOID}
+	4,
+	{ TEXTOID, TEXTOID, INT4OID, TEXTOID }
 };
 
 Datum
 psk_codes(PG_FUNCTION_ARGS)
 {
-	const char *pool = psk_pool_name(psk_text_arg(fcinfo, 0, "code_type", false, PSK_MAX_NAME_LEN));
-	const char *status = psk_list_name(&psk_statuses,
-												psk_text_arg(fcinfo, 1, "status", false, PSK_MAX_NAME_LEN));
-	char	   *after = psk_text_arg(fcinfo, 2, "after", false, PSK_MAX_CODE_LEN);
-	int32		page_size = psk_int_arg(fcinfo, 3, "page_size", 1000, 1, PSK_MAX_CODES_PAGE);
-	Datum		values[4];
-	bool		nulls[4] = {0};
+	const char *pool = psk_pool_name(
+		psk_text_arg(fcinfo, 0, "code_type", false, PSK_MAX_NAME_LEN));
+	const char *status =
+		psk_list_name(&psk_statuses, psk_text_arg(fcinfo, 1, "status", false,
+												  PSK_MAX_NAME_LEN));
+	char *after = psk_text_arg(fcinfo, 2, "after", false, PSK_MAX_CODE_LEN);
+	int32 page_size =
+		psk_int_arg(fcinfo, 3, "page_size", 1000, 1, PSK_MAX_CODES_PAGE);
+	Datum values[4];
+	bool  nulls[4] = { 0 };
 
 	nulls[0] = pool == NULL;
 	values[0] = pool ? CStringGetTextDatum(pool) : (Datum) 0;
@@ -286,7 +300,8 @@ psk_codes(PG_FUNCTION_ARGS)
 static PskQuery countries = {
 	"SELECT k.id, k.name, r.name FROM psk.countries k"
 	"  JOIN psk.regions r ON r.id = k.region_id ORDER BY k.id",
-	0, {InvalidOid}
+	0,
+	{ InvalidOid }
 };
 
 Datum

@@ -18,8 +18,8 @@ void
 psk_release_code(const char *email, const char *code, const char *clearance,
 				 const char *note, PskReleased *out)
 {
-	PskWriter	w;
-	PskUser		user;
+	PskWriter w;
+	PskUser	  user;
 
 	psk_writer_begin(&w);
 	psk_lock_held_code(&w, email, code, LockTupleNoKeyExclusive, &user);
@@ -36,7 +36,8 @@ psk_release_code(const char *email, const char *code, const char *clearance,
 
 	psk_audit_code(&w, &user);
 	if (clearance != NULL || note != NULL)
-		psk_audit_set(&w, LOG_NOTE, CStringGetTextDatum(clearance ? clearance : note));
+		psk_audit_set(&w, LOG_NOTE,
+					  CStringGetTextDatum(clearance ? clearance : note));
 	if (clearance != NULL)
 		psk_audit_set(&w, LOG_CLEARANCE, CStringGetTextDatum(clearance));
 	psk_audit_append(&w, "RELEASED");
@@ -51,14 +52,16 @@ psk_release_code(const char *email, const char *code, const char *clearance,
 Datum
 psk_release(PG_FUNCTION_ARGS)
 {
-	char	   *email = psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
-	char	   *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
-	char	   *clearance = psk_text_arg(fcinfo, 2, "clearance_id", false, PSK_MAX_NAME_LEN);
-	char	   *note = psk_text_arg(fcinfo, 3, "note", false, PSK_MAX_TEXT_LEN);
+	char *email =
+		psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
+	char *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
+	char *clearance =
+		psk_text_arg(fcinfo, 2, "clearance_id", false, PSK_MAX_NAME_LEN);
+	char *note = psk_text_arg(fcinfo, 3, "note", false, PSK_MAX_TEXT_LEN);
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	PskReleased released;
-	Datum		values[2];
-	bool		nulls[2] = {0};
+	PskReleased	   released;
+	Datum		   values[2];
+	bool		   nulls[2] = { 0 };
 
 	psk_release_code(email, code, clearance, note, &released);
 

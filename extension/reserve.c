@@ -30,12 +30,14 @@ static bool
 code_in_country(Relation cc, Relation cc_key, TupleTableSlot *slot,
 				int64 code_id, int64 country_id)
 {
-	ScanKeyData key[2];
+	ScanKeyData	  key[2];
 	IndexScanDesc scan;
-	bool		found;
+	bool		  found;
 
-	ScanKeyInit(&key[0], 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(code_id));
-	ScanKeyInit(&key[1], 2, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(country_id));
+	ScanKeyInit(&key[0], 1, BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum(code_id));
+	ScanKeyInit(&key[1], 2, BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum(country_id));
 	scan = index_beginscan(cc, cc_key, GetActiveSnapshot(), 2, 0);
 	index_rescan(scan, key, 2, NULL, 0);
 	found = index_getnext_slot(scan, ForwardScanDirection, slot);
@@ -63,25 +65,28 @@ static int
 reserve_from_pool(PskWriter *w, const PskUser *user, const Request *req,
 				  const char *pool, int how_many, PskReserved *out)
 {
-	Relation	codes = w->codes->ri_RelationDesc;
+	Relation		  codes = w->codes->ri_RelationDesc;
 	const AttrNumber *att = w->code_att;
-	Relation	free_idx = index_open(psk_relation("codes_free_lru_idx"), AccessShareLock);
-	Relation	cc = NULL;
-	Relation	cc_key = NULL;
+	Relation		  free_idx =
+		index_open(psk_relation("codes_free_lru_idx"), AccessShareLock);
+	Relation		cc = NULL;
+	Relation		cc_key = NULL;
 	TupleTableSlot *cc_slot = NULL;
 	bool		check_country = req->has_country && strcmp(pool, "COMMON") != 0;
 	ScanKeyData key;
 	IndexScanDesc scan;
-	int			got = 0;
+	int			  got = 0;
 
 	if (check_country)
 	{
 		cc = table_open(psk_relation("code_countries"), AccessShareLock);
-		cc_key = index_open(psk_relation("code_countries_pkey"), AccessShareLock);
+		cc_key =
+			index_open(psk_relation("code_countries_pkey"), AccessShareLock);
 		cc_slot = table_slot_create(cc, NULL);
 	}
 
-	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(pool));
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ,
+				CStringGetTextDatum(pool));
 	key.sk_collation = free_idx->rd_indcollation[0];
 	scan = index_beginscan(codes, free_idx, GetActiveSnapshot(), 1, 0);
 	index_rescan(scan, &key, 1, NULL, 0);
@@ -90,8 +95,8 @@ reserve_from_pool(PskWriter *w, const PskUser *user, const Request *req,
 		   index_getnext_slot(scan, ForwardScanDirection, w->code_slot))
 	{
 		PskReserved *r = &out[got];
-		bool		isnull;
-		int64		code_id;
+		bool		 isnull;
+		int64		 code_id;
 
 		if (check_country &&
 			!code_in_country(cc, cc_key, cc_slot,
@@ -104,24 +109,30 @@ reserve_from_pool(PskWriter *w, const PskUser *user, const Request *req,
 
 		/* The locked version may be newer than the one scanned: re-check. */
 		code_id = psk_slot_int8(w->code_slot, att[CODE_ID], &isnull);
-		if (!psk_slot_text_equals(w->code_slot, att[CODE_STATUS], "CAN_BE_USED") ||
+		if (!psk_slot_text_equals(w->code_slot, att[CODE_STATUS],
+								  "CAN_BE_USED") ||
 			!psk_slot_text_equals(w->code_slot, att[CODE_POOL], pool) ||
 			(check_country &&
 			 !code_in_country(cc, cc_key, cc_slot, code_id, req->country_id)))
 			continue;
 
-		r->code = TextDatumGetCString(slot_getattr(w->code_slot, att[CODE_CODE], &isnull));
+		r->code = TextDatumGetCString(
+			slot_getattr(w->code_slot, att[CODE_CODE], &isnull));
 		r->pool = pool;
 		if (!pg_strong_random(r->token.data, UUID_LEN))
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
 					 errmsg("could not generate a random reservation token")));
-		r->token.data[6] = (r->token.data[6] & 0x0f) | 0x40;	/* version 4 */
-		r->token.data[8] = (r->token.data[8] & 0x3f) | 0x80;	/* RFC 4122 */
+		r->token.data[6] = (r->token.data[6] & 0x0f) | 0x40; /* version 4 */
+		r->token.data[8] = (r->token.data[8] & 0x3f) | 0x80; /* RFC 4122 */
 		r->reserved_at = w->now;
 		r->expires = psk_reservation_ttl > 0;
-		r->expires_at = r->expires ?
-			TimestampTzPlusMilliseconds(w->now, (int64) psk_reservation_ttl * 1000) : 0;
+		r->expires_at =
+			r->expires
+				? TimestampTzPlusMilliseconds(w->now,
+											  (int64) psk_reservation_ttl *
+												  1000)
+				: 0;
 
 		psk_code_change(w);
 		psk_code_set(w, CODE_STATUS, CStringGetTextDatum("RESERVED"), false);
@@ -160,20 +171,20 @@ static PskQuery find_country = {
 	"SELECT c.id, c.name, r.name FROM psk.countries c"
 	"  JOIN psk.regions r ON r.id = c.region_id"
 	" WHERE " PSK_PLACE_NAMED("c", "$1"),
-	1, {TEXTOID}
+	1,
+	{ TEXTOID }
 };
 
 static void
 lookup_country(const char *country, Request *req)
 {
-	Datum		arg = CStringGetTextDatum(country);
-	bool		isnull;
+	Datum arg = CStringGetTextDatum(country);
+	bool  isnull;
 
 	SPI_connect();
 	if (psk_execute(&find_country, &arg, NULL, true) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_INVALID_INPUT),
-				 errmsg("unknown country \"%s\"", country)));
+		ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
+						errmsg("unknown country \"%s\"", country)));
 	req->has_country = true;
 	req->country_id = DatumGetInt64(psk_result(0, 1, &isnull));
 	req->country = psk_result_cstring(0, 2);
@@ -185,10 +196,10 @@ void
 psk_reserve_codes(const char *email, const char *tester, const char *country,
 				  const char *pool, int how_many, PskReserved *out)
 {
-	Request		req = {.tester = tester, .how_many = how_many};
-	PskWriter	w;
-	PskUser		user;
-	int			got;
+	Request	  req = { .tester = tester, .how_many = how_many };
+	PskWriter w;
+	PskUser	  user;
+	int		  got;
 
 	Assert(how_many >= 1 && how_many <= PSK_MAX_HOW_MANY);
 	if (country != NULL)
@@ -207,12 +218,13 @@ psk_reserve_codes(const char *email, const char *tester, const char *country,
 
 	/* All or none: the error rolls back what was taken. */
 	if (got < how_many)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_NO_CODES_AVAILABLE),
-				 how_many == 1 ?
-				 errmsg("no codes available in pool %s", pool) :
-				 errmsg("only %d of %d codes available in pool %s and COMMON",
-						got, how_many, pool)));
+		ereport(
+			ERROR,
+			(errcode(ERRCODE_PSK_NO_CODES_AVAILABLE),
+			 how_many == 1
+				 ? errmsg("no codes available in pool %s", pool)
+				 : errmsg("only %d of %d codes available in pool %s and COMMON",
+						  got, how_many, pool)));
 	psk_writer_end(&w);
 }
 
@@ -222,12 +234,15 @@ psk_reserve_codes(const char *email, const char *tester, const char *country,
 Datum
 psk_reserve(PG_FUNCTION_ARGS)
 {
-	char	   *email = psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
-	char	   *tester = psk_text_arg(fcinfo, 1, "tester_name", true, PSK_MAX_NAME_LEN);
-	char	   *country = psk_text_arg(fcinfo, 2, "country", false, PSK_MAX_NAME_LEN);
-	const char *pool = psk_pool_name(psk_text_arg(fcinfo, 3, "code_type", false, PSK_MAX_NAME_LEN));
-	int32		how_many = psk_int_arg(fcinfo, 4, "how_many", 1, 1, PSK_MAX_HOW_MANY);
-	PskReserved *got = palloc(how_many * sizeof(PskReserved));
+	char *email =
+		psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
+	char *tester =
+		psk_text_arg(fcinfo, 1, "tester_name", true, PSK_MAX_NAME_LEN);
+	char *country = psk_text_arg(fcinfo, 2, "country", false, PSK_MAX_NAME_LEN);
+	const char *pool = psk_pool_name(
+		psk_text_arg(fcinfo, 3, "code_type", false, PSK_MAX_NAME_LEN));
+	int32 how_many = psk_int_arg(fcinfo, 4, "how_many", 1, 1, PSK_MAX_HOW_MANY);
+	PskReserved	  *got = palloc(how_many * sizeof(PskReserved));
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
 	psk_reserve_codes(email, tester, country, pool, how_many, got);
@@ -235,8 +250,8 @@ psk_reserve(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	for (int i = 0; i < how_many; i++)
 	{
-		Datum		values[5];
-		bool		nulls[5] = {0};
+		Datum values[5];
+		bool  nulls[5] = { 0 };
 
 		values[0] = CStringGetTextDatum(got[i].code);
 		values[1] = CStringGetTextDatum(got[i].pool);
@@ -248,4 +263,3 @@ psk_reserve(PG_FUNCTION_ARGS)
 	}
 	return (Datum) 0;
 }
-

@@ -33,21 +33,21 @@ PG_FUNCTION_INFO_V1(psk_session_user);
 PG_FUNCTION_INFO_V1(psk_logout);
 PG_FUNCTION_INFO_V1(psk_login_dummy_hash);
 
-#define TOKEN_BYTES		32
-#define TOKEN_CHARS		43		/* base64url of 32 bytes, without padding */
+#define TOKEN_BYTES 32
+#define TOKEN_CHARS 43 /* base64url of 32 bytes, without padding */
 
 /* Advisory lock class of "a login of this e-mail is running" (0x50534B01). */
 #define LOGIN_LOCK_CLASS 1347636993
 
 static const char base64url[] =
-"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 static void
 encode_token(const uint8 *raw, char *out)
 {
-	uint32		bits = 0;
-	int			nbits = 0;
-	char	   *p = out;
+	uint32 bits = 0;
+	int	   nbits = 0;
+	char  *p = out;
 
 	for (int i = 0; i < TOKEN_BYTES; i++)
 	{
@@ -69,14 +69,14 @@ encode_token(const uint8 *raw, char *out)
 static bool
 token_is_well_formed(const char *token, size_t len)
 {
-	bool		ok = (len == TOKEN_CHARS);
+	bool ok = (len == TOKEN_CHARS);
 
 	for (size_t i = 0; ok && i < len; i++)
 	{
-		char		c = token[i];
+		char c = token[i];
 
 		ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-			(c >= '0' && c <= '9') || c == '-' || c == '_';
+			 (c >= '0' && c <= '9') || c == '-' || c == '_';
 	}
 	return ok;
 }
@@ -85,7 +85,7 @@ token_is_well_formed(const char *token, size_t len)
 static Datum
 token_hash(const char *token, size_t len)
 {
-	bytea	   *hash = palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+	bytea			  *hash = palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
 	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
 
 	if (pg_cryptohash_init(ctx) < 0 ||
@@ -125,10 +125,11 @@ token_arg(FunctionCallInfo fcinfo, Datum *hash)
  * database lower-cases the stored ones.
  */
 static PskQuery lock_login = {
-	"SELECT e, pg_catalog.pg_advisory_xact_lock(" CppAsString2(LOGIN_LOCK_CLASS)
-	"::int, pg_catalog.hashtext(e))"
-	"  FROM pg_catalog.lower($1) e",
-	1, {TEXTOID}
+	"SELECT e, pg_catalog.pg_advisory_xact_lock(" CppAsString2(
+		LOGIN_LOCK_CLASS) "::int, pg_catalog.hashtext(e))"
+						  "  FROM pg_catalog.lower($1) e",
+	1,
+	{ TEXTOID }
 };
 
 /*
@@ -143,13 +144,13 @@ static PskQuery recent_failures = {
 	"         WHERE email = $1"
 	"           AND failed_at > pg_catalog.statement_timestamp() - $2 * interval '1 second'"
 	"         ORDER BY failed_at DESC LIMIT $3) f",
-	3, {TEXTOID, INT4OID, INT4OID}
+	3,
+	{ TEXTOID, INT4OID, INT4OID }
 };
 
-static PskQuery make_hash = {
-	"SELECT psk.crypt($1, psk.gen_salt('bf', $2))",
-	2, {TEXTOID, INT4OID}
-};
+static PskQuery make_hash = { "SELECT psk.crypt($1, psk.gen_salt('bf', $2))",
+							  2,
+							  { TEXTOID, INT4OID } };
 
 /*
  * bcrypt of a password nobody has (random, forgotten at once) at
@@ -164,14 +165,13 @@ dummy_hash(void)
 
 	if (hash == NULL)
 	{
-		uint8		raw[TOKEN_BYTES];
-		char		password[TOKEN_CHARS + 1];
-		Datum		values[2];
+		uint8 raw[TOKEN_BYTES];
+		char  password[TOKEN_CHARS + 1];
+		Datum values[2];
 
 		if (!pg_strong_random(raw, sizeof(raw)))
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("could not generate a random password")));
+			ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+							errmsg("could not generate a random password")));
 		encode_token(raw, password);
 		values[0] = CStringGetTextDatum(password);
 		values[1] = Int32GetDatum(PSK_BCRYPT_COST);
@@ -197,14 +197,12 @@ psk_login_dummy_hash(PG_FUNCTION_ARGS)
 }
 
 static PskQuery find_account = {
-	"SELECT id, password_hash FROM psk.users WHERE email = $1",
-	1, {TEXTOID}
+	"SELECT id, password_hash FROM psk.users WHERE email = $1", 1, { TEXTOID }
 };
 
-static PskQuery check_password = {
-	"SELECT psk.crypt($1, $2) = $2",
-	2, {TEXTOID, TEXTOID}
-};
+static PskQuery check_password = { "SELECT psk.crypt($1, $2) = $2",
+								   2,
+								   { TEXTOID, TEXTOID } };
 
 /*
  * A good login clears the e-mail's failures, sweeps a few ended sessions
@@ -222,7 +220,8 @@ static PskQuery start_session = {
 	"INSERT INTO psk.sessions (token_hash, user_id, created_at, expires_at)"
 	"VALUES ($2, $3, pg_catalog.statement_timestamp(),"
 	"        pg_catalog.statement_timestamp() + $4 * interval '1 second')",
-	4, {TEXTOID, BYTEAOID, INT8OID, INT4OID}
+	4,
+	{ TEXTOID, BYTEAOID, INT8OID, INT4OID }
 };
 
 /*
@@ -233,12 +232,12 @@ static PskQuery start_session = {
 static uint64
 execute_latest(PskQuery *query, Datum *values)
 {
-	int			rc;
+	int rc;
 
 	if (query->plan == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(query->sql, query->nargs,
-									   query->argtypes);
+		SPIPlanPtr plan =
+			SPI_prepare(query->sql, query->nargs, query->argtypes);
 
 		if (plan == NULL || SPI_keepplan(plan) != 0)
 			elog(ERROR, "psk: could not prepare: %s",
@@ -262,20 +261,21 @@ execute_latest(PskQuery *query, Datum *values)
 Datum
 psk_login(PG_FUNCTION_ARGS)
 {
-	char	   *email = psk_text_arg(fcinfo, 0, "email", true, PSK_MAX_EMAIL_LEN);
-	char	   *password = psk_text_arg(fcinfo, 1, "password", true, PSK_MAX_TEXT_LEN);
-	char	   *key;
-	Datum		values[4];
-	bool		isnull;
-	int32		failures;
+	char *email = psk_text_arg(fcinfo, 0, "email", true, PSK_MAX_EMAIL_LEN);
+	char *password =
+		psk_text_arg(fcinfo, 1, "password", true, PSK_MAX_TEXT_LEN);
+	char		  *key;
+	Datum		   values[4];
+	bool		   isnull;
+	int32		   failures;
 	PskLoginGuard *guard;
-	volatile bool ok = false;
+	volatile bool  ok = false;
 	volatile int64 user_id = 0;
-	uint8		raw[TOKEN_BYTES];
-	char		token[TOKEN_CHARS + 1];
+	uint8		   raw[TOKEN_BYTES];
+	char		   token[TOKEN_CHARS + 1];
 	ReturnSetInfo *rsinfo;
-	Datum		result[3];
-	bool		result_nulls[3] = {0};
+	Datum		   result[3];
+	bool		   result_nulls[3] = { 0 };
 
 	SPI_connect();
 
@@ -290,11 +290,13 @@ psk_login(PG_FUNCTION_ARGS)
 	execute_latest(&recent_failures, values);
 	failures = DatumGetInt32(psk_result(0, 1, &isnull));
 	if (failures >= psk_login_max_failures)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_LOCKED_OUT),
-				 errmsg("too many failed logins for this e-mail: try again in %d seconds",
-						Max(DatumGetInt32(psk_result(0, 2, &isnull)), 1)),
-				 errhidestmt(true)));
+		ereport(
+			ERROR,
+			(errcode(ERRCODE_PSK_LOCKED_OUT),
+			 errmsg(
+				 "too many failed logins for this e-mail: try again in %d seconds",
+				 Max(DatumGetInt32(psk_result(0, 2, &isnull)), 1)),
+			 errhidestmt(true)));
 
 	/* No worker to count a failure: refused too (locked_out). */
 	guard = psk_guard_start(key);
@@ -311,7 +313,7 @@ psk_login(PG_FUNCTION_ARGS)
 		values[1] = CStringGetTextDatum(hash);
 		psk_execute(&check_password, values, NULL, false);
 		ok = DatumGetBool(psk_result(0, 1, &isnull)) && user_id != 0 &&
-			strlen(password) <= PSK_MAX_PASSWORD;
+			 strlen(password) <= PSK_MAX_PASSWORD;
 	}
 	PG_CATCH();
 	{
@@ -321,20 +323,20 @@ psk_login(PG_FUNCTION_ARGS)
 	PG_END_TRY();
 
 	if (!psk_guard_finish(guard, !ok))
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_LOCKED_OUT),
-				 errmsg("login refused: failed logins cannot be counted right now, try again later"),
-				 errhidestmt(true)));
+		ereport(
+			ERROR,
+			(errcode(ERRCODE_PSK_LOCKED_OUT),
+			 errmsg(
+				 "login refused: failed logins cannot be counted right now, try again later"),
+			 errhidestmt(true)));
 	if (!ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_UNAUTHORIZED),
-				 errmsg("invalid e-mail or password"),
-				 errhidestmt(true)));
+				 errmsg("invalid e-mail or password"), errhidestmt(true)));
 
 	if (!pg_strong_random(raw, sizeof(raw)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate a random session token")));
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("could not generate a random session token")));
 	encode_token(raw, token);
 	explicit_bzero(raw, sizeof(raw));
 
@@ -350,7 +352,8 @@ psk_login(PG_FUNCTION_ARGS)
 	result[0] = CStringGetTextDatum(token);
 	result[1] = CStringGetTextDatum("bearer");
 	result[2] = Int32GetDatum(psk_session_ttl);
-	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, result, result_nulls);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, result,
+						 result_nulls);
 	return (Datum) 0;
 }
 
@@ -360,7 +363,8 @@ static PskQuery find_session = {
 	"  FROM psk.sessions s JOIN psk.users u ON u.id = s.user_id"
 	" WHERE s.token_hash = $1 AND s.revoked_at IS NULL"
 	"   AND s.expires_at > pg_catalog.statement_timestamp()",
-	1, {BYTEAOID}
+	1,
+	{ BYTEAOID }
 };
 
 /*
@@ -370,16 +374,15 @@ static PskQuery find_session = {
 void
 psk_session_find(text *token, PskSession *session)
 {
-	Datum		hash;
-	bool		isnull;
+	Datum hash;
+	bool  isnull;
 
 	SPI_connect();
 	if (!token_text_hash(token, &hash) ||
 		psk_execute(&find_session, &hash, NULL, true) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_UNAUTHORIZED),
-				 errmsg("invalid or expired session token"),
-				 errhidestmt(true)));
+		ereport(ERROR, (errcode(ERRCODE_PSK_UNAUTHORIZED),
+						errmsg("invalid or expired session token"),
+						errhidestmt(true)));
 	/* every column is NOT NULL */
 	session->id = DatumGetInt64(psk_result(0, 1, &isnull));
 	session->user_name = psk_result_cstring(0, 2);
@@ -396,10 +399,10 @@ psk_session_find(text *token, PskSession *session)
 Datum
 psk_session_user(PG_FUNCTION_ARGS)
 {
-	PskSession	session;
+	PskSession	   session;
 	ReturnSetInfo *rsinfo;
-	Datum		values[6];
-	bool		nulls[6] = {0};
+	Datum		   values[6];
+	bool		   nulls[6] = { 0 };
 
 	psk_session_find(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0), &session);
 
@@ -420,12 +423,11 @@ static PskQuery revoke_session = {
 	" WHERE token_hash = $1 AND revoked_at IS NULL"
 	"   AND expires_at > pg_catalog.statement_timestamp()"
 	" RETURNING true",
-	1, {BYTEAOID}
+	1,
+	{ BYTEAOID }
 };
 
-static PskQuery not_revoked = {
-	"SELECT false", 0, {InvalidOid}
-};
+static PskQuery not_revoked = { "SELECT false", 0, { InvalidOid } };
 
 /*
  * psk_logout(access_token) -> revoked: true when a live session ended now;
@@ -434,7 +436,7 @@ static PskQuery not_revoked = {
 Datum
 psk_logout(PG_FUNCTION_ARGS)
 {
-	Datum		hash;
+	Datum hash;
 
 	SPI_connect();
 	if (!token_arg(fcinfo, &hash) ||

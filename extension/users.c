@@ -5,9 +5,9 @@
  *
  * Every change writes its audit row (USER_CREATED, USER_UPDATED,
  * USER_DELETED: the actor, the subject and what changed, never a password)
- * right after it, through the one audit writer (writer.c).  There is always an admin: the changes that could
- * remove the last one lock every admin row first, so two of them cannot
- * each count on the other.
+ * right after it, through the one audit writer (writer.c).  There is always an
+ *admin: the changes that could remove the last one lock every admin row first,
+ *so two of them cannot each count on the other.
  */
 #include "writer.h"
 
@@ -35,30 +35,28 @@ check_email(const char *email)
 			goto bad;
 	return;
 bad:
-	ereport(ERROR,
-			(errcode(ERRCODE_PSK_INVALID_INPUT),
-			 errmsg("\"%s\" is not an e-mail address", email)));
+	ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
+					errmsg("\"%s\" is not an e-mail address", email)));
 }
 
 static void
 check_password(const char *password)
 {
-	size_t		len = strlen(password);
+	size_t len = strlen(password);
 
 	if (len < PSK_MIN_PASSWORD || len > PSK_MAX_PASSWORD)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_INVALID_INPUT),
-				 errmsg("password must be %d to %d bytes long",
-						PSK_MIN_PASSWORD, PSK_MAX_PASSWORD)));
+		ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
+						errmsg("password must be %d to %d bytes long",
+							   PSK_MIN_PASSWORD, PSK_MAX_PASSWORD)));
 }
 
 static PskQuery lock_users = {
-	"LOCK TABLE psk.users IN SHARE ROW EXCLUSIVE MODE", 0, {InvalidOid}
+	"LOCK TABLE psk.users IN SHARE ROW EXCLUSIVE MODE", 0, { InvalidOid }
 };
 
-static PskQuery any_admin = {
-	"SELECT 1 FROM psk.users WHERE is_admin LIMIT 1", 0, {InvalidOid}
-};
+static PskQuery any_admin = { "SELECT 1 FROM psk.users WHERE is_admin LIMIT 1",
+							  0,
+							  { InvalidOid } };
 
 /* The new user, and the note of its audit row. */
 static PskQuery insert_user = {
@@ -70,7 +68,8 @@ static PskQuery insert_user = {
 	"RETURNING id,"
 	"  format('created %s (team %s, pool %s%s)', email, team_name, pool,"
 	"         CASE WHEN is_admin THEN ', admin' ELSE '' END)",
-	7, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TEXTOID, INT4OID}
+	7,
+	{ TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TEXTOID, INT4OID }
 };
 
 /*
@@ -78,11 +77,11 @@ static PskQuery insert_user = {
  * admin making itself), and the function's result row, its id.
  */
 static void
-user_changed(FunctionCallInfo fcinfo, const char *action,
-			 const PskUser *actor, Datum subject_id, const char *note)
+user_changed(FunctionCallInfo fcinfo, const char *action, const PskUser *actor,
+			 Datum subject_id, const char *note)
 {
-	PskWriter	w;
-	bool		isnull = false;
+	PskWriter w;
+	bool	  isnull = false;
 
 	psk_audit_writer_begin(&w);
 	psk_audit_begin(&w);
@@ -103,18 +102,21 @@ user_changed(FunctionCallInfo fcinfo, const char *action,
 Datum
 psk_create_user(PG_FUNCTION_ARGS)
 {
-	char	   *admin_email = psk_text_arg(fcinfo, 0, "admin_email", false, PSK_MAX_EMAIL_LEN);
-	char	   *team = psk_text_arg(fcinfo, 1, "team_name", true, PSK_MAX_NAME_LEN);
-	char	   *name = psk_text_arg(fcinfo, 2, "user_name", true, PSK_MAX_NAME_LEN);
-	char	   *email = psk_text_arg(fcinfo, 3, "email", true, PSK_MAX_EMAIL_LEN);
-	char	   *password = psk_text_arg(fcinfo, 4, "password", true, PSK_MAX_PASSWORD);
+	char *admin_email =
+		psk_text_arg(fcinfo, 0, "admin_email", false, PSK_MAX_EMAIL_LEN);
+	char *team = psk_text_arg(fcinfo, 1, "team_name", true, PSK_MAX_NAME_LEN);
+	char *name = psk_text_arg(fcinfo, 2, "user_name", true, PSK_MAX_NAME_LEN);
+	char *email = psk_text_arg(fcinfo, 3, "email", true, PSK_MAX_EMAIL_LEN);
+	char *password =
+		psk_text_arg(fcinfo, 4, "password", true, PSK_MAX_PASSWORD);
 	bool		is_admin = PG_ARGISNULL(5) ? false : PG_GETARG_BOOL(5);
-	const char *pool = psk_pool_name(psk_text_arg(fcinfo, 6, "pool", false, PSK_MAX_NAME_LEN));
-	PskUser		admin;
-	bool		bootstrap = admin_email == NULL;
-	Datum		values[7];
-	bool		nulls[7] = {0};
-	bool		isnull;
+	const char *pool =
+		psk_pool_name(psk_text_arg(fcinfo, 6, "pool", false, PSK_MAX_NAME_LEN));
+	PskUser admin;
+	bool	bootstrap = admin_email == NULL;
+	Datum	values[7];
+	bool	nulls[7] = { 0 };
+	bool	isnull;
 
 	check_email(email);
 	check_password(password);
@@ -124,15 +126,18 @@ psk_create_user(PG_FUNCTION_ARGS)
 	{
 		/* Bootstrap: only an admin, only while there is none. */
 		if (!is_admin)
-			ereport(ERROR,
-					(errcode(ERRCODE_PSK_INVALID_INPUT),
-					 errmsg("admin_email is required"),
-					 errhint("Without admin_email only the first admin can be created.")));
+			ereport(
+				ERROR,
+				(errcode(ERRCODE_PSK_INVALID_INPUT),
+				 errmsg("admin_email is required"),
+				 errhint(
+					 "Without admin_email only the first admin can be created.")));
 		psk_execute(&lock_users, NULL, NULL, false);
 		if (psk_execute(&any_admin, NULL, NULL, false) > 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_PSK_NOT_ALLOWED),
-					 errmsg("an admin exists already: admin_email is required")));
+					 errmsg(
+						 "an admin exists already: admin_email is required")));
 	}
 	else
 		psk_require_admin(admin_email, &admin);
@@ -173,8 +178,7 @@ user_id_arg(FunctionCallInfo fcinfo, int argno)
 {
 	if (PG_ARGISNULL(argno))
 		ereport(ERROR,
-				(errcode(ERRCODE_PSK_INVALID_INPUT),
-				 errmsg("id is required")));
+				(errcode(ERRCODE_PSK_INVALID_INPUT), errmsg("id is required")));
 	return PG_GETARG_INT64(argno);
 }
 
@@ -185,8 +189,7 @@ user_id_arg(FunctionCallInfo fcinfo, int argno)
  * transaction made true under our feet into the contract's error.
  */
 static bool
-execute_unless(PskQuery *query, Datum *values, const bool *nulls,
-			   int expected)
+execute_unless(PskQuery *query, Datum *values, const bool *nulls, int expected)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -204,7 +207,7 @@ execute_unless(PskQuery *query, Datum *values, const bool *nulls,
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
+		ErrorData *edata;
 
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
@@ -222,32 +225,30 @@ execute_unless(PskQuery *query, Datum *values, const bool *nulls,
 
 /* The user row, locked: waits for reserves of that user in flight. */
 static PskQuery lock_user = {
-	"SELECT is_admin FROM psk.users WHERE id = $1 FOR UPDATE",
-	1, {INT8OID}
+	"SELECT is_admin FROM psk.users WHERE id = $1 FOR UPDATE", 1, { INT8OID }
 };
 
 /* Every admin row, locked in id order. */
 static PskQuery lock_admins = {
 	"SELECT id FROM psk.users WHERE is_admin ORDER BY id FOR UPDATE",
-	0, {InvalidOid}
+	0,
+	{ InvalidOid }
 };
 
 static PskQuery count_held = {
-	"SELECT count(*)::int FROM psk.codes WHERE holder_id = $1",
-	1, {INT8OID}
+	"SELECT count(*)::int FROM psk.codes WHERE holder_id = $1", 1, { INT8OID }
 };
 
 /* Lock user id; not_found when there is none.  Returns whether an admin. */
 static bool
 lock_user_row(int64 id)
 {
-	Datum		arg = Int64GetDatum(id);
-	bool		isnull;
+	Datum arg = Int64GetDatum(id);
+	bool  isnull;
 
 	if (psk_execute(&lock_user, &arg, NULL, false) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_NOT_FOUND),
-				 errmsg("unknown user id %lld", (long long) id)));
+		ereport(ERROR, (errcode(ERRCODE_PSK_NOT_FOUND),
+						errmsg("unknown user id %lld", (long long) id)));
 	return DatumGetBool(psk_result(0, 1, &isnull));
 }
 
@@ -260,33 +261,34 @@ lock_user_row(int64 id)
 static void
 keep_an_admin(int64 id, int64 actor_id)
 {
-	uint64		n = psk_execute(&lock_admins, NULL, NULL, false);
-	bool		actor_found = false;
-	bool		id_found = false;
+	uint64 n = psk_execute(&lock_admins, NULL, NULL, false);
+	bool   actor_found = false;
+	bool   id_found = false;
 
 	for (uint64 i = 0; i < n; i++)
 	{
-		bool		isnull;
-		int64		admin_id = DatumGetInt64(psk_result(i, 1, &isnull));
+		bool  isnull;
+		int64 admin_id = DatumGetInt64(psk_result(i, 1, &isnull));
 
 		actor_found |= admin_id == actor_id;
 		id_found |= admin_id == id;
 	}
 	if (!actor_found)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_NOT_ALLOWED),
-				 errmsg("permission denied: the acting user is no longer an admin")));
+		ereport(
+			ERROR,
+			(errcode(ERRCODE_PSK_NOT_ALLOWED),
+			 errmsg(
+				 "permission denied: the acting user is no longer an admin")));
 	if (id_found && n == 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_CONFLICT),
-				 errmsg("user %lld is the last admin", (long long) id)));
+		ereport(ERROR, (errcode(ERRCODE_PSK_CONFLICT),
+						errmsg("user %lld is the last admin", (long long) id)));
 }
 
 static int32
 held_codes(int64 id)
 {
-	Datum		arg = Int64GetDatum(id);
-	bool		isnull;
+	Datum arg = Int64GetDatum(id);
+	bool  isnull;
 
 	psk_execute(&count_held, &arg, NULL, false);
 	return DatumGetInt32(psk_result(0, 1, &isnull));
@@ -295,8 +297,9 @@ held_codes(int64 id)
 /*
  * $2..$7: the new values (NULL: unchanged).  The note lists what changed
  * and nothing when nothing does; then neither the row nor the log is
- * written.  Returns the id, the note and whether the row was written.  A new password also ends the user's sessions and clears the
- * failed logins of its e-mail (a reset unlocks the account).
+ * written.  Returns the id, the note and whether the row was written.  A new
+ * password also ends the user's sessions and clears the failed logins of its
+ * e-mail (a reset unlocks the account).
  */
 static PskQuery update_user = {
 	"WITH old AS ("
@@ -333,7 +336,8 @@ static PskQuery update_user = {
 	")"
 	"SELECT o.id, d.note, u.id IS NOT NULL"
 	"  FROM old o JOIN diff d ON d.id = o.id LEFT JOIN updated u ON u.id = o.id",
-	8, {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TEXTOID, INT4OID}
+	8,
+	{ INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TEXTOID, INT4OID }
 };
 
 /*
@@ -344,19 +348,21 @@ static PskQuery update_user = {
 Datum
 psk_update_user(PG_FUNCTION_ARGS)
 {
-	char	   *admin_email = psk_text_arg(fcinfo, 0, "admin_email", true, PSK_MAX_EMAIL_LEN);
-	int64		id = user_id_arg(fcinfo, 1);
-	char	   *team = optional_arg(fcinfo, 2, "team_name", PSK_MAX_NAME_LEN);
-	char	   *name = optional_arg(fcinfo, 3, "user_name", PSK_MAX_NAME_LEN);
-	char	   *email = optional_arg(fcinfo, 4, "email", PSK_MAX_EMAIL_LEN);
-	char	   *password = optional_arg(fcinfo, 5, "password", PSK_MAX_PASSWORD);
-	const char *pool = psk_pool_name(optional_arg(fcinfo, 7, "pool", PSK_MAX_NAME_LEN));
-	bool		demote = !PG_ARGISNULL(6) && !PG_GETARG_BOOL(6);
-	bool		promote = !PG_ARGISNULL(6) && PG_GETARG_BOOL(6);
-	PskUser		admin;
-	Datum		values[8];
-	bool		nulls[8] = {0};
-	bool		isnull;
+	char *admin_email =
+		psk_text_arg(fcinfo, 0, "admin_email", true, PSK_MAX_EMAIL_LEN);
+	int64 id = user_id_arg(fcinfo, 1);
+	char *team = optional_arg(fcinfo, 2, "team_name", PSK_MAX_NAME_LEN);
+	char *name = optional_arg(fcinfo, 3, "user_name", PSK_MAX_NAME_LEN);
+	char *email = optional_arg(fcinfo, 4, "email", PSK_MAX_EMAIL_LEN);
+	char *password = optional_arg(fcinfo, 5, "password", PSK_MAX_PASSWORD);
+	const char *pool =
+		psk_pool_name(optional_arg(fcinfo, 7, "pool", PSK_MAX_NAME_LEN));
+	bool	demote = !PG_ARGISNULL(6) && !PG_GETARG_BOOL(6);
+	bool	promote = !PG_ARGISNULL(6) && PG_GETARG_BOOL(6);
+	PskUser admin;
+	Datum	values[8];
+	bool	nulls[8] = { 0 };
+	bool	isnull;
 
 	if (email)
 		check_email(email);
@@ -371,10 +377,11 @@ psk_update_user(PG_FUNCTION_ARGS)
 
 	/* Promoting: an admin cannot release or confirm, so it holds nothing. */
 	if (!lock_user_row(id) && promote && held_codes(id) > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_CONFLICT),
-				 errmsg("user %lld still holds codes and cannot become an admin",
-						(long long) id)));
+		ereport(
+			ERROR,
+			(errcode(ERRCODE_PSK_CONFLICT),
+			 errmsg("user %lld still holds codes and cannot become an admin",
+					(long long) id)));
 
 	values[0] = Int64GetDatum(id);
 	nulls[1] = team == NULL;
@@ -402,7 +409,7 @@ psk_update_user(PG_FUNCTION_ARGS)
 					 psk_result_cstring(0, 2));
 	else if (SPI_processed > 0)
 	{
-		Datum		id = psk_result(0, 1, &isnull);
+		Datum id = psk_result(0, 1, &isnull);
 
 		psk_return_row(fcinfo, &id, &isnull);
 	}
@@ -416,7 +423,8 @@ static PskQuery delete_user = {
 	" RETURNING id,"
 	"  format('deleted %s (team %s, pool %s%s)', email, team_name, pool,"
 	"         CASE WHEN is_admin THEN ', admin' ELSE '' END)",
-	1, {INT8OID}
+	1,
+	{ INT8OID }
 };
 
 /*
@@ -427,12 +435,13 @@ static PskQuery delete_user = {
 Datum
 psk_delete_user(PG_FUNCTION_ARGS)
 {
-	char	   *admin_email = psk_text_arg(fcinfo, 0, "admin_email", true, PSK_MAX_EMAIL_LEN);
-	int64		id = user_id_arg(fcinfo, 1);
-	PskUser		admin;
-	int32		held;
-	Datum		value;
-	bool		isnull;
+	char *admin_email =
+		psk_text_arg(fcinfo, 0, "admin_email", true, PSK_MAX_EMAIL_LEN);
+	int64	id = user_id_arg(fcinfo, 1);
+	PskUser admin;
+	int32	held;
+	Datum	value;
+	bool	isnull;
 
 	SPI_connect();
 	psk_require_admin(admin_email, &admin);
@@ -447,18 +456,17 @@ psk_delete_user(PG_FUNCTION_ARGS)
 
 	held = held_codes(id);
 	if (held > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_CONFLICT),
-				 errmsg("user %lld still holds %d code%s", (long long) id,
-						held, held == 1 ? "" : "s")));
+		ereport(ERROR, (errcode(ERRCODE_PSK_CONFLICT),
+						errmsg("user %lld still holds %d code%s",
+							   (long long) id, held, held == 1 ? "" : "s")));
 
 	value = Int64GetDatum(id);
 
 	/* A holder our snapshot could not see (REPEATABLE READ): still held. */
-	if (!execute_unless(&delete_user, &value, NULL, ERRCODE_FOREIGN_KEY_VIOLATION))
-		ereport(ERROR,
-				(errcode(ERRCODE_PSK_CONFLICT),
-				 errmsg("user %lld still holds codes", (long long) id)));
+	if (!execute_unless(&delete_user, &value, NULL,
+						ERRCODE_FOREIGN_KEY_VIOLATION))
+		ereport(ERROR, (errcode(ERRCODE_PSK_CONFLICT),
+						errmsg("user %lld still holds codes", (long long) id)));
 	psk_result_set(fcinfo);
 	if (SPI_processed > 0)
 		user_changed(fcinfo, "USER_DELETED", &admin, psk_result(0, 1, &isnull),
@@ -476,7 +484,8 @@ static PskQuery list_users = {
 	"  LEFT JOIN psk.codes c ON c.holder_id = u.id"
 	"       AND c.status IN ('RESERVED', 'IN_USE')"
 	" GROUP BY u.id ORDER BY u.id",
-	0, {InvalidOid}
+	0,
+	{ InvalidOid }
 };
 
 /* psk_users(): every user, with the codes each holds. */

@@ -51,30 +51,33 @@
 /* Columns used here, by name; their numbers are resolved per relation. */
 typedef struct Columns
 {
-	Oid			relid;			/* the relation they were resolved for */
-	int			ncols;
+	Oid				   relid; /* the relation they were resolved for */
+	int				   ncols;
 	const char *const *names;
-	AttrNumber	attnum[16];
+	AttrNumber		   attnum[16];
 } Columns;
 
 static const char *const code_names[CODE_NCOLS] = {
-	"id", "code", "pool", "status", "holder_id", "tester_name",
-	"reserved_at", "expires_at", "confirmed_at", "reservation_token",
-	"released_at", "freed_at", "note"
+	"id",			"code",
+	"pool",			"status",
+	"holder_id",	"tester_name",
+	"reserved_at",	"expires_at",
+	"confirmed_at", "reservation_token",
+	"released_at",	"freed_at",
+	"note"
 };
-static Columns code_cols = {InvalidOid, CODE_NCOLS, code_names};
+static Columns code_cols = { InvalidOid, CODE_NCOLS, code_names };
 
 static const char *const log_names[LOG_NCOLS] = {
-	"id", "logged_at", "action", "code", "code_type", "user_id",
-	"user_name", "contact_email", "tester_name", "country", "region", "note",
-	"clearance_id", "subject_user_id"
+	"id",	   "logged_at", "action",		 "code",		   "code_type",
+	"user_id", "user_name", "contact_email", "tester_name",	   "country",
+	"region",  "note",		"clearance_id",	 "subject_user_id"
 };
-static Columns log_cols = {InvalidOid, LOG_NCOLS, log_names};
+static Columns log_cols = { InvalidOid, LOG_NCOLS, log_names };
 
-static const char *const user_names[USER_NCOLS] = {
-	"id", "email", "user_name", "is_admin", "pool"
-};
-static Columns user_cols = {InvalidOid, USER_NCOLS, user_names};
+static const char *const user_names[USER_NCOLS] = { "id", "email", "user_name",
+													"is_admin", "pool" };
+static Columns			 user_cols = { InvalidOid, USER_NCOLS, user_names };
 
 /*
  * Column numbers of rel, from the cache when every cached number still has
@@ -84,18 +87,17 @@ static Columns user_cols = {InvalidOid, USER_NCOLS, user_names};
 static const AttrNumber *
 resolve_columns(Relation rel, Columns *cols)
 {
-	TupleDesc	desc = RelationGetDescr(rel);
+	TupleDesc desc = RelationGetDescr(rel);
 
 	if (cols->relid == RelationGetRelid(rel))
 	{
-		int			i;
+		int i;
 
 		for (i = 0; i < cols->ncols; i++)
 		{
-			AttrNumber	n = cols->attnum[i];
+			AttrNumber n = cols->attnum[i];
 
-			if (n > desc->natts ||
-				TupleDescAttr(desc, n - 1)->attisdropped ||
+			if (n > desc->natts || TupleDescAttr(desc, n - 1)->attisdropped ||
 				strcmp(NameStr(TupleDescAttr(desc, n - 1)->attname),
 					   cols->names[i]) != 0)
 				break;
@@ -127,7 +129,7 @@ resolve_columns(Relation rel, Columns *cols)
 Oid
 psk_relation(const char *name)
 {
-	Oid			relid = get_relname_relid(name, get_namespace_oid("psk", false));
+	Oid relid = get_relname_relid(name, get_namespace_oid("psk", false));
 
 	if (!OidIsValid(relid))
 		elog(ERROR, "psk: relation psk.%s is missing", name);
@@ -144,8 +146,8 @@ psk_user_columns(Relation rel)
 static Oid
 audit_id_sequence(Relation log, AttrNumber id_att)
 {
-	static Oid	for_relid = InvalidOid;
-	static Oid	seqid = InvalidOid;
+	static Oid for_relid = InvalidOid;
+	static Oid seqid = InvalidOid;
 
 	if (for_relid != RelationGetRelid(log))
 	{
@@ -169,10 +171,10 @@ audit_id_sequence(Relation log, AttrNumber id_att)
  */
 typedef struct CheckCache
 {
-	Oid			relid;
-	int			ncheck;
-	char	  **ccbin;			/* the constraints' text, to compare */
-	ExprState **exprs;			/* NULL: not cacheable */
+	Oid			  relid;
+	int			  ncheck;
+	char		**ccbin; /* the constraints' text, to compare */
+	ExprState	**exprs; /* NULL: not cacheable */
 	MemoryContext cxt;
 } CheckCache;
 
@@ -180,8 +182,8 @@ typedef struct CheckCache
 static bool
 is_interpreted_function(Oid funcid, void *context)
 {
-	HeapTuple	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
-	Oid			lang;
+	HeapTuple tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+	Oid		  lang;
 
 	if (!HeapTupleIsValid(tuple))
 		return true;
@@ -226,12 +228,12 @@ check_cache_is_current(const CheckCache *cache, Relation rel)
 static ExprState **
 cached_check_exprs(CheckCache *cache, Relation rel)
 {
-	TupleConstr *constr = RelationGetDescr(rel)->constr;
+	TupleConstr	 *constr = RelationGetDescr(rel)->constr;
 	MemoryContext cxt;
 	MemoryContext oldcxt;
-	int			ncheck;
-	char	  **ccbin;
-	ExprState **exprs;
+	int			  ncheck;
+	char		**ccbin;
+	ExprState	**exprs;
 
 	if (check_cache_is_current(cache, rel))
 		return cache->exprs;
@@ -253,12 +255,13 @@ cached_check_exprs(CheckCache *cache, Relation rel)
 		ccbin[i] = pstrdup(constr->check[i].ccbin);
 	for (int i = 0; i < ncheck; i++)
 	{
-		Node	   *stored = stringToNode(ccbin[i]);
-		Expr	   *expr;
+		Node *stored = stringToNode(ccbin[i]);
+		Expr *expr;
 
 		/* before planning, which may inline a SQL function's body */
 		if (not_cacheable(stored, NULL) ||
-			not_cacheable((Node *) (expr = expression_planner((Expr *) stored)), NULL))
+			not_cacheable((Node *) (expr = expression_planner((Expr *) stored)),
+						  NULL))
 		{
 			exprs = NULL;
 			break;
@@ -284,7 +287,7 @@ open_result_relation(EState *estate, const char *name, Index rti,
 					 CheckCache *checks)
 {
 	ResultRelInfo *rri = makeNode(ResultRelInfo);
-	Relation	rel = table_open(psk_relation(name), RowExclusiveLock);
+	Relation	   rel = table_open(psk_relation(name), RowExclusiveLock);
 
 	InitResultRelInfo(rri, rel, rti, NULL, 0);
 	rri->ri_ConstraintExprs = cached_check_exprs(checks, rel);
@@ -314,9 +317,9 @@ result_rte(Relation rel)
 static void
 writer_start(PskWriter *w, bool with_codes)
 {
-	EState	   *estate;
+	EState		 *estate;
 	MemoryContext oldcxt;
-	List	   *rtable = NIL;
+	List		 *rtable = NIL;
 
 	CommandCounterIncrement();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -338,21 +341,26 @@ writer_start(PskWriter *w, bool with_codes)
 	ExecInitRangeTable(estate, rtable);
 
 	w->log_att = resolve_columns(w->log->ri_RelationDesc, &log_cols);
-	w->log_id_seq = audit_id_sequence(w->log->ri_RelationDesc, w->log_att[LOG_ID]);
-	w->log_row = ExecInitExtraTupleSlot(estate,
-										RelationGetDescr(w->log->ri_RelationDesc),
-										&TTSOpsVirtual);
+	w->log_id_seq =
+		audit_id_sequence(w->log->ri_RelationDesc, w->log_att[LOG_ID]);
+	w->log_row =
+		ExecInitExtraTupleSlot(estate,
+							   RelationGetDescr(w->log->ri_RelationDesc),
+							   &TTSOpsVirtual);
 	if (with_codes)
 	{
 		w->code_att = resolve_columns(w->codes->ri_RelationDesc, &code_cols);
-		w->code_slot = ExecInitExtraTupleSlot(estate,
-											  RelationGetDescr(w->codes->ri_RelationDesc),
-											  table_slot_callbacks(w->codes->ri_RelationDesc));
-		w->new_code = ExecInitExtraTupleSlot(estate,
-											 RelationGetDescr(w->codes->ri_RelationDesc),
-											 &TTSOpsVirtual);
+		w->code_slot =
+			ExecInitExtraTupleSlot(estate,
+								   RelationGetDescr(w->codes->ri_RelationDesc),
+								   table_slot_callbacks(
+									   w->codes->ri_RelationDesc));
+		w->new_code =
+			ExecInitExtraTupleSlot(estate,
+								   RelationGetDescr(w->codes->ri_RelationDesc),
+								   &TTSOpsVirtual);
 	}
-	w->now = GetCurrentTransactionStartTimestamp();	/* now() */
+	w->now = GetCurrentTransactionStartTimestamp(); /* now() */
 	MemoryContextSwitchTo(oldcxt);
 
 	AfterTriggerBeginQuery();
@@ -397,32 +405,36 @@ psk_writer_end(PskWriter *w)
 bool
 psk_lock_row(Relation rel, TupleTableSlot *slot, LockTupleMode mode, bool wait)
 {
-	TM_FailureData tmfd;
-	TM_Result	result;
+	TM_FailureData	tmfd;
+	TM_Result		result;
 	ItemPointerData tid = slot->tts_tid;
 
 	result = table_tuple_lock(rel, &tid, GetActiveSnapshot(), slot,
 							  GetCurrentCommandId(false), mode,
 							  wait ? LockWaitBlock : LockWaitSkip,
-							  IsolationUsesXactSnapshot() ? 0 :
-							  TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
+							  IsolationUsesXactSnapshot()
+								  ? 0
+								  : TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
 							  &tmfd);
 	switch (result)
 	{
 		case TM_Ok:
 			return true;
-		case TM_WouldBlock:		/* SKIP LOCKED */
+		case TM_WouldBlock: /* SKIP LOCKED */
 		case TM_Deleted:
-		case TM_SelfModified:	/* changed earlier in this very call */
+		case TM_SelfModified: /* changed earlier in this very call */
 			return false;
 		case TM_Updated:
 			/* Only without FIND_LAST_VERSION: REPEATABLE READ or above. */
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("could not serialize access due to concurrent update")));
+			ereport(
+				ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg(
+					 "could not serialize access due to concurrent update")));
 			break;
 		default:
-			elog(ERROR, "psk: unexpected result %d locking a row", (int) result);
+			elog(ERROR, "psk: unexpected result %d locking a row",
+				 (int) result);
 	}
 	return false;
 }
@@ -430,7 +442,7 @@ psk_lock_row(Relation rel, TupleTableSlot *slot, LockTupleMode mode, bool wait)
 int64
 psk_slot_int8(TupleTableSlot *slot, AttrNumber att, bool *isnull)
 {
-	Datum		d = slot_getattr(slot, att, isnull);
+	Datum d = slot_getattr(slot, att, isnull);
 
 	return *isnull ? 0 : DatumGetInt64(d);
 }
@@ -438,24 +450,23 @@ psk_slot_int8(TupleTableSlot *slot, AttrNumber att, bool *isnull)
 bool
 psk_slot_text_equals(TupleTableSlot *slot, AttrNumber att, const char *s)
 {
-	bool		isnull;
-	Datum		d = slot_getattr(slot, att, &isnull);
-	text	   *t;
+	bool  isnull;
+	Datum d = slot_getattr(slot, att, &isnull);
+	text *t;
 
 	if (isnull)
 		return false;
 	t = DatumGetTextPP(d);
 	return VARSIZE_ANY_EXHDR(t) == strlen(s) &&
-		memcmp(VARDATA_ANY(t), s, strlen(s)) == 0;
+		   memcmp(VARDATA_ANY(t), s, strlen(s)) == 0;
 }
-
 
 /* A text column as a C string; NULL for NULL. */
 char *
 psk_slot_cstring(TupleTableSlot *slot, AttrNumber att)
 {
-	bool		isnull;
-	Datum		d = slot_getattr(slot, att, &isnull);
+	bool  isnull;
+	Datum d = slot_getattr(slot, att, &isnull);
 
 	return isnull ? NULL : TextDatumGetCString(d);
 }
@@ -463,13 +474,15 @@ psk_slot_cstring(TupleTableSlot *slot, AttrNumber att)
 bool
 psk_find_code(PskWriter *w, const char *code)
 {
-	Relation	code_key = index_open(psk_relation("codes_code_key"), AccessShareLock);
-	char	   *wanted = psk_normalize_code(code, DEFAULT_COLLATION_OID);
-	ScanKeyData key;
+	Relation code_key =
+		index_open(psk_relation("codes_code_key"), AccessShareLock);
+	char		 *wanted = psk_normalize_code(code, DEFAULT_COLLATION_OID);
+	ScanKeyData	  key;
 	IndexScanDesc scan;
-	bool		found;
+	bool		  found;
 
-	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(wanted));
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ,
+				CStringGetTextDatum(wanted));
 	key.sk_collation = code_key->rd_indcollation[0];
 	scan = index_beginscan(w->codes->ri_RelationDesc, code_key,
 						   GetActiveSnapshot(), 1, 0);
@@ -485,14 +498,14 @@ psk_lock_code(PskWriter *w, const char *code, LockTupleMode mode)
 {
 	/* Wait for whoever holds it locked; then look at its newest version. */
 	return psk_find_code(w, code) &&
-		psk_lock_row(w->codes->ri_RelationDesc, w->code_slot, mode, true);
+		   psk_lock_row(w->codes->ri_RelationDesc, w->code_slot, mode, true);
 }
 
 TupleTableSlot *
 psk_code_change(PskWriter *w)
 {
 	TupleTableSlot *slot = w->new_code;
-	int			natts = slot->tts_tupleDescriptor->natts;
+	int				natts = slot->tts_tupleDescriptor->natts;
 
 	slot_getallattrs(w->code_slot);
 	ExecClearTuple(slot);
@@ -505,7 +518,8 @@ void
 psk_code_update(PskWriter *w)
 {
 	ExecStoreVirtualTuple(w->new_code);
-	ExecSimpleRelationUpdate(w->codes, w->estate, NULL, w->code_slot, w->new_code);
+	ExecSimpleRelationUpdate(w->codes, w->estate, NULL, w->code_slot,
+							 w->new_code);
 }
 
 void
@@ -534,19 +548,22 @@ psk_audit_begin(PskWriter *w)
 	TupleTableSlot *slot = w->log_row;
 
 	ExecClearTuple(slot);
-	memset(slot->tts_isnull, true, slot->tts_tupleDescriptor->natts * sizeof(bool));
+	memset(slot->tts_isnull, true,
+		   slot->tts_tupleDescriptor->natts * sizeof(bool));
 }
 
 void
 psk_audit_code(PskWriter *w, const PskUser *actor)
 {
 	TupleTableSlot *old = w->code_slot;
-	bool		isnull;
-	Datum		tester;
+	bool			isnull;
+	Datum			tester;
 
 	psk_audit_begin(w);
-	psk_audit_set(w, LOG_CODE, slot_getattr(old, w->code_att[CODE_CODE], &isnull));
-	psk_audit_set(w, LOG_CODE_TYPE, slot_getattr(old, w->code_att[CODE_POOL], &isnull));
+	psk_audit_set(w, LOG_CODE,
+				  slot_getattr(old, w->code_att[CODE_CODE], &isnull));
+	psk_audit_set(w, LOG_CODE_TYPE,
+				  slot_getattr(old, w->code_att[CODE_POOL], &isnull));
 	psk_audit_actor(w, actor);
 	tester = slot_getattr(old, w->code_att[CODE_TESTER], &isnull);
 	if (!isnull)
@@ -566,7 +583,8 @@ psk_audit_append(PskWriter *w, const char *action)
 {
 	/* What the previous row's constraints and index entries left behind. */
 	ResetPerTupleExprContext(w->estate);
-	psk_audit_set(w, LOG_ID, Int64GetDatum(nextval_internal(w->log_id_seq, false)));
+	psk_audit_set(w, LOG_ID,
+				  Int64GetDatum(nextval_internal(w->log_id_seq, false)));
 	psk_audit_set(w, LOG_LOGGED_AT, TimestampTzGetDatum(w->now));
 	psk_audit_set(w, LOG_ACTION, CStringGetTextDatum(action));
 	ExecStoreVirtualTuple(w->log_row);

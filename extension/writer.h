@@ -18,21 +18,49 @@
 /* Columns used below SPI, by name; their numbers are resolved per table. */
 enum
 {
-	CODE_ID, CODE_CODE, CODE_POOL, CODE_STATUS, CODE_HOLDER, CODE_TESTER,
-	CODE_RESERVED_AT, CODE_EXPIRES_AT, CODE_CONFIRMED_AT, CODE_TOKEN,
-	CODE_RELEASED_AT, CODE_FREED_AT, CODE_NOTE, CODE_NCOLS
+	CODE_ID,
+	CODE_CODE,
+	CODE_POOL,
+	CODE_STATUS,
+	CODE_HOLDER,
+	CODE_TESTER,
+	CODE_RESERVED_AT,
+	CODE_EXPIRES_AT,
+	CODE_CONFIRMED_AT,
+	CODE_TOKEN,
+	CODE_RELEASED_AT,
+	CODE_FREED_AT,
+	CODE_NOTE,
+	CODE_NCOLS
 };
 
 enum
 {
-	LOG_ID, LOG_LOGGED_AT, LOG_ACTION, LOG_CODE, LOG_CODE_TYPE, LOG_USER_ID,
-	LOG_USER_NAME, LOG_EMAIL, LOG_TESTER, LOG_COUNTRY, LOG_REGION, LOG_NOTE,
-	LOG_CLEARANCE, LOG_SUBJECT, LOG_NCOLS
+	LOG_ID,
+	LOG_LOGGED_AT,
+	LOG_ACTION,
+	LOG_CODE,
+	LOG_CODE_TYPE,
+	LOG_USER_ID,
+	LOG_USER_NAME,
+	LOG_EMAIL,
+	LOG_TESTER,
+	LOG_COUNTRY,
+	LOG_REGION,
+	LOG_NOTE,
+	LOG_CLEARANCE,
+	LOG_SUBJECT,
+	LOG_NCOLS
 };
 
 enum
 {
-	USER_ID, USER_EMAIL, USER_NAME, USER_IS_ADMIN, USER_POOL, USER_NCOLS
+	USER_ID,
+	USER_EMAIL,
+	USER_NAME,
+	USER_IS_ADMIN,
+	USER_POOL,
+	USER_NCOLS
 };
 
 /*
@@ -41,20 +69,20 @@ enum
  */
 typedef struct PskWriter
 {
-	EState	   *estate;
-	ResultRelInfo *codes;
-	ResultRelInfo *log;
+	EState			 *estate;
+	ResultRelInfo	 *codes;
+	ResultRelInfo	 *log;
 	const AttrNumber *code_att;
 	const AttrNumber *log_att;
-	Oid			log_id_seq;		/* audit_log.id's identity sequence */
-	TupleTableSlot *code_slot;	/* a code as locked */
-	TupleTableSlot *new_code;	/* its new version */
-	TupleTableSlot *log_row;
-	TimestampTz now;
+	Oid				  log_id_seq; /* audit_log.id's identity sequence */
+	TupleTableSlot	 *code_slot;  /* a code as locked */
+	TupleTableSlot	 *new_code;	  /* its new version */
+	TupleTableSlot	 *log_row;
+	TimestampTz		  now;
 } PskWriter;
 
 /* psk.<name>, or an error when the extension's object is missing. */
-extern Oid	psk_relation(const char *name);
+extern Oid psk_relation(const char *name);
 /* Column numbers of psk.users (USER_*), as open in rel. */
 extern const AttrNumber *psk_user_columns(Relation rel);
 
@@ -73,12 +101,12 @@ extern void psk_audit_writer_begin(PskWriter *w);
  * FOR ... [SKIP LOCKED] would; false when it is gone, or locked by others
  * and wait is false.  Under REPEATABLE READ an updated row is 40001.
  */
-extern bool psk_lock_row(Relation rel, TupleTableSlot *slot,
-						 LockTupleMode mode, bool wait);
+extern bool psk_lock_row(Relation rel, TupleTableSlot *slot, LockTupleMode mode,
+						 bool wait);
 
 extern int64 psk_slot_int8(TupleTableSlot *slot, AttrNumber att, bool *isnull);
-extern bool psk_slot_text_equals(TupleTableSlot *slot, AttrNumber att,
-								 const char *s);
+extern bool	 psk_slot_text_equals(TupleTableSlot *slot, AttrNumber att,
+								  const char *s);
 extern char *psk_slot_cstring(TupleTableSlot *slot, AttrNumber att);
 
 /*
@@ -95,7 +123,7 @@ extern bool psk_lock_code(PskWriter *w, const char *code, LockTupleMode mode);
  * psk_code_update writes it (constraints, indexes, AFTER ROW triggers).
  */
 extern TupleTableSlot *psk_code_change(PskWriter *w);
-extern void psk_code_update(PskWriter *w);
+extern void			   psk_code_update(PskWriter *w);
 /* Delete the code in w->code_slot (locked); its countries go with it. */
 extern void psk_code_delete(PskWriter *w);
 
@@ -148,4 +176,4 @@ extern void psk_lock_held_code(PskWriter *w, const char *email,
 							   const char *code, LockTupleMode mode,
 							   PskUser *user);
 
-#endif							/* PSK_WRITER_H */
+#endif /* PSK_WRITER_H */

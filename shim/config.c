@@ -14,45 +14,46 @@
 #include <string.h>
 #include <unistd.h>
 
-ShimConfig	shim_config;
+ShimConfig shim_config;
 
 static void
 usage(FILE *out)
 {
-	fprintf(out,
-			"psk-shim: the HTTP API of the psk extension (libh2o + libpq)\n"
-			"\n"
-			"Usage: psk-shim [OPTION]...\n"
-			"\n"
-			"Options (environment variable in brackets):\n"
-			"  --listen HOST:PORT       address to listen on [PSK_LISTEN]\n"
-			"                           (default 127.0.0.1:8000)\n"
-			"  --db CONNINFO            libpq connection string or URI\n"
-			"                           [PSK_DB, then DATABASE_URL; default: libpq's\n"
-			"                           defaults and PG* variables]\n"
-			"  --threads N              worker threads, one event loop each\n"
-			"                           [PSK_THREADS] (default: number of cores)\n"
-			"  --pool N                 database connections per thread\n"
-			"                           [PSK_POOL] (default 4)\n"
-			"  --body-limit BYTES       largest request body [PSK_BODY_LIMIT]\n"
-			"                           (default 65536)\n"
-			"  --timeout DURATION       statement timeout, and the longest a request\n"
-			"                           waits for a free connection [PSK_TIMEOUT]\n"
-			"                           (default 5s)\n"
-			"  --connect-timeout DURATION\n"
-			"                           database connection attempts\n"
-			"                           [PSK_CONNECT_TIMEOUT] (default 5s)\n"
-			"  --shutdown-timeout DURATION\n"
-			"                           longest wait for in-flight requests after\n"
-			"                           SIGTERM [PSK_SHUTDOWN_TIMEOUT] (default 30s)\n"
-			"  --quiet                  no access log [PSK_QUIET=1]\n"
-			"  --routes                 print the route table and exit\n"
-			"  --help                   print this help and exit\n"
-			"\n"
-			"A DURATION is milliseconds, or a number followed by ms or s.\n"
-			"The access log (one line per request: method, path, status,\n"
-			"duration) goes to standard output, diagnostics to standard error.\n"
-			"SIGTERM or SIGINT: stop accepting, finish in-flight requests, exit 0.\n");
+	fprintf(
+		out,
+		"psk-shim: the HTTP API of the psk extension (libh2o + libpq)\n"
+		"\n"
+		"Usage: psk-shim [OPTION]...\n"
+		"\n"
+		"Options (environment variable in brackets):\n"
+		"  --listen HOST:PORT       address to listen on [PSK_LISTEN]\n"
+		"                           (default 127.0.0.1:8000)\n"
+		"  --db CONNINFO            libpq connection string or URI\n"
+		"                           [PSK_DB, then DATABASE_URL; default: libpq's\n"
+		"                           defaults and PG* variables]\n"
+		"  --threads N              worker threads, one event loop each\n"
+		"                           [PSK_THREADS] (default: number of cores)\n"
+		"  --pool N                 database connections per thread\n"
+		"                           [PSK_POOL] (default 4)\n"
+		"  --body-limit BYTES       largest request body [PSK_BODY_LIMIT]\n"
+		"                           (default 65536)\n"
+		"  --timeout DURATION       statement timeout, and the longest a request\n"
+		"                           waits for a free connection [PSK_TIMEOUT]\n"
+		"                           (default 5s)\n"
+		"  --connect-timeout DURATION\n"
+		"                           database connection attempts\n"
+		"                           [PSK_CONNECT_TIMEOUT] (default 5s)\n"
+		"  --shutdown-timeout DURATION\n"
+		"                           longest wait for in-flight requests after\n"
+		"                           SIGTERM [PSK_SHUTDOWN_TIMEOUT] (default 30s)\n"
+		"  --quiet                  no access log [PSK_QUIET=1]\n"
+		"  --routes                 print the route table and exit\n"
+		"  --help                   print this help and exit\n"
+		"\n"
+		"A DURATION is milliseconds, or a number followed by ms or s.\n"
+		"The access log (one line per request: method, path, status,\n"
+		"duration) goes to standard output, diagnostics to standard error.\n"
+		"SIGTERM or SIGINT: stop accepting, finish in-flight requests, exit 0.\n");
 }
 
 static void
@@ -65,8 +66,8 @@ bad_value(const char *name, const char *value)
 static long
 parse_long(const char *name, const char *value, long min, long max)
 {
-	char	   *end;
-	long		v;
+	char *end;
+	long  v;
 
 	errno = 0;
 	v = strtol(value, &end, 10);
@@ -79,8 +80,8 @@ parse_long(const char *name, const char *value, long min, long max)
 static int
 parse_duration(const char *name, const char *value)
 {
-	char	   *end;
-	long		v;
+	char *end;
+	long  v;
 
 	errno = 0;
 	v = strtol(value, &end, 10);
@@ -112,23 +113,31 @@ shim_configure(int argc, char **argv)
 {
 	enum
 	{
-		OPT_LISTEN = 256, OPT_DB, OPT_THREADS, OPT_POOL, OPT_BODY_LIMIT,
-		OPT_TIMEOUT, OPT_CONNECT_TIMEOUT, OPT_SHUTDOWN_TIMEOUT, OPT_QUIET,
-		OPT_ROUTES, OPT_HELP
+		OPT_LISTEN = 256,
+		OPT_DB,
+		OPT_THREADS,
+		OPT_POOL,
+		OPT_BODY_LIMIT,
+		OPT_TIMEOUT,
+		OPT_CONNECT_TIMEOUT,
+		OPT_SHUTDOWN_TIMEOUT,
+		OPT_QUIET,
+		OPT_ROUTES,
+		OPT_HELP
 	};
 	static const struct option options[] = {
-		{"listen", required_argument, NULL, OPT_LISTEN},
-		{"db", required_argument, NULL, OPT_DB},
-		{"threads", required_argument, NULL, OPT_THREADS},
-		{"pool", required_argument, NULL, OPT_POOL},
-		{"body-limit", required_argument, NULL, OPT_BODY_LIMIT},
-		{"timeout", required_argument, NULL, OPT_TIMEOUT},
-		{"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
-		{"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT},
-		{"quiet", no_argument, NULL, OPT_QUIET},
-		{"routes", no_argument, NULL, OPT_ROUTES},
-		{"help", no_argument, NULL, OPT_HELP},
-		{NULL, 0, NULL, 0}
+		{ "listen", required_argument, NULL, OPT_LISTEN },
+		{ "db", required_argument, NULL, OPT_DB },
+		{ "threads", required_argument, NULL, OPT_THREADS },
+		{ "pool", required_argument, NULL, OPT_POOL },
+		{ "body-limit", required_argument, NULL, OPT_BODY_LIMIT },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
+		{ "shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT },
+		{ "quiet", no_argument, NULL, OPT_QUIET },
+		{ "routes", no_argument, NULL, OPT_ROUTES },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ NULL, 0, NULL, 0 }
 	};
 	const char *listen = env("PSK_LISTEN");
 	const char *conninfo = env("PSK_DB");
@@ -202,16 +211,22 @@ shim_configure(int argc, char **argv)
 
 	shim_config.listen = listen ? listen : "127.0.0.1:8000";
 	shim_config.conninfo = conninfo ? conninfo : "";
-	shim_config.threads = threads ? (int) parse_long("--threads", threads, 1, 256)
-		: (int) (ncores > 0 ? ncores : 1);
+	shim_config.threads = threads
+							  ? (int) parse_long("--threads", threads, 1, 256)
+							  : (int) (ncores > 0 ? ncores : 1);
 	shim_config.pool_size = pool ? (int) parse_long("--pool", pool, 1, 256) : 4;
-	shim_config.body_limit = body_limit
-		? (size_t) parse_long("--body-limit", body_limit, 1, 64L * 1024 * 1024)
-		: 65536;
-	shim_config.timeout_ms = timeout ? parse_duration("--timeout", timeout) : 5000;
-	shim_config.connect_timeout_ms = connect_timeout
-		? parse_duration("--connect-timeout", connect_timeout) : 5000;
-	shim_config.shutdown_timeout_ms = shutdown_timeout
-		? parse_duration("--shutdown-timeout", shutdown_timeout) : 30000;
+	shim_config.body_limit =
+		body_limit ? (size_t) parse_long("--body-limit", body_limit, 1,
+										 64L * 1024 * 1024)
+				   : 65536;
+	shim_config.timeout_ms =
+		timeout ? parse_duration("--timeout", timeout) : 5000;
+	shim_config.connect_timeout_ms =
+		connect_timeout ? parse_duration("--connect-timeout", connect_timeout)
+						: 5000;
+	shim_config.shutdown_timeout_ms =
+		shutdown_timeout
+			? parse_duration("--shutdown-timeout", shutdown_timeout)
+			: 30000;
 	shim_config.access_log = !(quiet && strcmp(quiet, "0") != 0);
 }

@@ -20,48 +20,48 @@
 
 typedef enum DbState
 {
-	DB_DOWN,					/* waiting for the backoff timer */
-	DB_CONNECTING,				/* PQconnectPoll in progress */
-	DB_SETUP,					/* session settings, then the prepares */
+	DB_DOWN,	   /* waiting for the backoff timer */
+	DB_CONNECTING, /* PQconnectPoll in progress */
+	DB_SETUP,	   /* session settings, then the prepares */
 	DB_IDLE,
 	DB_BUSY
 } DbState;
 
 struct DbConn
 {
-	DbPool	   *pool;
-	PGconn	   *pg;
-	h2o_socket_t *sock;			/* wraps a dup() of PQsocket(pg) */
-	DbState		state;
-	int			setup_step;		/* 0: settings, then statement i - 1 */
-	DbJob	   *job;			/* running; NULL if its requester went away */
-	PGresult   *result;			/* of the running command, until it ends */
-	bool		want_write;
-	bool		failing;		/* failed since it last worked: log once */
-	int			backoff;		/* index into pool->backoff */
-	h2o_timeout_entry_t timer;	/* connect, run watchdog or backoff */
+	DbPool			   *pool;
+	PGconn			   *pg;
+	h2o_socket_t	   *sock; /* wraps a dup() of PQsocket(pg) */
+	DbState				state;
+	int					setup_step; /* 0: settings, then statement i - 1 */
+	DbJob			   *job;	/* running; NULL if its requester went away */
+	PGresult		   *result; /* of the running command, until it ends */
+	bool				want_write;
+	bool				failing; /* failed since it last worked: log once */
+	int					backoff; /* index into pool->backoff */
+	h2o_timeout_entry_t timer;	 /* connect, run watchdog or backoff */
 };
 
 /* reconnect delays: 100 ms doubling to 5 s */
-static const int backoff_ms[] = {100, 200, 400, 800, 1600, 3200, 5000};
+static const int backoff_ms[] = { 100, 200, 400, 800, 1600, 3200, 5000 };
 #define NBACKOFF ((int) (sizeof(backoff_ms) / sizeof(backoff_ms[0])))
 
 struct DbPool
 {
-	h2o_loop_t *loop;
+	h2o_loop_t		  *loop;
 	const char *const *statements;
-	int			nstatements;
-	char	  **names;			/* "s<i>" */
-	char		settings[128];	/* sent first on every new connection */
-	DbConn	   *conns;
-	int			nconns;
-	int			nalive;			/* connections not DB_DOWN */
-	bool		closing;
-	h2o_linklist_t waiting;		/* DbJob.link, oldest first */
-	h2o_timeout_t wait_timeout; /* longest wait in the queue */
-	h2o_timeout_t run_timeout;	/* watchdog: statement timeout + 1 s */
-	h2o_timeout_t connect_timeout;
-	h2o_timeout_t backoff[NBACKOFF];
+	int				   nstatements;
+	char			 **names;		  /* "s<i>" */
+	char			   settings[128]; /* sent first on every new connection */
+	DbConn			  *conns;
+	int				   nconns;
+	int				   nalive; /* connections not DB_DOWN */
+	bool			   closing;
+	h2o_linklist_t	   waiting;		 /* DbJob.link, oldest first */
+	h2o_timeout_t	   wait_timeout; /* longest wait in the queue */
+	h2o_timeout_t	   run_timeout;	 /* watchdog: statement timeout + 1 s */
+	h2o_timeout_t	   connect_timeout;
+	h2o_timeout_t	   backoff[NBACKOFF];
 };
 
 static void conn_start(DbConn *c);
@@ -92,7 +92,7 @@ fail_waiting(DbPool *pool, const char *why)
 {
 	while (!h2o_linklist_is_empty(&pool->waiting))
 	{
-		DbJob	   *job = H2O_STRUCT_FROM_MEMBER(DbJob, link, pool->waiting.next);
+		DbJob *job = H2O_STRUCT_FROM_MEMBER(DbJob, link, pool->waiting.next);
 
 		h2o_linklist_unlink(&job->link);
 		h2o_timeout_unlink(&job->deadline);
@@ -107,11 +107,12 @@ on_notice(void *arg, const char *message)
 	shim_log("database notice: %.*s", (int) strcspn(message, "\n"), message);
 }
 
-/* Watch the connection's current socket; libpq may change it while connecting. */
+/* Watch the connection's current socket; libpq may change it while connecting.
+ */
 static bool
 conn_watch(DbConn *c, h2o_socket_cb on_read, h2o_socket_cb on_write)
 {
-	int			fd;
+	int fd;
 
 	if (c->sock != NULL)
 	{
@@ -121,7 +122,8 @@ conn_watch(DbConn *c, h2o_socket_cb on_read, h2o_socket_cb on_write)
 	c->want_write = false;
 	if (PQsocket(c->pg) < 0 || (fd = dup(PQsocket(c->pg))) < 0)
 		return false;
-	c->sock = h2o_evloop_socket_create(c->pool->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+	c->sock =
+		h2o_evloop_socket_create(c->pool->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
 	c->sock->data = c;
 	if (on_read != NULL)
 		h2o_socket_read_start(c->sock, on_read);
@@ -137,8 +139,8 @@ conn_watch(DbConn *c, h2o_socket_cb on_read, h2o_socket_cb on_write)
 static void
 on_writable(h2o_socket_t *sock, const char *err)
 {
-	DbConn	   *c = sock->data;
-	int			r;
+	DbConn *c = sock->data;
+	int		r;
 
 	(void) err;
 	c->want_write = false;
@@ -163,8 +165,8 @@ conn_flush(DbConn *c)
 static void
 setup_next(DbConn *c)
 {
-	DbPool	   *pool = c->pool;
-	int			ok;
+	DbPool *pool = c->pool;
+	int		ok;
 
 	while (c->setup_step > 0 && c->setup_step <= pool->nstatements &&
 		   pool->statements[c->setup_step - 1] == NULL)
@@ -197,7 +199,7 @@ setup_next(DbConn *c)
 static void
 on_connect_poll(h2o_socket_t *sock, const char *err)
 {
-	DbConn	   *c = sock->data;
+	DbConn *c = sock->data;
 
 	(void) err;
 	switch (PQconnectPoll(c->pg))
@@ -234,10 +236,9 @@ conn_start(DbConn *c)
 	 * The whole conninfo is expanded from "dbname"; the replies are JSON,
 	 * so UTF-8 whatever it says.
 	 */
-	static const char *const keys[] = {
-		"dbname", "fallback_application_name", "client_encoding", NULL
-	};
-	const char *values[] = {shim_config.conninfo, "psk-shim", "UTF8", NULL};
+	static const char *const keys[] = { "dbname", "fallback_application_name",
+										"client_encoding", NULL };
+	const char *values[] = { shim_config.conninfo, "psk-shim", "UTF8", NULL };
 
 	c->pg = PQconnectStartParams(keys, values, 1);
 	c->state = DB_CONNECTING;
@@ -265,8 +266,8 @@ conn_start(DbConn *c)
 static void
 conn_lost(DbConn *c, const char *why)
 {
-	DbPool	   *pool = c->pool;
-	DbJob	   *job = c->job;
+	DbPool *pool = c->pool;
+	DbJob  *job = c->job;
 
 	if (!c->failing)
 		shim_log("database connection %s: %.*s",
@@ -326,8 +327,8 @@ conn_run(DbConn *c, DbJob *job)
 static void
 conn_dispatch(DbConn *c)
 {
-	DbPool	   *pool = c->pool;
-	DbJob	   *job;
+	DbPool *pool = c->pool;
+	DbJob  *job;
 
 	if (c->state != DB_IDLE || h2o_linklist_is_empty(&pool->waiting))
 		return;
@@ -341,7 +342,7 @@ conn_dispatch(DbConn *c)
 static void
 conn_command_done(DbConn *c)
 {
-	PGresult   *res = c->result;
+	PGresult *res = c->result;
 
 	c->result = NULL;
 	if (c->state == DB_SETUP)
@@ -350,7 +351,7 @@ conn_command_done(DbConn *c)
 
 		if (st != PGRES_COMMAND_OK)
 		{
-			char		why[512];
+			char why[512];
 
 			snprintf(why, sizeof(why), "setup of a new connection: %s",
 					 res ? PQresultErrorMessage(res) : "no result");
@@ -365,7 +366,7 @@ conn_command_done(DbConn *c)
 	}
 	else
 	{
-		DbJob	   *job = c->job;
+		DbJob *job = c->job;
 
 		c->job = NULL;
 		c->state = DB_IDLE;
@@ -373,7 +374,7 @@ conn_command_done(DbConn *c)
 		if (job != NULL)
 			job_finish(job, res, NULL);
 		else
-			PQclear(res);		/* its requester went away */
+			PQclear(res); /* its requester went away */
 		conn_dispatch(c);
 	}
 }
@@ -381,21 +382,21 @@ conn_command_done(DbConn *c)
 static void
 on_readable(h2o_socket_t *sock, const char *err)
 {
-	DbConn	   *c = sock->data;
+	DbConn *c = sock->data;
 
 	(void) err;
 	if (!PQconsumeInput(c->pg) || PQstatus(c->pg) == CONNECTION_BAD)
 	{
 		/* an idle connection's error message may be the last query's */
 		conn_lost(c, c->state == DB_IDLE ? "the server closed the connection"
-				  : PQerrorMessage(c->pg));
+										 : PQerrorMessage(c->pg));
 		return;
 	}
 	if (c->state != DB_BUSY && c->state != DB_SETUP)
 		return;
 	while (!PQisBusy(c->pg))
 	{
-		PGresult   *res = PQgetResult(c->pg);
+		PGresult *res = PQgetResult(c->pg);
 
 		if (res == NULL)
 		{
@@ -422,7 +423,7 @@ on_readable(h2o_socket_t *sock, const char *err)
 static void
 on_timer(h2o_timeout_entry_t *entry)
 {
-	DbConn	   *c = H2O_STRUCT_FROM_MEMBER(DbConn, timer, entry);
+	DbConn *c = H2O_STRUCT_FROM_MEMBER(DbConn, timer, entry);
 
 	switch (c->state)
 	{
@@ -444,7 +445,7 @@ on_timer(h2o_timeout_entry_t *entry)
 static void
 on_wait_timeout(h2o_timeout_entry_t *entry)
 {
-	DbJob	   *job = H2O_STRUCT_FROM_MEMBER(DbJob, deadline, entry);
+	DbJob *job = H2O_STRUCT_FROM_MEMBER(DbJob, deadline, entry);
 
 	h2o_linklist_unlink(&job->link);
 	job_finish(job, NULL, "no database connection became free in time");
@@ -453,7 +454,7 @@ on_wait_timeout(h2o_timeout_entry_t *entry)
 DbPool *
 db_pool_create(h2o_loop_t *loop, const char *const *statements, int nstatements)
 {
-	DbPool	   *pool = calloc(1, sizeof(DbPool));
+	DbPool *pool = calloc(1, sizeof(DbPool));
 
 	if (pool == NULL)
 		return NULL;
@@ -472,7 +473,8 @@ db_pool_create(h2o_loop_t *loop, const char *const *statements, int nstatements)
 	h2o_linklist_init_anchor(&pool->waiting);
 	h2o_timeout_init(loop, &pool->wait_timeout, shim_config.timeout_ms);
 	h2o_timeout_init(loop, &pool->run_timeout, shim_config.timeout_ms + 1000);
-	h2o_timeout_init(loop, &pool->connect_timeout, shim_config.connect_timeout_ms);
+	h2o_timeout_init(loop, &pool->connect_timeout,
+					 shim_config.connect_timeout_ms);
 	for (int i = 0; i < NBACKOFF; i++)
 		h2o_timeout_init(loop, &pool->backoff[i], backoff_ms[i]);
 
@@ -480,7 +482,7 @@ db_pool_create(h2o_loop_t *loop, const char *const *statements, int nstatements)
 	pool->conns = calloc(pool->nconns, sizeof(DbConn));
 	for (int i = 0; i < pool->nconns; i++)
 	{
-		DbConn	   *c = &pool->conns[i];
+		DbConn *c = &pool->conns[i];
 
 		c->pool = pool;
 		c->state = DB_DOWN;
@@ -536,9 +538,9 @@ db_pool_close(DbPool *pool)
 	fail_waiting(pool, "the server is shutting down");
 	for (int i = 0; i < pool->nconns; i++)
 	{
-		DbConn	   *c = &pool->conns[i];
+		DbConn *c = &pool->conns[i];
 
-		c->failing = true;		/* no log line */
+		c->failing = true; /* no log line */
 		if (c->state != DB_DOWN)
 			conn_lost(c, "closing");
 		timer_set(c, NULL);

@@ -12,17 +12,17 @@ static const struct
 	const char *sqlstate;
 	int			status;
 	const char *kind;
-}			psk_errors[] = {
-	{"PK001", 404, "no_codes_available"},
-	{"PK002", 404, "not_found"},
-	{"PK003", 403, "not_allowed"},
-	{"PK004", 409, "wrong_state"},
-	{"PK005", 409, "token_mismatch"},
-	{"PK006", 410, "reservation_expired"},
-	{"PK007", 400, "invalid_input"},
-	{"PK008", 401, "unauthorized"},
-	{"PK009", 409, "conflict"},
-	{"PK010", 429, "locked_out"},
+} psk_errors[] = {
+	{ "PK001", 404, "no_codes_available" },
+	{ "PK002", 404, "not_found" },
+	{ "PK003", 403, "not_allowed" },
+	{ "PK004", 409, "wrong_state" },
+	{ "PK005", 409, "token_mismatch" },
+	{ "PK006", 410, "reservation_expired" },
+	{ "PK007", 400, "invalid_input" },
+	{ "PK008", 401, "unauthorized" },
+	{ "PK009", 409, "conflict" },
+	{ "PK010", 429, "locked_out" },
 };
 
 /*
@@ -36,7 +36,7 @@ retry_after_from(const char *text)
 	{
 		if (*p >= '0' && *p <= '9')
 		{
-			long		v = strtol(p, NULL, 10);
+			long v = strtol(p, NULL, 10);
 
 			return v > 0 && v < 86400 * 365 ? (int) v : 1;
 		}
@@ -50,7 +50,7 @@ http_error_from_result(const PGresult *res)
 	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 	const char *message = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 	const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
-	HttpError	e = {500, "internal", "internal server error", NULL, 0};
+	HttpError	e = { 500, "internal", "internal server error", NULL, 0 };
 
 	if (state == NULL)
 		state = "";
@@ -76,7 +76,8 @@ http_error_from_result(const PGresult *res)
 		}
 	}
 
-	/* class 22, data exception: a malformed value (e.g. a body that is not JSON) */
+	/* class 22, data exception: a malformed value (e.g. a body that is not
+	 * JSON) */
 	if (strncmp(state, "22", 2) == 0)
 	{
 		e.status = 400;
@@ -96,7 +97,8 @@ http_error_from_result(const PGresult *res)
 	{
 		e.status = 400;
 		e.kind = "invalid_input";
-		e.message = "the request is too complex (too deeply nested or too large)";
+		e.message =
+			"the request is too complex (too deeply nested or too large)";
 		return e;
 	}
 
@@ -110,8 +112,8 @@ http_error_from_result(const PGresult *res)
 		e.status = 503;
 		e.kind = "unavailable";
 		e.message = strcmp(state, "57014") == 0
-			? "the database did not answer in time"
-			: "the database is unavailable";
+						? "the database did not answer in time"
+						: "the database is unavailable";
 		return e;
 	}
 

@@ -27,14 +27,13 @@ bool
 percent_decode(const char *src, size_t len, bool plus_is_space, char *dst,
 			   size_t *dstlen)
 {
-	size_t		n = 0;
+	size_t n = 0;
 
 	for (size_t i = 0; i < len; i++)
 	{
 		if (src[i] == '%')
 		{
-			int			hi,
-						lo;
+			int hi, lo;
 
 			if (i + 2 >= len)
 				return false;
@@ -64,8 +63,8 @@ static const char *
 fail(h2o_mem_pool_t *pool, const char *what, const char *why, const char *name,
 	 size_t namelen)
 {
-	size_t		size = strlen(what) + strlen(why) + namelen + 64;
-	char	   *msg = h2o_mem_alloc_pool(pool, size);
+	size_t size = strlen(what) + strlen(why) + namelen + 64;
+	char  *msg = h2o_mem_alloc_pool(pool, size);
 
 	if (name != NULL)
 		snprintf(msg, size, "%s: parameter \"%.*s\" %s", what, (int) namelen,
@@ -84,15 +83,15 @@ FormResult
 form_to_json(h2o_mem_pool_t *pool, const char *what, h2o_iovec_t form,
 			 const char *extra_name, h2o_iovec_t extra_value)
 {
-	FormResult	r = {NULL, NULL};
-	Field		fields[FORM_MAX_FIELDS];
-	int			nfields = 0;
-	size_t		cap = 12 * form.len + JSON_QUOTED_MAX(extra_value.len) +
-		(extra_name ? JSON_QUOTED_MAX(strlen(extra_name)) : 0) + 16;
-	char	   *out = h2o_mem_alloc_pool(pool, cap);
-	char	   *scratch = h2o_mem_alloc_pool(pool, form.len + extra_value.len + 1);
-	size_t		o = 0;
-	size_t		pos = 0;
+	FormResult r = { NULL, NULL };
+	Field	   fields[FORM_MAX_FIELDS];
+	int		   nfields = 0;
+	size_t	   cap = 12 * form.len + JSON_QUOTED_MAX(extra_value.len) +
+				 (extra_name ? JSON_QUOTED_MAX(strlen(extra_name)) : 0) + 16;
+	char  *out = h2o_mem_alloc_pool(pool, cap);
+	char  *scratch = h2o_mem_alloc_pool(pool, form.len + extra_value.len + 1);
+	size_t o = 0;
+	size_t pos = 0;
 
 	out[o++] = '{';
 	for (;;)
@@ -100,10 +99,8 @@ form_to_json(h2o_mem_pool_t *pool, const char *what, h2o_iovec_t form,
 		const char *seg;
 		size_t		seglen;
 		const char *eq;
-		const char *name,
-				   *value;
-		size_t		namelen,
-					valuelen;
+		const char *name, *value;
+		size_t		namelen, valuelen;
 		bool		is_extra = false;
 
 		if (pos < form.len)
@@ -132,7 +129,8 @@ form_to_json(h2o_mem_pool_t *pool, const char *what, h2o_iovec_t form,
 			if (!percent_decode(extra_value.base, extra_value.len, false,
 								scratch, &valuelen))
 			{
-				r.error = fail(pool, "path", "malformed percent-encoding", NULL, 0);
+				r.error =
+					fail(pool, "path", "malformed percent-encoding", NULL, 0);
 				return r;
 			}
 			value = scratch;
@@ -140,22 +138,23 @@ form_to_json(h2o_mem_pool_t *pool, const char *what, h2o_iovec_t form,
 		}
 		else
 		{
-			size_t		rawnamelen;
+			size_t rawnamelen;
 
 			eq = memchr(seg, '=', seglen);
 			rawnamelen = eq ? (size_t) (eq - seg) : seglen;
 			if (!percent_decode(seg, rawnamelen, true, scratch, &namelen))
 			{
-				r.error = fail(pool, what, "malformed percent-encoding", NULL, 0);
+				r.error =
+					fail(pool, what, "malformed percent-encoding", NULL, 0);
 				return r;
 			}
 			name = h2o_strdup(pool, scratch, namelen).base;
 			valuelen = 0;
-			if (eq != NULL &&
-				!percent_decode(eq + 1, seglen - rawnamelen - 1, true, scratch,
-								&valuelen))
+			if (eq != NULL && !percent_decode(eq + 1, seglen - rawnamelen - 1,
+											  true, scratch, &valuelen))
 			{
-				r.error = fail(pool, what, "malformed percent-encoding", NULL, 0);
+				r.error =
+					fail(pool, what, "malformed percent-encoding", NULL, 0);
 				return r;
 			}
 			value = scratch;
@@ -171,8 +170,8 @@ form_to_json(h2o_mem_pool_t *pool, const char *what, h2o_iovec_t form,
 			if (fields[i].len == namelen &&
 				memcmp(fields[i].name, name, namelen) == 0)
 			{
-				r.error = fail(pool, what, "is given more than once", name,
-							   namelen);
+				r.error =
+					fail(pool, what, "is given more than once", name, namelen);
 				return r;
 			}
 		}

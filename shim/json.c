@@ -19,8 +19,8 @@ utf8_valid(const char *str, size_t len)
 	while (s < end)
 	{
 		unsigned char c = *s;
-		int			n;
-		uint32_t	cp;
+		int			  n;
+		uint32_t	  cp;
 
 		if (c == 0)
 			return false;
@@ -58,7 +58,7 @@ size_t
 json_escape(char *dst, const char *s, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
-	char	   *d = dst;
+	char			 *d = dst;
 
 	for (size_t i = 0; i < len; i++)
 	{
@@ -98,7 +98,7 @@ json_escape(char *dst, const char *s, size_t len)
 size_t
 json_quote(char *dst, const char *s, size_t len)
 {
-	size_t		n = json_escape(dst + 1, s, len);
+	size_t n = json_escape(dst + 1, s, len);
 
 	dst[0] = '"';
 	dst[n + 1] = '"';

@@ -15,8 +15,8 @@ static size_t
 timestamp(char *buf, size_t size)
 {
 	struct timespec now;
-	struct tm	tm;
-	size_t		n;
+	struct tm		tm;
+	size_t			n;
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
@@ -26,12 +26,12 @@ timestamp(char *buf, size_t size)
 }
 
 void
-shim_log(const char *fmt,...)
+shim_log(const char *fmt, ...)
 {
-	char		line[1024];
-	size_t		n;
-	va_list		ap;
-	int			m;
+	char	line[1024];
+	size_t	n;
+	va_list ap;
+	int		m;
 
 	n = timestamp(line, sizeof(line));
 	n += snprintf(line + n, sizeof(line) - n, " psk-shim: ");
@@ -48,8 +48,8 @@ shim_log(const char *fmt,...)
 void
 access_log(h2o_iovec_t method, h2o_iovec_t path, int status, double millis)
 {
-	char		line[600];
-	size_t		n;
+	char   line[600];
+	size_t n;
 
 	if (!shim_config.access_log)
 		return;

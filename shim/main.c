@@ -31,22 +31,23 @@ static Worker *workers;
 static int
 listen_on(const char *spec)
 {
-	char		host[256];
-	const char *colon = strrchr(spec, ':');
-	const char *port;
+	char			host[256];
+	const char	   *colon = strrchr(spec, ':');
+	const char	   *port;
 	struct addrinfo hints, *res;
-	int			fd,
-				on = 1,
-				rc;
+	int				fd, on = 1, rc;
 
-	if (colon == NULL || colon[1] == '\0' || (size_t) (colon - spec) >= sizeof(host))
+	if (colon == NULL || colon[1] == '\0' ||
+		(size_t) (colon - spec) >= sizeof(host))
 	{
-		fprintf(stderr, "psk-shim: --listen wants HOST:PORT, not \"%s\"\n", spec);
+		fprintf(stderr, "psk-shim: --listen wants HOST:PORT, not \"%s\"\n",
+				spec);
 		exit(2);
 	}
 	port = colon + 1;
 	if (spec[0] == '[' && colon > spec && colon[-1] == ']')
-		snprintf(host, sizeof(host), "%.*s", (int) (colon - spec - 2), spec + 1);
+		snprintf(host, sizeof(host), "%.*s", (int) (colon - spec - 2),
+				 spec + 1);
 	else
 		snprintf(host, sizeof(host), "%.*s", (int) (colon - spec), spec);
 
@@ -56,10 +57,12 @@ listen_on(const char *spec)
 	hints.ai_flags = AI_PASSIVE;
 	if ((rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res)) != 0)
 	{
-		fprintf(stderr, "psk-shim: cannot resolve %s: %s\n", spec, gai_strerror(rc));
+		fprintf(stderr, "psk-shim: cannot resolve %s: %s\n", spec,
+				gai_strerror(rc));
 		exit(1);
 	}
-	fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
+	fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC,
+				res->ai_protocol);
 	if (fd < 0 ||
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
 		bind(fd, res->ai_addr, res->ai_addrlen) != 0 ||
@@ -75,9 +78,9 @@ listen_on(const char *spec)
 int
 main(int argc, char **argv)
 {
-	sigset_t	stop_signals;
-	int			listen_fd;
-	int			sig;
+	sigset_t stop_signals;
+	int		 listen_fd;
+	int		 sig;
 
 	shim_configure(argc, argv);
 	signal(SIGPIPE, SIG_IGN);
@@ -94,7 +97,7 @@ main(int argc, char **argv)
 	workers = calloc(shim_config.threads, sizeof(Worker));
 	for (int i = 0; i < shim_config.threads; i++)
 	{
-		int			fd = dup(listen_fd);
+		int fd = dup(listen_fd);
 
 		if (fd < 0)
 		{
@@ -106,14 +109,16 @@ main(int argc, char **argv)
 	}
 	close(listen_fd);
 	for (int i = 0; i < shim_config.threads; i++)
-		h2o_multithread_create_thread(&workers[i].thread, NULL, worker_main, &workers[i]);
+		h2o_multithread_create_thread(&workers[i].thread, NULL, worker_main,
+									  &workers[i]);
 
 	shim_log("listening on %s (%d threads, %d database connections each)",
 			 shim_config.listen, shim_config.threads, shim_config.pool_size);
 
 	while (sigwait(&stop_signals, &sig) != 0)
 		;
-	shim_log("%s: finishing in-flight requests", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	shim_log("%s: finishing in-flight requests",
+			 sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	for (int i = 0; i < shim_config.threads; i++)
 		worker_request_stop(&workers[i]);
 	for (int i = 0; i < shim_config.threads; i++)

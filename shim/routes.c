@@ -14,47 +14,58 @@
 #include <string.h>
 
 const Route shim_routes[] = {
-	{"POST", "/auth/login", "psk.http_login", AUTH_NONE, BODY_LOGIN},
-	{"GET", "/auth/me", "psk.http_me", AUTH_SESSION, BODY_NONE},
-	{"POST", "/auth/me", "psk.http_me", AUTH_SESSION, BODY_NONE},
-	{"POST", "/auth/logout", "psk.http_logout", AUTH_SESSION, BODY_NONE},
+	{ "POST", "/auth/login", "psk.http_login", AUTH_NONE, BODY_LOGIN },
+	{ "GET", "/auth/me", "psk.http_me", AUTH_SESSION, BODY_NONE },
+	{ "POST", "/auth/me", "psk.http_me", AUTH_SESSION, BODY_NONE },
+	{ "POST", "/auth/logout", "psk.http_logout", AUTH_SESSION, BODY_NONE },
 
-	{"POST", "/users/reserve", "psk.http_reserve", AUTH_USER, BODY_JSON},
-	{"POST", "/users/confirm", "psk.http_confirm", AUTH_USER, BODY_JSON},
-	{"POST", "/users/release", "psk.http_release", AUTH_USER, BODY_JSON},
-	{"POST", "/users/mark-non-usable", "psk.http_mark_non_usable", AUTH_USER, BODY_JSON},
-	{"POST", "/users/comment", "psk.http_comment", AUTH_USER, BODY_JSON},
-	{"GET", "/users/my", "psk.http_my_codes", AUTH_USER, BODY_NONE},
-	{"GET", "/users/logs", "psk.http_user_logs", AUTH_USER, BODY_NONE},
-	{"GET", "/users/recent-releases", "psk.http_recent_releases", AUTH_USER, BODY_NONE},
-	{"GET", "/users/countries", "psk.http_user_countries", AUTH_USER, BODY_NONE},
+	{ "POST", "/users/reserve", "psk.http_reserve", AUTH_USER, BODY_JSON },
+	{ "POST", "/users/confirm", "psk.http_confirm", AUTH_USER, BODY_JSON },
+	{ "POST", "/users/release", "psk.http_release", AUTH_USER, BODY_JSON },
+	{ "POST", "/users/mark-non-usable", "psk.http_mark_non_usable", AUTH_USER,
+	  BODY_JSON },
+	{ "POST", "/users/comment", "psk.http_comment", AUTH_USER, BODY_JSON },
+	{ "GET", "/users/my", "psk.http_my_codes", AUTH_USER, BODY_NONE },
+	{ "GET", "/users/logs", "psk.http_user_logs", AUTH_USER, BODY_NONE },
+	{ "GET", "/users/recent-releases", "psk.http_recent_releases", AUTH_USER,
+	  BODY_NONE },
+	{ "GET", "/users/countries", "psk.http_user_countries", AUTH_USER,
+	  BODY_NONE },
 
-	{"GET", "/admin/countries", "psk.http_admin_countries", AUTH_ADMIN, BODY_NONE},
-	{"GET", "/admin/count", "psk.http_count", AUTH_ADMIN, BODY_NONE},
-	{"POST", "/admin/users/create", "psk.http_create_user", AUTH_ADMIN, BODY_JSON},
-	{"GET", "/admin/users/get-users", "psk.http_users", AUTH_ADMIN, BODY_NONE},
-	{"PATCH", "/admin/users/update", "psk.http_update_user", AUTH_ADMIN, BODY_JSON},
-	{"DELETE", "/admin/users/delete", "psk.http_delete_user", AUTH_ADMIN, BODY_JSON},
-	{"POST", "/admin/codes/add", "psk.http_add_codes", AUTH_ADMIN, BODY_JSON},
-	{"GET", "/admin/codes/all", "psk.http_codes_all", AUTH_ADMIN, BODY_NONE},
-	{"GET", "/admin/codes", "psk.http_codes", AUTH_ADMIN, BODY_NONE},
-	{"POST", "/admin/codes/disassociate", "psk.http_disassociate", AUTH_ADMIN, BODY_JSON},
-	{"POST", "/admin/codes/mark-non-usable", "psk.http_admin_mark_non_usable", AUTH_ADMIN, BODY_JSON},
-	{"POST", "/admin/codes/restore", "psk.http_restore", AUTH_ADMIN, BODY_JSON},
-	{"DELETE", "/admin/codes/{code}", "psk.http_delete_code", AUTH_ADMIN, BODY_NONE},
-	{"GET", "/admin/logs", "psk.http_logs", AUTH_ADMIN, BODY_NONE},
+	{ "GET", "/admin/countries", "psk.http_admin_countries", AUTH_ADMIN,
+	  BODY_NONE },
+	{ "GET", "/admin/count", "psk.http_count", AUTH_ADMIN, BODY_NONE },
+	{ "POST", "/admin/users/create", "psk.http_create_user", AUTH_ADMIN,
+	  BODY_JSON },
+	{ "GET", "/admin/users/get-users", "psk.http_users", AUTH_ADMIN,
+	  BODY_NONE },
+	{ "PATCH", "/admin/users/update", "psk.http_update_user", AUTH_ADMIN,
+	  BODY_JSON },
+	{ "DELETE", "/admin/users/delete", "psk.http_delete_user", AUTH_ADMIN,
+	  BODY_JSON },
+	{ "POST", "/admin/codes/add", "psk.http_add_codes", AUTH_ADMIN, BODY_JSON },
+	{ "GET", "/admin/codes/all", "psk.http_codes_all", AUTH_ADMIN, BODY_NONE },
+	{ "GET", "/admin/codes", "psk.http_codes", AUTH_ADMIN, BODY_NONE },
+	{ "POST", "/admin/codes/disassociate", "psk.http_disassociate", AUTH_ADMIN,
+	  BODY_JSON },
+	{ "POST", "/admin/codes/mark-non-usable", "psk.http_admin_mark_non_usable",
+	  AUTH_ADMIN, BODY_JSON },
+	{ "POST", "/admin/codes/restore", "psk.http_restore", AUTH_ADMIN,
+	  BODY_JSON },
+	{ "DELETE", "/admin/codes/{code}", "psk.http_delete_code", AUTH_ADMIN,
+	  BODY_NONE },
+	{ "GET", "/admin/logs", "psk.http_logs", AUTH_ADMIN, BODY_NONE },
 
-	{"GET", "/healthz", "psk.http_healthz", AUTH_NONE, BODY_NONE},
-	{"GET", "/openapi.json", NULL, AUTH_NONE, BODY_NONE},
+	{ "GET", "/healthz", "psk.http_healthz", AUTH_NONE, BODY_NONE },
+	{ "GET", "/openapi.json", NULL, AUTH_NONE, BODY_NONE },
 };
 
-const int	shim_nroutes = sizeof(shim_routes) / sizeof(shim_routes[0]);
-
+const int shim_nroutes = sizeof(shim_routes) / sizeof(shim_routes[0]);
 
 static bool
 iov_equals(h2o_iovec_t v, const char *s)
 {
-	size_t		len = strlen(s);
+	size_t len = strlen(s);
 
 	return v.len == len && memcmp(v.base, s, len) == 0;
 }
@@ -62,7 +73,7 @@ iov_equals(h2o_iovec_t v, const char *s)
 static void
 allow_add(char *allow, size_t allowsize, const char *method)
 {
-	size_t		used = strlen(allow);
+	size_t used = strlen(allow);
 
 	snprintf(allow + used, allowsize - used, "%s%s", used ? ", " : "", method);
 }
@@ -72,11 +83,11 @@ allow_add(char *allow, size_t allowsize, const char *method)
  * DELETE /admin/codes/all is 405, not the deletion of a code named "all".
  */
 RouteMatch
-route_find(h2o_iovec_t method, h2o_iovec_t path, int *route,
-		   h2o_iovec_t *param, char *allow, size_t allowsize)
+route_find(h2o_iovec_t method, h2o_iovec_t path, int *route, h2o_iovec_t *param,
+		   char *allow, size_t allowsize)
 {
-	bool		path_found = false;
-	int			i;
+	bool path_found = false;
+	int	 i;
 
 	allow[0] = '\0';
 	*param = h2o_iovec_init(NULL, 0);
@@ -100,9 +111,9 @@ route_find(h2o_iovec_t method, h2o_iovec_t path, int *route,
 	for (i = 0; i < shim_nroutes; i++)
 	{
 		const Route *r = &shim_routes[i];
-		const char *brace = strchr(r->path, '{');
-		size_t		prefix;
-		h2o_iovec_t rest;
+		const char	*brace = strchr(r->path, '{');
+		size_t		 prefix;
+		h2o_iovec_t	 rest;
 
 		if (brace == NULL)
 			continue;
@@ -145,7 +156,7 @@ route_auth_name(RouteAuth auth)
 void
 route_print_table(FILE *out)
 {
-	int			i;
+	int i;
 
 	for (i = 0; i < shim_nroutes; i++)
 	{

@@ -23,12 +23,12 @@
 /* one request; lives in the request's memory pool */
 typedef struct Call
 {
-	DbJob		job;			/* first: the db callback gets &call->job */
-	h2o_req_t  *req;
-	Worker	   *worker;
+	DbJob			job; /* first: the db callback gets &call->job */
+	h2o_req_t	   *req;
+	Worker		   *worker;
 	struct timespec started;
-	const Route *route;
-	HttpError	deferred;		/* status 0: nothing held back */
+	const Route	   *route;
+	HttpError		deferred; /* status 0: nothing held back */
 } Call;
 
 /* the longest bearer token we look at; psk's tokens are far shorter */
@@ -38,7 +38,7 @@ typedef struct Call
 static const char *statements[MAX_ROUTES];
 
 /* the route whose statement checks a token and nothing else: GET /auth/me */
-static int	auth_check_route = -1;
+static int auth_check_route = -1;
 
 static Worker *
 worker_of(h2o_req_t *req)
@@ -49,8 +49,9 @@ worker_of(h2o_req_t *req)
 static h2o_iovec_t
 path_only(h2o_req_t *req)
 {
-	return h2o_iovec_init(req->path.base,
-						  req->query_at != SIZE_MAX ? req->query_at : req->path.len);
+	return h2o_iovec_init(req->path.base, req->query_at != SIZE_MAX
+											  ? req->query_at
+											  : req->path.len);
 }
 
 static double
@@ -70,8 +71,8 @@ millis_since(const struct timespec *t)
 static void
 send_body(h2o_req_t *req, const char *body, size_t len)
 {
-	static h2o_generator_t generator = {NULL, NULL};
-	h2o_iovec_t buf = h2o_iovec_init(body, len);
+	static h2o_generator_t generator = { NULL, NULL };
+	h2o_iovec_t			   buf = h2o_iovec_init(body, len);
 
 	h2o_start_response(req, &generator);
 	if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")))
@@ -84,9 +85,10 @@ static void
 respond(Call *call, int status, const char *body, size_t len,
 		const h2o_token_t *header, const char *value)
 {
-	h2o_req_t  *req = call->req;
+	h2o_req_t *req = call->req;
 
-	access_log(req->method, path_only(req), status, millis_since(&call->started));
+	access_log(req->method, path_only(req), status,
+			   millis_since(&call->started));
 	req->res.status = status;
 	req->res.reason = http_reason(status);
 	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
@@ -94,7 +96,8 @@ respond(Call *call, int status, const char *body, size_t len,
 	/* h2o keeps the pointer: the value must live as long as the request */
 	if (header != NULL)
 		h2o_add_header(&req->pool, &req->res.headers, header, NULL,
-					   h2o_strdup(&req->pool, value, SIZE_MAX).base, strlen(value));
+					   h2o_strdup(&req->pool, value, SIZE_MAX).base,
+					   strlen(value));
 	req->res.content_length = len;
 	send_body(req, body, len);
 }
@@ -103,13 +106,13 @@ respond(Call *call, int status, const char *body, size_t len,
 static h2o_iovec_t
 error_body(h2o_mem_pool_t *pool, const HttpError *e)
 {
-	size_t		klen = strlen(e->kind);
-	size_t		mlen = strlen(e->message);
-	size_t		dlen = e->detail ? strlen(e->detail) : 0;
-	size_t		cap = sizeof("{\"error\":,\"message\":\" ()\"}") +
-		JSON_QUOTED_MAX(klen) + 6 * (mlen + dlen);
-	char	   *out = h2o_mem_alloc_pool(pool, cap);
-	size_t		n;
+	size_t klen = strlen(e->kind);
+	size_t mlen = strlen(e->message);
+	size_t dlen = e->detail ? strlen(e->detail) : 0;
+	size_t cap = sizeof("{\"error\":,\"message\":\" ()\"}") +
+				 JSON_QUOTED_MAX(klen) + 6 * (mlen + dlen);
+	char  *out = h2o_mem_alloc_pool(pool, cap);
+	size_t n;
 
 	memcpy(out, "{\"error\":", 9);
 	n = 9;
@@ -131,10 +134,10 @@ error_body(h2o_mem_pool_t *pool, const HttpError *e)
 static void
 respond_error(Call *call, HttpError e, const char *allow)
 {
-	h2o_iovec_t body = error_body(&call->req->pool, &e);
+	h2o_iovec_t		   body = error_body(&call->req->pool, &e);
 	const h2o_token_t *header = NULL;
-	const char *value = NULL;
-	char		seconds[16];
+	const char		  *value = NULL;
+	char			   seconds[16];
 
 	if (e.status == 405)
 		header = H2O_TOKEN_ALLOW, value = allow;
@@ -151,7 +154,7 @@ respond_error(Call *call, HttpError e, const char *allow)
 static HttpError
 error(int status, const char *kind, const char *message)
 {
-	HttpError	e = {status, kind, message, NULL, 0};
+	HttpError e = { status, kind, message, NULL, 0 };
 
 	return e;
 }
@@ -184,8 +187,8 @@ clear_result(void *p)
 static void
 on_db_done(DbJob *job, PGresult *res, const char *unavailable)
 {
-	Call	   *call = (Call *) job;
-	h2o_req_t  *req = call->req;
+	Call	  *call = (Call *) job;
+	h2o_req_t *req = call->req;
 
 	if (res == NULL)
 		respond_error(call, error(503, "unavailable", unavailable), NULL);
@@ -199,19 +202,20 @@ on_db_done(DbJob *job, PGresult *res, const char *unavailable)
 		 * The reply is the PGresult's value itself: the result is cleared
 		 * with the request's pool, once h2o has written it.
 		 */
-		PGresult  **ref = h2o_mem_alloc_shared(&req->pool, sizeof(*ref),
-											   clear_result);
+		PGresult **ref =
+			h2o_mem_alloc_shared(&req->pool, sizeof(*ref), clear_result);
 
 		*ref = res;
-		respond(call, 200, PQgetvalue(res, 0, 0), PQgetlength(res, 0, 0),
-				NULL, NULL);
+		respond(call, 200, PQgetvalue(res, 0, 0), PQgetlength(res, 0, 0), NULL,
+				NULL);
 		return;
 	}
 	else
 	{
 		shim_log("statement of %.*s returned no reply",
 				 (int) path_only(req).len, path_only(req).base);
-		respond_error(call, error(500, "internal", "internal server error"), NULL);
+		respond_error(call, error(500, "internal", "internal server error"),
+					  NULL);
 	}
 	/* the error body is a copy in the pool */
 	PQclear(res);
@@ -221,7 +225,7 @@ on_db_done(DbJob *job, PGresult *res, const char *unavailable)
 static void
 on_call_dispose(void *p)
 {
-	Call	   *call = p;
+	Call *call = p;
 
 	if (call->job.done != NULL)
 		db_cancel(&call->job);
@@ -242,7 +246,8 @@ bearer_token(h2o_req_t *req)
 	if (i < 0)
 		return NULL;
 	v = req->headers.entries[i].value;
-	if (v.len < 7 || !h2o_lcstris(v.base, 6, H2O_STRLIT("bearer")) || v.base[6] != ' ')
+	if (v.len < 7 || !h2o_lcstris(v.base, 6, H2O_STRLIT("bearer")) ||
+		v.base[6] != ' ')
 		return NULL;
 	while (pos < v.len && v.base[pos] == ' ')
 		pos++;
@@ -250,7 +255,7 @@ bearer_token(h2o_req_t *req)
 		return NULL;
 	for (size_t k = pos; k < v.len; k++)
 	{
-		char		c = v.base[k];
+		char c = v.base[k];
 
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 			  (c >= '0' && c <= '9') || strchr("-._~+/=", c) != NULL))
@@ -293,7 +298,8 @@ media_type(h2o_req_t *req)
 	if (len > 17 && h2o_lcstris(v.base, 12, H2O_STRLIT("application/")) &&
 		h2o_lcstris(v.base + len - 5, 5, H2O_STRLIT("+json")))
 		return MEDIA_JSON;
-	if (h2o_lcstris(v.base, len, H2O_STRLIT("application/x-www-form-urlencoded")))
+	if (h2o_lcstris(v.base, len,
+					H2O_STRLIT("application/x-www-form-urlencoded")))
 		return MEDIA_FORM;
 	return MEDIA_OTHER;
 }
@@ -319,7 +325,8 @@ request_body(Call *call, const Route *route)
 		case MEDIA_JSON:
 			if (!utf8_valid(body.base, body.len))
 			{
-				defer(call, 400, "invalid_input", "request body is not valid UTF-8 text");
+				defer(call, 400, "invalid_input",
+					  "request body is not valid UTF-8 text");
 				return NULL;
 			}
 			return h2o_strdup(&req->pool, body.base, body.len).base;
@@ -339,8 +346,8 @@ request_body(Call *call, const Route *route)
 	}
 	defer(call, 415, "unsupported_media_type",
 		  route->body == BODY_LOGIN
-		  ? "send application/json or application/x-www-form-urlencoded"
-		  : "send application/json");
+			  ? "send application/json or application/x-www-form-urlencoded"
+			  : "send application/json");
 	return NULL;
 }
 
@@ -360,9 +367,11 @@ request_query(Call *call, const Route *route, h2o_iovec_t param)
 	{
 		const char *brace = strchr(route->path, '{');
 
-		snprintf(name, sizeof(name), "%.*s", (int) strcspn(brace + 1, "}"), brace + 1);
+		snprintf(name, sizeof(name), "%.*s", (int) strcspn(brace + 1, "}"),
+				 brace + 1);
 	}
-	f = form_to_json(&req->pool, "query string", query, param.len ? name : NULL, param);
+	f = form_to_json(&req->pool, "query string", query, param.len ? name : NULL,
+					 param);
 	if (f.json == NULL)
 	{
 		defer(call, 400, "invalid_input", f.error);
@@ -374,12 +383,13 @@ request_query(Call *call, const Route *route, h2o_iovec_t param)
 static int
 on_req(h2o_handler_t *self, h2o_req_t *req)
 {
-	Worker	   *w = worker_of(req);
-	Call	   *call = h2o_mem_alloc_shared(&req->pool, sizeof(Call), on_call_dispose);
-	char		allow[64];
-	h2o_iovec_t param;
+	Worker *w = worker_of(req);
+	Call   *call =
+		h2o_mem_alloc_shared(&req->pool, sizeof(Call), on_call_dispose);
+	char		 allow[64];
+	h2o_iovec_t	 param;
 	const Route *route;
-	int			r;
+	int			 r;
 
 	(void) self;
 	memset(call, 0, sizeof(*call));
@@ -388,14 +398,17 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
 	clock_gettime(CLOCK_MONOTONIC, &call->started);
 	w->inflight++;
 
-	switch (route_find(req->method, path_only(req), &r, &param, allow, sizeof(allow)))
+	switch (route_find(req->method, path_only(req), &r, &param, allow,
+					   sizeof(allow)))
 	{
 		case ROUTE_NO_PATH:
 			respond_error(call, error(404, "not_found", "no such path"), NULL);
 			return 0;
 		case ROUTE_NO_METHOD:
-			respond_error(call, error(405, "method_not_allowed",
-									  "method not allowed on this path"), allow);
+			respond_error(call,
+						  error(405, "method_not_allowed",
+								"method not allowed on this path"),
+						  allow);
 			return 0;
 		case ROUTE_FOUND:
 			break;
@@ -414,12 +427,14 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
 		call->job.params[0] = bearer_token(req);
 		if (call->job.params[0] == NULL)
 		{
-			bool		absent = h2o_find_header(&req->headers,
-												 H2O_TOKEN_AUTHORIZATION, -1) < 0;
+			bool absent =
+				h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1) < 0;
 
-			respond_error(call, error(401, "unauthorized",
-									  absent ? "missing bearer token"
-									  : "malformed bearer token"), NULL);
+			respond_error(call,
+						  error(401, "unauthorized",
+								absent ? "missing bearer token"
+									   : "malformed bearer token"),
+						  NULL);
 			return 0;
 		}
 	}
@@ -460,7 +475,7 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
 typedef struct JsonErrorStream
 {
 	h2o_ostream_t super;
-	h2o_iovec_t body;
+	h2o_iovec_t	  body;
 } JsonErrorStream;
 
 static void
@@ -468,7 +483,7 @@ json_error_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs,
 				size_t bufcnt, h2o_send_state_t state)
 {
 	JsonErrorStream *s = (JsonErrorStream *) self;
-	h2o_iovec_t body = s->body;
+	h2o_iovec_t		 body = s->body;
 
 	(void) bufs;
 	(void) bufcnt;
@@ -482,13 +497,13 @@ on_setup_error_stream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 	(void) self;
 	if (req->res.status >= 400)
 	{
-		char		allow[64] = "";
-		char		message[80];
-		h2o_iovec_t param;
-		int			r;
-		HttpError	e;
+		char			 allow[64] = "";
+		char			 message[80];
+		h2o_iovec_t		 param;
+		int				 r;
+		HttpError		 e;
 		JsonErrorStream *s;
-		struct timeval now;
+		struct timeval	 now;
 
 		switch (req->res.status)
 		{
@@ -508,7 +523,8 @@ on_setup_error_stream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 								 "request body is larger than %zu bytes",
 								 shim_config.body_limit);
 						e = error(413, "payload_too_large",
-								  h2o_strdup(&req->pool, message, SIZE_MAX).base);
+								  h2o_strdup(&req->pool, message, SIZE_MAX)
+									  .base);
 				}
 				break;
 			case 400:
@@ -521,7 +537,8 @@ on_setup_error_stream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 				e = error(req->res.status, "internal",
 						  "the server could not answer this request");
 		}
-		s = (JsonErrorStream *) h2o_add_ostream(req, sizeof(JsonErrorStream), slot);
+		s = (JsonErrorStream *) h2o_add_ostream(req, sizeof(JsonErrorStream),
+												slot);
 		s->super.do_send = json_error_send;
 		s->body = error_body(&req->pool, &e);
 		slot = &s->super.next;
@@ -537,8 +554,11 @@ on_setup_error_stream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 						   strlen(allow), 1);
 		gettimeofday(&now, NULL);
 		access_log(req->method, path_only(req), e.status,
-				   (now.tv_sec - req->timestamps.request_begin_at.tv_sec) * 1e3 +
-				   (now.tv_usec - req->timestamps.request_begin_at.tv_usec) / 1e3);
+				   (now.tv_sec - req->timestamps.request_begin_at.tv_sec) *
+						   1e3 +
+					   (now.tv_usec -
+						req->timestamps.request_begin_at.tv_usec) /
+						   1e3);
 	}
 	h2o_setup_next_ostream(req, slot);
 }
@@ -548,14 +568,15 @@ server_setup(h2o_globalconf_t *conf)
 {
 	h2o_hostconf_t *host;
 	h2o_pathconf_t *path;
-	h2o_handler_t *handler;
-	h2o_filter_t *filter;
+	h2o_handler_t  *handler;
+	h2o_filter_t   *filter;
 
 	h2o_config_init(conf);
 	conf->server_name = h2o_iovec_init(H2O_STRLIT("psk-shim"));
 	conf->max_request_entity_size = shim_config.body_limit;
 	conf->http1.upgrade_to_http2 = 0;
-	host = h2o_config_register_host(conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+	host = h2o_config_register_host(conf, h2o_iovec_init(H2O_STRLIT("default")),
+									65535);
 	path = h2o_config_register_path(host, "/", 0);
 	handler = h2o_create_handler(path, sizeof(*handler));
 	handler->on_req = on_req;
@@ -578,8 +599,8 @@ server_setup(h2o_globalconf_t *conf)
 
 		if (fn != NULL)
 		{
-			size_t		size = strlen(fn) + 32;
-			char	   *sql = malloc(size);
+			size_t size = strlen(fn) + 32;
+			char  *sql = malloc(size);
 
 			snprintf(sql, size, "SELECT %s($1, $2, $3)", fn);
 			statements[i] = sql;
@@ -590,7 +611,7 @@ server_setup(h2o_globalconf_t *conf)
 static void
 on_accept(h2o_socket_t *listener, const char *err)
 {
-	Worker	   *w = listener->data;
+	Worker		 *w = listener->data;
 	h2o_socket_t *sock;
 
 	if (err != NULL)
@@ -604,11 +625,12 @@ on_accept(h2o_socket_t *listener, const char *err)
 static void
 on_drain_timeout(h2o_timeout_entry_t *entry)
 {
-	Worker	   *w = H2O_STRUCT_FROM_MEMBER(Worker, drain_entry, entry);
+	Worker *w = H2O_STRUCT_FROM_MEMBER(Worker, drain_entry, entry);
 
 	if (w->inflight > 0)
-		shim_log("thread %d: %d requests still in flight after the shutdown timeout",
-				 w->id, w->inflight);
+		shim_log(
+			"thread %d: %d requests still in flight after the shutdown timeout",
+			w->id, w->inflight);
 	w->drain_expired = true;
 }
 
@@ -616,7 +638,7 @@ on_drain_timeout(h2o_timeout_entry_t *entry)
 static void
 on_stop_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
-	Worker	   *w = H2O_STRUCT_FROM_MEMBER(Worker, stop_receiver, receiver);
+	Worker *w = H2O_STRUCT_FROM_MEMBER(Worker, stop_receiver, receiver);
 
 	while (!h2o_linklist_is_empty(messages))
 		h2o_linklist_unlink(messages->next);
@@ -639,10 +661,12 @@ worker_init(Worker *w, h2o_globalconf_t *conf, int listen_fd)
 	h2o_context_init(&w->ctx, loop, conf);
 	w->accept_ctx.ctx = &w->ctx;
 	w->accept_ctx.hosts = conf->hosts;
-	w->listener = h2o_evloop_socket_create(loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+	w->listener =
+		h2o_evloop_socket_create(loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);
 	w->listener->data = w;
 	h2o_socket_read_start(w->listener, on_accept);
-	h2o_multithread_register_receiver(w->ctx.queue, &w->stop_receiver, on_stop_message);
+	h2o_multithread_register_receiver(w->ctx.queue, &w->stop_receiver,
+									  on_stop_message);
 	h2o_timeout_init(loop, &w->drain_timeout, shim_config.shutdown_timeout_ms);
 	w->drain_entry.cb = on_drain_timeout;
 	w->db = db_pool_create(loop, statements, shim_nroutes);
@@ -651,7 +675,7 @@ worker_init(Worker *w, h2o_globalconf_t *conf, int listen_fd)
 void *
 worker_main(void *arg)
 {
-	Worker	   *w = arg;
+	Worker *w = arg;
 
 	while (!w->stopping || (w->inflight > 0 && !w->drain_expired))
 		h2o_evloop_run(w->ctx.loop, INT32_MAX);

@@ -21,14 +21,14 @@
 /* config.c: command-line flags with environment fallbacks */
 typedef struct ShimConfig
 {
-	const char *listen;			/* HOST:PORT */
-	const char *conninfo;		/* libpq connection string or URI */
-	int			threads;		/* worker threads, each with its own loop */
-	int			pool_size;		/* database connections per thread */
-	size_t		body_limit;		/* bytes */
-	int			timeout_ms;		/* statement timeout, and longest queue wait */
+	const char *listen;		/* HOST:PORT */
+	const char *conninfo;	/* libpq connection string or URI */
+	int			threads;	/* worker threads, each with its own loop */
+	int			pool_size;	/* database connections per thread */
+	size_t		body_limit; /* bytes */
+	int			timeout_ms; /* statement timeout, and longest queue wait */
 	int			connect_timeout_ms;
-	int			shutdown_timeout_ms;	/* longest drain on SIGTERM */
+	int			shutdown_timeout_ms; /* longest drain on SIGTERM */
 	bool		access_log;
 } ShimConfig;
 
@@ -40,30 +40,30 @@ extern void shim_configure(int argc, char **argv);
 /* routes.c: one row per endpoint of the contract */
 typedef enum RouteAuth
 {
-	AUTH_NONE,					/* no token: login, health, the document */
-	AUTH_SESSION,				/* any valid session */
-	AUTH_USER,					/* a non-admin user (checked by the database) */
-	AUTH_ADMIN					/* an admin (checked by the database) */
+	AUTH_NONE,	  /* no token: login, health, the document */
+	AUTH_SESSION, /* any valid session */
+	AUTH_USER,	  /* a non-admin user (checked by the database) */
+	AUTH_ADMIN	  /* an admin (checked by the database) */
 } RouteAuth;
 
 typedef enum RouteBody
 {
-	BODY_NONE,					/* a body, if any, is ignored */
-	BODY_JSON,					/* application/json */
-	BODY_LOGIN					/* JSON or the OAuth2 url-encoded form */
+	BODY_NONE, /* a body, if any, is ignored */
+	BODY_JSON, /* application/json */
+	BODY_LOGIN /* JSON or the OAuth2 url-encoded form */
 } RouteBody;
 
 typedef struct Route
 {
 	const char *method;
-	const char *path;			/* a trailing "{name}" segment is a parameter */
-	const char *function;		/* psk.http_* (token, body, query), or NULL */
+	const char *path;	  /* a trailing "{name}" segment is a parameter */
+	const char *function; /* psk.http_* (token, body, query), or NULL */
 	RouteAuth	auth;
 	RouteBody	body;
 } Route;
 
 extern const Route shim_routes[];
-extern const int shim_nroutes;
+extern const int   shim_nroutes;
 
 typedef enum RouteMatch
 {
@@ -77,34 +77,33 @@ typedef enum RouteMatch
  * ROUTE_FOUND, *param holds the raw {parameter} segment (or is empty); on
  * ROUTE_NO_METHOD, allow receives the methods the path takes ("GET, POST").
  */
-extern RouteMatch route_find(h2o_iovec_t method, h2o_iovec_t path,
-							 int *route, h2o_iovec_t *param,
-							 char *allow, size_t allowsize);
+extern RouteMatch  route_find(h2o_iovec_t method, h2o_iovec_t path, int *route,
+							  h2o_iovec_t *param, char *allow, size_t allowsize);
 extern const char *route_auth_name(RouteAuth auth);
-extern void route_print_table(FILE *out);
+extern void		   route_print_table(FILE *out);
 
 /* db.c: a pool of non-blocking libpq connections on one event loop */
 typedef struct DbPool DbPool;
 typedef struct DbConn DbConn;
-typedef struct DbJob DbJob;
+typedef struct DbJob  DbJob;
 
 /*
  * res is NULL when the database is unavailable.  The callback owns res and
  * must PQclear it, now or later: the shim answers with the PGresult's own
  * bytes and clears it when the request is done.
  */
-typedef void (*DbDoneCallback) (DbJob *job, PGresult *res,
-								const char *unavailable_reason);
+typedef void (*DbDoneCallback)(DbJob *job, PGresult *res,
+							   const char *unavailable_reason);
 
 struct DbJob
 {
-	h2o_linklist_t link;		/* in the wait queue */
-	h2o_timeout_entry_t deadline;	/* for the wait queue */
-	DbPool	   *pool;
-	DbConn	   *conn;			/* while it runs */
-	int			statement;
-	const char *params[3];
-	DbDoneCallback done;
+	h2o_linklist_t		link;	  /* in the wait queue */
+	h2o_timeout_entry_t deadline; /* for the wait queue */
+	DbPool			   *pool;
+	DbConn			   *conn; /* while it runs */
+	int					statement;
+	const char		   *params[3];
+	DbDoneCallback		done;
 };
 
 /* statements[i] is prepared as "s<i>" on every connection (NULL: none) */
@@ -131,19 +130,19 @@ typedef struct HttpError
 	int			status;
 	const char *kind;
 	const char *message;
-	const char *detail;			/* appended to message when set */
-	int			retry_after;	/* seconds, for 429; 0: no header */
+	const char *detail;		 /* appended to message when set */
+	int			retry_after; /* seconds, for 429; 0: no header */
 } HttpError;
 
 /* Map a failed statement to the contract's status and kind. */
-extern HttpError http_error_from_result(const PGresult *res);
+extern HttpError   http_error_from_result(const PGresult *res);
 extern const char *http_reason(int status);
 
 /* form.c: query strings and url-encoded forms to a JSON object */
 typedef struct FormResult
 {
-	char	   *json;			/* NUL-terminated object, or NULL on error */
-	const char *error;			/* why not */
+	char	   *json;  /* NUL-terminated object, or NULL on error */
+	const char *error; /* why not */
 } FormResult;
 
 extern FormResult form_to_json(h2o_mem_pool_t *pool, const char *what,
@@ -155,33 +154,34 @@ extern bool percent_decode(const char *src, size_t len, bool plus_is_space,
 /* server.c: one worker thread = one loop, one h2o context, one db pool */
 typedef struct Worker
 {
-	int			id;
-	pthread_t	thread;
-	h2o_context_t ctx;
-	h2o_accept_ctx_t accept_ctx;
-	h2o_socket_t *listener;
-	DbPool	   *db;
-	int			inflight;		/* requests not yet fully answered */
-	bool		stopping;
-	bool		drain_expired;
-	h2o_timeout_t drain_timeout;
-	h2o_timeout_entry_t drain_entry;
+	int						   id;
+	pthread_t				   thread;
+	h2o_context_t			   ctx;
+	h2o_accept_ctx_t		   accept_ctx;
+	h2o_socket_t			  *listener;
+	DbPool					  *db;
+	int						   inflight; /* requests not yet fully answered */
+	bool					   stopping;
+	bool					   drain_expired;
+	h2o_timeout_t			   drain_timeout;
+	h2o_timeout_entry_t		   drain_entry;
 	h2o_multithread_receiver_t stop_receiver;
-	h2o_multithread_message_t stop_message;
+	h2o_multithread_message_t  stop_message;
 } Worker;
 
-extern void server_setup(h2o_globalconf_t *conf);
-extern void worker_init(Worker *w, h2o_globalconf_t *conf, int listen_fd);
+extern void	 server_setup(h2o_globalconf_t *conf);
+extern void	 worker_init(Worker *w, h2o_globalconf_t *conf, int listen_fd);
 extern void *worker_main(void *arg);
-extern void worker_request_stop(Worker *w);
+extern void	 worker_request_stop(Worker *w);
 
 /* openapi.S */
 extern const char shim_openapi_json[];
 extern const char shim_openapi_json_end[];
 
 /* log.c */
-extern void shim_log(const char *fmt,...) __attribute__((format(printf, 1, 2)));
+extern void shim_log(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
 extern void access_log(h2o_iovec_t method, h2o_iovec_t path, int status,
 					   double millis);
 
-#endif							/* PSK_SHIM_H */
+#endif /* PSK_SHIM_H */

@@ -18,12 +18,12 @@
 #define MAX_ALLOCS 4096
 
 static void *allocs[MAX_ALLOCS];
-static int	nallocs;
+static int	 nallocs;
 
 void *
 h2o_mem_alloc_pool(h2o_mem_pool_t *pool, size_t sz)
 {
-	void	   *p = malloc(sz);
+	void *p = malloc(sz);
 
 	(void) pool;
 	if (p == NULL || nallocs == MAX_ALLOCS)
@@ -35,7 +35,7 @@ h2o_mem_alloc_pool(h2o_mem_pool_t *pool, size_t sz)
 h2o_iovec_t
 h2o_strdup(h2o_mem_pool_t *pool, const char *s, size_t len)
 {
-	char	   *p;
+	char *p;
 
 	if (len == SIZE_MAX)
 		len = strlen(s);
@@ -49,9 +49,10 @@ h2o_strdup(h2o_mem_pool_t *pool, const char *s, size_t len)
 static void
 check_object(const char *json)
 {
-	size_t		len = strlen(json);
+	size_t len = strlen(json);
 
-	if (len < 2 || json[0] != '{' || json[len - 1] != '}' || !utf8_valid(json, len))
+	if (len < 2 || json[0] != '{' || json[len - 1] != '}' ||
+		!utf8_valid(json, len))
 		abort();
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char) json[i] < 0x20)
@@ -61,15 +62,15 @@ check_object(const char *json)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	h2o_mem_pool_t *pool = NULL;	/* unused by the allocator above */
-	size_t		n,
-				split;
-	char	   *copy;
-	FormResult	r;
+	h2o_mem_pool_t *pool = NULL; /* unused by the allocator above */
+	size_t			n, split;
+	char		   *copy;
+	FormResult		r;
 
 	if (size == 0)
 		return 0;
-	/* the first byte: where the path segment starts, and whether there is one */
+	/* the first byte: where the path segment starts, and whether there is one
+	 */
 	n = size - 1;
 	split = n * data[0] / 255;
 	copy = malloc(n + 1);
@@ -82,14 +83,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_object(r.json);
 	else if (r.error == NULL)
 		abort();
-	r = form_to_json(pool, "form", h2o_iovec_init(copy, n), NULL, h2o_iovec_init(NULL, 0));
+	r = form_to_json(pool, "form", h2o_iovec_init(copy, n), NULL,
+					 h2o_iovec_init(NULL, 0));
 	if (r.json != NULL)
 		check_object(r.json);
 
 	if (utf8_valid(copy, n))
 	{
-		char	   *q = malloc(JSON_QUOTED_MAX(n));
-		size_t		m = json_quote(q, copy, n);
+		char  *q = malloc(JSON_QUOTED_MAX(n));
+		size_t m = json_quote(q, copy, n);
 
 		if (m > JSON_QUOTED_MAX(n) || q[0] != '"' || q[m - 1] != '"')
 			abort();

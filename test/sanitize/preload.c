@@ -39,8 +39,7 @@ __ubsan_default_options(void)
 	return ubsan_options;
 }
 
-static void __attribute__((constructor))
-save_ubsan_options(void)
+static void __attribute__((constructor)) save_ubsan_options(void)
 {
 	const char *options = getenv("UBSAN_OPTIONS");
 

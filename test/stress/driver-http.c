@@ -34,23 +34,23 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RESPONSE_MAX	(1024 * 1024)
-#define REPLY_SECONDS	30			/* a reply slower than this is lost */
+#define RESPONSE_MAX	  (1024 * 1024)
+#define REPLY_SECONDS	  30 /* a reply slower than this is lost */
 #define RECONNECT_SECONDS 20
 
 typedef struct Session
 {
-	char		host[128];
-	char		port[16];
-	char		email[64];
-	bool		is_admin;
-	int			fd;				/* -1: not connected */
-	char		token[256];		/* bearer token; empty: not logged in */
-	char	   *buf;			/* the last reply */
-	size_t		len;
-	int			status;
-	char	   *body;			/* into buf */
-	size_t		body_len;
+	char   host[128];
+	char   port[16];
+	char   email[64];
+	bool   is_admin;
+	int	   fd;		   /* -1: not connected */
+	char   token[256]; /* bearer token; empty: not logged in */
+	char  *buf;		   /* the last reply */
+	size_t len;
+	int	   status;
+	char  *body; /* into buf */
+	size_t body_len;
 } Session;
 
 /* The contract's error kinds and the SQLSTATEs they stand for. */
@@ -58,17 +58,12 @@ static const struct
 {
 	const char *kind;
 	const char *sqlstate;
-}			kinds[] = {
-	{"no_codes_available", "PK001"},
-	{"not_found", "PK002"},
-	{"not_allowed", "PK003"},
-	{"wrong_state", "PK004"},
-	{"token_mismatch", "PK005"},
-	{"reservation_expired", "PK006"},
-	{"invalid_input", "PK007"},
-	{"unauthorized", "PK008"},
-	{"conflict", "PK009"},
-	{"locked_out", "PK010"},
+} kinds[] = {
+	{ "no_codes_available", "PK001" }, { "not_found", "PK002" },
+	{ "not_allowed", "PK003" },		   { "wrong_state", "PK004" },
+	{ "token_mismatch", "PK005" },	   { "reservation_expired", "PK006" },
+	{ "invalid_input", "PK007" },	   { "unauthorized", "PK008" },
+	{ "conflict", "PK009" },		   { "locked_out", "PK010" },
 };
 
 static void
@@ -80,7 +75,7 @@ copy(char *dst, size_t size, const char *src)
 static void
 sleep_ms(long ms)
 {
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
 
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
@@ -93,8 +88,8 @@ sleep_ms(long ms)
 static const char *
 json_skip(const char *p, const char *end)
 {
-	int			depth = 0;
-	bool		in_string = false;
+	int	 depth = 0;
+	bool in_string = false;
 
 	for (; p < end; p++)
 	{
@@ -187,7 +182,7 @@ json_string(const char *v, const char *end, char *dst, size_t size)
 static void
 json_quote(char *dst, size_t size, const char *s)
 {
-	size_t		n = strlen(dst);
+	size_t n = strlen(dst);
 
 	if (n + 2 >= size)
 		return;
@@ -232,11 +227,12 @@ disconnect(Session *s)
 static bool
 connect_once(Session *s)
 {
-	struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
+	struct addrinfo	 hints = { .ai_family = AF_INET,
+							   .ai_socktype = SOCK_STREAM };
 	struct addrinfo *ai;
-	struct timeval tv = {REPLY_SECONDS, 0};
-	int			one = 1;
-	int			fd;
+	struct timeval	 tv = { REPLY_SECONDS, 0 };
+	int				 one = 1;
+	int				 fd;
 
 	if (getaddrinfo(s->host, s->port, &hints, &ai) != 0)
 		return false;
@@ -264,8 +260,8 @@ connect_once(Session *s)
 static bool
 closed_by_peer(int fd)
 {
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	char		c;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char		  c;
 
 	if (poll(&p, 1, 0) <= 0)
 		return false;
@@ -277,7 +273,7 @@ send_all(int fd, const char *p, size_t n)
 {
 	while (n > 0)
 	{
-		ssize_t		w = send(fd, p, n, MSG_NOSIGNAL);
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
 
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -297,7 +293,7 @@ read_to(Session *s, size_t want)
 		return false;
 	while (s->len < want)
 	{
-		ssize_t		r = recv(s->fd, s->buf + s->len, RESPONSE_MAX - 1 - s->len, 0);
+		ssize_t r = recv(s->fd, s->buf + s->len, RESPONSE_MAX - 1 - s->len, 0);
 
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -313,10 +309,10 @@ read_to(Session *s, size_t want)
 static bool
 read_reply(Session *s, bool *keep_alive)
 {
-	char	   *eoh;
-	size_t		hlen;
-	long		clen = -1;
-	bool		chunked = false;
+	char  *eoh;
+	size_t hlen;
+	long   clen = -1;
+	bool   chunked = false;
 
 	s->len = 0;
 	s->buf[0] = '\0';
@@ -351,8 +347,8 @@ read_reply(Session *s, bool *keep_alive)
 	s->body_len = 0;
 	for (size_t at = hlen;;)
 	{
-		char	   *eol;
-		long		n;
+		char *eol;
+		long  n;
 
 		while ((eol = strstr(s->buf + at, "\r\n")) == NULL)
 			if (!read_to(s, s->len + 1))
@@ -360,7 +356,7 @@ read_reply(Session *s, bool *keep_alive)
 		n = strtol(s->buf + at, NULL, 16);
 		if (!read_to(s, (eol + 2 - s->buf) + n + 2))
 			return false;
-		eol = s->buf + at;		/* the buffer does not move */
+		eol = s->buf + at; /* the buffer does not move */
 		eol = strstr(eol, "\r\n");
 		if (n == 0)
 			break;
@@ -380,20 +376,20 @@ static bool
 request(Session *s, const char *method, const char *path, const char *body,
 		bool auth)
 {
-	char		head[1024];
-	int			n;
-	bool		keep_alive;
+	char head[1024];
+	int	 n;
+	bool keep_alive;
 
 	if (s->fd >= 0 && closed_by_peer(s->fd))
 		disconnect(s);
 	if (s->fd < 0 && !connect_once(s))
 		return false;
-	n = snprintf(head, sizeof(head),
-				 "%s %s HTTP/1.1\r\nHost: %s:%s\r\n%s%s%s"
-				 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-				 method, path, s->host, s->port,
-				 auth ? "Authorization: Bearer " : "", auth ? s->token : "",
-				 auth ? "\r\n" : "", body ? strlen(body) : 0);
+	n = snprintf(
+		head, sizeof(head),
+		"%s %s HTTP/1.1\r\nHost: %s:%s\r\n%s%s%s"
+		"Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+		method, path, s->host, s->port, auth ? "Authorization: Bearer " : "",
+		auth ? s->token : "", auth ? "\r\n" : "", body ? strlen(body) : 0);
 	if (n >= (int) sizeof(head) || !send_all(s->fd, head, n) ||
 		(body && !send_all(s->fd, body, strlen(body))) ||
 		!read_reply(s, &keep_alive))
@@ -416,7 +412,8 @@ login(Session *s, char *err, size_t errlen)
 	time_t		give_up = time(NULL) + RECONNECT_SECONDS;
 
 	json_member(body, sizeof(body), "username", s->email);
-	json_member(body, sizeof(body), "password", password ? password : "Rdl@12345");
+	json_member(body, sizeof(body), "password",
+				password ? password : "Rdl@12345");
 	strncat(body, "}", sizeof(body) - strlen(body) - 1);
 	disconnect(s);
 	s->token[0] = '\0';
@@ -481,7 +478,7 @@ call(Session *s, const char *method, const char *path, const char *body,
 		r->outcome = OUT_LOST;
 		snprintf(r->message, sizeof(r->message), "%s %s: connection lost",
 				 method, path);
-		s->token[0] = '\0';		/* log in again: the shim may be new */
+		s->token[0] = '\0'; /* log in again: the shim may be new */
 		return false;
 	}
 	if (s->status >= 200 && s->status < 300)
@@ -514,17 +511,19 @@ call(Session *s, const char *method, const char *path, const char *body,
 static void
 take_row(Reply *r, const char *obj, const char *end)
 {
-	Row		   *row;
+	Row *row;
 
 	if (r->nrows >= LOAD_MAX_ROWS)
 		return;
 	row = &r->rows[r->nrows++];
 	memset(row, 0, sizeof(*row));
 	json_string(json_get(obj, end, "code"), end, row->code, sizeof(row->code));
-	json_string(json_get(obj, end, "code_type"), end, row->pool, sizeof(row->pool));
+	json_string(json_get(obj, end, "code_type"), end, row->pool,
+				sizeof(row->pool));
 	json_string(json_get(obj, end, "reservation_token"), end, row->token,
 				sizeof(row->token));
-	json_string(json_get(obj, end, "status"), end, row->status, sizeof(row->status));
+	json_string(json_get(obj, end, "status"), end, row->status,
+				sizeof(row->status));
 }
 
 /* Every object of the array member key of the reply, as rows. */
@@ -556,11 +555,12 @@ http_open(const char *email, int ttl, char *err, size_t errlen)
 {
 	const char *addr = getenv(ttl > 0 ? "PSK_LOAD_HTTP_TTL" : "PSK_LOAD_HTTP");
 	const char *colon;
-	Session    *s;
+	Session	   *s;
 
 	if (email == NULL)
 	{
-		copy(err, errlen, "the HTTP driver acts for an account (no expiry endpoint)");
+		copy(err, errlen,
+			 "the HTTP driver acts for an account (no expiry endpoint)");
 		return NULL;
 	}
 	if (addr == NULL || (colon = strrchr(addr, ':')) == NULL)
@@ -593,7 +593,7 @@ http_open(const char *email, int ttl, char *err, size_t errlen)
 static void
 http_close(void *session)
 {
-	Session    *s = session;
+	Session *s = session;
 
 	disconnect(s);
 	free(s->buf);
@@ -602,11 +602,10 @@ http_close(void *session)
 
 static void
 http_reserve(void *session, const char *email, const char *tester,
-			 const char *country, const char *code_type, int how_many,
-			 Reply *r)
+			 const char *country, const char *code_type, int how_many, Reply *r)
 {
-	Session    *s = session;
-	char		body[512] = "{";
+	Session *s = session;
+	char	 body[512] = "{";
 
 	(void) email;
 	json_member(body, sizeof(body), "tester_name", tester);
@@ -630,7 +629,7 @@ static void
 code_call(Session *s, const char *path, const char *code, const char *key,
 		  const char *value, Reply *r)
 {
-	char		body[512] = "{";
+	char body[512] = "{";
 
 	json_member(body, sizeof(body), "code", code);
 	json_member(body, sizeof(body), key, value);
@@ -657,11 +656,13 @@ static void
 http_mark(void *session, const char *email, const char *code,
 		  const char *reason, Reply *r)
 {
-	Session    *s = session;
+	Session *s = session;
 
 	(void) email;
-	code_call(s, s->is_admin ? "/admin/codes/mark-non-usable" :
-			  "/users/mark-non-usable", code, "reason", reason, r);
+	code_call(s,
+			  s->is_admin ? "/admin/codes/mark-non-usable"
+						  : "/users/mark-non-usable",
+			  code, "reason", reason, r);
 }
 
 static void
@@ -691,7 +692,7 @@ http_expire(void *s, Reply *r)
 static void
 http_list(void *session, const char *admin, Reply *r)
 {
-	Session    *s = session;
+	Session *s = session;
 
 	(void) admin;
 	if (call(s, "GET", "/admin/codes?page_size=10000", NULL, r))

@@ -19,15 +19,15 @@ typedef struct Statement
 } Statement;
 
 static const Statement statements[] = {
-	{"reserve", "SELECT code, code_type, reservation_token"
-	 "  FROM psk_reserve($1, $2, $3, $4, $5::int)"},
-	{"confirm", "SELECT code FROM psk_confirm($1, $2, $3::uuid)"},
-	{"release", "SELECT code FROM psk_release($1, $2)"},
-	{"mark", "SELECT code FROM psk_mark_non_usable($1, $2, $3)"},
-	{"disassociate", "SELECT code FROM psk_disassociate($1, $2)"},
-	{"restore", "SELECT code FROM psk_restore($1, $2)"},
-	{"expire", "SELECT c FROM psk_expire_reservations() c"},
-	{"list", "SELECT code, status FROM psk_codes(page_size => 10000)"},
+	{ "reserve", "SELECT code, code_type, reservation_token"
+				 "  FROM psk_reserve($1, $2, $3, $4, $5::int)" },
+	{ "confirm", "SELECT code FROM psk_confirm($1, $2, $3::uuid)" },
+	{ "release", "SELECT code FROM psk_release($1, $2)" },
+	{ "mark", "SELECT code FROM psk_mark_non_usable($1, $2, $3)" },
+	{ "disassociate", "SELECT code FROM psk_disassociate($1, $2)" },
+	{ "restore", "SELECT code FROM psk_restore($1, $2)" },
+	{ "expire", "SELECT c FROM psk_expire_reservations() c" },
+	{ "list", "SELECT code, status FROM psk_codes(page_size => 10000)" },
 };
 
 static void
@@ -47,9 +47,9 @@ quiet(void *arg, const char *message)
 static void *
 sql_open(const char *email, int ttl, char *err, size_t errlen)
 {
-	PGconn	   *conn = PQconnectdb("");
-	char		setup[128];
-	PGresult   *res;
+	PGconn	 *conn = PQconnectdb("");
+	char	  setup[128];
+	PGresult *res;
 
 	(void) email;
 	if (PQstatus(conn) != CONNECTION_OK)
@@ -106,7 +106,7 @@ static void
 run(PGconn *conn, const char *name, int nparams, const char *const *params,
 	Reply *r)
 {
-	PGresult   *res = PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
+	PGresult *res = PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
 	ExecStatusType st = PQresultStatus(res);
 
 	r->nrows = 0;
@@ -114,14 +114,14 @@ run(PGconn *conn, const char *name, int nparams, const char *const *params,
 	r->message[0] = '\0';
 	if (st == PGRES_TUPLES_OK)
 	{
-		int			n = PQntuples(res);
-		int			ncols = PQnfields(res);
+		int n = PQntuples(res);
+		int ncols = PQnfields(res);
 
 		if (n > LOAD_MAX_ROWS)
 			n = LOAD_MAX_ROWS;
 		for (int i = 0; i < n; i++)
 		{
-			Row		   *row = &r->rows[i];
+			Row *row = &r->rows[i];
 
 			memset(row, 0, sizeof(*row));
 			copy(row->code, sizeof(row->code), PQgetvalue(res, i, 0));
@@ -154,12 +154,11 @@ run(PGconn *conn, const char *name, int nparams, const char *const *params,
 }
 
 static void
-sql_reserve(void *s, const char *email, const char *tester,
-			const char *country, const char *code_type, int how_many,
-			Reply *r)
+sql_reserve(void *s, const char *email, const char *tester, const char *country,
+			const char *code_type, int how_many, Reply *r)
 {
 	char		n[16];
-	const char *p[5] = {email, tester, country, code_type, n};
+	const char *p[5] = { email, tester, country, code_type, n };
 
 	snprintf(n, sizeof(n), "%d", how_many);
 	run(s, "reserve", 5, p, r);
@@ -169,7 +168,7 @@ static void
 sql_confirm(void *s, const char *email, const char *code, const char *token,
 			Reply *r)
 {
-	const char *p[3] = {email, code, token};
+	const char *p[3] = { email, code, token };
 
 	run(s, "confirm", 3, p, r);
 }
@@ -177,7 +176,7 @@ sql_confirm(void *s, const char *email, const char *code, const char *token,
 static void
 sql_release(void *s, const char *email, const char *code, Reply *r)
 {
-	const char *p[2] = {email, code};
+	const char *p[2] = { email, code };
 
 	run(s, "release", 2, p, r);
 }
@@ -186,7 +185,7 @@ static void
 sql_mark(void *s, const char *email, const char *code, const char *reason,
 		 Reply *r)
 {
-	const char *p[3] = {email, code, reason};
+	const char *p[3] = { email, code, reason };
 
 	run(s, "mark", 3, p, r);
 }
@@ -194,7 +193,7 @@ sql_mark(void *s, const char *email, const char *code, const char *reason,
 static void
 sql_disassociate(void *s, const char *admin, const char *code, Reply *r)
 {
-	const char *p[2] = {admin, code};
+	const char *p[2] = { admin, code };
 
 	run(s, "disassociate", 2, p, r);
 }
@@ -202,7 +201,7 @@ sql_disassociate(void *s, const char *admin, const char *code, Reply *r)
 static void
 sql_restore(void *s, const char *admin, const char *code, Reply *r)
 {
-	const char *p[2] = {admin, code};
+	const char *p[2] = { admin, code };
 
 	run(s, "restore", 2, p, r);
 }

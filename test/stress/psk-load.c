@@ -50,20 +50,20 @@ typedef enum Op
 {
 	OP_RESERVE,
 	OP_CONFIRM,
-	OP_CONFIRM_BAD,				/* confirm with a wrong token, on purpose */
+	OP_CONFIRM_BAD, /* confirm with a wrong token, on purpose */
 	OP_RELEASE,
-	OP_MARK,					/* mark non-usable, as the holder */
+	OP_MARK, /* mark non-usable, as the holder */
 	OP_ADMIN_MARK,
 	OP_DISASSOCIATE,
 	OP_RESTORE,
 	OP_EXPIRE,
-	OP_LIST,					/* an admin looks at the codes; changes nothing */
+	OP_LIST, /* an admin looks at the codes; changes nothing */
 	NUM_OPS
 } Op;
 
 static const char *const op_names[NUM_OPS] = {
-	"reserve", "confirm", "confirm_bad", "release", "mark", "admin_mark",
-	"disassociate", "restore", "expire", "list"
+	"reserve",	  "confirm",	  "confirm_bad", "release", "mark",
+	"admin_mark", "disassociate", "restore",	 "expire",	"list"
 };
 
 /*
@@ -71,15 +71,15 @@ static const char *const op_names[NUM_OPS] = {
  * is a failure; invariants.sql holds the same list.
  */
 static const char *const expected[NUM_OPS] = {
-	[OP_RESERVE] = "PK001",		/* pools run dry */
+	[OP_RESERVE] = "PK001", /* pools run dry */
 	/* expired; swept or taken away, then free or someone else's */
 	[OP_CONFIRM] = "PK006 PK004 PK003",
 	[OP_CONFIRM_BAD] = "PK005 PK004 PK003",
 	[OP_RELEASE] = "PK004 PK003",
 	[OP_MARK] = "PK004 PK003",
-	[OP_ADMIN_MARK] = "PK004",	/* non-usable already */
-	[OP_DISASSOCIATE] = "PK004",	/* freed meanwhile */
-	[OP_RESTORE] = "PK004",		/* restored meanwhile */
+	[OP_ADMIN_MARK] = "PK004",	 /* non-usable already */
+	[OP_DISASSOCIATE] = "PK004", /* freed meanwhile */
+	[OP_RESTORE] = "PK004",		 /* restored meanwhile */
 	[OP_EXPIRE] = "",
 	[OP_LIST] = "",
 };
@@ -95,71 +95,71 @@ typedef enum Role
 /* A code a user believes it holds. */
 typedef struct Held
 {
-	char		code[LOAD_MAX_CODE];
-	char		token[LOAD_MAX_TOKEN];
-	bool		confirmed;
-	bool		parked;			/* left alone, to let it expire */
-	int64_t		revisit_at;		/* parked: not before (us) */
+	char	code[LOAD_MAX_CODE];
+	char	token[LOAD_MAX_TOKEN];
+	bool	confirmed;
+	bool	parked;		/* left alone, to let it expire */
+	int64_t revisit_at; /* parked: not before (us) */
 } Held;
 
-#define MAX_HELD 512
-#define MAX_STATES 32
+#define MAX_HELD	   512
+#define MAX_STATES	   32
 #define MAX_UNEXPECTED 10
 
 typedef struct StateCount
 {
-	char		sqlstate[6];
-	long		n;
+	char sqlstate[6];
+	long n;
 } StateCount;
 
 typedef struct Client
 {
-	int			index;
-	Role		role;
-	char		name[32];		/* in the ack file */
-	char		email[64];		/* the account; empty for the expirer */
-	int			ttl;			/* reservation TTL of its session, s */
-	uint64_t	rng;
+	int			  index;
+	Role		  role;
+	char		  name[32];	 /* in the ack file */
+	char		  email[64]; /* the account; empty for the expirer */
+	int			  ttl;		 /* reservation TTL of its session, s */
+	uint64_t	  rng;
 	const Driver *driver;
-	void	   *session;
-	FILE	   *acks;
-	int			seq;
-	bool		gone;			/* lost its connection, for good */
-	int			losses;			/* calls lost */
+	void		 *session;
+	FILE		 *acks;
+	int			  seq;
+	bool		  gone;	  /* lost its connection, for good */
+	int			  losses; /* calls lost */
 
-	Held		held[MAX_HELD];
-	int			nheld;
+	Held held[MAX_HELD];
+	int	 nheld;
 
-	long		count[NUM_OPS][3];	/* by Outcome */
-	StateCount	states[MAX_STATES];
-	int			nstates;
-	long		unexpected;
-	char		complaints[MAX_UNEXPECTED][320];
-	int			ncomplaints;
+	long	   count[NUM_OPS][3]; /* by Outcome */
+	StateCount states[MAX_STATES];
+	int		   nstates;
+	long	   unexpected;
+	char	   complaints[MAX_UNEXPECTED][320];
+	int		   ncomplaints;
 
-	Reply		reply;
-	pthread_t	thread;
+	Reply	  reply;
+	pthread_t thread;
 } Client;
 
 /* Settings. */
-static int	round_no = 0;
+static int		   round_no = 0;
 static const char *outdir = NULL;
-static int	nclients = 32;
-static int	nadmins = 2;
-static int	nops = 300;
-static uint64_t seed = 0;
-static int	ttl = 1;
-static int	max_seconds = 60;
-static bool crash_mode = false;
-static bool janitor_mode = false;
-static bool come_back = false;	/* -R: after a loss, the second account */
-static const Driver *front = &sql_driver;	/* users' and admins' driver */
-static int	think_us = 2000;
-static int	expire_ms = 300;
+static int		   nclients = 32;
+static int		   nadmins = 2;
+static int		   nops = 300;
+static uint64_t	   seed = 0;
+static int		   ttl = 1;
+static int		   max_seconds = 60;
+static bool		   crash_mode = false;
+static bool		   janitor_mode = false;
+static bool		   come_back = false; /* -R: after a loss, the second account */
+static const Driver *front = &sql_driver; /* users' and admins' driver */
+static int			 think_us = 2000;
+static int			 expire_ms = 300;
 
-static atomic_int users_left;
+static atomic_int  users_left;
 static atomic_bool time_is_up;
-static int64_t deadline_us;
+static int64_t	   deadline_us;
 
 static int64_t
 now_us(void)
@@ -174,7 +174,7 @@ now_us(void)
 static uint64_t
 next_random(uint64_t *state)
 {
-	uint64_t	z = (*state += UINT64_C(0x9E3779B97F4A7C15));
+	uint64_t z = (*state += UINT64_C(0x9E3779B97F4A7C15));
 
 	z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
 	z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
@@ -190,7 +190,7 @@ rnd(Client *c, int n)
 static void
 sleep_us(long us)
 {
-	struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+	struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
 
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
@@ -199,28 +199,28 @@ sleep_us(long us)
 /* ------------------------------------------------------------------ */
 /* What the client saw */
 
-static void complain(Client *c, const char *fmt,...)
-			__attribute__((format(printf, 2, 3)));
+static void complain(Client *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 /* An outcome this load cannot explain: count it, keep the first few. */
 static void
-complain(Client *c, const char *fmt,...)
+complain(Client *c, const char *fmt, ...)
 {
-	va_list		args;
+	va_list args;
 
 	c->unexpected++;
 	if (c->ncomplaints == MAX_UNEXPECTED)
 		return;
 	va_start(args, fmt);
-	vsnprintf(c->complaints[c->ncomplaints++], sizeof(c->complaints[0]),
-			  fmt, args);
+	vsnprintf(c->complaints[c->ncomplaints++], sizeof(c->complaints[0]), fmt,
+			  args);
 	va_end(args);
 }
 
 static void
 count_state(Client *c, const char *sqlstate)
 {
-	int			i;
+	int i;
 
 	for (i = 0; i < c->nstates; i++)
 		if (strcmp(c->states[i].sqlstate, sqlstate) == 0)
@@ -273,8 +273,8 @@ write_line(Client *c, const Call *call, int sub, const char *result,
 		   const char *sqlstate, const char *code, const char *token,
 		   const char *pool)
 {
-	FILE	   *f = c->acks;
-	char		num[32];
+	FILE *f = c->acks;
+	char  num[32];
 
 	fprintf(f, "%d\t%s\t", round_no, c->name);
 	field(f, c->email, false);
@@ -295,7 +295,7 @@ write_line(Client *c, const Call *call, int sub, const char *result,
 static void
 record(Client *c, const Call *call)
 {
-	Reply	   *r = &c->reply;
+	Reply *r = &c->reply;
 
 	c->seq++;
 	c->count[call->op][r->outcome]++;
@@ -315,8 +315,8 @@ record(Client *c, const Call *call)
 				complain(c, "confirm with a wrong token succeeded on %s",
 						 call->code);
 			if (call->op == OP_RESERVE && r->nrows != call->how_many)
-				complain(c, "reserve of %d returned %d codes",
-						 call->how_many, r->nrows);
+				complain(c, "reserve of %d returned %d codes", call->how_many,
+						 r->nrows);
 			break;
 		case OUT_ERR:
 			count_state(c, r->sqlstate);
@@ -328,8 +328,8 @@ record(Client *c, const Call *call)
 			break;
 		case OUT_LOST:
 			count_state(c, "lost");
-			write_line(c, call, 1, "lost", r->sqlstate, call->code,
-					   call->token, NULL);
+			write_line(c, call, 1, "lost", r->sqlstate, call->code, call->token,
+					   NULL);
 			c->losses++;
 			c->gone = true;
 			if (!crash_mode && !come_back)
@@ -368,9 +368,9 @@ pickable(const Held *h, bool parked, int64_t now)
 static Held *
 pick_held(Client *c, bool parked)
 {
-	int64_t		now = now_us();
-	int			n = 0;
-	int			k;
+	int64_t now = now_us();
+	int		n = 0;
+	int		k;
 
 	for (int i = 0; i < c->nheld; i++)
 		n += pickable(&c->held[i], parked, now);
@@ -386,12 +386,12 @@ pick_held(Client *c, bool parked)
 static void
 user_reserve(Client *c)
 {
-	static const char *const countries[] = {NULL, NULL, NULL, NULL, NULL,
-	"UK", "UK", "DE", "DE", "IN"};
-	static const char *const pools[] = {NULL, NULL, NULL, NULL, NULL, NULL,
-	NULL, "OSV", "HSV", "COMMON"};
-	Call		call = {.op = OP_RESERVE};
-	Reply	   *r = &c->reply;
+	static const char *const countries[] = { NULL, NULL, NULL, NULL, NULL,
+											 "UK", "UK", "DE", "DE", "IN" };
+	static const char *const pools[] = { NULL, NULL, NULL,	NULL,  NULL,
+										 NULL, NULL, "OSV", "HSV", "COMMON" };
+	Call					 call = { .op = OP_RESERVE };
+	Reply					*r = &c->reply;
 
 	call.how_many = rnd(c, 10) < 7 ? 1 : 2 + rnd(c, 4);
 	call.country = countries[rnd(c, 10)];
@@ -402,12 +402,12 @@ user_reserve(Client *c)
 	call.t_recv = now_us();
 	record(c, &call);
 	if (r->outcome == OUT_ERR)
-		sleep_us(rnd(c, 4 * think_us + 1));	/* dry: give others a turn */
+		sleep_us(rnd(c, 4 * think_us + 1)); /* dry: give others a turn */
 	if (r->outcome != OUT_OK)
 		return;
 	for (int i = 0; i < r->nrows; i++)
 	{
-		Held	   *h = find_held(c, r->rows[i].code);
+		Held *h = find_held(c, r->rows[i].code);
 
 		if (h == NULL)
 		{
@@ -425,16 +425,16 @@ user_reserve(Client *c)
 		 */
 		h->parked = c->ttl > 0 && rnd(c, 10) < 3;
 		h->revisit_at = call.t_recv + c->ttl * INT64_C(1000000) +
-			rnd(c, 2 * expire_ms * 1000 + 1);
+						rnd(c, 2 * expire_ms * 1000 + 1);
 	}
 }
 
 static void
 user_confirm(Client *c, Held *h, bool wrong_token)
 {
-	Call		call = {.op = wrong_token ? OP_CONFIRM_BAD : OP_CONFIRM};
-	char		token[LOAD_MAX_TOKEN];
-	Reply	   *r = &c->reply;
+	Call   call = { .op = wrong_token ? OP_CONFIRM_BAD : OP_CONFIRM };
+	char   token[LOAD_MAX_TOKEN];
+	Reply *r = &c->reply;
 
 	snprintf(token, sizeof(token), "%s", h->token);
 	if (wrong_token)
@@ -455,13 +455,13 @@ user_confirm(Client *c, Held *h, bool wrong_token)
 		h->revisit_at = call.t_recv;
 	}
 	else
-		forget(c, h);			/* taken away meanwhile, or lost */
+		forget(c, h); /* taken away meanwhile, or lost */
 }
 
 static void
 user_release(Client *c, Held *h)
 {
-	Call		call = {.op = OP_RELEASE, .code = h->code, .token = h->token};
+	Call call = { .op = OP_RELEASE, .code = h->code, .token = h->token };
 
 	call.t_send = now_us();
 	c->driver->release(c->session, c->email, h->code, &c->reply);
@@ -473,7 +473,7 @@ user_release(Client *c, Held *h)
 static void
 user_mark(Client *c, Held *h)
 {
-	Call		call = {.op = OP_MARK, .code = h->code, .token = h->token};
+	Call call = { .op = OP_MARK, .code = h->code, .token = h->token };
 
 	call.t_send = now_us();
 	c->driver->mark(c->session, c->email, h->code, "stress: broken", &c->reply);
@@ -489,10 +489,10 @@ user_mark(Client *c, Held *h)
 static void
 user_step(Client *c)
 {
-	int			active = 0;
-	int			p_reserve;
-	Held	   *h;
-	int			r;
+	int	  active = 0;
+	int	  p_reserve;
+	Held *h;
+	int	  r;
 
 	for (int i = 0; i < c->nheld; i++)
 		active += !c->held[i].parked;
@@ -537,18 +537,19 @@ user_step(Client *c)
 static const char *
 pick_listed(Client *c, const Reply *list, const char *s1, const char *s2)
 {
-	int			n = 0;
-	int			k;
+	int n = 0;
+	int k;
 
 	for (int i = 0; i < list->nrows; i++)
 		n += s1 == NULL || strcmp(list->rows[i].status, s1) == 0 ||
-			(s2 && strcmp(list->rows[i].status, s2) == 0);
+			 (s2 && strcmp(list->rows[i].status, s2) == 0);
 	if (n == 0)
 		return NULL;
 	k = rnd(c, n);
 	for (int i = 0; i < list->nrows; i++)
 		if ((s1 == NULL || strcmp(list->rows[i].status, s1) == 0 ||
-			 (s2 && strcmp(list->rows[i].status, s2) == 0)) && k-- == 0)
+			 (s2 && strcmp(list->rows[i].status, s2) == 0)) &&
+			k-- == 0)
 			return list->rows[i].code;
 	return NULL;
 }
@@ -556,7 +557,7 @@ pick_listed(Client *c, const Reply *list, const char *s1, const char *s2)
 static void
 admin_call(Client *c, Op op, const char *code)
 {
-	Call		call = {.op = op, .code = code};
+	Call call = { .op = op, .code = code };
 
 	call.t_send = now_us();
 	if (op == OP_DISASSOCIATE)
@@ -574,7 +575,7 @@ static void
 admin_step(Client *c)
 {
 	Reply	   *mine = &c->reply;
-	Call		call = {.op = OP_LIST};
+	Call		call = { .op = OP_LIST };
 	char		code[LOAD_MAX_CODE];
 	const char *pick;
 	int			nonusable = 0;
@@ -594,7 +595,8 @@ admin_step(Client *c)
 		snprintf(code, sizeof(code), "%s", pick);
 		admin_call(c, OP_DISASSOCIATE, code);
 	}
-	else if (r < 75 && (pick = pick_listed(c, mine, "NON_USABLE", NULL)) != NULL)
+	else if (r < 75 &&
+			 (pick = pick_listed(c, mine, "NON_USABLE", NULL)) != NULL)
 	{
 		snprintf(code, sizeof(code), "%s", pick);
 		admin_call(c, OP_RESTORE, code);
@@ -615,7 +617,7 @@ admin_step(Client *c)
 static void
 expire_step(Client *c)
 {
-	Call		call = {.op = OP_EXPIRE};
+	Call call = { .op = OP_EXPIRE };
 
 	call.t_send = now_us();
 	c->driver->expire(c->session, &c->reply);
@@ -627,8 +629,8 @@ expire_step(Client *c)
 static void
 janitor(Client *c)
 {
-	Reply	   *list = malloc(sizeof(Reply));
-	Call		call = {.op = OP_LIST};
+	Reply *list = malloc(sizeof(Reply));
+	Call   call = { .op = OP_LIST };
 
 	c->driver->list(c->session, c->email, list);
 	c->reply = *list;
@@ -656,7 +658,7 @@ janitor(Client *c)
 static void
 revive(Client *c)
 {
-	char		err[256];
+	char err[256];
 
 	if (!come_back || !c->gone || c->losses != 1 || c->session == NULL)
 		return;
@@ -682,8 +684,8 @@ user_finish(Client *c)
 {
 	for (;;)
 	{
-		bool		any = false;
-		Held	   *h;
+		bool  any = false;
+		Held *h;
 
 		for (int i = 0; i < c->nheld; i++)
 			any |= c->held[i].parked;
@@ -705,8 +707,8 @@ user_finish(Client *c)
 static void *
 client_main(void *arg)
 {
-	Client	   *c = arg;
-	char		err[256];
+	Client *c = arg;
+	char	err[256];
 
 	c->session = c->driver->open(c->role == ROLE_EXPIRER ? NULL : c->email,
 								 c->ttl, err, sizeof(err));
@@ -747,10 +749,11 @@ client_main(void *arg)
 			}
 			break;
 		case ROLE_EXPIRER:
-			/* As long as the users run and once more after, or until the crash. */
+			/* As long as the users run and once more after, or until the crash.
+			 */
 			while (!c->gone)
 			{
-				bool		last = !crash_mode && atomic_load(&users_left) == 0;
+				bool last = !crash_mode && atomic_load(&users_left) == 0;
 
 				expire_step(c);
 				if (last || now_us() > deadline_us)
@@ -771,27 +774,28 @@ client_main(void *arg)
 static void
 usage(void)
 {
-	fprintf(stderr,
-			"usage: psk-load -r ROUND -o DIR [-c clients] [-a admins] [-n ops]\n"
-			"                [-s seed] [-L ttl_s] [-T max_s] [-w think_us]\n"
-			"                [-e expire_ms] [-x (crash expected)] [-J (janitor)]\n"
-			"                [-D sql|http] [-R (the shim may crash: come back)]\n");
+	fprintf(
+		stderr,
+		"usage: psk-load -r ROUND -o DIR [-c clients] [-a admins] [-n ops]\n"
+		"                [-s seed] [-L ttl_s] [-T max_s] [-w think_us]\n"
+		"                [-e expire_ms] [-x (crash expected)] [-J (janitor)]\n"
+		"                [-D sql|http] [-R (the shim may crash: come back)]\n");
 	exit(2);
 }
 
 int
 main(int argc, char **argv)
 {
-	int			opt;
-	Client	   *clients;
-	int			n;
-	long		total[3] = {0};
-	long		unexpected = 0;
-	long		lost_clients = 0;
-	StateCount	states[MAX_STATES];
-	int			nstates = 0;
-	int64_t		started;
-	double		elapsed;
+	int		   opt;
+	Client	  *clients;
+	int		   n;
+	long	   total[3] = { 0 };
+	long	   unexpected = 0;
+	long	   lost_clients = 0;
+	StateCount states[MAX_STATES];
+	int		   nstates = 0;
+	int64_t	   started;
+	double	   elapsed;
 
 	seed = (uint64_t) time(NULL) ^ ((uint64_t) getpid() << 16);
 	while ((opt = getopt(argc, argv, "r:o:c:a:n:s:L:T:w:e:xJD:R")) != -1)
@@ -860,8 +864,8 @@ main(int argc, char **argv)
 	}
 	for (int i = 0; i < n; i++)
 	{
-		Client	   *c = &clients[i];
-		char		path[1024];
+		Client *c = &clients[i];
+		char	path[1024];
 
 		c->index = i;
 		c->driver = &sql_driver;
@@ -874,7 +878,9 @@ main(int argc, char **argv)
 		}
 		else
 		{
-			c->role = i == 0 ? ROLE_EXPIRER : i <= nadmins ? ROLE_ADMIN : ROLE_USER;
+			c->role = i == 0		 ? ROLE_EXPIRER
+					  : i <= nadmins ? ROLE_ADMIN
+									 : ROLE_USER;
 			/* no endpoint sweeps expiries: the expirer stays on SQL */
 			if (c->role != ROLE_EXPIRER)
 				c->driver = front;
@@ -885,7 +891,8 @@ main(int argc, char **argv)
 			if (c->role == ROLE_USER && (i / 3) % 3 == 0)
 				c->ttl = ttl;
 		}
-		snprintf(path, sizeof(path), "%s/r%d-%s.tsv", outdir, round_no, c->name);
+		snprintf(path, sizeof(path), "%s/r%d-%s.tsv", outdir, round_no,
+				 c->name);
 		c->acks = fopen(path, "w");
 		if (c->acks == NULL)
 		{
@@ -899,17 +906,19 @@ main(int argc, char **argv)
 	if (janitor_mode)
 		printf("janitor\n");
 	else
-		printf("%d clients (1 expirer, %d admins, %d users, TTL %d s on a third), "
-			   "%d operations per user%s\n", nclients, nadmins,
-			   nclients - nadmins - 1, ttl, nops,
-			   crash_mode ? ", until the server goes away" : "");
+		printf(
+			"%d clients (1 expirer, %d admins, %d users, TTL %d s on a third), "
+			"%d operations per user%s\n",
+			nclients, nadmins, nclients - nadmins - 1, ttl, nops,
+			crash_mode ? ", until the server goes away" : "");
 	fflush(stdout);
 
 	started = now_us();
 	deadline_us = started + (int64_t) max_seconds * 1000000;
 	atomic_store(&users_left, janitor_mode ? 0 : nclients - 1 - nadmins);
 	for (int i = 0; i < n; i++)
-		if (pthread_create(&clients[i].thread, NULL, client_main, &clients[i]) != 0)
+		if (pthread_create(&clients[i].thread, NULL, client_main,
+						   &clients[i]) != 0)
 		{
 			perror("pthread_create");
 			return 2;
@@ -921,21 +930,21 @@ main(int argc, char **argv)
 	/* The figures. */
 	for (int op = 0; op < NUM_OPS; op++)
 	{
-		long		k[3] = {0};
+		long k[3] = { 0 };
 
 		for (int i = 0; i < n; i++)
 			for (int o = 0; o < 3; o++)
 				k[o] += clients[i].count[op][o];
 		if (k[0] + k[1] + k[2] == 0)
 			continue;
-		printf("  %-12s %6ld ok %6ld refused %3ld lost\n", op_names[op],
-			   k[0], k[1], k[2]);
+		printf("  %-12s %6ld ok %6ld refused %3ld lost\n", op_names[op], k[0],
+			   k[1], k[2]);
 		for (int o = 0; o < 3; o++)
 			total[o] += k[o];
 	}
 	for (int i = 0; i < n; i++)
 	{
-		Client	   *c = &clients[i];
+		Client *c = &clients[i];
 
 		unexpected += c->unexpected;
 		lost_clients += c->losses > 0;
@@ -943,13 +952,13 @@ main(int argc, char **argv)
 			fprintf(stderr, "%s: %s\n", c->name, c->complaints[k]);
 		for (int s = 0; s < c->nstates; s++)
 		{
-			int			j;
+			int j;
 
 			for (j = 0; j < nstates; j++)
 				if (strcmp(states[j].sqlstate, c->states[s].sqlstate) == 0)
 					break;
 			if (j == nstates && nstates < MAX_STATES)
-				states[nstates++] = (StateCount) {.n = 0};
+				states[nstates++] = (StateCount){ .n = 0 };
 			if (j < MAX_STATES)
 			{
 				memcpy(states[j].sqlstate, c->states[s].sqlstate, 6);
@@ -958,10 +967,11 @@ main(int argc, char **argv)
 		}
 		fclose(c->acks);
 	}
-	printf("  operations %ld in %.1f s (%.0f/s): %ld ok, %ld refused, %ld lost\n",
-		   total[0] + total[1] + total[2], elapsed,
-		   (total[0] + total[1] + total[2]) / (elapsed > 0 ? elapsed : 1),
-		   total[0], total[1], total[2]);
+	printf(
+		"  operations %ld in %.1f s (%.0f/s): %ld ok, %ld refused, %ld lost\n",
+		total[0] + total[1] + total[2], elapsed,
+		(total[0] + total[1] + total[2]) / (elapsed > 0 ? elapsed : 1),
+		total[0], total[1], total[2]);
 	printf("  sqlstates:");
 	for (int j = 0; j < nstates; j++)
 		printf(" %s %ld", states[j].sqlstate, states[j].n);
