@@ -41,8 +41,7 @@ typedef enum HttpType
 #define HTTP_BODY		0x01 /* the JSON body */
 #define HTTP_QUERY		0x02 /* the query string (or a path parameter) */
 #define HTTP_REQUIRED	0x04 /* absent: "name" is required */
-#define HTTP_END_OF_DAY 0x08 /* HTTP_TIME: a date alone is its next midnight \
-							  */
+#define HTTP_END_OF_DAY 0x08 /* HTTP_TIME: a date is its next midnight */
 
 typedef struct HttpField
 {
