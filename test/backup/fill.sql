@@ -3,14 +3,10 @@
 -- a user created, updated and deleted.  Sessions and login failures are made
 -- by run.sh, which keeps their tokens.
 \set ON_ERROR_STOP 1
+-- the demo accounts and places (admin@, osv@, hsv@example.com)
+\ir ../fixtures/tap.sql
 \set QUIET on
 SET client_min_messages = warning;
-SELECT FROM psk_create_user(NULL, 'Admin', 'admin', 'admin@example.com', 'Rdl@12345', true);
-SELECT FROM psk_create_user('admin@example.com', 'Trillium', 'osv', 'osv@example.com', 'Rdl@12345', pool => 'OSV');
-SELECT FROM psk_create_user('admin@example.com', 'Zeus', 'hsv', 'hsv@example.com', 'Rdl@12345', pool => 'HSV');
-SELECT FROM psk_add_region('admin@example.com', 'Europe');
-SELECT FROM psk_add_country('admin@example.com', 'UK', 'Europe');
-SELECT FROM psk_add_country('admin@example.com', 'DE', 'Europe');
 SELECT FROM psk_add_codes('admin@example.com', 'OSV',
     ARRAY(SELECT 'B-OSV-' || i FROM generate_series(1, 40) i), ARRAY['UK', 'DE']);
 SELECT FROM psk_add_codes('admin@example.com', 'HSV',
