@@ -119,3 +119,33 @@ normalize_code(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(
 		cstring_to_text(psk_normalize_code(code, PG_GET_COLLATION())));
 }
+
+/* An error context callback that keeps the statement out of the log. */
+static void
+hide_statement(void *arg)
+{
+	(void) arg;
+	errhidestmt(true);
+}
+
+/*
+ * work(fcinfo), with no error it raises logging the statement that called
+ * it: for the functions that take a password, which a caller may have
+ * written into the statement as a literal.  Every error, the argument
+ * checks' too, so a context callback rather than errhidestmt at each
+ * ereport.
+ */
+Datum
+psk_call_hiding_statement(PGFunction work, FunctionCallInfo fcinfo)
+{
+	ErrorContextCallback hide;
+	Datum				 result;
+
+	hide.callback = hide_statement;
+	hide.arg = NULL;
+	hide.previous = error_context_stack;
+	error_context_stack = &hide;
+	result = work(fcinfo);
+	error_context_stack = hide.previous;
+	return result;
+}

@@ -78,6 +78,41 @@ http_check_caller(FunctionCallInfo fcinfo, HttpRequest *req)
 /*
  * Step 3: the body, or NULL for the empty object.
  */
+/*
+ * jsonb_in of a request body.  Its errors name the fault (22P02, with a
+ * detail such as "The input string ended unexpectedly."), but they also
+ * quote the body, in the detail (the bad token) and the context (the text
+ * up to the fault), and a login's body holds a password: the caller gets
+ * the message and the detail, the server log neither the detail nor the
+ * context.
+ */
+static Jsonb *
+parse_body(char *json)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Jsonb *volatile b = NULL;
+
+	PG_TRY();
+	{
+		b = DatumGetJsonbP(
+			DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
+	}
+	PG_CATCH();
+	{
+		ErrorData *e;
+
+		MemoryContextSwitchTo(caller);
+		e = CopyErrorData();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(e->sqlerrcode), errmsg_internal("%s", e->message),
+				 e->detail ? errdetail_internal("%s", e->detail) : 0,
+				 errdetail_log("The request body is not logged.")));
+	}
+	PG_END_TRY();
+	return b;
+}
+
 static Jsonb *
 http_body(FunctionCallInfo fcinfo)
 {
@@ -96,8 +131,7 @@ http_body(FunctionCallInfo fcinfo)
 	if (p == end)
 		return NULL;
 
-	b = DatumGetJsonbP(
-		DirectFunctionCall1(jsonb_in, CStringGetDatum(text_to_cstring(body))));
+	b = parse_body(text_to_cstring(body));
 	if (!JB_ROOT_IS_OBJECT(b))
 		ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
 						errmsg("request body must be a JSON object")));

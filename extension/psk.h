@@ -113,6 +113,9 @@ extern char *psk_text_arg(FunctionCallInfo fcinfo, int argno, const char *name,
 /* The same checks on a C string (NULL allowed), for callers without fcinfo. */
 extern char *psk_check_text(char *value, const char *name, bool required,
 							int maxlen);
+/* work(fcinfo) without its errors logging the statement (passwords). */
+extern Datum psk_call_hiding_statement(PGFunction		work,
+									   FunctionCallInfo fcinfo);
 extern int32 psk_int_arg(FunctionCallInfo fcinfo, int argno, const char *name,
 						 int32 defval, int32 min, int32 max);
 /* lower() of the database's collation, e.g. for e-mails (stored lower-case). */

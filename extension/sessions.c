@@ -258,8 +258,8 @@ execute_latest(PskQuery *query, Datum *values)
  * Its errors do not log the statement (errhidestmt): a caller that passes
  * the password as a literal would otherwise leave it in the server log.
  */
-Datum
-psk_login(PG_FUNCTION_ARGS)
+static Datum
+psk_login_work(PG_FUNCTION_ARGS)
 {
 	char *email = psk_text_arg(fcinfo, 0, "email", true, PSK_MAX_EMAIL_LEN);
 	char *password =
@@ -355,6 +355,13 @@ psk_login(PG_FUNCTION_ARGS)
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, result,
 						 result_nulls);
 	return (Datum) 0;
+}
+
+/* A password in the statement stays out of the log, whatever fails. */
+Datum
+psk_login(PG_FUNCTION_ARGS)
+{
+	return psk_call_hiding_statement(psk_login_work, fcinfo);
 }
 
 /* The user of a live session: one probe of each primary key. */

@@ -99,8 +99,8 @@ user_changed(FunctionCallInfo fcinfo, const char *action, const PskUser *actor,
  * psk_create_user(admin_email, team_name, user_name, email, password,
  *				   is_admin, pool)
  */
-Datum
-psk_create_user(PG_FUNCTION_ARGS)
+static Datum
+psk_create_user_work(PG_FUNCTION_ARGS)
 {
 	char *admin_email =
 		psk_text_arg(fcinfo, 0, "admin_email", false, PSK_MAX_EMAIL_LEN);
@@ -159,6 +159,13 @@ psk_create_user(PG_FUNCTION_ARGS)
 				 psk_result(0, 1, &isnull), psk_result_cstring(0, 2));
 	SPI_finish();
 	return (Datum) 0;
+}
+
+/* A password in the statement stays out of the log, whatever fails. */
+Datum
+psk_create_user(PG_FUNCTION_ARGS)
+{
+	return psk_call_hiding_statement(psk_create_user_work, fcinfo);
 }
 
 /*
@@ -345,8 +352,8 @@ static PskQuery update_user = {
  *				   is_admin, pool): NULL leaves a field as it is.  The pool
  *				   changes only when given, never with the team.
  */
-Datum
-psk_update_user(PG_FUNCTION_ARGS)
+static Datum
+psk_update_user_work(PG_FUNCTION_ARGS)
 {
 	char *admin_email =
 		psk_text_arg(fcinfo, 0, "admin_email", true, PSK_MAX_EMAIL_LEN);
@@ -415,6 +422,13 @@ psk_update_user(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 	return (Datum) 0;
+}
+
+/* A password in the statement stays out of the log, whatever fails. */
+Datum
+psk_update_user(PG_FUNCTION_ARGS)
+{
+	return psk_call_hiding_statement(psk_update_user_work, fcinfo);
 }
 
 /* The user gone, and the note of its audit row. */

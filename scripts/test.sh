@@ -122,7 +122,11 @@ make -s install DESTDIR="$PSK_PGROOT" >"$work/install.out" 2>&1 || {
 
 port=$(free_port)
 cluster_init "$work/data" || abort "initdb failed"
-cluster_start "$work/data" "$port" || abort "the test cluster did not start"
+# Every statement logged, with its user: test/http checks that no password
+# or token reaches the log.
+cluster_start "$work/data" "$port" -c log_statement=all \
+	-c "log_line_prefix='%m [%p] %u '" || abort "the test cluster did not start"
+export PSK_TEST_SERVER_LOG=$work/data/server.log
 export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=postgres
 # For the suites: the binaries in use and a scratch directory.
 export PSK_PGBIN=$PGBIN PSK_TEST_WORK=$work

@@ -13,6 +13,8 @@ source scripts/lib.sh
 own_cluster=
 if [ -n "${PSK_TEST_WORK:-}" ] && [ -n "${PGPORT:-}" ]; then
 	work=$(mktemp -d "$PSK_TEST_WORK/http.XXXXXX")
+	# scripts/test.sh's cluster logs every statement, its user, to this file
+	export PSK_HTTP_SERVER_LOG=${PSK_TEST_SERVER_LOG:-}
 else
 	make -s >/dev/null || { echo "build failed"; exit 1; }
 	make -s install DESTDIR="$PSK_PGROOT" >/dev/null || { echo "install failed"; exit 1; }
