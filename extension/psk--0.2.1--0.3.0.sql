@@ -198,3 +198,12 @@ CREATE FUNCTION psk.login_dummy_hash() RETURNS text
 AS 'MODULE_PATHNAME', 'psk_login_dummy_hash'
 LANGUAGE C VOLATILE STRICT;
 REVOKE ALL ON FUNCTION psk.login_dummy_hash() FROM PUBLIC;
+
+-- Logins of one e-mail serialised on a row only psk can lock, not on an
+-- advisory lock any role can take (05_accounts_schema.sql); not dumped.
+CREATE TABLE psk.login_slots (
+    slot int PRIMARY KEY CHECK (slot BETWEEN 0 AND 1023)
+);
+INSERT INTO psk.login_slots SELECT pg_catalog.generate_series(0, 1023);
+REVOKE ALL ON TABLE psk.login_slots FROM PUBLIC;
+

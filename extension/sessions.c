@@ -17,11 +17,13 @@
  */
 #include "psk.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
@@ -35,9 +37,6 @@ PG_FUNCTION_INFO_V1(psk_login_dummy_hash);
 
 #define TOKEN_BYTES 32
 #define TOKEN_CHARS 43 /* base64url of 32 bytes, without padding */
-
-/* Advisory lock class of "a login of this e-mail is running" (0x50534B01). */
-#define LOGIN_LOCK_CLASS 1347636993
 
 static const char base64url[] =
 	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -121,16 +120,35 @@ token_arg(FunctionCallInfo fcinfo, Datum *hash)
 
 /*
  * Serialise the logins of one e-mail (so that concurrent wrong guesses
- * cannot all slip under the limit) and return the e-mail lower-cased as the
- * database lower-cases the stored ones.
+ * cannot all slip under the limit) on its row of psk.login_slots, which no
+ * caller can lock (an advisory lock, any role could), and return the e-mail
+ * lower-cased as the database lower-cases the stored ones.
  */
 static PskQuery lock_login = {
-	"SELECT e, pg_catalog.pg_advisory_xact_lock(" CppAsString2(
-		LOGIN_LOCK_CLASS) "::int, pg_catalog.hashtext(e))"
-						  "  FROM pg_catalog.lower($1) e",
+	"SELECT e FROM pg_catalog.lower($1) e, psk.login_slots s"
+	" WHERE s.slot = pg_catalog.hashtext(e) & 1023"
+	" FOR NO KEY UPDATE OF s",
 	1,
 	{ TEXTOID }
 };
+
+/*
+ * The same in a schema of 0.2.1 or before, which this library serves until
+ * ALTER EXTENSION psk UPDATE: the advisory lock those versions took.
+ */
+static PskQuery lock_login_advisory = {
+	"SELECT e, pg_catalog.pg_advisory_xact_lock(1347636993, pg_catalog.hashtext(e))"
+	"  FROM pg_catalog.lower($1) e",
+	1,
+	{ TEXTOID }
+};
+
+static bool
+have_login_slots(void)
+{
+	return OidIsValid(
+		get_relname_relid("login_slots", get_namespace_oid("psk", false)));
+}
 
 /*
  * The e-mail's failures within the window, at most the limit, and the
@@ -280,7 +298,8 @@ psk_login_work(PG_FUNCTION_ARGS)
 	SPI_connect();
 
 	values[0] = CStringGetTextDatum(email);
-	psk_execute(&lock_login, values, NULL, false);
+	psk_execute(have_login_slots() ? &lock_login : &lock_login_advisory, values,
+				NULL, false);
 	key = psk_result_cstring(0, 1);
 
 	/* Locked out: refused before the password is looked at. */

@@ -29,3 +29,16 @@ CREATE TABLE psk.login_failures (
 );
 CREATE INDEX login_failures_email_idx ON psk.login_failures (email, failed_at);
 CREATE INDEX login_failures_time_idx ON psk.login_failures (failed_at);
+
+-- Logins of one e-mail are serialised on a row of this table, the slot of
+-- the e-mail's hash, locked for the login's transaction (sessions.c).  A
+-- lock any role may take, as an advisory lock, would let every role that
+-- can connect lock an account out of logging in; locking these rows needs
+-- a privilege on psk that no caller has.  E-mails that share a slot wait on
+-- each other, as rarely as 1024 slots make it.  Its rows are the install
+-- script's, not data: pg_dump leaves it out (90_backup.sql).
+CREATE TABLE psk.login_slots (
+    slot int PRIMARY KEY CHECK (slot BETWEEN 0 AND 1023)
+);
+INSERT INTO psk.login_slots SELECT pg_catalog.generate_series(0, 1023);
+

@@ -5,8 +5,9 @@
 -- restore (sessions too, so that logged-in clients stay logged in, and
 -- login failures, so that a restore does not lift a lockout), and so does
 -- the position of every identity sequence, so that ids made after a restore
--- never collide with restored ones.  Marked whole (no filter): the install
--- script adds no rows of its own.
+-- never collide with restored ones.  Marked whole (no filter).  Not
+-- psk.login_slots: its rows are the install script's own, made again by
+-- the CREATE EXTENSION of a restore.
 DO $do$
 DECLARE
     r regclass;
@@ -14,6 +15,7 @@ BEGIN
     FOR r IN
         SELECT c.oid FROM pg_catalog.pg_class c
          WHERE c.relnamespace = 'psk'::regnamespace AND c.relkind IN ('r', 'S')
+           AND c.relname <> 'login_slots'
          ORDER BY c.relname
     LOOP
         PERFORM pg_catalog.pg_extension_config_dump(r, '');
