@@ -42,9 +42,14 @@ psk_confirm_code(const char *email, const char *code, const pg_uuid_t *token,
 			 errmsg(
 				 "reservation_token does not match the reservation of code \"%s\"",
 				 code)));
+	/*
+	 * Lapsed by the statement's clock, not the transaction's: a transaction
+	 * begun before the reservation lapsed must not confirm it after.
+	 */
 	expires_at =
 		slot_getattr(w.code_slot, w.code_att[CODE_EXPIRES_AT], &isnull);
-	if (!isnull && DatumGetTimestampTz(expires_at) <= w.now)
+	if (!isnull &&
+		DatumGetTimestampTz(expires_at) <= GetCurrentStatementStartTimestamp())
 		ereport(ERROR,
 				(errcode(ERRCODE_PSK_RESERVATION_EXPIRED),
 				 errmsg("the reservation of code \"%s\" has expired", code)));

@@ -122,6 +122,20 @@ UPDATE psk.codes SET reserved_at = reserved_at - interval '10 min',
 SELECT code FROM psk_release('hsv@example.com', 'H1');
 SELECT * FROM psk_expire_reservations();
 
+-- lapsed by the statement's clock: a transaction begun before the
+-- reservation lapsed cannot confirm it after (by now(), it still could)
+SET psk.reservation_ttl = '1s';
+SELECT code AS h_code, reservation_token AS h_token
+  FROM psk_reserve('hsv@example.com', 'gina', code_type => 'HSV') \gset
+RESET psk.reservation_ttl;
+BEGIN;
+SELECT now() < expires_at AS not_lapsed_by_now FROM psk.codes WHERE code = :'h_code';
+SELECT pg_sleep(1.2);
+SELECT now() < expires_at AS still_not_lapsed_by_now FROM psk.codes WHERE code = :'h_code';
+SELECT test.err(format('SELECT * FROM psk_confirm(%L, %L, %L)', 'hsv@example.com', :'h_code', :'h_token'));
+ROLLBACK;
+SELECT code FROM psk_release('hsv@example.com', :'h_code');
+
 -- only a superuser sets the TTL
 CREATE ROLE psk_regress_nobody;
 GRANT USAGE ON SCHEMA test TO psk_regress_nobody;
