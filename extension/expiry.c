@@ -222,6 +222,19 @@ psk_register_expiry_workers(void)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("psk.database is not a valid list of database names")));
 
+	/*
+	 * No default database: a worker in the wrong one (it used to be
+	 * postgres) sweeps nothing, while reservations in the right one never
+	 * expire, and it blocks CREATE DATABASE with that template.
+	 */
+	if (names == NIL)
+		ereport(LOG,
+				(errmsg("psk: psk.database is not set, so no expiry worker "
+						"runs"),
+				 errhint(
+					 "Set psk.database to the databases where psk is "
+					 "installed, or sweep with psk_expire_reservations().")));
+
 	foreach (lc, names)
 	{
 		const char		*dbname = lfirst(lc);

@@ -55,9 +55,9 @@ _PG_init(void)
 	{
 		DefineCustomStringVariable(
 			"psk.database",
-			"Comma-separated databases in which the expiry worker runs.", NULL,
-			&psk_databases, "postgres", PGC_POSTMASTER, GUC_LIST_INPUT, NULL,
-			NULL, NULL);
+			"Comma-separated databases in which the expiry worker runs.",
+			"Empty (the default): no worker runs.", &psk_databases, "",
+			PGC_POSTMASTER, GUC_LIST_INPUT, NULL, NULL, NULL);
 		psk_register_expiry_workers();
 	}
 	MarkGUCPrefixReserved("psk");

@@ -44,4 +44,15 @@ check "the worker in a database without psk is alive" 1 \
 	"$(sql "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'psk expiry worker' AND datname = 'postgres'")"
 check "no worker errors in the log" 0 "$(grep -c 'ERROR' "$work/data/server.log")"
 
+# psk.database unset: no worker at all (not one in postgres, as before),
+# and the log says so once
+cluster_stop "$work/data"
+: >"$work/data/server.log"
+cluster_start "$work/data" "$port" -c shared_preload_libraries=psk || exit 1
+sleep 1
+check "psk.database unset: no expiry worker" 0 \
+	"$(sql "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'psk expiry worker'")"
+check "psk.database unset: said once in the log" 1 \
+	"$(grep -c 'psk.database is not set, so no expiry worker runs' "$work/data/server.log")"
+
 suite_end
