@@ -32,6 +32,7 @@
 #include "catalog/pg_collation.h"
 #include "catalog/pg_language.h"
 #include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "commands/sequence.h"
@@ -54,7 +55,9 @@ typedef struct Columns
 	Oid				   relid; /* the relation they were resolved for */
 	int				   ncols;
 	const char *const *names;
+	const Oid		  *types; /* each column's type (a domain's base type) */
 	AttrNumber		   attnum[16];
+	Oid				   typid[16]; /* the type found, checked once */
 } Columns;
 
 static const char *const code_names[CODE_NCOLS] = {
@@ -66,23 +69,37 @@ static const char *const code_names[CODE_NCOLS] = {
 	"released_at",	"freed_at",
 	"note"
 };
-static Columns code_cols = { InvalidOid, CODE_NCOLS, code_names };
+static const Oid code_types[CODE_NCOLS] = {
+	INT8OID,		TEXTOID,		TEXTOID,		TEXTOID,		INT8OID,
+	TEXTOID,		TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, UUIDOID,
+	TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID
+};
+static Columns code_cols = { InvalidOid, CODE_NCOLS, code_names, code_types };
 
 static const char *const log_names[LOG_NCOLS] = {
 	"id",	   "logged_at", "action",		 "code",		   "code_type",
 	"user_id", "user_name", "contact_email", "tester_name",	   "country",
 	"region",  "note",		"clearance_id",	 "subject_user_id"
 };
-static Columns log_cols = { InvalidOid, LOG_NCOLS, log_names };
+static const Oid log_types[LOG_NCOLS] = {
+	INT8OID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, TEXTOID,
+	TEXTOID, TEXTOID,		 TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID
+};
+static Columns log_cols = { InvalidOid, LOG_NCOLS, log_names, log_types };
 
 static const char *const user_names[USER_NCOLS] = { "id", "email", "user_name",
 													"is_admin", "pool" };
-static Columns			 user_cols = { InvalidOid, USER_NCOLS, user_names };
+static const Oid user_types[USER_NCOLS] = { INT8OID, TEXTOID, TEXTOID, BOOLOID,
+											TEXTOID };
+static Columns	 user_cols = { InvalidOid, USER_NCOLS, user_names, user_types };
 
 /*
  * Column numbers of rel, from the cache when every cached number still has
  * the expected name, else looked up again (the table was re-created or
- * altered).
+ * altered).  Datums are stored as they are, so a column must also have the
+ * type they are of, without a typmod to enforce (varchar(5) is refused, as
+ * is any type other than the expected one or a domain over it): a table
+ * altered under psk is an error, never a wrong row or a crash.
  */
 static const AttrNumber *
 resolve_columns(Relation rel, Columns *cols)
@@ -95,11 +112,15 @@ resolve_columns(Relation rel, Columns *cols)
 
 		for (i = 0; i < cols->ncols; i++)
 		{
-			AttrNumber n = cols->attnum[i];
+			AttrNumber		  n = cols->attnum[i];
+			Form_pg_attribute att;
 
-			if (n > desc->natts || TupleDescAttr(desc, n - 1)->attisdropped ||
-				strcmp(NameStr(TupleDescAttr(desc, n - 1)->attname),
-					   cols->names[i]) != 0)
+			if (n > desc->natts)
+				break;
+			att = TupleDescAttr(desc, n - 1);
+			if (att->attisdropped ||
+				strcmp(NameStr(att->attname), cols->names[i]) != 0 ||
+				att->atttypid != cols->typid[i] || att->atttypmod != -1)
 				break;
 		}
 		if (i == cols->ncols)
@@ -121,6 +142,23 @@ resolve_columns(Relation rel, Columns *cols)
 		if (cols->attnum[i] == InvalidAttrNumber)
 			elog(ERROR, "psk: column %s.%s is missing",
 				 RelationGetRelationName(rel), cols->names[i]);
+		else
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, cols->attnum[i] - 1);
+
+			if (getBaseType(att->atttypid) != cols->types[i] ||
+				att->atttypmod != -1)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("psk: column %s.%s is of type %s, not %s",
+								RelationGetRelationName(rel), cols->names[i],
+								format_type_with_typemod(att->atttypid,
+														 att->atttypmod),
+								format_type_be(cols->types[i])),
+						 errhint("The table was altered; psk writes it only "
+								 "as its install script made it.")));
+			cols->typid[i] = att->atttypid;
+		}
 	}
 	cols->relid = RelationGetRelid(rel);
 	return cols->attnum;
