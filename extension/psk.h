@@ -139,6 +139,7 @@ typedef struct PskUser
 	char *email;
 	char *user_name;
 	char *pool;
+	char *team_name;
 } PskUser;
 
 /*
@@ -161,6 +162,8 @@ extern void psk_check_admin(const char *email, const PskUser *user);
  */
 extern bool psk_lookup_user(const char *email, bool lock, PskUser *user);
 extern bool psk_lookup_user_id(int64 id, PskUser *user);
+/* The user of a live session, by the SHA-256 of its token (bytea). */
+extern bool psk_lookup_session_user(Datum token_hash, PskUser *user);
 
 /* Refuse unless user_id holds code (status NULL: unknown code). */
 extern void psk_check_holder(const char *code, const char *status, bool held,

@@ -87,11 +87,21 @@ static const Oid log_types[LOG_NCOLS] = {
 };
 static Columns log_cols = { InvalidOid, LOG_NCOLS, log_names, log_types };
 
-static const char *const user_names[USER_NCOLS] = { "id", "email", "user_name",
-													"is_admin", "pool" };
-static const Oid user_types[USER_NCOLS] = { INT8OID, TEXTOID, TEXTOID, BOOLOID,
-											TEXTOID };
-static Columns	 user_cols = { InvalidOid, USER_NCOLS, user_names, user_types };
+static const char *const user_names[USER_NCOLS] = { "id",		 "email",
+													"user_name", "is_admin",
+													"pool",		 "team_name" };
+static const Oid		 user_types[USER_NCOLS] = { INT8OID, TEXTOID, TEXTOID,
+													BOOLOID, TEXTOID, TEXTOID };
+static Columns user_cols = { InvalidOid, USER_NCOLS, user_names, user_types };
+
+static const char *const session_names[SESSION_NCOLS] = {
+	"token_hash", "user_id", "expires_at", "revoked_at"
+};
+static const Oid session_types[SESSION_NCOLS] = { BYTEAOID, INT8OID,
+												  TIMESTAMPTZOID,
+												  TIMESTAMPTZOID };
+static Columns	 session_cols = { InvalidOid, SESSION_NCOLS, session_names,
+								  session_types };
 
 /*
  * Column numbers of rel, from the cache when every cached number still has
@@ -178,6 +188,12 @@ const AttrNumber *
 psk_user_columns(Relation rel)
 {
 	return resolve_columns(rel, &user_cols);
+}
+
+const AttrNumber *
+psk_session_columns(Relation rel)
+{
+	return resolve_columns(rel, &session_cols);
 }
 
 /* audit_log.id's identity sequence; a pg_depend scan, so kept per table. */

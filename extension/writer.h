@@ -60,7 +60,17 @@ enum
 	USER_NAME,
 	USER_IS_ADMIN,
 	USER_POOL,
+	USER_TEAM,
 	USER_NCOLS
+};
+
+enum
+{
+	SESSION_TOKEN_HASH,
+	SESSION_USER_ID,
+	SESSION_EXPIRES_AT,
+	SESSION_REVOKED_AT,
+	SESSION_NCOLS
 };
 
 /*
@@ -85,6 +95,8 @@ typedef struct PskWriter
 extern Oid psk_relation(const char *name);
 /* Column numbers of psk.users (USER_*), as open in rel. */
 extern const AttrNumber *psk_user_columns(Relation rel);
+/* Column numbers of psk.sessions (SESSION_*), as open in rel. */
+extern const AttrNumber *psk_session_columns(Relation rel);
 
 /*
  * Start a call (see the changes made before it in this transaction, take a
