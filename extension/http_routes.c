@@ -343,19 +343,29 @@ route_my_codes(HttpRequest *req, JsonOut *out)
 	SPI_finish();
 }
 
+/*
+ * A log item's logged_at as the old service's pages showed it,
+ * "06-12-2026 09:41:07 AM", in the zone of psk.display_timezone.
+ */
+#define LOGGED_AT_STR                                      \
+	"pg_catalog.to_char(logged_at AT TIME ZONE"            \
+	" pg_catalog.current_setting('psk.display_timezone')," \
+	" 'DD-MM-YYYY HH12:MI:SS AM')"
+
 /* GET /users/logs: the caller's last 20 audit rows. */
 static void
 route_user_logs(HttpRequest *req, JsonOut *out)
 {
-	static PskQuery user_log = {
-		"SELECT id, logged_at, action, code, tester_name, country, region, note"
-		"  FROM @extschema@.psk_user_log($1, 20)",
-		1,
-		{ TEXTOID }
-	};
-	static const char *const keys[] = { "id",	  "logged_at",	 "action",
-										"code",	  "tester_name", "country",
-										"region", "note",		 NULL };
+	static PskQuery			 user_log = { "SELECT id, logged_at, " LOGGED_AT_STR
+										  ", action, code, tester_name,"
+												   "       country, region, note"
+												   "  FROM @extschema@.psk_user_log($1, 20)",
+										  1,
+										  { TEXTOID } };
+	static const char *const keys[] = { "id",	   "logged_at", "logged_at_str",
+										"action",  "code",		"tester_name",
+										"country", "region",	"note",
+										NULL };
 	HttpArgs				 args = { 0 };
 
 	http_arg_text(&args, req->who.email);
@@ -876,17 +886,17 @@ static void
 route_logs(HttpRequest *req, JsonOut *out)
 {
 	static PskQuery log = {
-		"SELECT id, logged_at, action, code, user_name, contact_email,"
-		"       tester_name, country, region, note, total_count"
+		"SELECT id, logged_at, " LOGGED_AT_STR ", action, code, user_name,"
+		"       contact_email, tester_name, country, region, note, total_count"
 		"  FROM @extschema@.psk_log($1, $2, $3, $4, $5, $6, $7)",
 		7,
 		{ INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
 		  TIMESTAMPTZOID }
 	};
 	static const char *const keys[] = {
-		"id",		 "logged_at",	  "action",		 "code",
-		"user_name", "contact_email", "tester_name", "country",
-		"region",	 "note",		  NULL
+		"id",	   "logged_at", "logged_at_str", "action",
+		"code",	   "user_name", "contact_email", "tester_name",
+		"country", "region",	"note",			 NULL
 	};
 	HttpArgs	args = { 0 };
 	int64		page;
@@ -919,7 +929,7 @@ route_logs(HttpRequest *req, JsonOut *out)
 	SPI_connect();
 	n = http_spi(&log, &args);
 	if (n > 0)
-		total = DatumGetInt64(psk_result(0, 11, &isnull));
+		total = DatumGetInt64(psk_result(0, 12, &isnull));
 	json_object_start(out);
 	json_key(out, "total_count");
 	if (n == 0)
@@ -928,7 +938,7 @@ route_logs(HttpRequest *req, JsonOut *out)
 		args.values[0] = Int32GetDatum(1);
 		args.values[1] = Int32GetDatum(1);
 		if (http_spi(&log, &args) > 0)
-			total = DatumGetInt64(psk_result(0, 11, &isnull));
+			total = DatumGetInt64(psk_result(0, 12, &isnull));
 		n = 0;
 	}
 	json_int64(out, total);

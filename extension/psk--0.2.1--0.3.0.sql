@@ -207,3 +207,12 @@ CREATE TABLE psk.login_slots (
 INSERT INTO psk.login_slots SELECT pg_catalog.generate_series(0, 1023);
 REVOKE ALL ON TABLE psk.login_slots FROM PUBLIC;
 
+
+-- Switching from the old service (70_migrate.sql): psk_migrate_legacy,
+-- for a superuser, granted to no one.
+CREATE FUNCTION @extschema@.psk_migrate_legacy(source_schema text DEFAULT 'public')
+RETURNS TABLE (item text, n bigint)
+AS 'MODULE_PATHNAME', 'psk_migrate_legacy'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION @extschema@.psk_migrate_legacy(text) FROM PUBLIC;

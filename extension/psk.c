@@ -8,6 +8,7 @@
 #include <limits.h>
 
 #include "miscadmin.h"
+#include "pgtime.h"
 #include "utils/guc.h"
 
 PG_MODULE_MAGIC;
@@ -18,8 +19,24 @@ int	  psk_login_max_failures = 5;
 int	  psk_login_lockout = 15 * 60;
 int	  psk_expiry_interval = 10;
 char *psk_databases = NULL;
+char *psk_display_timezone = NULL;
 
 void _PG_init(void);
+
+/* psk.display_timezone: a zone name the tz database knows ("Asia/Kolkata") */
+static bool
+check_display_timezone(char **newval, void **extra, GucSource source)
+{
+	pg_tz *tz = *newval != NULL ? pg_tzset(*newval) : NULL;
+
+	if (tz == NULL || !pg_tz_acceptable(tz))
+	{
+		GUC_check_errdetail("\"%s\" is not a time zone name.",
+							*newval ? *newval : "");
+		return false;
+	}
+	return true;
+}
 
 void
 _PG_init(void)
@@ -49,6 +66,11 @@ _PG_init(void)
 		"How often the background worker returns overdue reservations to their pool.",
 		NULL, &psk_expiry_interval, 10, 1, 86400, PGC_SIGHUP, GUC_UNIT_S, NULL,
 		NULL, NULL);
+	DefineCustomStringVariable(
+		"psk.display_timezone",
+		"Time zone of logged_at_str in the log items of GET /users/logs and GET /admin/logs.",
+		"The old service showed Asia/Kolkata.", &psk_display_timezone, "UTC",
+		PGC_SUSET, 0, check_display_timezone, NULL, NULL);
 
 	/* The workers exist only when psk is preloaded; so does their setting. */
 	if (process_shared_preload_libraries_in_progress)

@@ -63,6 +63,7 @@ extern int	 psk_login_max_failures;
 extern int	 psk_login_lockout;
 extern int	 psk_expiry_interval;
 extern char *psk_databases;
+extern char *psk_display_timezone;
 
 /*
  * query.c: a statement prepared once per backend and kept (SPI_keepplan).
@@ -113,6 +114,8 @@ extern char *psk_text_arg(FunctionCallInfo fcinfo, int argno, const char *name,
 /* The same checks on a C string (NULL allowed), for callers without fcinfo. */
 extern char *psk_check_text(char *value, const char *name, bool required,
 							int maxlen);
+/* s without the ASCII whitespace around it (s is changed in place). */
+extern char *psk_trim_space(char *s);
 /* work(fcinfo) without its errors logging the statement (passwords). */
 extern Datum psk_call_hiding_statement(PGFunction		work,
 									   FunctionCallInfo fcinfo);

@@ -279,7 +279,9 @@ execute_latest(PskQuery *query, Datum *values)
 static Datum
 psk_login_work(PG_FUNCTION_ARGS)
 {
-	char *email = psk_text_arg(fcinfo, 0, "email", true, PSK_MAX_EMAIL_LEN);
+	/* spaces around the e-mail are not part of it, as the old service had it */
+	char *email = psk_trim_space(
+		psk_text_arg(fcinfo, 0, "email", true, PSK_MAX_EMAIL_LEN));
 	char *password =
 		psk_text_arg(fcinfo, 1, "password", true, PSK_MAX_TEXT_LEN);
 	char		  *key;

@@ -635,11 +635,17 @@ psk_audit_actor(PskWriter *w, const PskUser *actor)
 void
 psk_audit_append(PskWriter *w, const char *action)
 {
+	psk_audit_append_at(w, action, w->now);
+}
+
+void
+psk_audit_append_at(PskWriter *w, const char *action, TimestampTz logged_at)
+{
 	/* What the previous row's constraints and index entries left behind. */
 	ResetPerTupleExprContext(w->estate);
 	psk_audit_set(w, LOG_ID,
 				  Int64GetDatum(nextval_internal(w->log_id_seq, false)));
-	psk_audit_set(w, LOG_LOGGED_AT, TimestampTzGetDatum(w->now));
+	psk_audit_set(w, LOG_LOGGED_AT, TimestampTzGetDatum(logged_at));
 	psk_audit_set(w, LOG_ACTION, CStringGetTextDatum(action));
 	ExecStoreVirtualTuple(w->log_row);
 	ExecSimpleRelationInsert(w->log, w->estate, w->log_row);

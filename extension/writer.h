@@ -161,6 +161,9 @@ extern void psk_code_free(PskWriter *w, const char *status);
  */
 extern void psk_audit_begin(PskWriter *w);
 extern void psk_audit_append(PskWriter *w, const char *action);
+/* The same at another time than now(): history moved from elsewhere. */
+extern void psk_audit_append_at(PskWriter *w, const char *action,
+								TimestampTz logged_at);
 
 static inline void
 psk_audit_set(PskWriter *w, int col, Datum value)

@@ -47,6 +47,14 @@ usage(FILE *out)
 		"                           longest wait for in-flight requests after\n"
 		"                           SIGTERM [PSK_SHUTDOWN_TIMEOUT] (default 30s)\n"
 		"  --quiet                  no access log [PSK_QUIET=1]\n"
+		"  --cors-origins ORIGIN[,ORIGIN...]\n"
+		"                           web origins allowed to call the API from a\n"
+		"                           browser, e.g. http://localhost:5173\n"
+		"                           [PSK_CORS_ORIGINS] (default none: no CORS)\n"
+		"  --docs-dir DIR           Swagger UI's files (swagger-ui-dist) for\n"
+		"                           GET /docs [PSK_DOCS_DIR] (default\n"
+		"                           docs/node_modules/swagger-ui-dist beside\n"
+		"                           the binary)\n"
 		"  --routes                 print the route table and exit\n"
 		"  --help                   print this help and exit\n"
 		"\n"
@@ -122,6 +130,8 @@ shim_configure(int argc, char **argv)
 		OPT_CONNECT_TIMEOUT,
 		OPT_SHUTDOWN_TIMEOUT,
 		OPT_QUIET,
+		OPT_CORS_ORIGINS,
+		OPT_DOCS_DIR,
 		OPT_ROUTES,
 		OPT_HELP
 	};
@@ -135,6 +145,8 @@ shim_configure(int argc, char **argv)
 		{ "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
 		{ "shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT },
 		{ "quiet", no_argument, NULL, OPT_QUIET },
+		{ "cors-origins", required_argument, NULL, OPT_CORS_ORIGINS },
+		{ "docs-dir", required_argument, NULL, OPT_DOCS_DIR },
 		{ "routes", no_argument, NULL, OPT_ROUTES },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 }
@@ -148,6 +160,8 @@ shim_configure(int argc, char **argv)
 	const char *connect_timeout = env("PSK_CONNECT_TIMEOUT");
 	const char *shutdown_timeout = env("PSK_SHUTDOWN_TIMEOUT");
 	const char *quiet = env("PSK_QUIET");
+	const char *cors_origins = env("PSK_CORS_ORIGINS");
+	const char *docs_dir = env("PSK_DOCS_DIR");
 	bool		print_routes = false;
 	long		ncores = sysconf(_SC_NPROCESSORS_ONLN);
 	int			c;
@@ -186,6 +200,12 @@ shim_configure(int argc, char **argv)
 			case OPT_QUIET:
 				quiet = "1";
 				break;
+			case OPT_CORS_ORIGINS:
+				cors_origins = optarg;
+				break;
+			case OPT_DOCS_DIR:
+				docs_dir = optarg;
+				break;
 			case OPT_ROUTES:
 				print_routes = true;
 				break;
@@ -203,6 +223,8 @@ shim_configure(int argc, char **argv)
 		usage(stderr);
 		exit(2);
 	}
+	/* a bad origin is refused whatever else was asked */
+	cors_configure(cors_origins ? cors_origins : "");
 	if (print_routes)
 	{
 		route_print_table(stdout);
@@ -229,4 +251,6 @@ shim_configure(int argc, char **argv)
 			? parse_duration("--shutdown-timeout", shutdown_timeout)
 			: 30000;
 	shim_config.access_log = !(quiet && strcmp(quiet, "0") != 0);
+	shim_config.cors_origins = cors_origins ? cors_origins : "";
+	shim_config.docs_dir = docs_dir;
 }

@@ -58,6 +58,8 @@ const Route shim_routes[] = {
 
 	{ "GET", "/healthz", "psk.http_healthz", AUTH_NONE, BODY_NONE },
 	{ "GET", "/openapi.json", NULL, AUTH_NONE, BODY_NONE },
+	{ "GET", "/docs", NULL, AUTH_NONE, BODY_NONE },
+	{ "GET", "/docs/{file}", NULL, AUTH_NONE, BODY_NONE },
 };
 
 const int shim_nroutes = sizeof(shim_routes) / sizeof(shim_routes[0]);

@@ -48,7 +48,9 @@ SELECT count(*) AS sessions_before FROM psk.sessions \gset
 SELECT test.err($$SELECT * FROM psk_login('osv@example.com', 'Rdl@12346')$$);
 SELECT test.err($$SELECT * FROM psk_login('nobody@example.com', 'Rdl@12345')$$);
 SELECT test.err($$SELECT * FROM psk_login('osv@example.com', 'rdl@12345')$$);
-SELECT test.err($$SELECT * FROM psk_login(' osv@example.com', 'Rdl@12345')$$);
+-- spaces around the e-mail are trimmed (as the old service did): this is
+-- a wrong password for osv@example.com, counted as such
+SELECT test.err($$SELECT * FROM psk_login(E' osv@example.com\t', 'Rdl@12346')$$);
 SELECT test.err($$SELECT * FROM psk_login(NULL, 'Rdl@12345')$$);
 SELECT test.err($$SELECT * FROM psk_login('osv@example.com', NULL)$$);
 SELECT test.err($$SELECT * FROM psk_login('', 'Rdl@12345')$$);

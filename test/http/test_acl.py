@@ -44,9 +44,10 @@ class Req:
     filled in) plus query string, JSON body; what the right caller gets
     (the action of the one audit row it writes, a check of the reply)."""
 
-    def __init__(self, path, body=None, action=None, check=None):
+    def __init__(self, path, body=None, action=None, check=None, json=True):
         self.path = path
         self.body = body
+        self.json = json                # the reply is JSON (not the /docs files)
         self.action = action            # the one audit row it writes, if any
         self.check = check or (lambda r: None)
 
@@ -223,6 +224,10 @@ ROWS = {
     ("GET", "/healthz"): lambda: Req("/healthz", check=lambda r: expect(r.body == {"status": "ok"}, r)),
     ("GET", "/openapi.json"): lambda: Req("/openapi.json",
                                           check=lambda r: expect("paths" in r.body, r)),
+    ("GET", "/docs"): lambda: Req("/docs", json=False,
+                                  check=lambda r: expect(b"SwaggerUIBundle(" in r.body, r)),
+    ("GET", "/docs/{file}"): lambda: Req("/docs/swagger-ui.css", json=False,
+                                         check=lambda r: expect(b".swagger-ui" in r.body, r)),
 }
 
 # the routes that act on a code its caller must hold
@@ -291,7 +296,7 @@ def run_cell(method, role, column, tok, expected, req):
         tok = tok()
     before = h.fingerprint()
     audit = h.audit_count()
-    r = h.call(method, req.path, req.body, token=tok)
+    r = h.call(method, req.path, req.body, token=tok, json_reply=req.json)
     got = r.status
     if expected in REFUSED:
         h.expect_error(r, expected, REFUSED[expected])
