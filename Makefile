@@ -39,7 +39,7 @@ DATA_built  = extension/psk--0.3.0.sql
 DATA        = extension/psk--0.1.0.sql extension/psk--0.1.0--0.2.0.sql \
               extension/psk--0.2.0.sql extension/psk--0.2.0--0.2.1.sql \
               extension/psk--0.2.1--0.3.0.sql
-EXTRA_CLEAN = extension/psk--0.3.0.sql shim/psk-shim shim/*.o shim/psk-shim-asan shim/psk-fuzz-form shim/asan
+EXTRA_CLEAN = extension/psk--0.3.0.sql shim/psk-shim shim/*.o shim/psk-shim-asan shim/psk-fuzz-form shim/psk-fuzz-csv shim/asan
 
 REGRESS      = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --load-extension=pgcrypto --load-extension=psk

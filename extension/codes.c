@@ -9,6 +9,7 @@
  * audit row are written below SPI (writer.c), as reserve and release are.
  */
 #include "writer.h"
+#include "codes.h"
 
 #include "catalog/pg_type.h"
 #include "mb/pg_wchar.h"
@@ -48,47 +49,46 @@ static PskQuery add_codes = {
 	"    FROM unnest($2) WITH ORDINALITY AS u(c, n)"
 	"), classified AS ("
 	"  SELECT n, code,"
-	"         CASE WHEN code IS NULL OR length(code) NOT BETWEEN 1 AND 128"
-	"                   OR code ~ '[[:space:][:cntrl:]]'"
-	"                   OR code <> translate(code, $4, '')"
-	"                   OR code <> psk.normalize_code(code) THEN 'invalid'"
-	"              WHEN row_number() OVER (PARTITION BY code ORDER BY n) > 1"
-	"              THEN 'duplicate_in_batch'"
-	"         END AS outcome"
-	"    FROM input"
-	"), wanted AS ("
-	"  SELECT DISTINCT ON (lower(name)) name, n"
-	"    FROM (SELECT btrim(w.name) AS name, w.n"
-	"            FROM unnest($3) WITH ORDINALITY AS w(name, n)"
-	"           WHERE w.name IS NOT NULL) w"
-	"   ORDER BY lower(name), n"
-	"), matched AS ("
-	"  SELECT w.name AS wanted, w.n, k.id, k.name"
-	"    FROM wanted w LEFT JOIN psk.countries k"
-	"      ON " PSK_PLACE_NAMED(
-		"k",
-		"w.name") "), inserted AS ("
-				  "  INSERT INTO psk.codes (code, pool)"
-				  "  SELECT code, $1 FROM classified WHERE outcome IS NULL ORDER BY n"
-				  "  ON CONFLICT (code) DO NOTHING"
-				  "  RETURNING id, code"
-				  "), attached AS ("
-				  "  INSERT INTO psk.code_countries (code_id, country_id)"
-				  "  SELECT i.id, m.id FROM inserted i CROSS JOIN matched m"
-				  "   WHERE m.id IS NOT NULL"
-				  ")"
-				  "SELECT code, outcome,"
-				  "       (SELECT 'countries: ' || string_agg(m.name, ', ' ORDER BY m.name)"
-				  "          FROM matched m WHERE m.id IS NOT NULL) FROM ("
-				  "  SELECT 1 AS part, c.n, c.code,"
-				  "         COALESCE(c.outcome, CASE WHEN i.id IS NULL THEN 'duplicate_in_db'"
-				  "                                  ELSE 'inserted' END) AS outcome"
-				  "    FROM classified c"
-				  "    LEFT JOIN inserted i ON c.outcome IS NULL AND i.code = c.code"
-				  "  UNION ALL"
-				  "  SELECT 2, m.n, NULL, 'unknown_country:' || m.wanted"
-				  "    FROM matched m WHERE m.id IS NULL"
-				  ") r ORDER BY part, n",
+	"         CASE WHEN " PSK_CODE_INVALID(
+		"code",
+		"$4") " THEN 'invalid'"
+			  "              WHEN row_number() OVER (PARTITION BY code ORDER BY n) > 1"
+			  "              THEN 'duplicate_in_batch'"
+			  "         END AS outcome"
+			  "    FROM input"
+			  "), wanted AS ("
+			  "  SELECT DISTINCT ON (lower(name)) name, n"
+			  "    FROM (SELECT btrim(w.name) AS name, w.n"
+			  "            FROM unnest($3) WITH ORDINALITY AS w(name, n)"
+			  "           WHERE w.name IS NOT NULL) w"
+			  "   ORDER BY lower(name), n"
+			  "), matched AS ("
+			  "  SELECT w.name AS wanted, w.n, k.id, k.name"
+			  "    FROM wanted w LEFT JOIN psk.countries k"
+			  "      ON " PSK_PLACE_NAMED(
+				  "k",
+				  "w.name") "), inserted AS ("
+							"  INSERT INTO psk.codes (code, pool)"
+							"  SELECT code, $1 FROM classified WHERE outcome IS NULL ORDER BY n"
+							"  ON CONFLICT (code) DO NOTHING"
+							"  RETURNING id, code"
+							"), attached AS ("
+							"  INSERT INTO psk.code_countries (code_id, country_id)"
+							"  SELECT i.id, m.id FROM inserted i CROSS JOIN matched m"
+							"   WHERE m.id IS NOT NULL"
+							")"
+							"SELECT code, outcome,"
+							"       (SELECT 'countries: ' || string_agg(m.name, ', ' ORDER BY m.name)"
+							"          FROM matched m WHERE m.id IS NOT NULL) FROM ("
+							"  SELECT 1 AS part, c.n, c.code,"
+							"         COALESCE(c.outcome, CASE WHEN i.id IS NULL THEN 'duplicate_in_db'"
+							"                                  ELSE 'inserted' END) AS outcome"
+							"    FROM classified c"
+							"    LEFT JOIN inserted i ON c.outcome IS NULL AND i.code = c.code"
+							"  UNION ALL"
+							"  SELECT 2, m.n, NULL, 'unknown_country:' || m.wanted"
+							"    FROM matched m WHERE m.id IS NULL"
+							") r ORDER BY part, n",
 	4,
 	{ TEXTOID, TEXTARRAYOID, TEXTARRAYOID, TEXTOID }
 };
@@ -101,27 +101,27 @@ static PskQuery add_codes = {
  * are refused explicitly: U+0085, U+00A0, U+1680, U+2000..U+200B, U+2028,
  * U+2029, U+202F, U+205F, U+3000 and U+FEFF.
  */
-static const char unicode_spaces[] = "\xc2\x85"
-									 "\xc2\xa0"
-									 "\xe1\x9a\x80"
-									 "\xe2\x80\x80"
-									 "\xe2\x80\x81"
-									 "\xe2\x80\x82"
-									 "\xe2\x80\x83"
-									 "\xe2\x80\x84"
-									 "\xe2\x80\x85"
-									 "\xe2\x80\x86"
-									 "\xe2\x80\x87"
-									 "\xe2\x80\x88"
-									 "\xe2\x80\x89"
-									 "\xe2\x80\x8a"
-									 "\xe2\x80\x8b"
-									 "\xe2\x80\xa8"
-									 "\xe2\x80\xa9"
-									 "\xe2\x80\xaf"
-									 "\xe2\x81\x9f"
-									 "\xe3\x80\x80"
-									 "\xef\xbb\xbf";
+const char psk_unicode_spaces[] = "\xc2\x85"
+								  "\xc2\xa0"
+								  "\xe1\x9a\x80"
+								  "\xe2\x80\x80"
+								  "\xe2\x80\x81"
+								  "\xe2\x80\x82"
+								  "\xe2\x80\x83"
+								  "\xe2\x80\x84"
+								  "\xe2\x80\x85"
+								  "\xe2\x80\x86"
+								  "\xe2\x80\x87"
+								  "\xe2\x80\x88"
+								  "\xe2\x80\x89"
+								  "\xe2\x80\x8a"
+								  "\xe2\x80\x8b"
+								  "\xe2\x80\xa8"
+								  "\xe2\x80\xa9"
+								  "\xe2\x80\xaf"
+								  "\xe2\x81\x9f"
+								  "\xe3\x80\x80"
+								  "\xef\xbb\xbf";
 
 /* A text[] argument: one dimension, at most maxitems elements. */
 static ArrayType *
@@ -214,7 +214,7 @@ psk_add_codes(PG_FUNCTION_ARGS)
 	values[2] = PointerGetDatum(countries);
 	/* Other encodings cannot hold most of them; [[:space:]] has to do. */
 	values[3] = CStringGetTextDatum(
-		GetDatabaseEncoding() == PG_UTF8 ? unicode_spaces : "");
+		GetDatabaseEncoding() == PG_UTF8 ? psk_unicode_spaces : "");
 	n = psk_execute(&add_codes, values, nulls, false);
 
 	psk_result_set(fcinfo);

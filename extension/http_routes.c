@@ -14,6 +14,7 @@
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
 
+#include "bulk.h"
 #include "http.h"
 #include "lists.h"
 
@@ -1052,5 +1053,24 @@ const HttpRoute http_routes[] = {
 		{ "end_date", HTTP_TIME, HTTP_QUERY | HTTP_END_OF_DAY } } },
 
 	{ "healthz", HTTP_PUBLIC, route_healthz },
+
+	/* CSV in and out (bulk.c): the shim runs them in transactions */
+	{ "codes_import",
+	  HTTP_ADMIN,
+	  route_codes_import,
+	  { { "code_type", HTTP_TEXT, HTTP_QUERY | HTTP_REQUIRED },
+		TEXT_QUERY("countries") } },
+	{ "codes_export",
+	  HTTP_ADMIN,
+	  route_codes_export,
+	  { TEXT_QUERY("code_type"), TEXT_QUERY("status") } },
+	{ "logs_export",
+	  HTTP_ADMIN,
+	  route_logs_export,
+	  { TEXT_QUERY("code"),
+		TEXT_QUERY("user_name"),
+		TEXT_QUERY("action"),
+		{ "start_date", HTTP_TIME, HTTP_QUERY },
+		{ "end_date", HTTP_TIME, HTTP_QUERY | HTTP_END_OF_DAY } } },
 	{ NULL }
 };

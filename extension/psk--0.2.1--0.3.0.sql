@@ -216,3 +216,41 @@ AS 'MODULE_PATHNAME', 'psk_migrate_legacy'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT
 SET search_path = pg_catalog, pg_temp;
 REVOKE ALL ON FUNCTION @extschema@.psk_migrate_legacy(text) FROM PUBLIC;
+
+-- CSV in and out (00_schema.sql, 62_bulk.sql): the import's batch on each
+-- code it added, and the routes of the import and the exports.
+ALTER TABLE psk.codes ADD COLUMN batch_id uuid;
+
+CREATE FUNCTION psk.http_codes_import(token text, body text, query jsonb) RETURNS json
+AS 'MODULE_PATHNAME', 'psk_http'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION psk.http_codes_import_rows(token text, batch_id uuid,
+                                           lines bigint[], codes text[],
+                                           countries text[], notes text[])
+RETURNS int
+AS 'MODULE_PATHNAME', 'psk_http_codes_import_rows'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION psk.http_codes_import_report(batch_id uuid) RETURNS void
+AS 'MODULE_PATHNAME', 'psk_http_codes_import_report'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION psk.http_codes_export(token text, body text, query jsonb) RETURNS json
+AS 'MODULE_PATHNAME', 'psk_http'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION psk.http_logs_export(token text, body text, query jsonb) RETURNS json
+AS 'MODULE_PATHNAME', 'psk_http'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+
+REVOKE ALL ON FUNCTION psk.http_codes_import(text, text, jsonb),
+    psk.http_codes_import_rows(text, uuid, bigint[], text[], text[], text[]),
+    psk.http_codes_import_report(uuid),
+    psk.http_codes_export(text, text, jsonb),
+    psk.http_logs_export(text, text, jsonb) FROM PUBLIC;

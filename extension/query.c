@@ -44,6 +44,32 @@ psk_execute(PskQuery *query, Datum *values, const bool *nulls, bool read_only)
 	return SPI_processed;
 }
 
+void
+psk_open_cursor(PskQuery *query, const char *name, Datum *values,
+				const bool *nulls)
+{
+	char nullflags[PSK_MAX_ARGS];
+
+	if (query->plan == NULL)
+	{
+		SPIPlanPtr plan =
+			SPI_prepare_cursor(query->sql, query->nargs, query->argtypes,
+							   CURSOR_OPT_NO_SCROLL | CURSOR_OPT_FAST_PLAN);
+
+		if (plan == NULL)
+			elog(ERROR, "psk: SPI_prepare failed: %s",
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "psk: SPI_keepplan failed");
+		query->plan = plan;
+	}
+	for (int i = 0; i < query->nargs; i++)
+		nullflags[i] = (nulls != NULL && nulls[i]) ? 'n' : ' ';
+	if (SPI_cursor_open(name, query->plan, values, nullflags, true) == NULL)
+		elog(ERROR, "psk: SPI_cursor_open failed: %s",
+			 SPI_result_code_string(SPI_result));
+}
+
 Datum
 psk_result(uint64 row, int col, bool *isnull)
 {

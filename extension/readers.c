@@ -143,23 +143,29 @@ psk_user_log(PG_FUNCTION_ARGS)
  * either are taken literally ('!' escapes them: no backslashes in the SQL,
  * whatever standard_conforming_strings says).
  */
+/*
+ * The rows of the audit trail the filters of psk_log match: the FROM and
+ * WHERE of a query on psk.audit_log a, the filters the parameters named.
+ */
+#define AUDIT_LOG_MATCHING(code, user_name, action, since, until)               \
+	"  FROM psk.audit_log a,"                                                   \
+	"       (SELECT replace(replace(replace(psk.normalize_code(" code "),"      \
+	"                       '!', '!!'), '%', '!%'), '_', '!_') AS code,"        \
+	"               replace(replace(replace(" user_name ","                     \
+	"                       '!', '!!'), '%', '!%'), '_', '!_') AS user_name) f" \
+	" WHERE (f.code IS NULL OR a.code LIKE f.code || '%' ESCAPE '!'"            \
+	"                       OR a.code LIKE '%' || f.code ESCAPE '!')"           \
+	"   AND (f.user_name IS NULL"                                               \
+	"        OR a.user_name ILIKE '%' || f.user_name || '%' ESCAPE '!')"        \
+	"   AND (" action "::text IS NULL OR a.action = " action ")"                \
+	"   AND (" since "::timestamptz IS NULL OR a.logged_at >= " since ")"       \
+	"   AND (" until "::timestamptz IS NULL OR a.logged_at < " until ")"
+
 static PskQuery audit_log_page = {
 	"SELECT count(*) OVER (), a.id, a.logged_at, a.action, a.code, a.user_name,"
-	"       a.contact_email, a.tester_name, a.country, a.region, a.note"
-	"  FROM psk.audit_log a,"
-	"       (SELECT replace(replace(replace(psk.normalize_code($3),"
-	"                       '!', '!!'), '%', '!%'), '_', '!_') AS code,"
-	"               replace(replace(replace($4,"
-	"                       '!', '!!'), '%', '!%'), '_', '!_') AS user_name) f"
-	" WHERE (f.code IS NULL OR a.code LIKE f.code || '%' ESCAPE '!'"
-	"                       OR a.code LIKE '%' || f.code ESCAPE '!')"
-	"   AND (f.user_name IS NULL"
-	"        OR a.user_name ILIKE '%' || f.user_name || '%' ESCAPE '!')"
-	"   AND ($5::text IS NULL OR a.action = $5)"
-	"   AND ($6::timestamptz IS NULL OR a.logged_at >= $6)"
-	"   AND ($7::timestamptz IS NULL OR a.logged_at < $7)"
-	" ORDER BY a.logged_at DESC, a.id DESC"
-	" OFFSET $1 LIMIT $2",
+	"       a.contact_email, a.tester_name, a.country, a.region, a.note" AUDIT_LOG_MATCHING(
+		"$3", "$4", "$5", "$6", "$7") " ORDER BY a.logged_at DESC, a.id DESC"
+									  " OFFSET $1 LIMIT $2",
 	7,
 	{ INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
 	  TIMESTAMPTZOID }
@@ -240,16 +246,19 @@ psk_counts(PG_FUNCTION_ARGS)
  * order.  Two statements, so that the next page starts with an index range
  * scan at `after` rather than a filter.
  */
+#define CODE_COUNTRIES                                     \
+	"ARRAY(SELECT k.name FROM psk.code_countries cc"       \
+	"        JOIN psk.countries k ON k.id = cc.country_id" \
+	"       WHERE cc.code_id = c.id ORDER BY k.name)"
+/* the codes of pool $1 and status $2 (NULL: any) */
+#define CODES_MATCHING                                               \
+	"  FROM psk.codes c LEFT JOIN psk.users u ON u.id = c.holder_id" \
+	" WHERE ($1::text IS NULL OR c.pool = $1)"                       \
+	"   AND ($2::text IS NULL OR c.status = $2)"
 #define CODES_PAGE(after_filter)                                              \
 	"SELECT c.code, c.pool, c.status, u.email, c.tester_name, c.reserved_at," \
-	"       c.expires_at, c.released_at, c.note,"                             \
-	"       ARRAY(SELECT k.name FROM psk.code_countries cc"                   \
-	"               JOIN psk.countries k ON k.id = cc.country_id"             \
-	"              WHERE cc.code_id = c.id ORDER BY k.name)"                  \
-	"  FROM psk.codes c LEFT JOIN psk.users u ON u.id = c.holder_id"          \
-	" WHERE ($1::text IS NULL OR c.pool = $1)"                                \
-	"   AND ($2::text IS NULL OR c.status = $2)" after_filter                 \
-	" ORDER BY c.code LIMIT $3"
+	"       c.expires_at, c.released_at, c.note, " CODE_COUNTRIES             \
+		CODES_MATCHING after_filter " ORDER BY c.code LIMIT $3"
 
 static PskQuery codes_first_page = { CODES_PAGE(""),
 									 3,
@@ -312,4 +321,70 @@ psk_countries(PG_FUNCTION_ARGS)
 	psk_return_tuptable(fcinfo);
 	SPI_finish();
 	return (Datum) 0;
+}
+
+/*
+ * The exports (GET /admin/codes/export and /admin/logs/export): the rows of
+ * psk_codes and psk_log, unpaged, as a cursor of the caller's transaction
+ * (bulk.c), so that the reader takes them in as many fetches as it likes
+ * from the one snapshot the cursor was opened in.  Every column is text as
+ * the CSV has it: timestamps as the JSON replies write them (ISO 8601 with
+ * offset, in the session's time zone), countries joined with ';'.  The
+ * column names are the CSV's header.
+ */
+#define ISO_8601(ts) "pg_catalog.to_json(" ts ") OPERATOR(pg_catalog.#>>) '{}'"
+
+static PskQuery codes_export = {
+	"SELECT c.code, c.pool AS code_type, c.status, u.email AS holder,"
+	"       c.tester_name, " ISO_8601(
+		"c.reserved_at") " AS reserved_at,"
+						 "       " ISO_8601(
+							 "c.expires_at") " AS expires_at,"
+											 "       " ISO_8601(
+												 "c.released_at") " AS released_at, c.note,"
+																  "       NULLIF(pg_catalog.array_to_string(" CODE_COUNTRIES
+																  ", ';'), '')"
+																  "         AS countries" CODES_MATCHING
+																  " ORDER BY c.code",
+	2,
+	{ TEXTOID, TEXTOID }
+};
+
+void
+psk_open_codes_cursor(const char *name, const char *pool, const char *status)
+{
+	Datum values[2];
+	bool  nulls[2] = { pool == NULL, status == NULL };
+
+	values[0] = pool ? CStringGetTextDatum(pool) : (Datum) 0;
+	values[1] = status ? CStringGetTextDatum(status) : (Datum) 0;
+	psk_open_cursor(&codes_export, name, values, nulls);
+}
+
+static PskQuery log_export = {
+	"SELECT a.id, " ISO_8601(
+		"a.logged_at") " AS logged_at, a.action, a.code,"
+					   "       a.user_name, a.contact_email, a.tester_name, a.country, a.region,"
+					   "       a.note" AUDIT_LOG_MATCHING(
+						   "$1", "$2", "$3", "$4",
+						   "$5") " ORDER BY a.logged_at, a.id",
+	5,
+	{ TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID }
+};
+
+void
+psk_open_log_cursor(const char *name, const char *code, const char *user_name,
+					const char *action, const TimestampTz *since,
+					const TimestampTz *until)
+{
+	Datum values[5];
+	bool  nulls[5] = { code == NULL, user_name == NULL, action == NULL,
+					   since == NULL, until == NULL };
+
+	values[0] = code ? CStringGetTextDatum(code) : (Datum) 0;
+	values[1] = user_name ? CStringGetTextDatum(user_name) : (Datum) 0;
+	values[2] = action ? CStringGetTextDatum(action) : (Datum) 0;
+	values[3] = since ? TimestampTzGetDatum(*since) : (Datum) 0;
+	values[4] = until ? TimestampTzGetDatum(*until) : (Datum) 0;
+	psk_open_cursor(&log_export, name, values, nulls);
 }

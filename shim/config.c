@@ -37,6 +37,12 @@ usage(FILE *out)
 		"                           [PSK_POOL] (default 4)\n"
 		"  --body-limit BYTES       largest request body [PSK_BODY_LIMIT]\n"
 		"                           (default 65536)\n"
+		"  --import-limit BYTES     largest CSV import (POST /admin/codes/import),\n"
+		"                           read as it arrives [PSK_IMPORT_LIMIT]\n"
+		"                           (default 67108864, 64 MiB)\n"
+		"  --bulk-max N             CSV imports and exports at once, each on a\n"
+		"                           database connection of its own\n"
+		"                           [PSK_BULK_MAX] (default 4)\n"
 		"  --timeout DURATION       statement timeout, and the longest a request\n"
 		"                           waits for a free connection [PSK_TIMEOUT]\n"
 		"                           (default 5s)\n"
@@ -126,6 +132,8 @@ shim_configure(int argc, char **argv)
 		OPT_THREADS,
 		OPT_POOL,
 		OPT_BODY_LIMIT,
+		OPT_IMPORT_LIMIT,
+		OPT_BULK_MAX,
 		OPT_TIMEOUT,
 		OPT_CONNECT_TIMEOUT,
 		OPT_SHUTDOWN_TIMEOUT,
@@ -141,6 +149,8 @@ shim_configure(int argc, char **argv)
 		{ "threads", required_argument, NULL, OPT_THREADS },
 		{ "pool", required_argument, NULL, OPT_POOL },
 		{ "body-limit", required_argument, NULL, OPT_BODY_LIMIT },
+		{ "import-limit", required_argument, NULL, OPT_IMPORT_LIMIT },
+		{ "bulk-max", required_argument, NULL, OPT_BULK_MAX },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
 		{ "shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT },
@@ -156,6 +166,8 @@ shim_configure(int argc, char **argv)
 	const char *threads = env("PSK_THREADS");
 	const char *pool = env("PSK_POOL");
 	const char *body_limit = env("PSK_BODY_LIMIT");
+	const char *import_limit = env("PSK_IMPORT_LIMIT");
+	const char *bulk_max = env("PSK_BULK_MAX");
 	const char *timeout = env("PSK_TIMEOUT");
 	const char *connect_timeout = env("PSK_CONNECT_TIMEOUT");
 	const char *shutdown_timeout = env("PSK_SHUTDOWN_TIMEOUT");
@@ -187,6 +199,12 @@ shim_configure(int argc, char **argv)
 				break;
 			case OPT_BODY_LIMIT:
 				body_limit = optarg;
+				break;
+			case OPT_IMPORT_LIMIT:
+				import_limit = optarg;
+				break;
+			case OPT_BULK_MAX:
+				bulk_max = optarg;
 				break;
 			case OPT_TIMEOUT:
 				timeout = optarg;
@@ -241,6 +259,12 @@ shim_configure(int argc, char **argv)
 		body_limit ? (size_t) parse_long("--body-limit", body_limit, 1,
 										 64L * 1024 * 1024)
 				   : 65536;
+	shim_config.import_limit =
+		import_limit
+			? (size_t) parse_long("--import-limit", import_limit, 1, 1L << 40)
+			: 64L * 1024 * 1024;
+	shim_config.bulk_max =
+		bulk_max ? (int) parse_long("--bulk-max", bulk_max, 1, 1000) : 4;
 	shim_config.timeout_ms =
 		timeout ? parse_duration("--timeout", timeout) : 5000;
 	shim_config.connect_timeout_ms =

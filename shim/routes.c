@@ -55,6 +55,13 @@ const Route shim_routes[] = {
 	{ "DELETE", "/admin/codes/{code}", "psk.http_delete_code", AUTH_ADMIN,
 	  BODY_NONE },
 	{ "GET", "/admin/logs", "psk.http_logs", AUTH_ADMIN, BODY_NONE },
+	/* CSV in and out: streamed, each on a connection of its own (bulk.c) */
+	{ "POST", "/admin/codes/import", "psk.http_codes_import", AUTH_ADMIN,
+	  BODY_CSV },
+	{ "GET", "/admin/codes/export", "psk.http_codes_export", AUTH_ADMIN,
+	  BODY_NONE },
+	{ "GET", "/admin/logs/export", "psk.http_logs_export", AUTH_ADMIN,
+	  BODY_NONE },
 
 	{ "GET", "/healthz", "psk.http_healthz", AUTH_NONE, BODY_NONE },
 	{ "GET", "/openapi.json", NULL, AUTH_NONE, BODY_NONE },

@@ -131,6 +131,19 @@ error_body(h2o_mem_pool_t *pool, const HttpError *e)
 	return h2o_iovec_init(out, n + 2);
 }
 
+static void respond_error(Call *call, HttpError e, const char *allow);
+
+void
+server_error_reply(h2o_req_t *req, const struct timespec *started, HttpError e)
+{
+	Call call;
+
+	memset(&call, 0, sizeof(call));
+	call.req = req;
+	call.started = *started;
+	respond_error(&call, e, NULL);
+}
+
 static void
 respond_error(Call *call, HttpError e, const char *allow)
 {
@@ -311,6 +324,65 @@ defer(Call *call, int status, const char *kind, const char *message)
 		call->deferred = error(status, kind, message);
 }
 
+/*
+ * A CSV import: text/csv, in UTF-8 when a charset is named (or no
+ * Content-Type at all).
+ */
+static bool
+media_is_csv(h2o_req_t *req)
+{
+	ssize_t		i = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+	h2o_iovec_t v;
+	const char *p, *end;
+
+	if (i < 0)
+		return true;
+	v = req->headers.entries[i].value;
+	p = v.base;
+	end = v.base + v.len;
+	while (p < end && *p != ';')
+		p++;
+	{
+		size_t len = p - v.base;
+
+		while (len > 0 && (v.base[len - 1] == ' ' || v.base[len - 1] == '\t'))
+			len--;
+		if (!h2o_lcstris(v.base, len, H2O_STRLIT("text/csv")))
+			return false;
+	}
+	/* parameters: only charset matters */
+	while (p < end)
+	{
+		const char *name, *val;
+		size_t		nlen, vlen;
+
+		p++;
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		name = p;
+		while (p < end && *p != '=' && *p != ';')
+			p++;
+		nlen = p - name;
+		while (nlen > 0 && (name[nlen - 1] == ' ' || name[nlen - 1] == '\t'))
+			nlen--;
+		if (p == end || *p == ';')
+			continue;
+		val = ++p;
+		while (p < end && *p != ';')
+			p++;
+		vlen = p - val;
+		while (vlen > 0 && (val[vlen - 1] == ' ' || val[vlen - 1] == '\t'))
+			vlen--;
+		if (vlen >= 2 && val[0] == '"' && val[vlen - 1] == '"')
+			val++, vlen -= 2;
+		if (h2o_lcstris(name, nlen, H2O_STRLIT("charset")) &&
+			!h2o_lcstris(val, vlen, H2O_STRLIT("utf-8")) &&
+			!h2o_lcstris(val, vlen, H2O_STRLIT("utf8")))
+			return false;
+	}
+	return true;
+}
+
 /* The request body as the route's statement takes it, or NULL. */
 static const char *
 request_body(Call *call, const Route *route)
@@ -318,6 +390,13 @@ request_body(Call *call, const Route *route)
 	h2o_req_t  *req = call->req;
 	h2o_iovec_t body = req->entity;
 
+	/* bulk.c reads a CSV body itself */
+	if (route->body == BODY_CSV)
+	{
+		if (!media_is_csv(req))
+			defer(call, 415, "unsupported_media_type", "send text/csv (UTF-8)");
+		return NULL;
+	}
 	if (route->body == BODY_NONE || body.base == NULL || body.len == 0)
 		return NULL;
 	switch (media_type(req))
@@ -342,6 +421,7 @@ request_body(Call *call, const Route *route)
 			}
 			/* FALLTHROUGH */
 		case MEDIA_OTHER:
+		default:
 			break;
 	}
 	defer(call, 415, "unsupported_media_type",
@@ -486,8 +566,18 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
 	/*
 	 * Size: h2o refuses a body over the limit (max_request_entity_size)
 	 * before this handler runs; on_setup_error_stream answers it, after the
-	 * route check.
+	 * route check.  An import whose body h2o has not read (gate.c) is
+	 * checked against --import-limit here.
 	 */
+	{
+		HttpError too_large;
+
+		if (bulk_size_error(req, route, &too_large))
+		{
+			respond_error(call, too_large, NULL);
+			return 0;
+		}
+	}
 
 	if (route->auth != AUTH_NONE)
 	{
@@ -519,6 +609,13 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
 	call->job.params[1] = request_body(call, route);
 	call->job.params[2] = request_query(call, route, param);
 	call->job.statement = r;
+	/* CSV in and out: on a connection of their own, streamed (bulk.c) */
+	if (call->deferred.status == 0 && bulk_kind(route) != BULK_NONE)
+	{
+		bulk_start(req, route, call->job.params[0], call->job.params[2],
+				   &call->started);
+		return 0;
+	}
 	if (call->deferred.status != 0)
 	{
 		if (route->auth == AUTH_NONE)
@@ -568,7 +665,7 @@ on_setup_error_stream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 	if (req->res.status >= 400)
 	{
 		char			 allow[64] = "";
-		char			 message[80];
+		char			 message[160];
 		h2o_iovec_t		 param;
 		int				 r;
 		HttpError		 e;
@@ -589,8 +686,14 @@ on_setup_error_stream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 								  "method not allowed on this path");
 						break;
 					default:
+						/* an import not first on its connection (gate.c) */
 						snprintf(message, sizeof(message),
-								 "request body is larger than %zu bytes",
+								 bulk_kind(&shim_routes[r]) == BULK_IMPORT
+									 ? "request body is larger than %zu "
+									   "bytes: send an import larger than "
+									   "that as the first request of a new "
+									   "connection"
+									 : "request body is larger than %zu bytes",
 								 shim_config.body_limit);
 						e = error(413, "payload_too_large",
 								  h2o_strdup(&req->pool, message, SIZE_MAX)
@@ -698,7 +801,8 @@ on_accept(h2o_socket_t *listener, const char *err)
 	/* another thread may have taken it: then NULL */
 	if ((sock = h2o_evloop_socket_accept(listener)) == NULL)
 		return;
-	h2o_accept(&w->accept_ctx, sock);
+	/* its first request's head is read there, then it goes to h2o */
+	gate_accept(w, sock);
 }
 
 static void
@@ -727,6 +831,7 @@ on_stop_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 	h2o_socket_read_stop(w->listener);
 	h2o_socket_close(w->listener);
 	w->listener = NULL;
+	gate_close_all(w);
 	h2o_context_request_shutdown(&w->ctx);
 	h2o_timeout_link(w->ctx.loop, &w->drain_timeout, &w->drain_entry);
 }
@@ -749,6 +854,7 @@ worker_init(Worker *w, h2o_globalconf_t *conf, int listen_fd)
 	h2o_timeout_init(loop, &w->drain_timeout, shim_config.shutdown_timeout_ms);
 	w->drain_entry.cb = on_drain_timeout;
 	w->db = db_pool_create(loop, statements, shim_nroutes);
+	w->bulk = bulk_ctx_create(w);
 }
 
 void *

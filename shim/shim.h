@@ -32,6 +32,8 @@ typedef struct ShimConfig
 	bool		access_log;
 	const char *cors_origins; /* comma-separated; empty: no CORS */
 	const char *docs_dir;	  /* swagger-ui-dist; NULL: beside the binary */
+	size_t		import_limit; /* bytes of a CSV import (bulk.c) */
+	int			bulk_max;	  /* imports and exports at once */
 } ShimConfig;
 
 extern ShimConfig shim_config;
@@ -50,9 +52,10 @@ typedef enum RouteAuth
 
 typedef enum RouteBody
 {
-	BODY_NONE, /* a body, if any, is ignored */
-	BODY_JSON, /* application/json */
-	BODY_LOGIN /* JSON or the OAuth2 url-encoded form */
+	BODY_NONE,	/* a body, if any, is ignored */
+	BODY_JSON,	/* application/json */
+	BODY_LOGIN, /* JSON or the OAuth2 url-encoded form */
+	BODY_CSV	/* text/csv, read as it arrives (bulk.c) */
 } RouteBody;
 
 typedef struct Route
@@ -173,12 +176,39 @@ typedef struct Worker
 	h2o_timeout_entry_t		   drain_entry;
 	h2o_multithread_receiver_t stop_receiver;
 	h2o_multithread_message_t  stop_message;
+	struct BulkCtx			  *bulk; /* gate.c, bulk.c */
 } Worker;
 
 extern void	 server_setup(h2o_globalconf_t *conf);
 extern void	 worker_init(Worker *w, h2o_globalconf_t *conf, int listen_fd);
 extern void *worker_main(void *arg);
 extern void	 worker_request_stop(Worker *w);
+/* An error reply to a request the handler handed to bulk.c. */
+extern void server_error_reply(h2o_req_t *req, const struct timespec *started,
+							   HttpError e);
+
+/*
+ * CSV in and out (bulk.c, gate.c, pgconn.c; bulk.h inside): imports and
+ * exports stream on database connections of their own.
+ */
+typedef struct BulkCtx BulkCtx;
+typedef enum BulkKind
+{
+	BULK_NONE,
+	BULK_IMPORT, /* POST /admin/codes/import */
+	BULK_EXPORT	 /* GET /admin/codes/export, /admin/logs/export */
+} BulkKind;
+
+extern BulkCtx *bulk_ctx_create(Worker *w);
+extern BulkKind bulk_kind(const Route *route);
+/* The import's body over --import-limit: the 413, before the token check */
+extern bool bulk_size_error(h2o_req_t *req, const Route *route, HttpError *e);
+/* Once route, size, token, role and media type have passed. */
+extern void bulk_start(h2o_req_t *req, const Route *route, const char *token,
+					   const char *query, const struct timespec *started);
+/* gate.c: every new connection comes here before h2o */
+extern void gate_accept(Worker *w, h2o_socket_t *sock);
+extern void gate_close_all(Worker *w);
 
 /* cors.c: --cors-origins */
 extern void cors_configure(const char *list);

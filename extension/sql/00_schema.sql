@@ -86,6 +86,8 @@ CREATE TABLE psk.codes (
     freed_at          timestamptz,
     note              text,
     created_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- the CSV import that added the code (NULL: added otherwise)
+    batch_id          uuid,
     CONSTRAINT codes_held_has_holder CHECK (
         CASE WHEN status IN ('RESERVED', 'IN_USE')
              THEN holder_id IS NOT NULL AND tester_name IS NOT NULL
