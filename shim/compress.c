@@ -10,7 +10,10 @@
  * whole (one final h2o_send), compresses it in one go and sends it with
  * its Content-Length, so the connection stays reusable whatever the status.
  * A reply that already has a Content-Encoding (the /docs files, gzipped
- * once at start-up) is left alone.
+ * once at start-up) is left alone.  A streamed reply (the CSV exports and
+ * the import's report, bulk.c: no Content-Length, sent in many parts) is
+ * compressed as it goes, each part into one reused buffer, so that it
+ * stays streamed in constant memory.
  */
 #include "shim.h"
 
@@ -27,6 +30,16 @@ typedef struct GzipStream
 	h2o_ostream_t super;
 	h2o_iovec_t	  pending; /* input of partial sends, kept until the last */
 } GzipStream;
+
+/* A streamed reply's deflate state and output buffer. */
+typedef struct GzipStreamed
+{
+	h2o_ostream_t super;
+	z_stream	  zs;
+	bool		  ready; /* deflateInit2 done */
+	char		 *out;	 /* malloc'ed; sent, then reused after proceed */
+	size_t		  cap;
+} GzipStreamed;
 
 /* One token of a list, with its parameters; NULL at the end. */
 static const char *
@@ -183,11 +196,127 @@ gzip_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt,
 }
 
 static void
+streamed_dispose(void *p)
+{
+	GzipStreamed *s = *(GzipStreamed **) p;
+
+	if (s->ready)
+		deflateEnd(&s->zs);
+	free(s->out);
+	s->out = NULL;
+}
+
+/* Compress what comes; send what deflate gives, or ask for more. */
+static void
+streamed_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs,
+			  size_t bufcnt, h2o_send_state_t state)
+{
+	GzipStreamed *s = (GzipStreamed *) self;
+	bool		  last = !h2o_send_state_is_in_progress(state);
+	size_t		  n = 0;
+	h2o_iovec_t	  out;
+
+	if (state == H2O_SEND_STATE_ERROR || !s->ready)
+	{
+		h2o_ostream_send_next(self, req, NULL, 0, H2O_SEND_STATE_ERROR);
+		return;
+	}
+	for (size_t i = 0; i <= bufcnt; i++)
+	{
+		int flush = i < bufcnt ? Z_NO_FLUSH : (last ? Z_FINISH : Z_NO_FLUSH);
+		int rc;
+
+		if (i < bufcnt)
+		{
+			s->zs.next_in = (Bytef *) bufs[i].base;
+			s->zs.avail_in = bufs[i].len;
+		}
+		else
+		{
+			s->zs.next_in = NULL;
+			s->zs.avail_in = 0;
+			if (!last)
+				break;
+		}
+		do
+		{
+			if (s->cap - n < 4096)
+			{
+				size_t cap = s->cap ? s->cap * 2 : 65536;
+				char  *p = realloc(s->out, cap);
+
+				if (p == NULL)
+				{
+					h2o_ostream_send_next(self, req, NULL, 0,
+										  H2O_SEND_STATE_ERROR);
+					return;
+				}
+				s->out = p;
+				s->cap = cap;
+			}
+			s->zs.next_out = (Bytef *) s->out + n;
+			s->zs.avail_out = s->cap - n;
+			rc = deflate(&s->zs, flush);
+			n = s->cap - s->zs.avail_out;
+			if (rc == Z_STREAM_ERROR)
+			{
+				h2o_ostream_send_next(self, req, NULL, 0, H2O_SEND_STATE_ERROR);
+				return;
+			}
+		} while (s->zs.avail_in > 0 ||
+				 (flush == Z_FINISH && rc != Z_STREAM_END) ||
+				 s->zs.avail_out == 0);
+	}
+	if (n == 0 && !last)
+	{
+		/* deflate kept it all: ask for the next part at once */
+		if (req->_generator != NULL && req->_generator->proceed != NULL)
+			req->_generator->proceed(req->_generator, req);
+		return;
+	}
+	out = h2o_iovec_init(s->out, n);
+	h2o_ostream_send_next(self, req, &out, 1, state);
+}
+
+static void
+setup_streamed(h2o_req_t *req, h2o_ostream_t **slot)
+{
+	GzipStreamed  *s;
+	GzipStreamed **ref;
+
+	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_ENCODING,
+				   NULL, H2O_STRLIT("gzip"));
+	s = (GzipStreamed *) h2o_add_ostream(req, sizeof(GzipStreamed), slot);
+	s->super.do_send = streamed_send;
+	memset(&s->zs, 0, sizeof(s->zs));
+	s->out = NULL;
+	s->cap = 0;
+	s->ready = deflateInit2(&s->zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16,
+							8, Z_DEFAULT_STRATEGY) == Z_OK;
+	ref = h2o_mem_alloc_shared(&req->pool, sizeof(*ref), streamed_dispose);
+	*ref = s;
+	h2o_setup_next_ostream(req, &s->super.next);
+}
+
+static void
 on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 {
 	GzipStream *s;
 
 	(void) self;
+	/* a streamed reply: its length is not known, but it is long */
+	if (req->res.content_length == SIZE_MAX && req->res.status == 200 &&
+		!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")) &&
+		h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_ENCODING, -1) < 0)
+	{
+		h2o_set_header_token(&req->pool, &req->res.headers, H2O_TOKEN_VARY,
+							 H2O_STRLIT("Accept-Encoding"));
+		if (compress_accepts_gzip(req))
+			setup_streamed(req, slot);
+		else
+			h2o_setup_next_ostream(req, slot);
+		return;
+	}
 	if (req->res.content_length == SIZE_MAX ||
 		req->res.content_length <= COMPRESS_OVER || req->res.status == 204 ||
 		req->res.status == 304 ||

@@ -59,11 +59,11 @@ fresh_db() {
 
 # test_http.py: every endpoint; test_acl.py: who may call each of them;
 # test_switch.py: CORS, gzip, logged_at_str, login trimming and /docs for
-# the old service's users.  Each prints "N passed, M failed" last; the sum
-# is ours.
+# the old service's users; test_csv.py: CSV imports and exports.  Each
+# prints "N passed, M failed" last; the sum is ours.
 passed=0
 failed=0
-for t in test_http test_acl test_switch; do
+for t in test_http test_acl test_switch test_csv; do
 	echo "== $t.py"
 	if ! fresh_db; then
 		echo "fixture failed"
