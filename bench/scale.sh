@@ -9,6 +9,12 @@
 #    dead tuples and index sizes at the start and the end, and ops/s over
 #    time drawn as a PNG (gnuplot) next to the Markdown.
 #
+# 3. CSV: PSK_CSV_CODES codes imported through psk-shim (POST
+#    /admin/codes/import, one file) and exported (GET /admin/codes/export):
+#    seconds and the shim's peak RSS for each; then cycle (c) without an
+#    export and during one that lasts the whole run (a client reading at a
+#    throttled rate, so one snapshot is held all along): ops/s, p50, p99.
+#
 # Writes bench/results/scale-DATE-REV.md (and soak-DATE-REV.png).  Settings:
 #   PSK_SCALE_SIZES     pool sizes (100000 1000000 10000000; drop the last
 #                       to skip the 10M load, a few minutes on 2 cores)
@@ -18,6 +24,7 @@
 #   PSK_SOAK_CLIENTS    clients of the soak (8)
 #   PSK_SOAK_CODES      pool size of the soak (100000)
 #   PSK_SOAK_INTERVAL   seconds per point of the graph (10)
+#   PSK_CSV_CODES       codes of the CSV import and export (1000000; 0: none)
 #   PSK_PGROOT          a private PostgreSQL tree (see README.md)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -31,7 +38,8 @@ soak_minutes=${PSK_SOAK_MINUTES:-10}
 soak_clients=${PSK_SOAK_CLIENTS:-8}
 soak_codes=${PSK_SOAK_CODES:-100000}
 interval=${PSK_SOAK_INTERVAL:-10}
-for v in $sizes "$clients" "$soak_clients" "$soak_minutes" "$soak_codes" "$interval"; do
+csv_codes=${PSK_CSV_CODES-1000000}
+for v in $sizes "$clients" "$soak_clients" "$soak_minutes" "$soak_codes" "$interval" "$csv_codes"; do
 	[[ $v =~ ^[0-9]+$ ]] || die "'$v' is not a number"
 done
 ((clients >= 1 && clients <= 64 && soak_clients >= 1 && soak_clients <= 64)) ||
@@ -185,6 +193,96 @@ if [ "$soak_minutes" -gt 0 ]; then
 		plot "$work/plot.dat" using 1:2 with linespoints title "cycles/s" axes x1y1, \
 		     "$work/plot.dat" using 1:3 with lines title "dead tuples" axes x1y2
 	EOF
+fi
+
+# 3. CSV in and out through the shim
+if [ "$csv_codes" -gt 0 ]; then
+	echo "== CSV: $csv_codes codes imported and exported through psk-shim"
+	bench_db psk_csv 0
+	psql -qX -v ON_ERROR_STOP=1 -f scripts/shim-role.sql >/dev/null || die "scripts/shim-role.sql failed"
+	httpport=$(free_port)
+	setsid shim/psk-shim --listen "127.0.0.1:$httpport" --quiet \
+		--db "host=127.0.0.1 port=$pgport dbname=psk_csv user=psk_shim" \
+		>"$work/csv-shim.out" 2>"$work/csv-shim.err" &
+	shim_pid=$!
+	for _ in $(seq 50); do
+		curl -sf "http://127.0.0.1:$httpport/healthz" >/dev/null && break
+		sleep 0.1
+	done
+	curl -sf "http://127.0.0.1:$httpport/healthz" >/dev/null || { cat "$work/csv-shim.err"; die "psk-shim did not start"; }
+	[ "$(cat "/proc/$shim_pid/comm" 2>/dev/null)" = psk-shim ] || die "psk-shim is not process $shim_pid"
+	# peak RSS of the shim (kB), and its reset, for each measurement
+	peak_rss() { awk '/^VmHWM:/ {print $2}' "/proc/$shim_pid/status"; }
+	reset_peak() { echo 5 >"/proc/$shim_pid/clear_refs" 2>/dev/null; }
+	mib() { awk -v k="$1" 'BEGIN {printf "%.1f MiB", k / 1024}'; }
+	token=$(curl -s "http://127.0.0.1:$httpport/auth/login" -d username=admin@example.com -d password=Rdl@12345 |
+		python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])') || die "login failed"
+	# a vendor's file: OSV codes valid in UK, a note on every tenth
+	awk -v n="$csv_codes" 'BEGIN {
+		printf "code,countries,note\r\n"
+		for (i = 1; i <= n; i++)
+			printf "CSV-%09d,UK,%s\r\n", i, (i % 10 == 0) ? "\"box " i ", shelf 3\"" : ""
+	}' >"$work/vendor.csv"
+	file_mb=$(awk -v b="$(stat -c %s "$work/vendor.csv")" 'BEGIN {printf "%.0f", b / 1048576}')
+	rss_idle=$(peak_rss)
+	reset_peak
+	t0=$(date +%s.%N)
+	curl -s "http://127.0.0.1:$httpport/admin/codes/import?code_type=OSV" -H "Authorization: Bearer $token" \
+		-H 'Content-Type: text/csv' --data-binary @"$work/vendor.csv" >"$work/import.json"
+	t1=$(date +%s.%N)
+	rss_import=$(peak_rss)
+	inserted=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["inserted"])' "$work/import.json" 2>/dev/null)
+	[ "$inserted" = "$csv_codes" ] || { head -c 300 "$work/import.json"; die "the import inserted ${inserted:-nothing}"; }
+	import_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}')
+	rm -f "$work/vendor.csv"
+	psql -qX -c "VACUUM ANALYZE" -c "CHECKPOINT" >/dev/null
+	reset_peak
+	t0=$(date +%s.%N)
+	bytes=$(curl -s "http://127.0.0.1:$httpport/admin/codes/export" -H "Authorization: Bearer $token" | wc -c)
+	t1=$(date +%s.%N)
+	rss_export=$(peak_rss)
+	export_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}')
+	export_mb=$(awk -v b="$bytes" 'BEGIN {printf "%.0f", b / 1048576}')
+	echo "   import ${import_s}s (peak RSS $(mib "$rss_import")), export ${export_s}s (peak RSS $(mib "$rss_export"))"
+	# cycle (c) alone, then during one export read slowly enough to last the
+	# run: its transaction holds one snapshot from start to end
+	set -- $(pg_run csv_alone bench/psk_cycle.sql "$clients" "$seconds")
+	alone="$1 | $2 | $3"
+	alone_ops=$1
+	rate=$((bytes / (seconds + 3) + 1))
+	curl -s --limit-rate "$rate" "http://127.0.0.1:$httpport/admin/codes/export" \
+		-H "Authorization: Bearer $token" -o /dev/null &
+	slow_pid=$!
+	sleep 1
+	set -- $(pg_run csv_during bench/psk_cycle.sql "$clients" "$seconds")
+	during="$1 | $2 | $3"
+	rel=$(awk -v x="$1" -v y="$alone_ops" 'BEGIN {if (y > 0) printf "%.2f", x / y; else print "-"}')
+	kill -0 "$slow_pid" 2>/dev/null && still="yes" || still="no"
+	kill "$slow_pid" 2>/dev/null
+	wait "$slow_pid" 2>/dev/null
+	echo "   cycle (c) alone: $alone; during an export: $during (ratio $rel; the export still running at the end: $still)"
+	{
+		echo
+		echo "## CSV in and out: $csv_codes codes through psk-shim"
+		echo
+		echo "| | seconds | rows/s | shim peak RSS |"
+		echo "| --- | ---: | ---: | ---: |"
+		echo "| $csv_codes codes imported (one ${file_mb} MB file, POST /admin/codes/import) | $import_s | $(awk -v n="$csv_codes" -v s="$import_s" 'BEGIN {printf "%.0f", n / s}') | $(mib "$rss_import") |"
+		echo "| $csv_codes codes exported (${export_mb} MB, GET /admin/codes/export) | $export_s | $(awk -v n="$csv_codes" -v s="$export_s" 'BEGIN {printf "%.0f", n / s}') | $(mib "$rss_export") |"
+		echo
+		echo "The shim's peak RSS after start, before either: $(mib "$rss_idle") (each peak is measured from a reset, /proc/PID/clear_refs)."
+		echo
+		echo "| cycle (c) at $clients clients, ${seconds}s | ops/s | p50 ms | p99 ms |"
+		echo "| --- | ---: | ---: | ---: |"
+		echo "| without an export | $alone |"
+		echo "| during an export of the $csv_codes codes read at $rate bytes/s (one snapshot held all along; still running at the end: $still) | $during |"
+		echo
+		echo "During ÷ without: $rel."
+	} >>"$out"
+	kill "$shim_pid" 2>/dev/null && wait "$shim_pid" 2>/dev/null
+	shim_pid=
+	export PGDATABASE=postgres
+	psql -qX -c "DROP DATABASE psk_csv" >/dev/null
 fi
 
 cp "$out" "$result"

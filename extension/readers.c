@@ -335,7 +335,8 @@ psk_countries(PG_FUNCTION_ARGS)
 #define ISO_8601(ts) "pg_catalog.to_json(" ts ") OPERATOR(pg_catalog.#>>) '{}'"
 
 static PskQuery codes_export = {
-	"SELECT c.code, c.pool AS code_type, c.status, u.email AS holder,"
+	"SELECT c.code::text AS code, c.pool AS code_type, c.status,"
+	"       u.email AS holder,"
 	"       c.tester_name, " ISO_8601(
 		"c.reserved_at") " AS reserved_at,"
 						 "       " ISO_8601(

@@ -1031,9 +1031,9 @@ on_dispose(void *p)
 	free(b->notes.data);
 }
 
-void
-bulk_start(h2o_req_t *req, const Route *route, const char *token,
-		   const char *query, const struct timespec *started)
+Bulk *
+bulk_prepare(h2o_req_t *req, const Route *route, const char *token,
+			 const char *query, const struct timespec *started)
 {
 	BulkCtx *ctx = H2O_STRUCT_FROM_MEMBER(Worker, ctx, req->conn->ctx)->bulk;
 	Bulk	*b = h2o_mem_alloc_shared(&req->pool, sizeof(Bulk), on_dispose);
@@ -1073,7 +1073,13 @@ bulk_start(h2o_req_t *req, const Route *route, const char *token,
 			b->entity = req->entity;
 	}
 
-	b->db = pg_open(ctx, on_open, b);
+	return b;
+}
+
+void
+bulk_run(Bulk *b)
+{
+	b->db = pg_open(b->ctx, on_open, b);
 	if (b->db == NULL)
 	{
 		fail(b, http_error(503, "unavailable",

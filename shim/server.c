@@ -29,6 +29,7 @@ typedef struct Call
 	struct timespec started;
 	const Route	   *route;
 	HttpError		deferred; /* status 0: nothing held back */
+	Bulk		   *bulk;	  /* a CSV route's transfer (bulk.c) */
 } Call;
 
 /* the longest bearer token we look at; psk's tokens are far shorter */
@@ -231,6 +232,24 @@ on_db_done(DbJob *job, PGresult *res, const char *unavailable)
 					  NULL);
 	}
 	/* the error body is a copy in the pool */
+	PQclear(res);
+}
+
+/* A CSV route: the caller checked by GET /auth/me's statement first. */
+static void
+on_bulk_auth(DbJob *job, PGresult *res, const char *unavailable)
+{
+	Call	 *call = (Call *) job;
+	HttpError e;
+
+	if (res == NULL)
+		respond_error(call, error(503, "unavailable", unavailable), NULL);
+	else if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		respond_error(call, http_error_from_result(res), NULL);
+	else if ((e = deferred_or_role(call, res)).status != 0)
+		respond_error(call, e, NULL);
+	else
+		bulk_run(call->bulk);
 	PQclear(res);
 }
 
@@ -612,8 +631,13 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
 	/* CSV in and out: on a connection of their own, streamed (bulk.c) */
 	if (call->deferred.status == 0 && bulk_kind(route) != BULK_NONE)
 	{
-		bulk_start(req, route, call->job.params[0], call->job.params[2],
-				   &call->started);
+		call->bulk = bulk_prepare(req, route, call->job.params[0],
+								  call->job.params[2], &call->started);
+		call->job.statement = auth_check_route;
+		call->job.params[1] = NULL;
+		call->job.params[2] = "{}";
+		call->job.done = on_bulk_auth;
+		db_submit(w->db, &call->job);
 		return 0;
 	}
 	if (call->deferred.status != 0)

@@ -203,9 +203,17 @@ extern BulkCtx *bulk_ctx_create(Worker *w);
 extern BulkKind bulk_kind(const Route *route);
 /* The import's body over --import-limit: the 413, before the token check */
 extern bool bulk_size_error(h2o_req_t *req, const Route *route, HttpError *e);
-/* Once route, size, token, role and media type have passed. */
-extern void bulk_start(h2o_req_t *req, const Route *route, const char *token,
-					   const char *query, const struct timespec *started);
+/*
+ * Once route, size, token presence and media type have passed: the
+ * transfer, made in the handler (an import takes its socket from gate.c
+ * then); bulk_run starts it once the pool's statement of GET /auth/me has
+ * said the caller is an admin, so that no one else holds one of the
+ * --bulk-max connections even for a moment.
+ */
+typedef struct Bulk Bulk;
+extern Bulk *bulk_prepare(h2o_req_t *req, const Route *route, const char *token,
+						  const char *query, const struct timespec *started);
+extern void	 bulk_run(Bulk *b);
 /* gate.c: every new connection comes here before h2o */
 extern void gate_accept(Worker *w, h2o_socket_t *sock);
 extern void gate_close_all(Worker *w);

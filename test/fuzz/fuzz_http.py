@@ -92,6 +92,14 @@ def parse_responses(data, head=False):
         if 100 <= int(parts[1]) < 200:
             data = rest                 # an interim answer (100 Continue): no body
             continue
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            # a streamed reply (the CSV routes): its chunks, to the last
+            body, used = dechunk(rest)
+            if body is None:
+                break
+            out.append((int(parts[1]), headers, body))
+            data = rest[used:]
+            continue
         n = int(headers.get("content-length", "0"))
         if head and (rest.startswith(b"HTTP/1.") or not rest):
             n = 0
@@ -100,6 +108,27 @@ def parse_responses(data, head=False):
         out.append((int(parts[1]), headers, rest[:n]))
         data = rest[n:]
     return out, data
+
+
+def dechunk(data):
+    """(body, bytes used) of a whole chunked body, or (None, 0)."""
+    body, at = b"", 0
+    while True:
+        eol = data.find(b"\r\n", at)
+        if eol < 0:
+            return None, 0
+        try:
+            n = int(data[at:eol].split(b";")[0], 16)
+        except ValueError:
+            return None, 0
+        at = eol + 2
+        if n == 0:
+            end = data.find(b"\r\n\r\n", at - 2)
+            return (body, end + 4) if end >= 0 else (None, 0)
+        if len(data) < at + n + 2:
+            return None, 0
+        body += data[at:at + n]
+        at += n + 2
 
 
 def send(data, timeout=10):
@@ -493,6 +522,64 @@ def corpus(tok):
     case("login JSON: password 60000 characters", R("POST", "/auth/login",
          {"username": "nobody@example.com", "password": "x" * 60000}), FOUR)
     case("login JSON: wrong types", R("POST", "/auth/login", {"username": 1, "password": []}), {400})
+
+    # CSV imports, read by the shim itself (gate.c, http1.c, csv.c): each
+    # malformed file is refused whole; the well-formed ones hold only codes
+    # that exist, so nothing changes either way
+    def imp(body, token=admin, query="code_type=OSV", **kw):
+        return R("POST", "/admin/codes/import?" + query, body, token, ctype=kw.pop("ctype", "text/csv"), **kw)
+    known = "OSV-001,UK,n\r\nosv-002,,\r\n"
+    case("csv: BOM, CRLF, empty lines, a quoted field over two lines",
+         imp("\ufeffcode,countries,note\r\n\r\n" + known + '"OSV-003",,"two\r\nlines"\r\n\r\n'), {200})
+    case("csv: quoting: doubled quotes, commas, quoted empty fields",
+         imp('code,note\n"OSV-004","a ""b"", c"\n"OSV-005",""\n'), {200})
+    case("csv: chunked, split inside quotes and UTF-8", imp('code,note\nOSV-006,"é, ""ü"""\n', chunked=True), {200})
+    case("csv: header only", imp("code,countries,note\n"), {200})
+    case("csv: LF and CR line ends, no final line end", imp("code\rOSV-007\nOSV-008"), {200})
+    case("csv: an unclosed quote", imp('code,note\nOSV-001,"never closed\n'), {400})
+    case("csv: a quote inside an unquoted field", imp('code,note\nOSV-001,5" x\n'), {400})
+    case("csv: text after a closing quote", imp('code\n"OSV-001"x\n'), {400})
+    case("csv: an over-long field (70 KB)", imp("code,note\nOSV-001," + "x" * 70000 + "\n"), {400})
+    case("csv: over-long, chunked (200 KB in one field)", imp("code,note\nOSV-001,\"" + "x" * 200000 + "\"\n",
+                                                             chunked=True), {400})
+    case("csv: bytes that are not UTF-8", imp(b"code,note\nOSV-001,\xff\xfe\n"), {400})
+    case("csv: an overlong UTF-8 form", imp(b"code,note\nOSV-001,\xc0\xaf\n"), {400})
+    case("csv: a NUL byte", imp(b"code\nOSV-\x00001\n"), {400})
+    case("csv: an empty body", imp(b""), {400})
+    case("csv: no code column", imp("kode\nOSV-001\n"), {400})
+    case("csv: more fields than the header", imp("code\nOSV-001,x\n"), {400})
+    case("csv: 65 fields", imp("code" + ",x" * 64 + "\n"), {400})
+    case("csv: 100,000 empty lines, then a broken row", imp("code\n" + "\n" * 100000 + '"x\n'), {400})
+    case("csv: a note over 1,000 characters", imp("code,note\nOSV-001," + "n" * 1001 + "\n"), {400})
+    case("csv: text/plain", imp("code\nOSV-001\n", ctype="text/plain"), {415})
+    case("csv: charset latin1", imp("code\nOSV-001\n", ctype="text/csv; charset=latin1"), {415})
+    case("csv: a user's token, Expect: 100-continue", imp("code\nNEW-1\n", token=osv,
+                                                          headers=["Expect: 100-continue"]), {403})
+    case("csv: no token, over --import-limit", R("POST", "/admin/codes/import?code_type=OSV", None, None) +
+         b"", {401, 413})
+    head_imp = (b"POST /admin/codes/import?code_type=OSV HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                + admin.encode() + b"\r\nContent-Type: text/csv\r\n")
+    case("csv: Content-Length over --import-limit, no body",
+         head_imp + b"Content-Length: 99999999999\r\n\r\n", {413})
+    case("csv: Content-Length larger than the body", head_imp + b"Content-Length: 500\r\n\r\ncode\nOSV-001\n",
+         {400})
+    case("csv: a chunk size that is not hex", head_imp + b"Transfer-Encoding: chunked\r\n\r\nzz\r\ncode\r\n0\r\n\r\n",
+         {400})
+    case("csv: a chunk longer than its size",
+         head_imp + b"Transfer-Encoding: chunked\r\n\r\n3\r\ncode\nOSV-001\r\n0\r\n\r\n", {400})
+    case("csv: chunks without the last one", head_imp + b"Transfer-Encoding: chunked\r\n\r\n5\r\ncode\n\r\n",
+         {400})
+    case("csv: chunked and Content-Length", head_imp + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+         b"5\r\ncode\n\r\n0\r\n\r\n", "any", unparseable=True)
+    case("csv: a folded header line", head_imp + b"X-A: a\r\n b\r\nContent-Length: 5\r\n\r\ncode\n", "any",
+         unparseable=True)
+    case("csv: bare LF line ends in the head", head_imp.replace(b"\r\n", b"\n") + b"Content-Length: 5\n\ncode\n",
+         "any", unparseable=True)
+    case("csv: a pipelined request after it", imp("code\nOSV-001\n") + R("GET", "/healthz"), {200})
+    case("export: codes, gzipped", R("GET", "/admin/codes/export?code_type=OSV", token=admin,
+                                     headers=["Accept-Encoding: gzip"]), {200})
+    case("export: the log, a bad date", R("GET", "/admin/logs/export?start_date=x", token=admin), {400})
+    case("export: a user's token", R("GET", "/admin/logs/export", token=osv), {403})
     return cases
 
 
@@ -540,6 +627,16 @@ def bases(tok):
         R("POST", "/admin/codes/restore", {"code": "OSV-007"}, osv),
         R("DELETE", "/admin/codes/OSV-008", token=osv),
         R("GET", "/healthz"),
+        # CSV: imports a user may not make (refused after the head is read:
+        # the front door's reading of it is what is fuzzed) or of no pool
+        # (refused before the body is read); exports only read
+        R("POST", "/admin/codes/import?code_type=OSV&countries=UK", "code,countries,note\r\nF-1,UK,\"a,b\"\r\n",
+          osv, ctype="text/csv"),
+        R("POST", "/admin/codes/import?code_type=OSV", "code\nF-1\n", osv, ctype="text/csv", chunked=True),
+        R("POST", "/admin/codes/import?code_type=NOPE", "code\nF-1\n", admin, ctype="text/csv",
+          headers=["Expect: 100-continue"]),
+        R("GET", "/admin/codes/export?code_type=OSV&status=CAN_BE_USED", token=admin),
+        R("GET", "/admin/logs/export?action=ADDED&start_date=2020-01-01", token=admin),
     ]
 
 

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Bad input against psk-shim, built under AddressSanitizer and
 # UndefinedBehaviorSanitizer (shim/psk-shim-asan, `make -C shim sanitize`):
-# test/fuzz/fuzz_http.py sends a corpus of malformed requests and seeded
-# random mutations of valid ones; then the shim must stop cleanly on SIGTERM
-# with no sanitizer report.  Ends with "N passed, M failed".
+# test/fuzz/fuzz_http.py sends a corpus of malformed requests (CSV imports
+# among them) and seeded random mutations of valid ones; then the shim must
+# stop cleanly on SIGTERM with no sanitizer report; then libFuzzer runs the
+# decoding the shim does itself (psk-fuzz-form, psk-fuzz-csv).  Ends with
+# "N passed, M failed".
 #
 # Always on a throwaway cluster of its own (the shim's database must not
 # change, so nothing else may share it).  Run alone, it builds and installs
@@ -140,11 +142,41 @@ fuzz_form() {
 	[ $rc -eq 0 ] || tail -40 "$work/fuzz-form.out"
 	return $rc
 }
+# The CSV reader and writer and the HTTP/1 framing the import reads itself
+# (csv.c, http1.c), from seeds of the named cases: quoting, a quoted field
+# over lines, a BOM, CRLF, empty lines, an over-long field, bytes that are
+# not UTF-8, chunked bodies.  The first byte of an input picks how it is
+# cut into pieces (fuzz_csv.c).
+fuzz_csv() {
+	local seeds=$work/csv-corpus
+	mkdir -p "$seeds"
+	printf '\003code,note\r\n"a ""b"", c",x\r\n' >"$seeds/quoting"
+	printf '\005code,note\nA,"two\r\nlines"\n' >"$seeds/newlines"
+	printf '\001\357\273\277code\r\nA\r\n' >"$seeds/bom"
+	printf '\002code,countries\r\nA,UK;DE\r\n\r\nB,\r\n' >"$seeds/crlf-empty-lines"
+	{ printf '\004code,note\nA,'; head -c 70000 /dev/zero | tr '\0' x; printf '\n'; } >"$seeds/over-long"
+	printf '\006code,note\nA,\377\376\nB,\300\257\n' >"$seeds/not-utf8"
+	printf '\0075\r\ncode\n\r\n3;x=1\r\nA,\n\r\n0\r\nT: 1\r\n\r\n' >"$seeds/chunked"
+	printf 'POST /admin/codes/import?code_type=OSV HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\nExpect: 100-continue\r\n\r\n' >"$seeds/head"
+	make -s -C shim psk-fuzz-csv >"$work/fuzz-csv-build.out" 2>&1 || {
+		cat "$work/fuzz-csv-build.out"
+		return 1
+	}
+	mkdir -p "$work/csv-run"
+	(cd "$work/csv-run" && "$OLDPWD/shim/psk-fuzz-csv" -max_total_time="${PSK_FUZZ_SECONDS:-15}" \
+		-print_final_stats=1 "$seeds" >"$work/fuzz-csv.out" 2>&1)
+	local rc=$?
+	grep -E "^(stat::number_of_executed_units|Done)" "$work/fuzz-csv.out" | sed 's/^/# /'
+	[ $rc -eq 0 ] || tail -40 "$work/fuzz-csv.out"
+	return $rc
+}
 if echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' |
 	clang -x c -fsanitize=fuzzer -o "$work/probe" - >/dev/null 2>&1; then
 	check "libFuzzer: form.c and json.c (shim/psk-fuzz-form)" fuzz_form
+	check "libFuzzer: csv.c and http1.c (shim/psk-fuzz-csv)" fuzz_csv
 else
 	echo "ok - libFuzzer: form.c and json.c # SKIP clang with libFuzzer not installed"
+	echo "ok - libFuzzer: csv.c and http1.c # SKIP clang with libFuzzer not installed"
 fi
 
 finish

@@ -44,10 +44,13 @@ class Req:
     filled in) plus query string, JSON body; what the right caller gets
     (the action of the one audit row it writes, a check of the reply)."""
 
-    def __init__(self, path, body=None, action=None, check=None, json=True):
+    def __init__(self, path, body=None, action=None, check=None, json=True, raw=None,
+                 ctype="application/json"):
         self.path = path
         self.body = body
-        self.json = json                # the reply is JSON (not the /docs files)
+        self.raw = raw                  # a body sent as it is (CSV), with ctype
+        self.ctype = ctype
+        self.json = json                # the reply is JSON (not /docs, not CSV)
         self.action = action            # the one audit row it writes, if any
         self.check = check or (lambda r: None)
 
@@ -193,6 +196,23 @@ def r_delete_code():
                check=lambda r: expect(status_of(code) is None, r))
 
 
+def r_import():
+    def check(r):
+        expect(r.body["inserted"] == 1 and r.body["failed"] == [], r)
+        expect(h.one("SELECT batch_id FROM psk.codes WHERE code = 'ACL-IMPORTED'")
+               == r.body["batch_id"], r)
+    return Req("/admin/codes/import?code_type=COMMON", raw="code\nACL-IMPORTED\n",
+               ctype="text/csv", action="ADDED", check=check)
+
+
+def r_export(path, first_column, count_sql):
+    def check(r):
+        lines = r.body.decode().split("\r\n")
+        expect(lines[0].split(",")[0] == first_column and lines[-1] == "", lines[:2])
+        expect(len(lines) - 2 == int(h.one(count_sql)), (len(lines), count_sql))
+    return lambda: Req(path, json=False, check=check)
+
+
 ROWS = {
     ("POST", "/auth/login"): r_login,
     ("GET", "/auth/me"): r_me,
@@ -221,6 +241,11 @@ ROWS = {
     ("POST", "/admin/codes/restore"): r_restore,
     ("DELETE", "/admin/codes/{code}"): r_delete_code,
     ("GET", "/admin/logs"): r_list("/admin/logs?page=1&page_size=5", dict),
+    ("POST", "/admin/codes/import"): r_import,
+    ("GET", "/admin/codes/export"): r_export("/admin/codes/export?code_type=OSV", "code",
+                                             "SELECT count(*) FROM psk.codes WHERE pool = 'OSV'"),
+    ("GET", "/admin/logs/export"): r_export("/admin/logs/export?action=ADDED", "id",
+                                            "SELECT count(*) FROM psk.audit_log WHERE action = 'ADDED'"),
     ("GET", "/healthz"): lambda: Req("/healthz", check=lambda r: expect(r.body == {"status": "ok"}, r)),
     ("GET", "/openapi.json"): lambda: Req("/openapi.json",
                                           check=lambda r: expect("paths" in r.body, r)),
@@ -296,7 +321,8 @@ def run_cell(method, role, column, tok, expected, req):
         tok = tok()
     before = h.fingerprint()
     audit = h.audit_count()
-    r = h.call(method, req.path, req.body, token=tok, json_reply=req.json)
+    r = h.call(method, req.path, req.body, token=tok, json_reply=req.json, raw=req.raw,
+               ctype=req.ctype)
     got = r.status
     if expected in REFUSED:
         h.expect_error(r, expected, REFUSED[expected])
