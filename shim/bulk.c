@@ -142,6 +142,9 @@ typedef struct Bulk
 	size_t				entity_pos;
 	uint64_t			body_bytes;
 	bool				body_over;
+	bool				draining; /* refused: the rest of the body is dropped */
+	uint64_t			drained;
+	HttpError			refusal; /* the reply after the draining */
 
 	/* the CSV and the batch being filled */
 	CsvParser *csv;
@@ -252,10 +255,15 @@ close_db(Bulk *b)
 	b->db_busy = false;
 }
 
+static void drain(Bulk *b);
+
 /*
  * The request fails: an error reply, or, once a streamed reply has begun,
  * its end as broken (the client sees a cut-off chunked reply).  The
- * database connection goes, rolling back what was not committed.
+ * database connection goes, rolling back what was not committed.  An
+ * import refused while its client still sends the body gets its reply
+ * once that body is over (drain): closed with bytes unread, the socket
+ * would be reset, and the client would likely lose the reply.
  */
 static void
 fail(Bulk *b, HttpError e)
@@ -263,16 +271,41 @@ fail(Bulk *b, HttpError e)
 	if (b->failed)
 		return;
 	b->failed = true;
-	release_socket(b);
 	close_db(b);
 	if (b->responding)
 	{
+		release_socket(b);
 		shim_log("%.*s: reply cut off: %s", (int) b->req->path.len,
 				 b->req->path.base, e.message);
 		h2o_send(b->req, NULL, 0, H2O_SEND_STATE_ERROR);
 		return;
 	}
+	if (b->sock != NULL && !b->body_over && b->kind == BULK_IMPORT)
+	{
+		h2o_mem_pool_t *pool = &b->req->pool;
+
+		b->refusal = e;
+		b->refusal.message = h2o_strdup(pool, e.message, SIZE_MAX).base;
+		if (e.detail != NULL)
+			b->refusal.detail = h2o_strdup(pool, e.detail, SIZE_MAX).base;
+		if (!b->owned)
+		{
+			b->sock_data = b->sock->data;
+			b->sock->data = b;
+			b->owned = true;
+		}
+		b->draining = true;
+		drain(b);
+		return;
+	}
+	release_socket(b);
 	server_error_reply(b->req, &b->started, e);
+}
+
+void
+bulk_fail(Bulk *b, HttpError e)
+{
+	fail(b, e);
 }
 
 static void
@@ -451,14 +484,92 @@ stream_fetch(Bulk *b)
 
 static void reading_start(Bulk *b);
 
+/* The draining is over: the refusal's reply. */
+static void
+drained(Bulk *b)
+{
+	b->draining = false;
+	b->body_over = true;
+	release_socket(b);
+	server_error_reply(b->req, &b->started, b->refusal);
+}
+
+/*
+ * Read and drop the rest of a refused body: to its end, at most
+ * --import-limit bytes more, while it keeps coming (on_idle).
+ */
+static void
+drain(Bulk *b)
+{
+	for (;;)
+	{
+		h2o_buffer_t *in;
+		size_t		  n;
+
+		if (b->head_len > 0)
+		{
+			h2o_buffer_consume(&b->sock->input, b->head_len);
+			b->head_len = 0;
+		}
+		in = b->sock->input;
+		if (b->drained > shim_config.import_limit)
+		{
+			drained(b);
+			return;
+		}
+		if (b->chunked)
+		{
+			size_t skip, avail;
+
+			switch (http1_chunked_next(&b->chunk, in->bytes, in->size, &skip,
+									   &avail))
+			{
+				case CHUNKED_MORE:
+					h2o_buffer_consume(&b->sock->input, skip);
+					reading_start(b);
+					return;
+				case CHUNKED_DATA:
+					h2o_buffer_consume(&b->sock->input, skip + avail);
+					http1_chunked_took(&b->chunk, avail);
+					b->drained += skip + avail;
+					continue;
+				case CHUNKED_END:
+				case CHUNKED_ERROR:
+					drained(b);
+					return;
+			}
+		}
+		if (b->length_left == 0)
+		{
+			drained(b);
+			return;
+		}
+		if (in->size == 0)
+		{
+			reading_start(b);
+			return;
+		}
+		n = in->size < b->length_left ? in->size : (size_t) b->length_left;
+		h2o_buffer_consume(&b->sock->input, n);
+		b->length_left -= n;
+		b->drained += n;
+	}
+}
+
 static void
 on_idle(h2o_timeout_entry_t *entry)
 {
 	Bulk *b = H2O_STRUCT_FROM_MEMBER(Bulk, idle, entry);
 
+	if (b->draining)
+	{
+		drained(b);
+		return;
+	}
 	snprintf(b->message, sizeof(b->message),
 			 "the request body stopped arriving (nothing for %d s)",
 			 IDLE_SECONDS);
+	b->body_over = true;
 	fail(b, http_error(400, "invalid_input", b->message));
 }
 
@@ -469,14 +580,22 @@ on_body_read(h2o_socket_t *sock, const char *err)
 
 	if (err != NULL)
 	{
-		fail(b, http_error(400, "invalid_input",
-						   "the request body ended before its end"));
+		/* the client is gone, or shut its side: nothing more to read */
+		b->body_over = true;
+		if (b->draining)
+			drained(b);
+		else
+			fail(b, http_error(400, "invalid_input",
+							   "the request body ended before its end"));
 		return;
 	}
 	if (h2o_timeout_is_linked(&b->idle))
 		h2o_timeout_unlink(&b->idle);
 	h2o_timeout_link(b->ctx->loop, &b->ctx->idle_timeout, &b->idle);
-	pump(b);
+	if (b->draining)
+		drain(b);
+	else
+		pump(b);
 }
 
 static void

@@ -243,11 +243,11 @@ on_bulk_auth(DbJob *job, PGresult *res, const char *unavailable)
 	HttpError e;
 
 	if (res == NULL)
-		respond_error(call, error(503, "unavailable", unavailable), NULL);
+		bulk_fail(call->bulk, error(503, "unavailable", unavailable));
 	else if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		respond_error(call, http_error_from_result(res), NULL);
+		bulk_fail(call->bulk, http_error_from_result(res));
 	else if ((e = deferred_or_role(call, res)).status != 0)
-		respond_error(call, e, NULL);
+		bulk_fail(call->bulk, e);
 	else
 		bulk_run(call->bulk);
 	PQclear(res);

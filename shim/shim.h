@@ -214,6 +214,8 @@ typedef struct Bulk Bulk;
 extern Bulk *bulk_prepare(h2o_req_t *req, const Route *route, const char *token,
 						  const char *query, const struct timespec *started);
 extern void	 bulk_run(Bulk *b);
+/* A refusal before bulk_run (an import's unread body is dropped first) */
+extern void bulk_fail(Bulk *b, HttpError e);
 /* gate.c: every new connection comes here before h2o */
 extern void gate_accept(Worker *w, h2o_socket_t *sock);
 extern void gate_close_all(Worker *w);
