@@ -372,6 +372,9 @@ csv_write_field(char *dst, const char *s, size_t len, bool isnull)
 	if (len > 0 && (s[0] == ' ' || s[0] == '\t' || s[len - 1] == ' ' ||
 					s[len - 1] == '\t'))
 		quote = true;
+	/* a BOM first would be skipped, were the field the file's first bytes */
+	if (len >= 3 && memcmp(s, bom, 3) == 0)
+		quote = true;
 	for (size_t i = 0; i < len && !quote; i++)
 		if (s[i] == ',' || s[i] == '"' || s[i] == '\r' || s[i] == '\n')
 			quote = true;

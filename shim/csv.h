@@ -78,7 +78,8 @@ extern const char *csv_field(const CsvParser *p, int i, size_t *len);
 /*
  * A field as written: NULL (isnull) as nothing; a value quoted, quotes
  * doubled, when it is empty or holds a comma, quote, CR or LF, or begins
- * or ends with a space or tab.  Returns bytes written.
+ * or ends with a space or tab, or begins with a byte order mark.  Returns
+ * bytes written.
  */
 extern size_t csv_write_field(char *dst, const char *s, size_t len,
 							  bool isnull);
