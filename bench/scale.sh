@@ -251,8 +251,26 @@ if [ "$csv_codes" -gt 0 ]; then
 	alone_ops=$1
 	# long enough for pg_run's VACUUM and the run, and then some
 	rate=$((bytes / (2 * seconds + 10) + 1))
-	curl -s --limit-rate "$rate" "http://127.0.0.1:$httpport/admin/codes/export" \
-		-H "Authorization: Bearer $token" -o /dev/null &
+	# a reader with a small receive window (the kernel would otherwise take
+	# megabytes off the shim at once, and the export would end early)
+	python3 - "$httpport" "$token" "$rate" <<-'PY' &
+		import socket, sys, time
+		port, token, rate = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+		s = socket.socket()
+		s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+		s.connect(("127.0.0.1", port))
+		s.sendall(f"GET /admin/codes/export HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+		          "Connection: close\r\n\r\n".encode())
+		t0, got = time.time(), 0
+		while True:
+		    data = s.recv(16384)
+		    if not data:
+		        break
+		    got += len(data)
+		    ahead = got / rate - (time.time() - t0)
+		    if ahead > 0:
+		        time.sleep(ahead)
+	PY
 	slow_pid=$!
 	sleep 1
 	set -- $(pg_run csv_during bench/psk_cycle.sql "$clients" "$seconds")

@@ -11,9 +11,10 @@
  *	SELECT psk.http_codes_import(token, NULL, query)  -- {"batch_id": ...}
  *	SELECT psk.http_codes_import_rows(token, batch_id, lines, codes,
  *									   countries, notes)	-- per batch
+ *	DECLARE psk_import_report NO SCROLL CURSOR WITH HOLD
+ *	  FOR SELECT * FROM psk.http_codes_import_report(batch_id)
  *	COMMIT (or ROLLBACK: a malformed file inserts nothing)
- *	BEGIN; SELECT psk.http_codes_import_report(batch_id);
- *	FETCH ... FROM psk_import_report	-- the reply, in pieces
+ *	FETCH 1000 FROM psk_import_report	-- the reply, in pieces
  *
  * The outcome of each row waits in temporary tables of the session (the
  * shim's connection lives for one import), so that the reply of a million
@@ -22,11 +23,24 @@
  * call it.  Each inserted code carries the batch's id (psk.codes.batch_id),
  * and its ADDED audit row says "batch <uuid>".
  *
- * An export is a cursor (psk_export) of a REPEATABLE READ READ ONLY
- * transaction, opened by psk.http_codes_export or psk.http_logs_export
- * after the same checks as every route; the shim FETCHes it as fast as its
- * client reads, all from the snapshot the cursor was opened in, and no lock
- * but the AccessShareLock of any reader is taken.
+ * An export is the same, without a batch:
+ *
+ *	BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY
+ *	DECLARE psk_export NO SCROLL CURSOR WITH HOLD
+ *	  FOR SELECT * FROM psk.http_codes_export(token, NULL, query)
+ *	COMMIT
+ *	FETCH 1000 FROM psk_export ...
+ *
+ * psk.http_codes_export and psk.http_logs_export check the caller and the
+ * query string as every route does, then give every row from the one
+ * snapshot of their statement, with no lock but the AccessShareLock of any
+ * reader.  The cursor is held (WITH HOLD): COMMIT writes its rows to a
+ * temporary file of the session and ends the transaction, so that the
+ * snapshot lasts as long as the database takes to produce the rows, not
+ * as long as the client takes to download them.  A snapshot held open
+ * keeps VACUUM from the row versions reserves leave behind, and reserves
+ * then step over more and more dead entries of the free-code index (a
+ * slow download of a streamed cursor halved their throughput within 15 s).
  */
 #include "writer.h"
 
@@ -43,10 +57,8 @@
 
 PG_FUNCTION_INFO_V1(psk_http_codes_import_rows);
 PG_FUNCTION_INFO_V1(psk_http_codes_import_report);
-
-/* the cursors the shim FETCHes from */
-#define EXPORT_CURSOR "psk_export"
-#define REPORT_CURSOR "psk_import_report"
+PG_FUNCTION_INFO_V1(psk_http_codes_export);
+PG_FUNCTION_INFO_V1(psk_http_logs_export);
 
 /* Bounds on one import: rows per batch, countries of the query string. */
 #define PSK_MAX_IMPORT_ROWS		 100000
@@ -487,13 +499,30 @@ psk_http_codes_import_rows(PG_FUNCTION_ARGS)
 }
 
 /*
- * psk.http_codes_import_report(batch_id): the reply of POST
- * /admin/codes/import as a cursor (psk_import_report) of JSON pieces,
- * which the shim sends one after the other: {"batch_id":...,"inserted":n,
- * "failed":[[line,code,reason]...],"unknown_countries":[name...]}.  After
- * the import's COMMIT, in a transaction of its own; it reads only the
- * session's own tables.
+ * psk.http_codes_import_report(batch_id) -> SETOF text: the reply of POST
+ * /admin/codes/import in pieces of JSON, which the shim sends one after
+ * the other: {"batch_id":...,"inserted":n,"failed":[[line,code,reason]...],
+ * "unknown_countries":[name...]}.  It reads only the session's own tables.
  */
+/*
+ * The rows of portal, fetched in parts into the function's result (a
+ * tuplestore, on disk past work_mem), and the portal closed: the backend
+ * never holds more than a part in memory.
+ */
+static void
+return_cursor(FunctionCallInfo fcinfo, Portal portal)
+{
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, 10000);
+		if (SPI_processed == 0)
+			break;
+		psk_return_tuptable(fcinfo);
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+}
+
 static PskQuery report = {
 	"SELECT piece FROM ("
 	"  SELECT 0 AS part, 0::bigint AS line, 0::bigint AS ord,"
@@ -524,84 +553,111 @@ static PskQuery report = {
 Datum
 psk_http_codes_import_report(PG_FUNCTION_ARGS)
 {
-	Datum batch_id;
+	Datum  batch_id;
+	Portal portal;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
 						errmsg("batch_id is required")));
 	batch_id = PG_GETARG_DATUM(0);
-	require_transaction_block("an import report");
+	psk_result_set(fcinfo);
 	SPI_connect();
 	import_tables(false);
 	if (psk_execute(&import_state, &batch_id, NULL, true) != 1)
 		ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
 						errmsg("no CSV import with this batch_id in this "
 							   "session")));
-	psk_open_cursor(&report, REPORT_CURSOR, &batch_id, NULL);
+	portal = psk_open_cursor(&report, NULL, &batch_id, NULL);
+	return_cursor(fcinfo, portal);
 	SPI_finish();
-	PG_RETURN_VOID();
-}
-
-/* The reply of an export route: the cursor to FETCH from. */
-static void
-write_cursor(JsonOut *out)
-{
-	json_object_start(out);
-	json_key(out, "cursor");
-	json_string(out, EXPORT_CURSOR);
-	json_object_end(out);
-}
-
-/* GET /admin/codes/export ?code_type&status: psk_codes' rows, all of them. */
-void
-route_codes_export(HttpRequest *req, JsonOut *out)
-{
-	const char *pool =
-		psk_pool_name(psk_check_text(http_text(req, "code_type"), "code_type",
-									 false, PSK_MAX_NAME_LEN));
-	const char *status =
-		psk_list_name(&psk_statuses,
-					  psk_check_text(http_text(req, "status"), "status", false,
-									 PSK_MAX_NAME_LEN));
-
-	require_transaction_block("an export");
-	SPI_connect();
-	psk_open_codes_cursor(EXPORT_CURSOR, pool, status);
-	SPI_finish();
-	write_cursor(out);
+	return (Datum) 0;
 }
 
 /*
- * GET /admin/logs/export ?code&user_name&action&start_date&end_date: the
- * rows of psk_log matching the filters of GET /admin/logs, oldest first.
+ * The export routes' rows come from these functions (the shim DECLAREs its
+ * cursor on them), not from the JSON adapter.
  */
+static void
+route_rows_only(HttpRequest *req, JsonOut *out)
+{
+	ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					errmsg("psk.http_%s returns rows", req->route->name)));
+}
+
+void
+route_codes_export(HttpRequest *req, JsonOut *out)
+{
+	route_rows_only(req, out);
+}
+
 void
 route_logs_export(HttpRequest *req, JsonOut *out)
 {
-	char *code =
-		psk_check_text(http_text(req, "code"), "code", false, PSK_MAX_CODE_LEN);
-	char *user_name = psk_check_text(http_text(req, "user_name"), "user_name",
-									 false, PSK_MAX_NAME_LEN);
-	const char *action =
-		psk_list_name(&psk_actions,
-					  psk_check_text(http_text(req, "action"), "action", false,
-									 PSK_MAX_NAME_LEN));
+	route_rows_only(req, out);
+}
+
+/*
+ * psk.http_codes_export(token, body, query) -> psk_codes' rows as text
+ * (GET /admin/codes/export ?code_type&status), all of them, in code order.
+ */
+Datum
+psk_http_codes_export(PG_FUNCTION_ARGS)
+{
+	HttpRequest req;
+	const char *pool;
+	const char *status;
+
+	http_request(fcinfo, "codes_export", &req);
+	pool = psk_pool_name(psk_check_text(http_text(&req, "code_type"),
+										"code_type", false, PSK_MAX_NAME_LEN));
+	status = psk_list_name(&psk_statuses,
+						   psk_check_text(http_text(&req, "status"), "status",
+										  false, PSK_MAX_NAME_LEN));
+	psk_result_set(fcinfo);
+	SPI_connect();
+	return_cursor(fcinfo, psk_open_codes_cursor(pool, status));
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * psk.http_logs_export(token, body, query) -> psk_log's rows (without
+ * total_count), oldest first, matching the filters of GET /admin/logs
+ * (?code&user_name&action&start_date&end_date).
+ */
+Datum
+psk_http_logs_export(PG_FUNCTION_ARGS)
+{
+	HttpRequest req;
+	char	   *code;
+	char	   *user_name;
+	const char *action;
 	TimestampTz since;
 	TimestampTz until;
-	bool		has_since = http_time(req, "start_date", &since);
-	bool		has_until = http_time(req, "end_date", &until);
+	bool		has_since;
+	bool		has_until;
 
+	http_request(fcinfo, "logs_export", &req);
+	code = psk_check_text(http_text(&req, "code"), "code", false,
+						  PSK_MAX_CODE_LEN);
+	user_name = psk_check_text(http_text(&req, "user_name"), "user_name", false,
+							   PSK_MAX_NAME_LEN);
+	action = psk_list_name(&psk_actions,
+						   psk_check_text(http_text(&req, "action"), "action",
+										  false, PSK_MAX_NAME_LEN));
+	has_since = http_time(&req, "start_date", &since);
+	has_until = http_time(&req, "end_date", &until);
 	/* as GET /admin/logs: a date alone as the end is that whole day */
 	if (has_since && has_until &&
 		(since > until ||
-		 (since == until && http_is_date(http_text(req, "end_date")))))
+		 (since == until && http_is_date(http_text(&req, "end_date")))))
 		ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
 						errmsg("start_date is after end_date")));
-
-	require_transaction_block("an export");
+	psk_result_set(fcinfo);
 	SPI_connect();
-	psk_open_log_cursor(EXPORT_CURSOR, code, user_name, action,
-						has_since ? &since : NULL, has_until ? &until : NULL);
+	return_cursor(fcinfo, psk_open_log_cursor(code, user_name, action,
+											  has_since ? &since : NULL,
+											  has_until ? &until : NULL));
 	SPI_finish();
-	write_cursor(out);
+	return (Datum) 0;
 }

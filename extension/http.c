@@ -454,6 +454,15 @@ http_route(const char *name)
 	return NULL; /* not reached */
 }
 
+void
+http_request(FunctionCallInfo fcinfo, const char *name, HttpRequest *req)
+{
+	memset(req, 0, sizeof(*req));
+	req->route = http_route(name);
+	http_check_caller(fcinfo, req);
+	http_read_fields(fcinfo, req);
+}
+
 /*
  * psk.http_<name>(token text, body text, query jsonb) RETURNS json: every
  * route function, dispatched on its own name.  The route is looked up once

@@ -89,6 +89,14 @@ struct HttpRoute
 extern const HttpRoute http_routes[];
 
 /*
+ * Steps 1 to 4 (caller, role, body, fields) of the route name's row, for a
+ * function of its own with the routes' first three arguments (token, body,
+ * query) that is not the JSON adapter: the CSV exports (bulk.c).
+ */
+extern void http_request(FunctionCallInfo fcinfo, const char *name,
+						 HttpRequest *req);
+
+/*
  * A field of the request, by its name in the route's row: NULL or false
  * when absent.
  */

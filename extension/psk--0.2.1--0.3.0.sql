@@ -234,18 +234,24 @@ AS 'MODULE_PATHNAME', 'psk_http_codes_import_rows'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
 
-CREATE FUNCTION psk.http_codes_import_report(batch_id uuid) RETURNS void
+CREATE FUNCTION psk.http_codes_import_report(batch_id uuid) RETURNS SETOF text
 AS 'MODULE_PATHNAME', 'psk_http_codes_import_report'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
 
-CREATE FUNCTION psk.http_codes_export(token text, body text, query jsonb) RETURNS json
-AS 'MODULE_PATHNAME', 'psk_http'
+CREATE FUNCTION psk.http_codes_export(token text, body text, query jsonb)
+RETURNS TABLE (code text, code_type text, status text, holder text,
+               tester_name text, reserved_at text, expires_at text,
+               released_at text, note text, countries text)
+AS 'MODULE_PATHNAME', 'psk_http_codes_export'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
 
-CREATE FUNCTION psk.http_logs_export(token text, body text, query jsonb) RETURNS json
-AS 'MODULE_PATHNAME', 'psk_http'
+CREATE FUNCTION psk.http_logs_export(token text, body text, query jsonb)
+RETURNS TABLE (id bigint, logged_at text, action text, code text,
+               user_name text, contact_email text, tester_name text,
+               country text, region text, note text)
+AS 'MODULE_PATHNAME', 'psk_http_logs_export'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
 

@@ -89,11 +89,11 @@ typedef struct PskQuery
 extern uint64 psk_execute(PskQuery *query, Datum *values, const bool *nulls,
 						  bool read_only);
 /*
- * Open a kept statement as a read-only cursor of the transaction, named
- * name (NO SCROLL), which outlives the SPI connection: the caller FETCHes.
+ * Open a kept statement as a read-only cursor of the transaction (NO
+ * SCROLL), named name (NULL: SPI names it), to fetch from in parts.
  */
-extern void psk_open_cursor(PskQuery *query, const char *name, Datum *values,
-							const bool *nulls);
+extern Portal psk_open_cursor(PskQuery *query, const char *name, Datum *values,
+							  const bool *nulls);
 
 /*
  * Copy the result of the last psk_execute into the caller's SRF result; or
@@ -243,16 +243,14 @@ extern void psk_session_find(text *token, PskSession *session);
 extern uint64 psk_select_my_codes(int64 user_id);
 /*
  * readers.c: the rows of psk_codes and of psk_log (without total_count,
- * oldest first), unpaged, as a cursor named name (psk_open_cursor), every
- * column text as the CSV exports write it.  Arguments checked as those
- * functions check theirs; NULL: no filter.
+ * oldest first), unpaged, as a cursor (psk_open_cursor), every column text
+ * as the CSV exports write it (but psk_log's id).  Arguments checked as
+ * those functions check theirs; NULL: no filter.
  */
-extern void psk_open_codes_cursor(const char *name, const char *pool,
-								  const char *status);
-extern void psk_open_log_cursor(const char *name, const char *code,
-								const char *user_name, const char *action,
-								const TimestampTz *since,
-								const TimestampTz *until);
+extern Portal psk_open_codes_cursor(const char *pool, const char *status);
+extern Portal psk_open_log_cursor(const char *code, const char *user_name,
+								  const char *action, const TimestampTz *since,
+								  const TimestampTz *until);
 
 /*
  * expiry.c: return the overdue reservations to their pool; the codes

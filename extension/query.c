@@ -44,11 +44,12 @@ psk_execute(PskQuery *query, Datum *values, const bool *nulls, bool read_only)
 	return SPI_processed;
 }
 
-void
+Portal
 psk_open_cursor(PskQuery *query, const char *name, Datum *values,
 				const bool *nulls)
 {
-	char nullflags[PSK_MAX_ARGS];
+	char   nullflags[PSK_MAX_ARGS];
+	Portal portal;
 
 	if (query->plan == NULL)
 	{
@@ -65,9 +66,11 @@ psk_open_cursor(PskQuery *query, const char *name, Datum *values,
 	}
 	for (int i = 0; i < query->nargs; i++)
 		nullflags[i] = (nulls != NULL && nulls[i]) ? 'n' : ' ';
-	if (SPI_cursor_open(name, query->plan, values, nullflags, true) == NULL)
+	portal = SPI_cursor_open(name, query->plan, values, nullflags, true);
+	if (portal == NULL)
 		elog(ERROR, "psk: SPI_cursor_open failed: %s",
 			 SPI_result_code_string(SPI_result));
+	return portal;
 }
 
 Datum

@@ -325,12 +325,10 @@ psk_countries(PG_FUNCTION_ARGS)
 
 /*
  * The exports (GET /admin/codes/export and /admin/logs/export): the rows of
- * psk_codes and psk_log, unpaged, as a cursor of the caller's transaction
- * (bulk.c), so that the reader takes them in as many fetches as it likes
- * from the one snapshot the cursor was opened in.  Every column is text as
- * the CSV has it: timestamps as the JSON replies write them (ISO 8601 with
- * offset, in the session's time zone), countries joined with ';'.  The
- * column names are the CSV's header.
+ * psk_codes and psk_log, unpaged, as a cursor, which bulk.c reads in parts
+ * into the export's result.  Every column is text as the CSV has it (but
+ * the log's id): timestamps as the JSON replies write them (ISO 8601 with
+ * offset, in the session's time zone), countries joined with ';'.
  */
 #define ISO_8601(ts) "pg_catalog.to_json(" ts ") OPERATOR(pg_catalog.#>>) '{}'"
 
@@ -351,15 +349,15 @@ static PskQuery codes_export = {
 	{ TEXTOID, TEXTOID }
 };
 
-void
-psk_open_codes_cursor(const char *name, const char *pool, const char *status)
+Portal
+psk_open_codes_cursor(const char *pool, const char *status)
 {
 	Datum values[2];
 	bool  nulls[2] = { pool == NULL, status == NULL };
 
 	values[0] = pool ? CStringGetTextDatum(pool) : (Datum) 0;
 	values[1] = status ? CStringGetTextDatum(status) : (Datum) 0;
-	psk_open_cursor(&codes_export, name, values, nulls);
+	return psk_open_cursor(&codes_export, NULL, values, nulls);
 }
 
 static PskQuery log_export = {
@@ -373,10 +371,9 @@ static PskQuery log_export = {
 	{ TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID }
 };
 
-void
-psk_open_log_cursor(const char *name, const char *code, const char *user_name,
-					const char *action, const TimestampTz *since,
-					const TimestampTz *until)
+Portal
+psk_open_log_cursor(const char *code, const char *user_name, const char *action,
+					const TimestampTz *since, const TimestampTz *until)
 {
 	Datum values[5];
 	bool  nulls[5] = { code == NULL, user_name == NULL, action == NULL,
@@ -387,5 +384,5 @@ psk_open_log_cursor(const char *name, const char *code, const char *user_name,
 	values[2] = action ? CStringGetTextDatum(action) : (Datum) 0;
 	values[3] = since ? TimestampTzGetDatum(*since) : (Datum) 0;
 	values[4] = until ? TimestampTzGetDatum(*until) : (Datum) 0;
-	psk_open_cursor(&log_export, name, values, nulls);
+	return psk_open_cursor(&log_export, NULL, values, nulls);
 }

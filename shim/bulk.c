@@ -14,16 +14,22 @@
  * in flight the next one fills, and when that one is full too the socket
  * is not read (TCP pushes back on the client).  A malformed file stops
  * the reading and rolls back: nothing is inserted, and the reply is
- * invalid_input naming the line.  After the COMMIT the reply is streamed
- * from the cursor psk_import_report, so that a file of a million refused
- * rows is never a million-row reply in memory.
+ * invalid_input naming the line.  At the end a cursor WITH HOLD is
+ * declared on the report (psk.http_codes_import_report) and COMMIT writes
+ * it out, so that a file of a million refused rows is never a
+ * million-entry reply in memory, and the reply is sent from it after the
+ * codes are committed.
  *
- * Export.  BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY, the route's
- * function opens the cursor psk_export, and each FETCH of FETCH_ROWS rows
- * is written as CSV and sent; the next FETCH is sent only when h2o asks for
- * more (the generator's proceed: the client has taken the previous chunk).
- * So the shim holds one chunk at a time, however many rows there are, and
- * the database reads from one snapshot with no lock that stops a reserve.
+ * Export.  BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY, a cursor WITH
+ * HOLD on the route's function (psk.http_codes_export, psk.http_logs_export:
+ * the caller's checks, then every row from the one snapshot of their
+ * statement), COMMIT: the rows are written to a temporary file of the
+ * session and the transaction, with its snapshot, is over, whatever the
+ * client's speed.  Then each FETCH of FETCH_ROWS rows is written as CSV
+ * and sent; the next FETCH is sent only when h2o asks for more (the
+ * generator's proceed: the client has taken the previous chunk).  So the
+ * shim holds one chunk at a time, however many rows there are; a client
+ * that takes nothing for STALL_SECONDS loses its database connection.
  */
 #include "bulk.h"
 
@@ -37,6 +43,9 @@
 #define BATCH_BYTES (1024 * 1024)
 /* seconds a client may send nothing while its import body is read */
 #define IDLE_SECONDS 10
+/* seconds a client may take nothing of a reply before its database
+ * connection (one of --bulk-max, and the held cursor's file) goes */
+#define STALL_SECONDS 60
 
 /* A growable buffer of bytes (malloc'ed, reused). */
 typedef struct Buf
@@ -118,13 +127,15 @@ typedef struct Bulk
 	const char	   *params[3]; /* token, body (none), query */
 
 	/* the reply streamed from a cursor */
-	Format		format;
-	const char *fetch;
-	const char *content_type;
-	const char *filename;
-	Buf			out;
-	bool		responding;
-	bool		header_done;
+	Format				format;
+	const char		   *fetch;
+	const char		   *content_type;
+	const char		   *filename;
+	Buf					out;
+	bool				responding;
+	bool				header_done;
+	h2o_timeout_entry_t stall; /* from a send to h2o's proceed */
+	bool				stalled;
 
 	/* an import's body: from the socket (gate.c) or from h2o's entity */
 	h2o_socket_t	   *sock;  /* NULL: the entity */
@@ -186,6 +197,8 @@ bulk_ctx_create(Worker *w)
 	h2o_timeout_init(loop, &ctx->run_timeout, shim_config.timeout_ms + 1000);
 	h2o_timeout_init(loop, &ctx->idle_timeout, IDLE_SECONDS * 1000);
 	h2o_timeout_init(loop, &ctx->zero_timeout, 0);
+	h2o_timeout_init(loop, &ctx->long_timeout, BULK_LONG_SECONDS * 1000 + 1000);
+	h2o_timeout_init(loop, &ctx->stall_timeout, STALL_SECONDS * 1000);
 	h2o_linklist_init_anchor(&ctx->gates);
 	return ctx;
 }
@@ -334,8 +347,31 @@ fail_csv(Bulk *b, uint64_t line, const char *what)
 static void
 on_proceed(h2o_generator_t *gen, h2o_req_t *req)
 {
-	(void) req;
-	stream_fetch((Bulk *) gen);
+	Bulk *b = (Bulk *) gen;
+
+	if (h2o_timeout_is_linked(&b->stall))
+		h2o_timeout_unlink(&b->stall);
+	if (b->stalled)
+	{
+		/* its database connection is gone: end the reply as broken */
+		b->stalled = false;
+		h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
+		return;
+	}
+	stream_fetch(b);
+}
+
+/* The client took nothing for STALL_SECONDS: free the connection. */
+static void
+on_stall(h2o_timeout_entry_t *entry)
+{
+	Bulk *b = H2O_STRUCT_FROM_MEMBER(Bulk, stall, entry);
+
+	shim_log("%.*s: the client took nothing for %d s; its transfer ends",
+			 (int) b->req->path.len, b->req->path.base, STALL_SECONDS);
+	b->failed = true;
+	b->stalled = true;
+	close_db(b);
 }
 
 /* The client went away: nothing more to send. */
@@ -346,6 +382,8 @@ on_stop(h2o_generator_t *gen, h2o_req_t *req)
 
 	(void) req;
 	b->failed = true;
+	if (h2o_timeout_is_linked(&b->stall))
+		h2o_timeout_unlink(&b->stall);
 	close_db(b);
 }
 
@@ -466,6 +504,8 @@ on_fetched(void *arg, PGresult *res, const char *why)
 	if (last)
 		close_db(b);
 	chunk = h2o_iovec_init(b->out.data, b->out.len);
+	if (!last)
+		h2o_timeout_link(b->ctx->loop, &b->ctx->stall_timeout, &b->stall);
 	/* the buffer is reused only after h2o asks for more (proceed) */
 	h2o_send(b->req, &chunk, chunk.len ? 1 : 0,
 			 last ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
@@ -777,27 +817,53 @@ take_row(Bulk *b)
 	return true;
 }
 
+/*
+ * The transaction ends: COMMIT, which writes out the held cursor (an
+ * export's rows, an import's report) and, for an import, commits the
+ * codes.  Then the reply streams from the cursor.
+ */
 static void
-on_report(void *arg, PGresult *res, const char *why)
+on_commit(void *arg, PGresult *res, const char *why)
 {
 	Bulk *b = arg;
 
 	b->db_busy = false;
-	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK)
+	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK ||
+		strcmp(PQcmdStatus(res), "COMMIT") != 0)
 	{
+		if (res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK)
+		{
+			PQclear(res);
+			fail(b, http_error(503, "unavailable",
+							   "the transaction was rolled back"));
+			return;
+		}
 		fail_db(b, res, why);
 		return;
 	}
 	PQclear(res);
-	b->format = FORMAT_PIECES;
-	b->fetch = "FETCH 1000 FROM psk_import_report";
-	b->content_type = "application/json";
-	b->filename = NULL;
 	stream_fetch(b);
 }
 
+/* The cursor is declared: COMMIT, which may take a while (the rows). */
 static void
-on_report_begin(void *arg, PGresult *res, const char *why)
+on_declared(void *arg, PGresult *res, const char *why)
+{
+	Bulk *b = arg;
+
+	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
+	{
+		b->db_busy = false;
+		fail_db(b, res, why);
+		return;
+	}
+	PQclear(res);
+	pg_exec_slow(b->db, "COMMIT", on_commit, b);
+}
+
+/* An import's last statements: the report's cursor, then COMMIT. */
+static void
+on_long_timeout(void *arg, PGresult *res, const char *why)
 {
 	Bulk	   *b = arg;
 	const char *params[1] = { b->batch_id };
@@ -809,35 +875,17 @@ on_report_begin(void *arg, PGresult *res, const char *why)
 		return;
 	}
 	PQclear(res);
-	pg_exec(b->db, "SELECT psk.http_codes_import_report($1)", 1, params,
-			on_report, b);
+	b->format = FORMAT_PIECES;
+	b->fetch = "FETCH 1000 FROM psk_import_report";
+	b->content_type = "application/json";
+	b->filename = NULL;
+	pg_exec(b->db,
+			"DECLARE psk_import_report NO SCROLL CURSOR WITH HOLD FOR"
+			" SELECT * FROM psk.http_codes_import_report($1)",
+			1, params, on_declared, b);
 }
 
-static void
-on_commit(void *arg, PGresult *res, const char *why)
-{
-	Bulk *b = arg;
-
-	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK ||
-		strcmp(PQcmdStatus(res), "COMMIT") != 0)
-	{
-		b->db_busy = false;
-		if (res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK)
-		{
-			PQclear(res);
-			fail(b,
-				 http_error(503, "unavailable", "the import was rolled back"));
-			return;
-		}
-		fail_db(b, res, why);
-		return;
-	}
-	PQclear(res);
-	/* committed: whatever comes now, the codes are in */
-	pg_exec(b->db, "BEGIN READ ONLY", 0, NULL, on_report_begin, b);
-}
-
-/* The body is over: the last rows, then COMMIT once no batch is out. */
+/* The body is over: the last rows, then the end once no batch is out. */
 static void
 finish_import(Bulk *b)
 {
@@ -849,7 +897,9 @@ finish_import(Bulk *b)
 		return;
 	}
 	b->db_busy = true;
-	pg_exec(b->db, "COMMIT", 0, NULL, on_commit, b);
+	/* the COMMIT writes out the report: not under --timeout */
+	pg_exec(b->db, "SET LOCAL statement_timeout = " BULK_LONG_MS, 0, NULL,
+			on_long_timeout, b);
 }
 
 /* The end of the body: the last row, and the checks of the whole file. */
@@ -1071,6 +1121,7 @@ static void
 on_route_called(void *arg, PGresult *res, const char *why)
 {
 	Bulk *b = arg;
+	bool  ok;
 
 	b->db_busy = false;
 	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK)
@@ -1078,29 +1129,22 @@ on_route_called(void *arg, PGresult *res, const char *why)
 		fail_db(b, res, why);
 		return;
 	}
-	if (b->kind == BULK_IMPORT)
+	ok = read_batch_id(b, res);
+	PQclear(res);
+	if (!ok)
 	{
-		bool ok = read_batch_id(b, res);
-
-		PQclear(res);
-		if (!ok)
-		{
-			shim_log("psk.http_codes_import returned no batch_id");
-			fail(b, http_error(500, "internal", "internal server error"));
-			return;
-		}
-		start_body(b);
+		shim_log("psk.http_codes_import returned no batch_id");
+		fail(b, http_error(500, "internal", "internal server error"));
 		return;
 	}
-	PQclear(res);
-	stream_fetch(b);
+	start_body(b);
 }
 
 static void
 on_begun(void *arg, PGresult *res, const char *why)
 {
 	Bulk *b = arg;
-	char  sql[64];
+	char  sql[160];
 
 	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
 	{
@@ -1109,8 +1153,18 @@ on_begun(void *arg, PGresult *res, const char *why)
 		return;
 	}
 	PQclear(res);
-	snprintf(sql, sizeof(sql), "SELECT %s($1, $2, $3)", b->function);
-	pg_exec(b->db, sql, 3, b->params, on_route_called, b);
+	if (b->kind == BULK_IMPORT)
+	{
+		snprintf(sql, sizeof(sql), "SELECT %s($1, $2, $3)", b->function);
+		pg_exec(b->db, sql, 3, b->params, on_route_called, b);
+		return;
+	}
+	/* the function runs, and its rows are written out, at COMMIT */
+	snprintf(sql, sizeof(sql),
+			 "DECLARE psk_export NO SCROLL CURSOR WITH HOLD FOR"
+			 " SELECT * FROM %s($1, $2, $3)",
+			 b->function);
+	pg_exec(b->db, sql, 3, b->params, on_declared, b);
 }
 
 static void
@@ -1128,7 +1182,8 @@ on_open(void *arg, PGresult *res, const char *why)
 	pg_exec(b->db,
 			b->kind == BULK_IMPORT
 				? "BEGIN"
-				: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+				: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+				  " SET LOCAL statement_timeout = " BULK_LONG_MS,
 			0, NULL, on_begun, b);
 }
 
@@ -1141,6 +1196,8 @@ on_dispose(void *p)
 	release_socket(b);
 	if (h2o_timeout_is_linked(&b->idle))
 		h2o_timeout_unlink(&b->idle);
+	if (h2o_timeout_is_linked(&b->stall))
+		h2o_timeout_unlink(&b->stall);
 	close_db(b);
 	free(b->csv);
 	free(b->out.data);
@@ -1174,6 +1231,7 @@ bulk_prepare(h2o_req_t *req, const Route *route, const char *token,
 					  ? "psk-log.csv"
 					  : "psk-codes.csv";
 	b->idle.cb = on_idle;
+	b->stall.cb = on_stall;
 
 	if (b->kind == BULK_IMPORT)
 	{

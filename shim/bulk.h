@@ -36,6 +36,8 @@ struct BulkCtx
 	h2o_timeout_t  run_timeout;		/* a statement: --timeout + 1 s */
 	h2o_timeout_t  idle_timeout;	/* a client sending nothing */
 	h2o_timeout_t  zero_timeout;	/* the next turn of the loop */
+	h2o_timeout_t  long_timeout;	/* a COMMIT that writes out a cursor */
+	h2o_timeout_t  stall_timeout;	/* a client taking none of a reply */
 	h2o_linklist_t gates;			/* connections gate.c holds */
 	GateHandover  *handover;		/* during gate.c's h2o_accept */
 };
@@ -55,5 +57,13 @@ extern PgConn *pg_open(BulkCtx *ctx, PgCallback cb, void *arg);
 extern void	   pg_exec(PgConn *c, const char *sql, int nparams,
 					   const char *const *params, PgCallback cb, void *arg);
 extern void	   pg_close(PgConn *c);
+/*
+ * A statement that may take long (a COMMIT writing out a held cursor of a
+ * million rows): watched for BULK_LONG_SECONDS, not --timeout; the session
+ * must have statement_timeout set as long (SET LOCAL).
+ */
+#define BULK_LONG_SECONDS 600
+#define BULK_LONG_MS	  "600000"
+extern void pg_exec_slow(PgConn *c, const char *sql, PgCallback cb, void *arg);
 
 #endif /* PSK_SHIM_BULK_H */

@@ -340,12 +340,23 @@ pg_exec(PgConn *c, const char *sql, int nparams, const char *const *params,
 	}
 	c->state = PG_BUSY;
 	timer_set(c, &c->ctx->run_timeout);
-	if (!PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0))
+	/* without parameters, the simple protocol: a few statements at once */
+	if (!(nparams == 0 ? PQsendQuery(c->pg, sql)
+					   : PQsendQueryParams(c->pg, sql, nparams, NULL, params,
+										   NULL, NULL, 0)))
 	{
 		fail(c, PQerrorMessage(c->pg));
 		return;
 	}
 	flush(c);
+}
+
+void
+pg_exec_slow(PgConn *c, const char *sql, PgCallback cb, void *arg)
+{
+	pg_exec(c, sql, 0, NULL, cb, arg);
+	if (c->state == PG_BUSY)
+		timer_set(c, &c->ctx->long_timeout);
 }
 
 void

@@ -1,30 +1,16 @@
 -- CSV in and out, the database's half (bulk.c): an import begun by
 -- psk.http_codes_import, its batches (psk.http_codes_import_rows), its
--- report (psk.http_codes_import_report), and the exports' cursors.  The
--- shim's half is test/http/test_csv.py.
+-- report (psk.http_codes_import_report), and the exports' rows
+-- (psk.http_codes_export, psk.http_logs_export), which the shim reads
+-- through cursors WITH HOLD.  The shim's half is test/http/test_csv.py.
 \i test/fixtures/reset.sql
 SELECT count(*) FROM psk_add_codes('admin@example.com', 'OSV', ARRAY['OSV-1', 'OSV-2'], ARRAY['UK']);
--- the rows of a cursor by its name, as a set (FETCH is no subquery)
-CREATE FUNCTION test.fetch_all(cursor_name text) RETURNS SETOF record
-LANGUAGE plpgsql AS $$
-DECLARE
-    c refcursor := cursor_name;
-    r record;
-BEGIN
-    LOOP
-        FETCH c INTO r;
-        EXIT WHEN NOT FOUND;
-        RETURN NEXT r;
-    END LOOP;
-END
-$$;
 \set QUIET on
 SELECT access_token AS admin FROM psk_login('admin@example.com', 'Rdl@12345') \gset
 SELECT access_token AS osv FROM psk_login('osv@example.com', 'Rdl@12345') \gset
 \set QUIET off
--- an import and a cursor live in a transaction: refused outside one
+-- an import lives in its transaction: refused outside one
 SELECT psk.http_codes_import(:'admin', NULL, '{"code_type": "OSV"}');
-SELECT psk.http_codes_export(:'admin', NULL, '{}');
 -- a batch without an import begun in the session
 BEGIN;
 SELECT test.err(format('SELECT psk.http_codes_import_rows(%L, %L, %L, %L, %L, %L)', :'admin',
@@ -85,41 +71,36 @@ SELECT c.code, c.pool, c.status, c.batch_id = :'batch' AS in_batch, c.note,
 SELECT action, code, code_type, contact_email, replace(note, :'batch', '<batch>') AS note
   FROM psk.audit_log WHERE code LIKE 'NEW-%' ORDER BY id;
 -- the report, in pieces; the reply is their concatenation
-BEGIN READ ONLY;
-SELECT psk.http_codes_import_report(:'batch');
 SELECT replace(string_agg(piece, ''), :'batch', '<batch>') AS reply
-  FROM test.fetch_all('psk_import_report') AS r(piece text);
-ROLLBACK;
+  FROM psk.http_codes_import_report(:'batch') AS r(piece);
+SELECT test.err(format('SELECT psk.http_codes_import_report(%L)', gen_random_uuid())) AS error;
 
--- exports: cursors of the transaction, rows as psk_codes and psk_log give
--- them, as text; a user may not open one
-BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+-- exports: rows as psk_codes and psk_log give them, as text; a user may
+-- not ask, nor with a bad filter
 SELECT test.err(format('SELECT psk.http_codes_export(%L, NULL, %L)', :'osv', '{}')) AS error;
+SELECT test.err(format('SELECT psk.http_codes_export(%L, NULL, %L)', 'nope', '{"status": "FREE"}')) AS error;
 SELECT test.err(format('SELECT psk.http_codes_export(%L, NULL, %L)', :'admin', '{"status": "FREE"}')) AS error;
-SELECT psk.http_codes_export(:'admin', NULL, '{"code_type": "OSV"}');
-FETCH 2 FROM psk_export;
-SELECT psk.http_logs_export(:'admin', NULL, '{"code": "new-1"}');
-ROLLBACK;
-BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
-SELECT psk.http_logs_export(:'admin', NULL, '{"code": "new-1"}');
+SELECT test.err(format('SELECT psk.http_logs_export(%L, NULL, %L)', :'osv', '{}')) AS error;
+SELECT test.err(format('SELECT psk.http_logs_export(%L, NULL, %L)', :'admin', '{"action": "GONE"}')) AS error;
+SELECT test.err(format('SELECT psk.http_logs_export(%L, NULL, %L)', :'admin',
+       '{"start_date": "2030-01-02", "end_date": "2030-01-01"}')) AS error;
+SELECT * FROM psk.http_codes_export(:'admin', NULL, '{"code_type": "OSV"}') LIMIT 2;
 SELECT id = (SELECT id FROM psk.audit_log WHERE code = 'NEW-1') AS same_id,
        logged_at = to_json((SELECT logged_at FROM psk.audit_log WHERE code = 'NEW-1')) #>> '{}' AS same_time,
        action, code, user_name, contact_email, tester_name, country, region,
        replace(note, :'batch', '<batch>') AS note
-  FROM test.fetch_all('psk_export') AS e(id bigint, logged_at text, action text, code text,
-       user_name text, contact_email text, tester_name text, country text, region text, note text);
-ROLLBACK;
--- every exported row is psk_codes' row, every column as text
-BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
-SELECT psk.http_codes_export(:'admin', NULL, '{}');
+  FROM psk.http_logs_export(:'admin', NULL, '{"code": "new-1"}');
+-- every exported row is psk_codes' row, every column as text, and every
+-- audit row psk_log's, oldest first
 SELECT count(*) AS rows_differing FROM (
   (SELECT code, code_type, status, holder, tester_name,
           to_json(reserved_at) #>> '{}', to_json(expires_at) #>> '{}',
           to_json(released_at) #>> '{}', note, NULLIF(array_to_string(countries, ';'), '')
      FROM psk_codes(NULL, NULL, NULL, 10000)
    EXCEPT ALL
-   SELECT * FROM test.fetch_all('psk_export') AS e(code text, code_type text, status text,
-          holder text, tester_name text, reserved_at text, expires_at text, released_at text,
-          note text, countries text))
+   SELECT * FROM psk.http_codes_export(:'admin', NULL, '{}'))
 ) d;
-ROLLBACK;
+SELECT (SELECT count(*) FROM psk.http_codes_export(:'admin', NULL, '{}')) = (SELECT count(*) FROM psk.codes) AS all_codes;
+SELECT array_agg(id) = array_agg(id ORDER BY id) AS oldest_first,
+       count(*) = (SELECT count(*) FROM psk.audit_log) AS all_rows
+  FROM psk.http_logs_export(:'admin', NULL, '{}');
