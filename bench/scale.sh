@@ -244,15 +244,21 @@ if [ "$csv_codes" -gt 0 ]; then
 	export_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}')
 	export_mb=$(awk -v b="$bytes" 'BEGIN {printf "%.1f", b / 1048576}')
 	echo "   import ${import_s}s (peak RSS $(mib "$rss_import")), export ${export_s}s (peak RSS $(mib "$rss_export"))"
-	# cycle (c) alone, then during one export read slowly enough to last the
-	# run: its transaction holds one snapshot from start to end
+	# cycle (c) alone (before and after the others, for the noise of a
+	# shared machine); during one export read slowly enough to last the
+	# run; during exports at full speed, back to back
+	bulk_state() {
+		psql -XAtc "SELECT coalesce(string_agg(CASE WHEN backend_xmin IS NULL THEN 'no snapshot'
+			ELSE 'a snapshot held' END, ', '), 'no export running')
+			FROM pg_stat_activity WHERE application_name = 'psk-shim bulk'"
+	}
 	set -- $(pg_run csv_alone bench/psk_cycle.sql "$clients" "$seconds")
 	alone="$1 | $2 | $3"
 	alone_ops=$1
 	# long enough for pg_run's VACUUM and the run, and then some
 	rate=$((bytes / (2 * seconds + 10) + 1))
 	# a reader with a small receive window (the kernel would otherwise take
-	# megabytes off the shim at once, and the export would end early)
+	# megabytes off the shim at once)
 	python3 - "$httpport" "$token" "$rate" <<-'PY' &
 		import socket, sys, time
 		port, token, rate = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
@@ -273,16 +279,28 @@ if [ "$csv_codes" -gt 0 ]; then
 	PY
 	slow_pid=$!
 	sleep 1
-	set -- $(pg_run csv_during bench/psk_cycle.sql "$clients" "$seconds")
-	during="$1 | $2 | $3"
-	rel=$(awk -v x="$1" -v y="$alone_ops" 'BEGIN {if (y > 0) printf "%.2f", x / y; else print "-"}')
-	# the export's transaction (its snapshot) still open when the run ended?
-	# (a small export fits in the sockets' buffers and is over at once)
-	[ "$(psql -XAtc "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'psk-shim bulk'")" -gt 0 ] &&
-		still="yes" || still="no"
+	set -- $(pg_run csv_slow bench/psk_cycle.sql "$clients" "$seconds")
+	slow="$1 | $2 | $3"
+	slow_ops=$1
+	slow_state=$(bulk_state)
 	kill "$slow_pid" 2>/dev/null
 	wait "$slow_pid" 2>/dev/null
-	echo "   cycle (c) alone: $alone; during an export: $during (ratio $rel; its snapshot still held at the end: $still)"
+	# in a session of its own, to be stopped with the curl it runs
+	setsid bash -c 'while :; do curl -s "$1" -H "Authorization: Bearer $2" -o /dev/null && echo x >>"$3"; done' \
+		_ "http://127.0.0.1:$httpport/admin/codes/export" "$token" "$work/full-exports" &
+	loop_pid=$!
+	sleep 1
+	set -- $(pg_run csv_full bench/psk_cycle.sql "$clients" "$seconds")
+	full="$1 | $2 | $3"
+	full_ops=$1
+	kill -- -"$loop_pid" 2>/dev/null
+	wait "$loop_pid" 2>/dev/null
+	n_full=$(wc -l <"$work/full-exports" 2>/dev/null || echo 0)
+	set -- $(pg_run csv_alone2 bench/psk_cycle.sql "$clients" "$seconds")
+	alone2="$1 | $2 | $3"
+	base=$(awk -v a="$alone_ops" -v b="$1" 'BEGIN {print (a + b) / 2}')
+	ratio() { awk -v x="$1" -v y="$base" 'BEGIN {if (y > 0) printf "%.2f", x / y; else print "-"}'; }
+	echo "   cycle (c) alone: $alone and $alone2; during a slow export: $slow ($(ratio "$slow_ops"); $slow_state at the end); during $n_full exports back to back: $full ($(ratio "$full_ops"))"
 	{
 		echo
 		echo "## CSV in and out: $csv_codes codes through psk-shim"
@@ -294,12 +312,14 @@ if [ "$csv_codes" -gt 0 ]; then
 		echo
 		echo "The shim's peak RSS after start, before either: $(mib "$rss_idle") (each peak is measured from a reset, /proc/PID/clear_refs)."
 		echo
-		echo "| cycle (c) at $clients clients, ${seconds}s | ops/s | p50 ms | p99 ms |"
-		echo "| --- | ---: | ---: | ---: |"
-		echo "| without an export | $alone |"
-		echo "| during an export of the $csv_codes codes read at $rate bytes/s (its snapshot still held when the run ended: $still) | $during |"
+		echo "| cycle (c) at $clients clients, ${seconds}s | ops/s | p50 ms | p99 ms | ÷ without |"
+		echo "| --- | ---: | ---: | ---: | ---: |"
+		echo "| without an export (first) | $alone | |"
+		echo "| during one export of the $csv_codes codes read at $rate bytes/s (at the end of the run: $slow_state) | $slow | $(ratio "$slow_ops") |"
+		echo "| during exports of the $csv_codes codes at full speed, back to back ($n_full ended in the run) | $full | $(ratio "$full_ops") |"
+		echo "| without an export (last) | $alone2 | |"
 		echo
-		echo "During ÷ without: $rel."
+		echo "÷ without: against the mean of the two runs without."
 	} >>"$out"
 	kill "$shim_pid" 2>/dev/null && wait "$shim_pid" 2>/dev/null
 	shim_pid=

@@ -3,7 +3,7 @@
  *		A database connection of its own for one import or export (bulk.h).
  *
  * An import is one transaction of many statements that lasts as long as
- * its upload, an export one snapshot read as slowly as its client reads:
+ * its upload, an export a cursor read as slowly as its client reads:
  * neither may hold one of the pool's connections (db.c), which serve
  * reserves.  So each gets a connection of its own, opened for it and
  * closed after it (PQfinish: an unfinished transaction is rolled back),
