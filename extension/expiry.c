@@ -19,6 +19,8 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -210,6 +212,46 @@ psk_expire_reservations(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/*
+ * Shared memory: one flag per worker, set when its database turned out not
+ * to exist.  A worker that cannot connect exits with a FATAL error and the
+ * postmaster starts it again 10 s later, for ever; with the flag set it
+ * leaves quietly instead (exit code 0: not started again) until the server
+ * restarts.
+ */
+typedef struct ExpiryShared
+{
+	int	 nworkers;
+	bool gone[FLEXIBLE_ARRAY_MEMBER];
+} ExpiryShared;
+
+static int			 expiry_nworkers = 0;
+static ExpiryShared *expiry_shared = NULL;
+
+void
+psk_expiry_shmem_request(void)
+{
+	RequestAddinShmemSpace(offsetof(ExpiryShared, gone) +
+						   Max(expiry_nworkers, 1) * sizeof(bool));
+}
+
+void
+psk_expiry_shmem_startup(void)
+{
+	bool found;
+	Size size =
+		offsetof(ExpiryShared, gone) + Max(expiry_nworkers, 1) * sizeof(bool);
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	expiry_shared = ShmemInitStruct("psk expiry workers", size, &found);
+	if (!found)
+	{
+		memset(expiry_shared, 0, size);
+		expiry_shared->nworkers = expiry_nworkers;
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
 void
 psk_register_expiry_workers(void)
 {
@@ -248,6 +290,7 @@ psk_register_expiry_workers(void)
 		memset(&worker, 0, sizeof(worker));
 		worker.bgw_flags =
 			BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+		/* On a standby: started by the postmaster once it is promoted. */
 		worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 		worker.bgw_restart_time = 10;
 		snprintf(worker.bgw_library_name, BGW_MAXLEN, "psk");
@@ -256,6 +299,7 @@ psk_register_expiry_workers(void)
 				 dbname);
 		snprintf(worker.bgw_type, BGW_MAXLEN, "psk expiry worker");
 		strlcpy(worker.bgw_extra, dbname, BGW_EXTRALEN);
+		worker.bgw_main_arg = Int32GetDatum(expiry_nworkers++);
 		RegisterBackgroundWorker(&worker);
 	}
 }
@@ -284,18 +328,45 @@ expire_once(void)
 			 expired);
 }
 
+/* While connecting: a database that does not exist stops this worker. */
+static emit_log_hook_type prev_emit_log_hook = NULL;
+static int				  expiry_index = -1;
+
+static void
+expiry_connect_failed(ErrorData *edata)
+{
+	if (edata->elevel == FATAL &&
+		edata->sqlerrcode == ERRCODE_UNDEFINED_DATABASE && expiry_index >= 0)
+	{
+		expiry_shared->gone[expiry_index] = true;
+		edata->detail = pstrdup("The psk expiry worker for it stops trying "
+								"until the server restarts.");
+	}
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
+}
+
 void
 psk_expiry_main(Datum main_arg)
 {
 	char dbname[BGW_EXTRALEN];
 
 	strlcpy(dbname, MyBgworkerEntry->bgw_extra, BGW_EXTRALEN);
+	expiry_index = DatumGetInt32(main_arg);
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
+	/* Its database was found missing: leave, and be not started again. */
+	if (expiry_shared == NULL || expiry_shared->gone[expiry_index])
+		proc_exit(0);
+
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = expiry_connect_failed;
 	BackgroundWorkerInitializeConnection(dbname, NULL, 0);
+	emit_log_hook = prev_emit_log_hook;
+
 	/* Resolve names in pg_catalog only, whatever the database's default. */
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET,
 					PGC_S_OVERRIDE);

@@ -1,14 +1,17 @@
 /*
  * psk.c
- *		Module entry: the psk.* settings and, when preloaded, the expiry
- *		workers.
+ *		Module entry: the psk.* settings and, when preloaded, the shared
+ *		memory of the login guard and the expiry workers.
  */
 #include "psk.h"
 
 #include <limits.h>
 
 #include "miscadmin.h"
+#include "storage/ipc.h"
 #include "utils/guc.h"
+
+#include "login_guard.h"
 
 PG_MODULE_MAGIC;
 
@@ -20,6 +23,27 @@ int	  psk_expiry_interval = 10;
 char *psk_databases = NULL;
 
 void _PG_init(void);
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static void
+psk_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	psk_guard_shmem_request();
+	psk_expiry_shmem_request();
+}
+
+static void
+psk_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	psk_guard_shmem_startup();
+	psk_expiry_shmem_startup();
+}
 
 void
 _PG_init(void)
@@ -59,6 +83,11 @@ _PG_init(void)
 			"Empty (the default): no worker runs.", &psk_databases, "",
 			PGC_POSTMASTER, GUC_LIST_INPUT, NULL, NULL, NULL);
 		psk_register_expiry_workers();
+
+		prev_shmem_request_hook = shmem_request_hook;
+		shmem_request_hook = psk_shmem_request;
+		prev_shmem_startup_hook = shmem_startup_hook;
+		shmem_startup_hook = psk_shmem_startup;
 	}
 	MarkGUCPrefixReserved("psk");
 }

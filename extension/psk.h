@@ -223,6 +223,8 @@ typedef struct PskSession
 } PskSession;
 
 extern void psk_session_find(text *token, PskSession *session);
+/* sessions.c, inside SPI: a good login or a new password unlocks the user. */
+extern void psk_clear_login_failures(int64 user_id);
 
 /*
  * readers.c: the codes user_id holds, as psk_my_codes lists them.  Run
@@ -237,5 +239,14 @@ extern uint64 psk_select_my_codes(int64 user_id);
 extern List *psk_expire_overdue(void);
 /* expiry.c: from _PG_init when preloaded, one worker per psk.database. */
 extern void psk_register_expiry_workers(void);
+extern void psk_expiry_shmem_request(void);
+extern void psk_expiry_shmem_startup(void);
+
+/*
+ * readonly.c: refuse a change in a read-only transaction, on a hot standby
+ * too, with PostgreSQL's own read_only_sql_transaction (25006), before
+ * anything is changed.  what names the function ("psk_login").
+ */
+extern void psk_require_writable(const char *what);
 
 #endif /* PSK_H */

@@ -359,6 +359,8 @@ writer_start(PskWriter *w, bool with_codes)
 	MemoryContext oldcxt;
 	List		 *rtable = NIL;
 
+	/* Below SPI nothing else checks it: before any change. */
+	psk_require_writable("a change to psk");
 	CommandCounterIncrement();
 	PushActiveSnapshot(GetTransactionSnapshot());
 

@@ -123,8 +123,8 @@ make -s install DESTDIR="$PSK_PGROOT" >"$work/install.out" 2>&1 || {
 port=$(free_port)
 cluster_init "$work/data" || abort "initdb failed"
 # Every statement logged, with its user: test/http checks that no password
-# or token reaches the log.
-cluster_start "$work/data" "$port" -c log_statement=all \
+# or token reaches the log.  psk preloaded: psk_login needs it (its guard).
+cluster_start "$work/data" "$port" -c shared_preload_libraries=psk -c log_statement=all \
 	-c "log_line_prefix='%m [%p] %u '" || abort "the test cluster did not start"
 export PSK_TEST_SERVER_LOG=$work/data/server.log
 export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=postgres

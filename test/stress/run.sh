@@ -86,7 +86,7 @@ else
 fi
 
 cluster_init "$work/data" || exit 1
-cluster_start "$work/data" "$port" -c synchronous_commit=on -c fsync=on || exit 1
+cluster_start "$work/data" "$port" -c synchronous_commit=on -c fsync=on -c shared_preload_libraries=psk || exit 1
 psql -XAtq -d postgres -c "CREATE DATABASE psk_stress" || exit 1
 if ! sql "CREATE EXTENSION psk CASCADE" >/dev/null 2>&1; then
 	not_ok "psk is installed" "make install DESTDIR=\$PSK_PGROOT first (scripts/test.sh does)"
@@ -187,7 +187,7 @@ crash_round() {
 		"$(sed -n 's/.*clients that lost their connection: //p' "$work/load.out")"
 	crashes_before=$(grep -c 'not properly shut down; automatic recovery in progress' "$work/data/server.log")
 	# (pg_ctl warns of the dead server's postmaster.pid: that is the point)
-	if cluster_start "$work/data" "$port" -c synchronous_commit=on -c fsync=on \
+	if cluster_start "$work/data" "$port" -c synchronous_commit=on -c fsync=on -c shared_preload_libraries=psk \
 		2>"$work/start.err"; then
 		ok "round $r: the cluster restarts after kill -9"
 	else
