@@ -395,6 +395,8 @@ psk_login_work(PG_FUNCTION_ARGS)
 	Datum		   result[3];
 	bool		   result_nulls[3] = { 0 };
 
+	/* On a hot standby, or read-only: refused before any worker is asked. */
+	psk_require_writable("psk_login");
 	SPI_connect();
 
 	values[0] = CStringGetTextDatum(email);
@@ -485,15 +487,10 @@ psk_login_work(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/*
- * A password in the statement stays out of the log, whatever fails.  On a
- * hot standby (or in a read-only transaction) refused first: before any
- * worker, which could not start there.
- */
+/* A password in the statement stays out of the log, whatever fails. */
 Datum
 psk_login(PG_FUNCTION_ARGS)
 {
-	psk_require_writable("psk_login");
 	return psk_call_hiding_statement(psk_login_work, fcinfo);
 }
 

@@ -118,6 +118,7 @@ psk_create_user_work(PG_FUNCTION_ARGS)
 	bool	nulls[7] = { 0 };
 	bool	isnull;
 
+	psk_require_writable("psk_create_user");
 	check_email(email);
 	check_password(password);
 
@@ -165,7 +166,6 @@ psk_create_user_work(PG_FUNCTION_ARGS)
 Datum
 psk_create_user(PG_FUNCTION_ARGS)
 {
-	psk_require_writable("psk_create_user");
 	return psk_call_hiding_statement(psk_create_user_work, fcinfo);
 }
 
@@ -370,6 +370,7 @@ psk_update_user_work(PG_FUNCTION_ARGS)
 	bool	isnull;
 	bool	found;
 
+	psk_require_writable("psk_update_user");
 	if (email)
 		check_email(email);
 	if (password)
@@ -430,7 +431,6 @@ psk_update_user_work(PG_FUNCTION_ARGS)
 Datum
 psk_update_user(PG_FUNCTION_ARGS)
 {
-	psk_require_writable("psk_update_user");
 	return psk_call_hiding_statement(psk_update_user_work, fcinfo);
 }
 
