@@ -370,12 +370,17 @@ conn_dispatch(DbConn *c)
 	DbPool *pool = c->pool;
 	DbJob  *job;
 
-	if (c->state != DB_IDLE || h2o_linklist_is_empty(&pool->waiting))
-		return;
-	job = H2O_STRUCT_FROM_MEMBER(DbJob, link, pool->waiting.next);
-	h2o_linklist_unlink(&job->link);
-	h2o_timeout_unlink(&job->deadline);
-	conn_run(c, job);
+	while (c->state == DB_IDLE && !h2o_linklist_is_empty(&pool->waiting))
+	{
+		job = H2O_STRUCT_FROM_MEMBER(DbJob, link, pool->waiting.next);
+		h2o_linklist_unlink(&job->link);
+		h2o_timeout_unlink(&job->deadline);
+		/* gone while it waited: not run at all */
+		if (limits_client_gone(job->client_fd))
+			job_finish(job, NULL, db_client_gone);
+		else
+			conn_run(c, job);
+	}
 }
 
 /* The command on c has ended (PQgetResult returned NULL). */
