@@ -1123,10 +1123,19 @@ def config_help_and_environment():
     assert out.returncode == 0
     for flag in ("--listen", "--db", "--threads", "--pool", "--body-limit", "--timeout",
                  "--connect-timeout", "--shutdown-timeout", "--routes", "--help",
-                 "PSK_LISTEN", "PSK_DB", "DATABASE_URL"):
+                 "--max-connections", "--idle-timeout", "--write-timeout", "--max-pipelined",
+                 "--login-limit", "--login-limit-per-client",
+                 "PSK_LISTEN", "PSK_DB", "DATABASE_URL", "PSK_MAX_CONNECTIONS", "PSK_IDLE_TIMEOUT",
+                 "PSK_WRITE_TIMEOUT", "PSK_MAX_PIPELINED", "PSK_LOGIN_LIMIT",
+                 "PSK_LOGIN_LIMIT_PER_CLIENT"):
         assert flag in out.stdout, flag
     bad = subprocess.run([SHIM, "--threads", "zero"], capture_output=True, text=True)
     assert bad.returncode == 2 and "--threads" in bad.stderr
+    for flag, value in (("--max-connections", "0"), ("--idle-timeout", "soon"),
+                        ("--write-timeout", "-1s"), ("--max-pipelined", "x"),
+                        ("--login-limit", "0"), ("--login-limit-per-client", "")):
+        bad = subprocess.run([SHIM, flag, value], capture_output=True, text=True)
+        assert bad.returncode == 2 and flag in bad.stderr, (flag, bad.stderr)
     # environment fallbacks: PSK_LISTEN, PSK_DB, PSK_BODY_LIMIT
     port = free_port()
     env = {"PSK_LISTEN": f"127.0.0.1:{port}", "PSK_DB": conninfo(), "PSK_BODY_LIMIT": "100"}
