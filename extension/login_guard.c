@@ -15,9 +15,10 @@
  * were refused for want of a slot.  Now each database with logins has one
  * guard, a worker started by the first login that needs it and kept while
  * logins come (it leaves after GUARD_IDLE_EXIT_MS without any, so that it
- * does not hold a database nobody logs into): a flood costs one worker
- * slot, and a failure costs a row in a batch the guard commits for every
- * failure queued meanwhile, not a process.
+ * does not hold a database nobody logs into, or at once when a login into
+ * another database finds every worker slot taken): a flood costs one
+ * worker slot, and a failure costs a row in a batch the guard commits for
+ * every failure queued meanwhile, not a process.
  *
  * Why a worker and a queue rather than counters in shared memory: counters
  * would hold every typed e-mail of a flood (bounded memory must then drop
@@ -99,6 +100,7 @@ typedef struct GuardDb
 	int			pid;   /* 0 while it starts */
 	Latch	   *latch;
 	TimestampTz start_requested;
+	bool		leave_if_idle; /* another database needs its worker slot */
 } GuardDb;
 
 typedef struct GuardShared
@@ -166,6 +168,7 @@ new_db(Oid dboid)
 		db->pid = 0;
 		db->latch = NULL;
 		db->start_requested = GetCurrentTimestamp();
+		db->leave_if_idle = false;
 	}
 	return db;
 }
@@ -200,6 +203,30 @@ refuse(const char *message)
 					errhidestmt(true)));
 }
 
+/*
+ * Every worker slot is taken: the guards of other databases that have
+ * nothing to do leave now rather than after GUARD_IDLE_EXIT_MS, giving
+ * theirs back (logins into many databases would otherwise hold a slot
+ * each).
+ */
+static void
+ask_idle_guards_to_leave(void)
+{
+	LWLockAcquire(guard_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < GUARD_MAX_DBS; i++)
+	{
+		GuardDb *db = &guard_shared->dbs[i];
+
+		if (db->dboid != InvalidOid && db->dboid != MyDatabaseId &&
+			db->pid != 0)
+		{
+			db->leave_if_idle = true;
+			SetLatch(db->latch);
+		}
+	}
+	LWLockRelease(guard_shared->lock);
+}
+
 /* Register the guard worker of this database (outside the lock). */
 static bool
 register_guard(void)
@@ -223,6 +250,8 @@ register_guard(void)
 	{
 		if (RegisterDynamicBackgroundWorker(&worker, &handle))
 			return true;
+		if (attempt == 1)
+			ask_idle_guards_to_leave();
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 GUARD_START_PAUSE_MS, PG_WAIT_EXTENSION);
@@ -488,15 +517,19 @@ guard_claim(void)
 
 /*
  * Take the failures to commit (at most max); *busy tells whether any login
- * of our database holds a place.
+ * of our database holds a place, *asked whether a login elsewhere needs
+ * our worker slot.
  */
 static int
-take_failures(Taken *taken, int max, bool *busy)
+take_failures(Taken *taken, int max, bool *busy, bool *asked)
 {
-	int n = 0;
+	int		 n = 0;
+	GuardDb *db;
 
 	*busy = false;
 	LWLockAcquire(guard_shared->lock, LW_EXCLUSIVE);
+	db = find_db(guard_dboid);
+	*asked = db != NULL && db->pid == MyProcPid && db->leave_if_idle;
 	for (int i = 0; i < guard_shared->nslots; i++)
 	{
 		GuardSlot *s = &guard_shared->slots[i];
@@ -716,7 +749,8 @@ psk_login_guard_main(Datum main_arg)
 	for (;;)
 	{
 		bool busy;
-		int	 n = take_failures(taken, guard_shared->nslots, &busy);
+		bool asked;
+		int	 n = take_failures(taken, guard_shared->nslots, &busy, &asked);
 
 		if (n > 0)
 		{
@@ -726,8 +760,9 @@ psk_login_guard_main(Datum main_arg)
 		}
 		if (busy)
 			last_work = GetCurrentTimestamp();
-		else if (TimestampDifferenceExceeds(last_work, GetCurrentTimestamp(),
-											GUARD_IDLE_EXIT_MS) &&
+		else if ((asked ||
+				  TimestampDifferenceExceeds(last_work, GetCurrentTimestamp(),
+											 GUARD_IDLE_EXIT_MS)) &&
 				 guard_retire())
 			proc_exit(0);
 
