@@ -376,7 +376,7 @@ conn_dispatch(DbConn *c)
 		h2o_linklist_unlink(&job->link);
 		h2o_timeout_unlink(&job->deadline);
 		/* gone while it waited: not run at all */
-		if (limits_client_gone(job->client_fd))
+		if (limits_client_gone(job->client_fd, job->eof_is_gone))
 			job_finish(job, NULL, db_client_gone);
 		else
 			conn_run(c, job);
@@ -597,7 +597,7 @@ on_watch(h2o_timeout_entry_t *entry)
 		DbJob *job = H2O_STRUCT_FROM_MEMBER(DbJob, link, node);
 
 		node = node->next;
-		if (!limits_client_gone(job->client_fd))
+		if (!limits_client_gone(job->client_fd, job->eof_is_gone))
 		{
 			watching = true;
 			continue;
@@ -613,7 +613,7 @@ on_watch(h2o_timeout_entry_t *entry)
 
 		if (c->state != DB_BUSY || job == NULL)
 			continue;
-		if (!limits_client_gone(job->client_fd))
+		if (!limits_client_gone(job->client_fd, job->eof_is_gone))
 		{
 			watching = true;
 			continue;

@@ -30,7 +30,9 @@
  *   route, their share.
  * - A client gone (limits_client_gone): its request is dropped from the
  *   queue, or its statement cancelled (db.c), so that a login whose client
- *   hung up does not run bcrypt and count a failure for nobody.
+ *   hung up does not run bcrypt and count a failure for nobody.  For a
+ *   login an end of file is enough (a client that half-closes after its
+ *   login request is taken as gone); for other requests only a reset.
  */
 #define _GNU_SOURCE /* memmem */
 #include "shim.h"
@@ -369,12 +371,15 @@ limits_client_fd(h2o_req_t *req)
 }
 
 /*
- * Has the client of a request in flight gone?  It closed its side (an end
- * of file with nothing before it) or reset the connection.  A client that
- * half-closes after its request counts as gone, as in most servers.
+ * Has the client of a request in flight gone?  It reset the connection; or,
+ * with eof_is_gone, closed its side (an end of file with nothing before
+ * it).  An end of file cannot tell a client that hung up from one that
+ * half-closed and still reads (as some one-shot clients do), so it counts
+ * for logins only, where it matters (a bcrypt, a failure counted), as
+ * nginx takes it for every request; other requests are short.
  */
 bool
-limits_client_gone(int fd)
+limits_client_gone(int fd, bool eof_is_gone)
 {
 	char	c;
 	ssize_t n;
@@ -382,7 +387,7 @@ limits_client_gone(int fd)
 	if (fd < 0)
 		return false;
 	n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-	return n == 0 ||
+	return (n == 0 && eof_is_gone) ||
 		   (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 

@@ -404,6 +404,7 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
 	w->inflight++;
 	limits_on_request(req);
 	call->job.client_fd = limits_client_fd(req);
+	call->job.eof_is_gone = false;
 
 	switch (route_find(req->method, path_only(req), &r, &param, allow,
 					   sizeof(allow)))
@@ -479,6 +480,7 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
 			respond_error(call, e, NULL);
 			return 0;
 		}
+		call->job.eof_is_gone = true;
 	}
 	call->job.done = on_db_done;
 	db_submit(w->db, &call->job);

@@ -111,7 +111,8 @@ struct DbJob
 	int					statement;
 	const char		   *params[3];
 	DbDoneCallback		done;
-	int client_fd; /* the requester's socket, watched while it waits; or -1 */
+	int	 client_fd; /* the requester's socket, watched while it waits; or -1 */
+	bool eof_is_gone; /* its end of file (not only a reset) means gone */
 };
 
 /* statements[i] is prepared as "s<i>" on every connection (NULL: none) */
@@ -188,7 +189,7 @@ extern void limits_accept(Worker *w, h2o_socket_t *listener);
 /* Every request: counts pipelined ones (may end the connection after it). */
 extern void limits_on_request(h2o_req_t *req);
 extern int	limits_client_fd(h2o_req_t *req);
-extern bool limits_client_gone(int fd);
+extern bool limits_client_gone(int fd, bool eof_is_gone);
 /* A place for a login in flight, or false: answer 429 with retry_after. */
 extern bool limits_login_take(h2o_req_t *req, LoginHold *hold,
 							  int *retry_after);

@@ -104,9 +104,9 @@ def parse_responses(data, head=False):
 
 def send(data, timeout=10, half_close=True):
     """Send a request (or anything), half-close, read until the server closes.
-    A half-closed client counts as gone for a request still waiting for the
-    database (the shim then drops or cancels it: a login takes that long),
-    so the calls that must succeed send Connection: close instead."""
+    A half-closed client counts as gone for a login still waiting for the
+    database (the shim then drops or cancels it), so the calls that must
+    succeed send Connection: close instead."""
     s = socket.create_connection(("127.0.0.1", PORT), timeout=timeout)
     try:
         s.sendall(data)
