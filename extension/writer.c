@@ -43,6 +43,7 @@
 #include "optimizer/optimizer.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -174,13 +175,59 @@ resolve_columns(Relation rel, Columns *cols)
 	return cols->attnum;
 }
 
+/*
+ * The OIDs of psk's relations, by name, found once and kept until any
+ * relation or schema changes (an invalidation message of either kind
+ * empties the cache): every call of the engine opens several, and a name
+ * lookup costs two syscache probes.
+ */
+#define RELATION_CACHE_SIZE 32
+
+static struct
+{
+	char name[NAMEDATALEN];
+	Oid	 relid;
+} relation_cache[RELATION_CACHE_SIZE];
+static int	relation_cache_used = 0;
+static bool relation_cache_registered = false;
+
+static void
+relation_cache_reset(Datum arg, Oid relid)
+{
+	relation_cache_used = 0;
+}
+
+static void
+relation_cache_reset_syscache(Datum arg, int cacheid, uint32 hashvalue)
+{
+	relation_cache_used = 0;
+}
+
 Oid
 psk_relation(const char *name)
 {
-	Oid relid = get_relname_relid(name, get_namespace_oid("psk", false));
+	Oid relid;
 
+	for (int i = 0; i < relation_cache_used; i++)
+		if (strcmp(relation_cache[i].name, name) == 0)
+			return relation_cache[i].relid;
+
+	if (!relation_cache_registered)
+	{
+		CacheRegisterRelcacheCallback(relation_cache_reset, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACEOID,
+									  relation_cache_reset_syscache, (Datum) 0);
+		relation_cache_registered = true;
+	}
+	relid = get_relname_relid(name, get_namespace_oid("psk", false));
 	if (!OidIsValid(relid))
 		elog(ERROR, "psk: relation psk.%s is missing", name);
+	if (relation_cache_used < RELATION_CACHE_SIZE)
+	{
+		strlcpy(relation_cache[relation_cache_used].name, name, NAMEDATALEN);
+		relation_cache[relation_cache_used].relid = relid;
+		relation_cache_used++;
+	}
 	return relid;
 }
 
