@@ -13,6 +13,8 @@
 PG_MODULE_MAGIC;
 
 int	  psk_reservation_ttl = 0;
+int	  psk_in_use_ttl = 0;
+int	  psk_max_held_per_user = 0;
 int	  psk_session_ttl = 8 * 3600;
 int	  psk_login_max_failures = 5;
 int	  psk_login_lockout = 15 * 60;
@@ -30,6 +32,15 @@ _PG_init(void)
 		"How long a reservation is held before it may expire (0: until released).",
 		NULL, &psk_reservation_ttl, 0, 0, INT_MAX, PGC_SUSET, GUC_UNIT_S, NULL,
 		NULL, NULL);
+	DefineCustomIntVariable(
+		"psk.in_use_ttl",
+		"How long a code in use is held before it may expire (0: until released).",
+		"Confirm sets expires_at; psk_renew extends it.", &psk_in_use_ttl, 0, 0,
+		INT_MAX, PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable(
+		"psk.max_held_per_user",
+		"Most codes one user may hold, reserved or in use (0: no limit).", NULL,
+		&psk_max_held_per_user, 0, 0, INT_MAX, PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("psk.session_ttl",
 							"Lifetime of a session token made by psk_login.",
 							NULL, &psk_session_ttl, 8 * 3600, 1, INT_MAX,
