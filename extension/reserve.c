@@ -323,8 +323,8 @@ psk_reserve_codes(const char *email, const PskReserveArgs *args,
 		if (held + how_many > quota)
 			ereport(ERROR, (errcode(ERRCODE_PSK_QUOTA_EXCEEDED),
 							errmsg("quota exceeded: \"%s\" holds " INT64_FORMAT
-								   " codes; %d more would exceed "
-								   "psk.max_held_per_user (%d)",
+								   " code(s) and asks for %d more; "
+								   "psk.max_held_per_user is %d",
 								   user.email, held, how_many, quota)));
 	}
 
