@@ -850,13 +850,13 @@ def users_reserve_idempotency_key():
 @test
 def users_reserve_idempotency_key_concurrent():
     """Retries racing each other: one reservation, one reply for all.  A
-    psql session holds osv's user row (as a reserve with a key does) while
+    psql session holds osv's user row locked (FOR UPDATE: every reserve waits) while
     the requests arrive, so that they all wait and then run one by one."""
     t = token("osv")
     key = {"Idempotency-Key": "http-race-1"}
     audit = audit_count()
     locker = subprocess.Popen(["psql", "-X", "-q", "-c",
-                               "BEGIN; SELECT FROM psk.users WHERE email = 'osv@example.com' FOR NO KEY UPDATE;"
+                               "BEGIN; SELECT FROM psk.users WHERE email = 'osv@example.com' FOR UPDATE;"
                                " SELECT pg_sleep(1); COMMIT"], stdout=subprocess.DEVNULL)
     try:
         for _ in range(100):
