@@ -57,7 +57,7 @@ _PG_init(void)
 		NULL, NULL, NULL);
 	DefineCustomIntVariable(
 		"psk.expiry_interval",
-		"How often the background worker returns overdue reservations to their pool.",
+		"How often the background worker returns overdue holds to their pool.",
 		NULL, &psk_expiry_interval, 10, 1, 86400, PGC_SIGHUP, GUC_UNIT_S, NULL,
 		NULL, NULL);
 
