@@ -12,7 +12,6 @@
 #include "psk.h"
 
 #include "catalog/pg_type.h"
-#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 
 #include "http.h"
@@ -171,17 +170,12 @@ route_reserve(HttpRequest *req, JsonOut *out)
 	PskReserved	  *got;
 	int			   n;
 
-	/* the header, named as sent; the engine checks the rest after the caller */
-	if (key != NULL &&
-		(key[0] == '\0' || pg_mbstrlen(key) > PSK_MAX_REQUEST_ID))
-		ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
-						errmsg("Idempotency-Key must be 1 to %d characters",
-							   PSK_MAX_REQUEST_ID)));
 	args.tester = http_text(req, "tester_name");
 	args.country = http_text(req, "country");
 	args.code_type = http_text(req, "code_type");
 	args.how_many = many ? how_many : 1;
 	args.request_id = key;
+	args.request_id_name = "Idempotency-Key"; /* its errors name the header */
 	n = psk_reserve_codes(req->who.email, &args, &got);
 
 	if (!many)

@@ -196,6 +196,7 @@ typedef struct PskReserveArgs
 	const char *code_type;
 	int64		how_many; /* 1 to PSK_MAX_HOW_MANY */
 	const char *request_id;
+	const char *request_id_name; /* in its error: NULL is "request_id" */
 } PskReserveArgs;
 
 /*

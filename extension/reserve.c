@@ -206,16 +206,17 @@ lookup_country(const char *country, Request *req)
  * empty one is refused, not taken for none: a retry must not lose it).
  */
 static const char *
-check_request_id(const char *id)
+check_request_id(const char *id, const char *name)
 {
 	if (id == NULL)
 		return NULL;
 	if (id[0] == '\0' ||
 		strlen(id) > (Size) PSK_MAX_REQUEST_ID * MAX_MULTIBYTE_CHAR_LEN ||
 		pg_mbstrlen(id) > PSK_MAX_REQUEST_ID)
-		ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
-						errmsg("request_id must be 1 to %d characters",
-							   PSK_MAX_REQUEST_ID)));
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_INVALID_INPUT),
+				 errmsg("%s must be 1 to %d characters",
+						name ? name : "request_id", PSK_MAX_REQUEST_ID)));
 	return id;
 }
 
@@ -291,7 +292,7 @@ psk_reserve_codes(const char *email, const PskReserveArgs *args,
 						errmsg("how_many must be between %d and %d", 1,
 							   PSK_MAX_HOW_MANY)));
 	how_many = req.how_many = (int) args->how_many;
-	request_id = check_request_id(args->request_id);
+	request_id = check_request_id(args->request_id, args->request_id_name);
 	if (country != NULL)
 		lookup_country(country, &req);
 	pool = code_type ? code_type : psk_pool_name(user.pool);
@@ -305,10 +306,13 @@ psk_reserve_codes(const char *email, const PskReserveArgs *args,
 		{
 			if (!psk_request_same(&w, req.tester, req.country, code_type,
 								  how_many))
-				ereport(ERROR, (errcode(ERRCODE_PSK_CONFLICT),
-								errmsg("request_id \"%s\" was used with other "
-									   "arguments",
-									   request_id)));
+				ereport(ERROR,
+						(errcode(ERRCODE_PSK_CONFLICT),
+						 errmsg("%s \"%s\" was used with other "
+								"arguments",
+								args->request_id_name ? args->request_id_name
+													  : "request_id",
+								request_id)));
 			got = psk_request_replay(&w, out, how_many);
 			psk_writer_end(&w);
 			return got;
@@ -388,6 +392,7 @@ psk_reserve(PG_FUNCTION_ARGS)
 	args.code_type = raw_text_arg(fcinfo, 3, PSK_MAX_NAME_LEN);
 	args.how_many = PG_ARGISNULL(4) ? 1 : PG_GETARG_INT32(4);
 	args.request_id = raw_text_arg(fcinfo, 5, PSK_MAX_REQUEST_ID);
+	args.request_id_name = NULL;
 
 	n = psk_reserve_codes(email, &args, &got);
 
