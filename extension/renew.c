@@ -2,8 +2,9 @@
  * renew.c
  *		The holder's heartbeat: psk_renew_code (for psk_renew and the HTTP
  *		layer) and psk_renew.  A held code's expires_at starts again from
- *		now: a RESERVED code's by psk.reservation_ttl, an IN_USE code's by
- *		psk.in_use_ttl (either 0: no expiry).
+ *		the call (the statement's start): a RESERVED code's by
+ *		psk.reservation_ttl, an IN_USE code's by psk.in_use_ttl (either 0:
+ *		no expiry).
  *
  * Below SPI (writer.c), as confirm is: the caller first (a non-admin
  * user), then the arguments, then the code, locked as FOR NO KEY UPDATE
@@ -128,10 +129,16 @@ psk_renew_code(const char *email, const char *code, const pg_uuid_t *token,
 	ttl = strcmp(status, "IN_USE") == 0 ? psk_in_use_ttl : psk_reservation_ttl;
 	out->code = psk_slot_cstring(w.code_slot, w.code_att[CODE_CODE]);
 	out->status = strcmp(status, "IN_USE") == 0 ? "IN_USE" : "RESERVED";
+	/*
+	 * From the statement's clock too: a hold renewed late in a long
+	 * transaction still ends ttl after the call, never before it.
+	 */
 	out->expires = ttl > 0;
 	out->expires_at =
-		out->expires ? TimestampTzPlusMilliseconds(w.now, (int64) ttl * 1000)
-					 : 0;
+		out->expires
+			? TimestampTzPlusMilliseconds(GetCurrentStatementStartTimestamp(),
+										  (int64) ttl * 1000)
+			: 0;
 
 	psk_code_change(&w);
 	psk_code_set(&w, CODE_EXPIRES_AT, TimestampTzGetDatum(out->expires_at),
