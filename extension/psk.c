@@ -14,6 +14,8 @@
 PG_MODULE_MAGIC;
 
 int	  psk_reservation_ttl = 0;
+int	  psk_in_use_ttl = 0;
+int	  psk_max_held_per_user = 0;
 int	  psk_session_ttl = 8 * 3600;
 int	  psk_login_max_failures = 5;
 int	  psk_login_lockout = 15 * 60;
@@ -47,6 +49,15 @@ _PG_init(void)
 		"How long a reservation is held before it may expire (0: until released).",
 		NULL, &psk_reservation_ttl, 0, 0, INT_MAX, PGC_SUSET, GUC_UNIT_S, NULL,
 		NULL, NULL);
+	DefineCustomIntVariable(
+		"psk.in_use_ttl",
+		"How long a code in use is held before it may expire (0: until released).",
+		"Confirm sets expires_at; psk_renew extends it.", &psk_in_use_ttl, 0, 0,
+		INT_MAX, PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable(
+		"psk.max_held_per_user",
+		"Most codes one user may hold, reserved or in use (0: no limit).", NULL,
+		&psk_max_held_per_user, 0, 0, INT_MAX, PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("psk.session_ttl",
 							"Lifetime of a session token made by psk_login.",
 							NULL, &psk_session_ttl, 8 * 3600, 1, INT_MAX,
@@ -63,7 +74,7 @@ _PG_init(void)
 		NULL, NULL, NULL);
 	DefineCustomIntVariable(
 		"psk.expiry_interval",
-		"How often the background worker returns overdue reservations to their pool.",
+		"How often the background worker returns overdue holds to their pool.",
 		NULL, &psk_expiry_interval, 10, 1, 86400, PGC_SIGHUP, GUC_UNIT_S, NULL,
 		NULL, NULL);
 	DefineCustomStringVariable(

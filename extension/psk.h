@@ -27,13 +27,15 @@
 #define ERRCODE_PSK_UNAUTHORIZED		MAKE_SQLSTATE('P', 'K', '0', '0', '8')
 #define ERRCODE_PSK_CONFLICT			MAKE_SQLSTATE('P', 'K', '0', '0', '9')
 #define ERRCODE_PSK_LOCKED_OUT			MAKE_SQLSTATE('P', 'K', '0', '1', '0')
+#define ERRCODE_PSK_QUOTA_EXCEEDED		MAKE_SQLSTATE('P', 'K', '0', '1', '1')
 
 /* Input limits (characters) */
-#define PSK_MAX_CODE_LEN  128
-#define PSK_MAX_NAME_LEN  128
-#define PSK_MAX_EMAIL_LEN 254
-#define PSK_MAX_TEXT_LEN  1000
-#define PSK_MAX_HOW_MANY  100
+#define PSK_MAX_CODE_LEN   128
+#define PSK_MAX_NAME_LEN   128
+#define PSK_MAX_EMAIL_LEN  254
+#define PSK_MAX_TEXT_LEN   1000
+#define PSK_MAX_HOW_MANY   100
+#define PSK_MAX_REQUEST_ID 255 /* psk_reserve's request_id: 1 to 255 */
 
 /*
  * Passwords: every hash psk makes is bcrypt of this cost (2^10 rounds),
@@ -58,6 +60,8 @@
 
 /* Settings (psk.c); durations are in seconds. */
 extern int	 psk_reservation_ttl;
+extern int	 psk_in_use_ttl;
+extern int	 psk_max_held_per_user;
 extern int	 psk_session_ttl;
 extern int	 psk_login_max_failures;
 extern int	 psk_login_lockout;
@@ -174,9 +178,11 @@ extern void psk_check_holder(const char *code, const char *status, bool held,
 
 /*
  * The holder's cycle, for the SQL functions and the HTTP layer: reserve.c,
- * confirm.c and release.c.  Arguments must have passed psk_check_text /
- * psk_pool_name (how_many: 1 to PSK_MAX_HOW_MANY); errors are raised as by
- * the SQL functions.  Results are allocated in the caller's memory context.
+ * confirm.c, release.c and renew.c.  Arguments of confirm and release must
+ * have passed psk_check_text; reserve and renew check theirs themselves,
+ * after the caller (who may call them at all comes first).  Errors are
+ * raised as by the SQL functions.  Results are allocated in the caller's
+ * memory context.
  */
 typedef struct PskReserved
 {
@@ -188,10 +194,24 @@ typedef struct PskReserved
 	bool		expires; /* false: no expiry (psk.reservation_ttl 0) */
 } PskReserved;
 
-/* Reserve how_many codes into out[how_many], all or none. */
-extern void psk_reserve_codes(const char *email, const char *tester,
-							  const char *country, const char *pool,
-							  int how_many, PskReserved *out);
+/* What a reserve asks for, as given (NULL: not given). */
+typedef struct PskReserveArgs
+{
+	const char *tester;
+	const char *country;
+	const char *code_type;
+	int64		how_many; /* 1 to PSK_MAX_HOW_MANY */
+	const char *request_id;
+	const char *request_id_name; /* in its error: NULL is "request_id" */
+} PskReserveArgs;
+
+/*
+ * Reserve args->how_many codes, all or none, or return again what the
+ * user's call with the same request_id returned: the rows into *out
+ * (allocated here); returns how many.
+ */
+extern int psk_reserve_codes(const char *email, const PskReserveArgs *args,
+							 PskReserved **out);
 
 typedef struct PskConfirmed
 {
@@ -213,6 +233,18 @@ typedef struct PskReleased
 extern void psk_release_code(const char *email, const char *code,
 							 const char *clearance, const char *note,
 							 PskReleased *out);
+
+typedef struct PskRenewed
+{
+	char	   *code;
+	const char *status;
+	TimestampTz expires_at;
+	bool		expires; /* false: no expiry (its setting 0) */
+} PskRenewed;
+
+/* psk_renew's work; code and token as given (NULL: not given). */
+extern void psk_renew_code(const char *email, const char *code,
+						   const pg_uuid_t *token, PskRenewed *out);
 
 /*
  * sessions.c: the user behind a live session token (NULL allowed), or
@@ -237,10 +269,17 @@ extern void psk_session_find(text *token, PskSession *session);
 extern uint64 psk_select_my_codes(int64 user_id);
 
 /*
- * expiry.c: return the overdue reservations to their pool; the codes
- * (char *), in code order.
+ * expiry.c: return the overdue holds (reservations and codes in use) to
+ * their pool; the codes (char *), in code order.
  */
 extern List *psk_expire_overdue(void);
+/*
+ * requests.c: forget at most max request_ids of reserves made more than 24
+ * hours ago (in the caller's transaction); returns how many.  0 when the
+ * schema has no psk.reserve_requests (before ALTER EXTENSION UPDATE).
+ */
+extern uint64 psk_forget_requests(int max);
+#define PSK_FORGET_BATCH 10000
 /* expiry.c: from _PG_init when preloaded, one worker per psk.database. */
 extern void psk_register_expiry_workers(void);
 

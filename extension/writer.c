@@ -104,6 +104,19 @@ static const Oid session_types[SESSION_NCOLS] = { BYTEAOID, INT8OID,
 static Columns	 session_cols = { InvalidOid, SESSION_NCOLS, session_names,
 								  session_types };
 
+static const char *const request_names[REQ_NCOLS] = {
+	"user_id",	  "request_id", "made_at",	   "tester_name",
+	"country",	  "code_type",	"how_many",	   "codes",
+	"code_types", "tokens",		"reserved_at", "expires_at"
+};
+static const Oid request_types[REQ_NCOLS] = {
+	INT8OID,	  TEXTOID,		TIMESTAMPTZOID, TEXTOID,
+	TEXTOID,	  TEXTOID,		INT4OID,		TEXTARRAYOID,
+	TEXTARRAYOID, UUIDARRAYOID, TIMESTAMPTZOID, TIMESTAMPTZOID
+};
+static Columns request_cols = { InvalidOid, REQ_NCOLS, request_names,
+								request_types };
+
 /*
  * Column numbers of rel, from the cache when every cached number still has
  * the expected name, else looked up again (the table was re-created or
@@ -382,6 +395,7 @@ cached_check_exprs(CheckCache *cache, Relation rel)
 
 static CheckCache codes_checks;
 static CheckCache log_checks;
+static CheckCache request_checks;
 
 static ResultRelInfo *
 open_result_relation(EState *estate, const char *name, Index rti,
@@ -416,7 +430,7 @@ result_rte(Relation rel)
  * does before each statement) and take a fresh snapshot in READ COMMITTED.
  */
 static void
-writer_start(PskWriter *w, bool with_codes)
+writer_start(PskWriter *w, bool with_codes, bool with_requests)
 {
 	EState		 *estate;
 	MemoryContext oldcxt;
@@ -439,6 +453,14 @@ writer_start(PskWriter *w, bool with_codes)
 	w->log = open_result_relation(estate, "audit_log", list_length(rtable) + 1,
 								  &log_checks);
 	rtable = lappend(rtable, result_rte(w->log->ri_RelationDesc));
+	w->requests = NULL;
+	if (with_requests)
+	{
+		w->requests =
+			open_result_relation(estate, "reserve_requests",
+								 list_length(rtable) + 1, &request_checks);
+		rtable = lappend(rtable, result_rte(w->requests->ri_RelationDesc));
+	}
 	ExecInitRangeTable(estate, rtable);
 
 	w->log_att = resolve_columns(w->log->ri_RelationDesc, &log_cols);
@@ -461,6 +483,16 @@ writer_start(PskWriter *w, bool with_codes)
 								   RelationGetDescr(w->codes->ri_RelationDesc),
 								   &TTSOpsVirtual);
 	}
+	if (with_requests)
+	{
+		Relation rel = w->requests->ri_RelationDesc;
+
+		w->request_att = resolve_columns(rel, &request_cols);
+		w->request_slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel),
+												 table_slot_callbacks(rel));
+		w->new_request = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel),
+												&TTSOpsVirtual);
+	}
 	w->now = GetCurrentTransactionStartTimestamp(); /* now() */
 	MemoryContextSwitchTo(oldcxt);
 
@@ -470,13 +502,19 @@ writer_start(PskWriter *w, bool with_codes)
 void
 psk_writer_begin(PskWriter *w)
 {
-	writer_start(w, true);
+	writer_start(w, true, false);
 }
 
 void
 psk_audit_writer_begin(PskWriter *w)
 {
-	writer_start(w, false);
+	writer_start(w, false, false);
+}
+
+void
+psk_writer_begin_requests(PskWriter *w)
+{
+	writer_start(w, true, true);
 }
 
 /* Fire the queued AFTER triggers (the foreign key check) and clean up. */
@@ -492,6 +530,11 @@ psk_writer_end(PskWriter *w)
 	}
 	ExecCloseIndices(w->log);
 	table_close(w->log->ri_RelationDesc, NoLock);
+	if (w->requests != NULL)
+	{
+		ExecCloseIndices(w->requests);
+		table_close(w->requests->ri_RelationDesc, NoLock);
+	}
 	ExecResetTupleTable(w->estate->es_tupleTable, false);
 	FreeExecutorState(w->estate);
 	PopActiveSnapshot();

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 /* one request; lives in the request's memory pool */
@@ -351,7 +352,71 @@ request_body(Call *call, const Route *route)
 	return NULL;
 }
 
-/* The query string, and a {parameter} of the path, as a JSON object. */
+/*
+ * The request header a route takes (route_header), added to the query
+ * object under its name, as sent (an empty value too).  The query string
+ * may not use that name: only the header sets it.
+ */
+static const char *
+add_header(Call *call, const char *name, const char *json)
+{
+	h2o_req_t		   *req = call->req;
+	size_t				nlen = strlen(name);
+	size_t				len = strlen(json);
+	const h2o_header_t *found = NULL;
+	char				key[64];
+	char			   *out;
+	size_t				o;
+
+	/* inside a JSON string every quote is escaped: only a key matches */
+	snprintf(key, sizeof(key), "\"%s\":", name);
+	if (strstr(json, key) != NULL)
+	{
+		defer(call, 400, "invalid_input",
+			  "query string: this parameter is a request header here");
+		return json;
+	}
+	for (size_t i = 0; i < req->headers.size; i++)
+	{
+		const h2o_header_t *h = &req->headers.entries[i];
+
+		if (h->name->len != nlen || strncasecmp(h->name->base, name, nlen) != 0)
+			continue;
+		if (found != NULL)
+		{
+			defer(call, 400, "invalid_input",
+				  "a request header is given more than once");
+			return json;
+		}
+		found = h;
+	}
+	if (found == NULL)
+		return json;
+	if (!utf8_valid(found->value.base, found->value.len))
+	{
+		defer(call, 400, "invalid_input",
+			  "a request header is not valid UTF-8 text");
+		return json;
+	}
+	out = h2o_mem_alloc_pool(&req->pool, len + JSON_QUOTED_MAX(nlen) +
+											 JSON_QUOTED_MAX(found->value.len) +
+											 4);
+	o = len - 1; /* without the closing brace */
+	memcpy(out, json, o);
+	if (o > 1)
+		out[o++] = ',';
+	o += json_quote(out + o, name, nlen);
+	out[o++] = ':';
+	o += json_quote(out + o, found->value.base, found->value.len);
+	out[o++] = '}';
+	out[o] = '\0';
+	return out;
+}
+
+/*
+ * The query string, a {parameter} of the path and the request header the
+ * route takes, as a JSON object.
+ */
 static const char *
 request_query(Call *call, const Route *route, h2o_iovec_t param)
 {
@@ -377,6 +442,8 @@ request_query(Call *call, const Route *route, h2o_iovec_t param)
 		defer(call, 400, "invalid_input", f.error);
 		return "{}";
 	}
+	if (route_header(route) != NULL)
+		return add_header(call, route_header(route), f.json);
 	return f.json;
 }
 

@@ -86,6 +86,8 @@ typedef enum RouteMatch
 extern RouteMatch  route_find(h2o_iovec_t method, h2o_iovec_t path, int *route,
 							  h2o_iovec_t *param, char *allow, size_t allowsize);
 extern const char *route_auth_name(RouteAuth auth);
+/* The request header the route's statement takes, or NULL. */
+extern const char *route_header(const Route *route);
 extern void		   route_print_table(FILE *out);
 
 /* db.c: a pool of non-blocking libpq connections on one event loop */

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The expiry background worker: with psk in shared_preload_libraries it
-# returns overdue reservations to their pool every psk.expiry_interval in
-# each database of psk.database.  Own throwaway cluster; prints
-# "N passed, M failed".
+# returns overdue holds (reservations, codes in use) to their pool every
+# psk.expiry_interval in each database of psk.database, and forgets the
+# request_ids of reserves older than 24 hours.  Own throwaway cluster;
+# prints "N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
@@ -15,7 +16,7 @@ cluster_init "$work/data" || exit 1
 cluster_start "$work/data" "$port" || exit 1
 psql -XAtq -d postgres -c "CREATE DATABASE psk_worker" || exit 1
 psql -XAtq -v ON_ERROR_STOP=1 -c "CREATE EXTENSION psk CASCADE" -f test/fixtures/tap.sql >/dev/null 2>&1
-sql "SELECT count(*) FROM psk_add_codes('admin@example.com', 'OSV', ARRAY['W1', 'W2'])" >/dev/null
+sql "SELECT count(*) FROM psk_add_codes('admin@example.com', 'OSV', ARRAY['W1', 'W2', 'W3', 'W4'])" >/dev/null
 cluster_stop "$work/data"
 cluster_start "$work/data" "$port" -c shared_preload_libraries=psk \
 	-c psk.database=psk_worker,postgres -c psk.expiry_interval=1 || exit 1
@@ -38,6 +39,26 @@ check "one EXPIRED audit row, the holder as actor" "W1|osv@example.com|w" \
 	"$(sql "SELECT string_agg(code || '|' || contact_email || '|' || tester_name, ',') FROM psk.audit_log WHERE action = 'EXPIRED'")"
 check "a reservation without TTL stays held" RESERVED \
 	"$(sql "SELECT status FROM psk.codes WHERE code = 'W2'")"
+
+# a code in use past psk.in_use_ttl returns as a reservation does
+sql "SET psk.in_use_ttl = '1s'; SELECT status FROM psk_confirm('osv@example.com', 'W2',
+     (SELECT reservation_token FROM psk.codes WHERE code = 'W2'))" >/dev/null
+# request_ids: one made 25 hours ago (forgotten), one now (kept)
+sql "SELECT code FROM psk_reserve('osv@example.com', 'w', request_id => 'old')" >/dev/null
+sql "SELECT code FROM psk_reserve('osv@example.com', 'w', request_id => 'new')" >/dev/null
+sql "UPDATE psk.reserve_requests SET made_at = made_at - interval '25 hours' WHERE request_id = 'old'" >/dev/null
+for _ in $(seq 50); do
+	status=$(sql "SELECT status FROM psk.codes WHERE code = 'W2'")
+	remembered=$(sql "SELECT string_agg(request_id, ',' ORDER BY request_id) FROM psk.reserve_requests")
+	[ "$status" = CAN_BE_USED ] && [ "$remembered" = new ] && break
+	sleep 0.2
+done
+check "an overdue code in use returns to the pool" CAN_BE_USED "$status"
+check "its EXPIRED row, the holder as actor" "W2|osv@example.com|w" \
+	"$(sql "SELECT string_agg(code || '|' || contact_email || '|' || tester_name, ',') FROM psk.audit_log WHERE action = 'EXPIRED' AND code = 'W2'")"
+check "request_ids older than 24 hours are forgotten, newer ones kept" new "$remembered"
+check "the log says what the worker did" 1 \
+	"$(grep -c 'psk: forgot 1 request ids older than 24 hours' "$work/data/server.log")"
 
 # a database without psk: the worker stays quiet and alive
 check "the worker in a database without psk is alive" 1 \
