@@ -6,7 +6,9 @@
 #   a  pgbench SELECT 1                         bench/select1.sql
 #   b  the cycle hand-written in SQL            bench/sql_cycle.sql
 #   c  the cycle through psk_reserve/release    bench/psk_cycle.sql
+#   ck c with a request_id on every reserve     bench/psk_cycle_rid.sql
 #   d  the cycle over HTTP through psk-shim     bench/psk-http-cycle
+#   dk d with an Idempotency-Key on every reserve  bench/psk-http-cycle -k
 #   e  GET /auth/me and GET /users/my           bench/psk-http-cycle -g
 #
 # The HTTP driver (bench/http-cycle.c) holds all connections on one
@@ -15,7 +17,7 @@
 # a thread per connection, as before) for comparison.
 #
 # Prints one table (operations per second, p50 and p99 latency, and the
-# ratios c/b, d/c and d/a) and writes the same as Markdown to
+# ratios c/b, d/c, d/a, ck/c and dk/d) and writes the same as Markdown to
 # bench/results/bench-DATE-REV.md.  Settings, from the environment:
 #   PSK_BENCH_SECONDS   seconds per run (10)
 #   PSK_BENCH_CLIENTS   client counts (1 8 32; at most 64)
@@ -118,13 +120,15 @@ echo "== $header"
 echo "== $setup"
 
 declare -A R # R[run,clients] = "OPS P50 P99 ERRORS MAX [SHIM_US]"
-runs="a b c d e1 e2"
-[ "$with_wrk" = 1 ] && runs="a b c d dw e1 e2"
+runs="a b c ck d dk e1 e2"
+[ "$with_wrk" = 1 ] && runs="a b c ck d dk dw e1 e2"
 declare -A label=(
 	[a]="a: SELECT 1"
 	[b]="b: SQL cycle"
 	[c]="c: psk cycle"
+	[ck]="ck: c, request_id"
 	[d]="d: HTTP cycle"
+	[dk]="dk: d, Idem.-Key"
 	[dw]="d: HTTP, wrk"
 	[e1]="e: GET /auth/me"
 	[e2]="e: GET /users/my"
@@ -136,8 +140,12 @@ for c in $clients; do
 	echo "   ${label[b]}, $c clients: ${R[b,$c]}"
 	R[c,$c]=$(pg_run psk_cycle bench/psk_cycle.sql "$c" "$seconds")
 	echo "   ${label[c]}, $c clients: ${R[c,$c]}"
+	R[ck,$c]=$(pg_run psk_cycle_rid bench/psk_cycle_rid.sql "$c" "$seconds")
+	echo "   ${label[ck]}, $c clients: ${R[ck,$c]}"
 	R[d,$c]=$(http_run http_cycle "$c" "$seconds")
 	echo "   ${label[d]}, $c clients: ${R[d,$c]}"
+	R[dk,$c]=$(http_run http_cycle_key "$c" "$seconds" -k)
+	echo "   ${label[dk]}, $c clients: ${R[dk,$c]}"
 	if [ "$with_wrk" = 1 ]; then
 		R[dw,$c]=$(wrk_run http_cycle_wrk bench/http_cycle.lua "$c" "$seconds")
 		echo "   ${label[dw]}, $c clients: ${R[dw,$c]}"
@@ -171,16 +179,20 @@ report() {
 		done
 	done
 	echo
-	echo "| clients | c/b | d/c | d/a |"
-	echo "| ---: | ---: | ---: | ---: |"
+	echo "| clients | c/b | d/c | d/a | ck/c | dk/d |"
+	echo "| ---: | ---: | ---: | ---: | ---: | ---: |"
 	for c in $clients; do
-		printf '| %2s | %s | %s | %s |\n' "$c" \
+		printf '| %2s | %s | %s | %s | %s | %s |\n' "$c" \
 			"$(ratio "$(ops c "$c")" "$(ops b "$c")")" \
 			"$(ratio "$(ops d "$c")" "$(ops c "$c")")" \
-			"$(ratio "$(ops d "$c")" "$(ops a "$c")")"
+			"$(ratio "$(ops d "$c")" "$(ops a "$c")")" \
+			"$(ratio "$(ops ck "$c")" "$(ops c "$c")")" \
+			"$(ratio "$(ops dk "$c")" "$(ops d "$c")")"
 	done
 	echo
-	echo "ops/s: statements (a), cycles of reserve + release (b, c, d), requests (e)."
+	echo "ops/s: statements (a), cycles of reserve + release (b, c, ck, d, dk), requests (e)."
+	echo "ck and dk: c and d with a new request_id (Idempotency-Key) on every"
+	echo "reserve, remembered in psk.reserve_requests; ck/c and dk/d: what that costs."
 	echo "Latency: per transaction for pgbench (a whole cycle for b and c), per"
 	echo "HTTP request (half a cycle for d), as measured by bench/psk-http-cycle"
 	echo "(wrk's p99 adds made-up samples for slow requests). errors: failed"

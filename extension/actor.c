@@ -26,14 +26,15 @@ user_string(TupleTableSlot *slot, AttrNumber att, bool spi)
 
 /*
  * The user with e-mail email (lower-cased already) or, when email is NULL,
- * with id id, in the active snapshot; with lock, locked FOR KEY SHARE (what
- * the holder_id foreign key takes anyway, taken first so that a user
- * deleted meanwhile is an unknown user rather than a foreign-key error).
+ * with id id, in the active snapshot; with lock, locked in mode: FOR KEY
+ * SHARE (what the holder_id foreign key takes anyway, taken first so that a
+ * user deleted meanwhile is an unknown user rather than a foreign-key
+ * error), or stronger to serialise one user's reserves (reserve.c).
  * spi: inside SPI, strings allocated outside it.
  */
 static bool
-fetch_user(const char *email, int64 id, bool lock, LOCKMODE rellock, bool spi,
-		   PskUser *user)
+fetch_user(const char *email, int64 id, bool lock, LockTupleMode mode,
+		   LOCKMODE rellock, bool spi, PskUser *user)
 {
 	Relation rel = table_open(psk_relation("users"), rellock);
 	Relation idx =
@@ -60,7 +61,7 @@ fetch_user(const char *email, int64 id, bool lock, LOCKMODE rellock, bool spi,
 
 	/* The locked version may have a new e-mail: look again. */
 	if (found && lock)
-		found = psk_lock_row(rel, slot, LockTupleKeyShare, true) &&
+		found = psk_lock_row(rel, slot, mode, true) &&
 				(email == NULL ||
 				 psk_slot_text_equals(slot, att[USER_EMAIL], email));
 
@@ -72,6 +73,7 @@ fetch_user(const char *email, int64 id, bool lock, LOCKMODE rellock, bool spi,
 		user->email = user_string(slot, att[USER_EMAIL], spi);
 		user->user_name = user_string(slot, att[USER_NAME], spi);
 		user->pool = user_string(slot, att[USER_POOL], spi);
+		user->team_name = user_string(slot, att[USER_TEAM], spi);
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(idx, NoLock);
@@ -83,13 +85,66 @@ bool
 psk_lookup_user(const char *email, bool lock, PskUser *user)
 {
 	return email != NULL &&
-		   fetch_user(psk_lower(email), 0, lock, RowShareLock, false, user);
+		   fetch_user(psk_lower(email), 0, lock, LockTupleKeyShare,
+					  RowShareLock, false, user);
+}
+
+bool
+psk_lookup_user_locked(const char *email, LockTupleMode mode, PskUser *user)
+{
+	return email != NULL && fetch_user(psk_lower(email), 0, true, mode,
+									   RowShareLock, false, user);
 }
 
 bool
 psk_lookup_user_id(int64 id, PskUser *user)
 {
-	return fetch_user(NULL, id, false, AccessShareLock, false, user);
+	return fetch_user(NULL, id, false, LockTupleKeyShare, AccessShareLock,
+					  false, user);
+}
+
+/*
+ * The user of the live session whose token hashes to token_hash (a bytea):
+ * one probe of psk.sessions' primary key and one of psk.users', in the
+ * active snapshot.  Every HTTP request but a login starts here, so this is
+ * on the hot path and stays below SPI.  "Live" is not revoked and not past
+ * expires_at by the statement's clock.
+ */
+bool
+psk_lookup_session_user(Datum token_hash, PskUser *user)
+{
+	Relation rel = table_open(psk_relation("sessions"), AccessShareLock);
+	Relation idx = index_open(psk_relation("sessions_pkey"), AccessShareLock);
+	const AttrNumber *att = psk_session_columns(rel);
+	TupleTableSlot	 *slot = table_slot_create(rel, NULL);
+	ScanKeyData		  key;
+	IndexScanDesc	  scan;
+	bool			  live = false;
+	int64			  user_id = 0;
+
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_BYTEAEQ, token_hash);
+	scan = index_beginscan(rel, idx, GetActiveSnapshot(), 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	if (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		not_revoked;
+		bool		isnull; /* user_id and expires_at are NOT NULL */
+		TimestampTz expires_at;
+
+		(void) slot_getattr(slot, att[SESSION_REVOKED_AT], &not_revoked);
+		expires_at = DatumGetTimestampTz(
+			slot_getattr(slot, att[SESSION_EXPIRES_AT], &isnull));
+		live = not_revoked && expires_at > GetCurrentStatementStartTimestamp();
+		if (live)
+			user_id = psk_slot_int8(slot, att[SESSION_USER_ID], &isnull);
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, NoLock);
+	table_close(rel, NoLock);
+
+	return live && fetch_user(NULL, user_id, false, LockTupleKeyShare,
+							  AccessShareLock, false, user);
 }
 
 /*
@@ -106,7 +161,8 @@ psk_find_user(const char *email, PskUser *user)
 		return false;
 	CommandCounterIncrement();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	found = fetch_user(psk_lower(email), 0, false, AccessShareLock, true, user);
+	found = fetch_user(psk_lower(email), 0, false, LockTupleKeyShare,
+					   AccessShareLock, true, user);
 	PopActiveSnapshot();
 	return found;
 }

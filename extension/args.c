@@ -11,13 +11,32 @@
 #include "utils/formatting.h"
 
 static bool
+is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' ||
+		   c == '\v';
+}
+
+static bool
 is_blank(const char *s)
 {
 	for (; *s; s++)
-		if (!(*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' ||
-			  *s == '\f' || *s == '\v'))
+		if (!is_space(*s))
 			return false;
 	return true;
+}
+
+char *
+psk_trim_space(char *s)
+{
+	char *end;
+
+	while (is_space(*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && is_space(end[-1]))
+		*--end = '\0';
+	return s;
 }
 
 char *

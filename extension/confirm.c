@@ -4,7 +4,9 @@
  *		and the HTTP layer) and psk_confirm.
  *
  * Below SPI (writer.c): the code is locked as FOR UPDATE would, then
- * checked (holder, status, token, expiry, in that order) and changed.
+ * checked (holder, status, token, expiry, in that order) and changed.  With
+ * psk.in_use_ttl > 0 the code in use is held until now() + psk.in_use_ttl
+ * (its holder renews it, or the sweep returns it); else until released.
  */
 #include "writer.h"
 
@@ -61,7 +63,13 @@ psk_confirm_code(const char *email, const char *code, const pg_uuid_t *token,
 	psk_code_change(&w);
 	psk_code_set(&w, CODE_STATUS, CStringGetTextDatum("IN_USE"), false);
 	psk_code_set(&w, CODE_CONFIRMED_AT, TimestampTzGetDatum(w.now), false);
-	psk_code_set(&w, CODE_EXPIRES_AT, (Datum) 0, true);
+	if (psk_in_use_ttl > 0)
+		psk_code_set(&w, CODE_EXPIRES_AT,
+					 TimestampTzGetDatum(TimestampTzPlusMilliseconds(
+						 w.now, (int64) psk_in_use_ttl * 1000)),
+					 false);
+	else
+		psk_code_set(&w, CODE_EXPIRES_AT, (Datum) 0, true);
 	psk_code_update(&w);
 
 	psk_audit_code(&w, &user);

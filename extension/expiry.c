@@ -1,8 +1,11 @@
 /*
  * expiry.c
- *		Returning overdue reservations to their pool: psk_expire_reservations()
- *		and the background workers that call it every psk.expiry_interval when
- *		psk is in shared_preload_libraries (one per database in psk.database).
+ *		Returning overdue holds to their pool (reservations past
+ *		psk.reservation_ttl, codes in use past psk.in_use_ttl, unless their
+ *		holder renewed them): psk_expire_reservations() and the background
+ *		workers that call it every psk.expiry_interval when psk is in
+ *		shared_preload_libraries (one per database in psk.database), which
+ *		also forget the request_ids of reserves older than 24 hours.
  */
 #include "writer.h"
 
@@ -33,7 +36,7 @@ PG_FUNCTION_INFO_V1(psk_expire_reservations);
 
 PGDLLEXPORT void psk_expiry_main(Datum main_arg);
 
-/* An overdue reservation as the index shows it, before it is locked. */
+/* An overdue hold as the index shows it, before it is locked. */
 typedef struct Overdue
 {
 	ItemPointerData tid;
@@ -41,7 +44,7 @@ typedef struct Overdue
 	int64			id;
 } Overdue;
 
-/* A reservation returned to its pool, for its audit row. */
+/* A hold returned to its pool, for its audit row. */
 typedef struct Expired
 {
 	int64 id;
@@ -81,7 +84,17 @@ code_cmp(const ListCell *a, const ListCell *b)
 	return varstr_cmp(x, strlen(x), y, strlen(y), DEFAULT_COLLATION_OID);
 }
 
-/* The reservations due now, from the index of them, in expiry order. */
+/* A code held (RESERVED or IN_USE), the only ones with an expires_at. */
+static bool
+is_held(PskWriter *w)
+{
+	return psk_slot_text_equals(w->code_slot, w->code_att[CODE_STATUS],
+								"RESERVED") ||
+		   psk_slot_text_equals(w->code_slot, w->code_att[CODE_STATUS],
+								"IN_USE");
+}
+
+/* The holds due now, from the index of them, in expiry order. */
 static Overdue *
 find_overdue(PskWriter *w, int *n)
 {
@@ -101,8 +114,7 @@ find_overdue(PskWriter *w, int *n)
 	index_rescan(scan, &key, 1, NULL, 0);
 	while (index_getnext_slot(scan, ForwardScanDirection, w->code_slot))
 	{
-		if (!psk_slot_text_equals(w->code_slot, w->code_att[CODE_STATUS],
-								  "RESERVED"))
+		if (!is_held(w))
 			continue;
 		if (*n == size)
 			due = repalloc(due, (size *= 2) * sizeof(Overdue));
@@ -119,12 +131,12 @@ find_overdue(PskWriter *w, int *n)
 }
 
 /*
- * Return every overdue reservation to its pool, as
+ * Return every overdue hold, RESERVED or IN_USE, to its pool, as
  * SELECT ... ORDER BY expires_at, id FOR UPDATE SKIP LOCKED would find them:
- * a row someone holds locked (a holder releasing or confirming right now)
- * is skipped, and the next sweep sees it again.  The audit rows follow in
- * code id order; the actor of EXPIRED is the holder.  Returns the codes
- * expired, in code order.
+ * a row someone holds locked (a holder releasing, confirming or renewing
+ * right now) is skipped, and the next sweep sees it again.  The audit rows
+ * follow in code id order; the actor of EXPIRED is the holder.  Returns the
+ * codes expired, in code order.
  */
 List *
 psk_expire_overdue(void)
@@ -155,9 +167,7 @@ psk_expire_overdue(void)
 		/* The locked version may be newer than the one scanned: re-check. */
 		expires_at =
 			slot_getattr(w.code_slot, w.code_att[CODE_EXPIRES_AT], &isnull);
-		if (!psk_slot_text_equals(w.code_slot, w.code_att[CODE_STATUS],
-								  "RESERVED") ||
-			isnull || DatumGetTimestampTz(expires_at) > w.now)
+		if (!is_held(&w) || isnull || DatumGetTimestampTz(expires_at) > w.now)
 			continue;
 
 		e->id = psk_slot_int8(w.code_slot, w.code_att[CODE_ID], &isnull);
@@ -195,11 +205,18 @@ psk_expire_overdue(void)
 	return codes;
 }
 
+/*
+ * psk_expire_reservations(): the sweep, for a scheduler instead of the
+ * worker; also forgets one batch of lapsed request_ids, so that
+ * psk.reserve_requests stays bounded without the worker too.
+ */
 Datum
 psk_expire_reservations(PG_FUNCTION_ARGS)
 {
 	List	 *codes = psk_expire_overdue();
 	ListCell *lc;
+
+	psk_forget_requests(PSK_FORGET_BATCH);
 
 	psk_result_set(fcinfo);
 	foreach (lc, codes)
@@ -304,11 +321,39 @@ psk_register_expiry_workers(void)
 	}
 }
 
+/*
+ * Forget the request_ids of reserves older than 24 hours: batches of
+ * PSK_FORGET_BATCH rows, each in a transaction of its own (no long
+ * transaction holding back vacuum), until a batch comes back short.
+ */
+static uint64
+forget_once(void)
+{
+	uint64 total = 0;
+	uint64 n;
+
+	do
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, "psk: forget request ids");
+		n = 0;
+		if (OidIsValid(get_extension_oid("psk", true)))
+			n = psk_forget_requests(PSK_FORGET_BATCH);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		total += n;
+	} while (n == PSK_FORGET_BATCH);
+	return total;
+}
+
 /* One sweep in its own transaction; quiet when psk is not installed. */
 static void
 expire_once(void)
 {
-	int expired = 0;
+	int	   expired = 0;
+	uint64 forgotten;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -320,12 +365,17 @@ expire_once(void)
 
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+
+	forgotten = forget_once();
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 
 	if (expired > 0)
-		elog(LOG, "psk: returned %d overdue reservations to their pool",
-			 expired);
+		elog(LOG, "psk: returned %d overdue holds to their pool", expired);
+	if (forgotten > 0)
+		elog(LOG,
+			 "psk: forgot " UINT64_FORMAT " request ids older than 24 hours",
+			 forgotten);
 }
 
 /* While connecting: a database that does not exist stops this worker. */

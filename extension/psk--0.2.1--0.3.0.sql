@@ -208,6 +208,123 @@ INSERT INTO psk.login_slots SELECT pg_catalog.generate_series(0, 1023);
 REVOKE ALL ON TABLE psk.login_slots FROM PUBLIC;
 
 
+-- Switching from the old service (70_migrate.sql): psk_migrate_legacy,
+-- for a superuser, granted to no one.
+CREATE FUNCTION @extschema@.psk_migrate_legacy(source_schema text DEFAULT 'public')
+RETURNS TABLE (item text, n bigint)
+AS 'MODULE_PATHNAME', 'psk_migrate_legacy'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION @extschema@.psk_migrate_legacy(text) FROM PUBLIC;
+
+-- Holds that end, retries that do not reserve twice, quotas (issue 14).
+
+-- An IN_USE code may have an expires_at too (psk.in_use_ttl, psk_renew);
+-- the sweep's index covers every hold that ends; psk_overdue's index of
+-- held codes by reserved_at (00_schema.sql).
+ALTER TABLE psk.codes DROP CONSTRAINT codes_expiry_after_reserve;
+ALTER TABLE psk.codes ADD CONSTRAINT codes_expiry_after_reserve
+    CHECK (expires_at IS NULL OR (status IN ('RESERVED', 'IN_USE') AND expires_at > reserved_at));
+DROP INDEX psk.codes_expires_idx;
+CREATE INDEX codes_expires_idx ON psk.codes (expires_at)
+    WHERE expires_at IS NOT NULL;
+CREATE INDEX codes_held_since_idx ON psk.codes (reserved_at, id)
+    WHERE status IN ('RESERVED', 'IN_USE');
+
+-- The audit action RENEWED (lists.h: 11 actions of codes).
+ALTER TABLE psk.audit_log DROP CONSTRAINT audit_log_action_check;
+ALTER TABLE psk.audit_log ADD CONSTRAINT audit_log_action_check CHECK (action IN (
+    'ADDED', 'RESERVED', 'CONFIRMED', 'RELEASED', 'EXPIRED',
+    'DISASSOCIATED', 'MARKED_NON_USABLE', 'RESTORED',
+    'DELETED', 'COMMENTED', 'RENEWED',
+    'USER_CREATED', 'USER_UPDATED', 'USER_DELETED'));
+
+-- What reserves with a request_id returned, for 24 hours; dumped by pg_dump
+-- like every other table of psk (90_backup.sql).
+CREATE TABLE psk.reserve_requests (
+    user_id     bigint NOT NULL,
+    request_id  text NOT NULL CHECK (pg_catalog.length(request_id) BETWEEN 1 AND 255),
+    made_at     timestamptz NOT NULL,
+    tester_name text NOT NULL,
+    country     text,
+    code_type   text,
+    how_many    int NOT NULL CHECK (how_many BETWEEN 1 AND 100),
+    codes       text[] NOT NULL,
+    code_types  text[] NOT NULL,
+    tokens      uuid[] NOT NULL,
+    reserved_at timestamptz NOT NULL,
+    expires_at  timestamptz,
+    PRIMARY KEY (user_id, request_id)
+);
+CREATE INDEX reserve_requests_made_at_idx ON psk.reserve_requests (made_at);
+REVOKE ALL ON TABLE psk.reserve_requests FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('psk.reserve_requests', '');
+
+-- psk_reserve gains its last argument, request_id: a new signature, so the
+-- function is made anew, with the grants the old one had (a DBA's GRANT
+-- EXECUTE to the application role carries over), and the old one dropped.
+CREATE FUNCTION @extschema@.psk_reserve(user_email text, tester_name text,
+                                        country text DEFAULT NULL,
+                                        code_type text DEFAULT NULL,
+                                        how_many int DEFAULT 1,
+                                        request_id text DEFAULT NULL)
+RETURNS TABLE (code text, code_type text, reservation_token uuid,
+               reserved_at timestamptz, expires_at timestamptz)
+AS 'MODULE_PATHNAME', 'psk_reserve'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION @extschema@.psk_reserve(text, text, text, text, int, text) FROM PUBLIC;
+DO $do$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN
+        SELECT a.grantee, a.is_grantable
+          FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+         WHERE p.oid = '@extschema@.psk_reserve(text, text, text, text, int)'::pg_catalog.regprocedure
+           AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner
+    LOOP
+        EXECUTE pg_catalog.format(
+            'GRANT EXECUTE ON FUNCTION @extschema@.psk_reserve(text, text, text, text, int, text) TO %s%s',
+            CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::pg_catalog.regrole::text END,
+            CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
+END
+$do$;
+DROP FUNCTION @extschema@.psk_reserve(text, text, text, text, int);
+
+-- The holder's heartbeat (renew.c) and the report of long holds (readers.c).
+CREATE FUNCTION @extschema@.psk_renew(user_email text, code text,
+                                      reservation_token uuid)
+RETURNS TABLE (code text, status text, expires_at timestamptz)
+AS 'MODULE_PATHNAME', 'psk_renew'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION @extschema@.psk_renew(text, text, uuid) FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.psk_overdue(older_than interval DEFAULT '7 days',
+                                        code_type text DEFAULT NULL)
+RETURNS TABLE (code text, code_type text, status text, holder text,
+               tester_name text, reserved_at timestamptz,
+               expires_at timestamptz, held_for interval)
+AS 'MODULE_PATHNAME', 'psk_overdue'
+LANGUAGE C STABLE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION @extschema@.psk_overdue(interval, text) FROM PUBLIC;
+
+-- POST /users/renew and GET /admin/codes/overdue (60_http.sql)
+CREATE FUNCTION psk.http_renew(token text, body text, query jsonb) RETURNS json
+AS 'MODULE_PATHNAME', 'psk_http'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION psk.http_renew(text, text, jsonb) FROM PUBLIC;
+
+CREATE FUNCTION psk.http_overdue(token text, body text, query jsonb) RETURNS json
+AS 'MODULE_PATHNAME', 'psk_http'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION psk.http_overdue(text, text, jsonb) FROM PUBLIC;
+
 -- Failed logins kept against the account, or a keyed hash of the e-mail
 -- without one, never the typed text (05_accounts_schema.sql).  The failures
 -- of an e-mail with an account move to its id; those of e-mails without one

@@ -8,6 +8,7 @@
 #include <limits.h>
 
 #include "miscadmin.h"
+#include "pgtime.h"
 #include "storage/ipc.h"
 #include "utils/guc.h"
 
@@ -16,11 +17,14 @@
 PG_MODULE_MAGIC;
 
 int	  psk_reservation_ttl = 0;
+int	  psk_in_use_ttl = 0;
+int	  psk_max_held_per_user = 0;
 int	  psk_session_ttl = 8 * 3600;
 int	  psk_login_max_failures = 5;
 int	  psk_login_lockout = 15 * 60;
 int	  psk_expiry_interval = 10;
 char *psk_databases = NULL;
+char *psk_display_timezone = NULL;
 
 void _PG_init(void);
 
@@ -45,6 +49,21 @@ psk_shmem_startup(void)
 	psk_expiry_shmem_startup();
 }
 
+/* psk.display_timezone: a zone name the tz database knows ("Asia/Kolkata") */
+static bool
+check_display_timezone(char **newval, void **extra, GucSource source)
+{
+	pg_tz *tz = *newval != NULL ? pg_tzset(*newval) : NULL;
+
+	if (tz == NULL || !pg_tz_acceptable(tz))
+	{
+		GUC_check_errdetail("\"%s\" is not a time zone name.",
+							*newval ? *newval : "");
+		return false;
+	}
+	return true;
+}
+
 void
 _PG_init(void)
 {
@@ -54,6 +73,15 @@ _PG_init(void)
 		"How long a reservation is held before it may expire (0: until released).",
 		NULL, &psk_reservation_ttl, 0, 0, INT_MAX, PGC_SUSET, GUC_UNIT_S, NULL,
 		NULL, NULL);
+	DefineCustomIntVariable(
+		"psk.in_use_ttl",
+		"How long a code in use is held before it may expire (0: until released).",
+		"Confirm sets expires_at; psk_renew extends it.", &psk_in_use_ttl, 0, 0,
+		INT_MAX, PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable(
+		"psk.max_held_per_user",
+		"Most codes one user may hold, reserved or in use (0: no limit).", NULL,
+		&psk_max_held_per_user, 0, 0, INT_MAX, PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("psk.session_ttl",
 							"Lifetime of a session token made by psk_login.",
 							NULL, &psk_session_ttl, 8 * 3600, 1, INT_MAX,
@@ -70,9 +98,14 @@ _PG_init(void)
 		NULL, NULL, NULL);
 	DefineCustomIntVariable(
 		"psk.expiry_interval",
-		"How often the background worker returns overdue reservations to their pool.",
+		"How often the background worker returns overdue holds to their pool.",
 		NULL, &psk_expiry_interval, 10, 1, 86400, PGC_SIGHUP, GUC_UNIT_S, NULL,
 		NULL, NULL);
+	DefineCustomStringVariable(
+		"psk.display_timezone",
+		"Time zone of logged_at_str in the log items of GET /users/logs and GET /admin/logs.",
+		"The old service showed Asia/Kolkata.", &psk_display_timezone, "UTC",
+		PGC_SUSET, 0, check_display_timezone, NULL, NULL);
 
 	/* The workers exist only when psk is preloaded; so does their setting. */
 	if (process_shared_preload_libraries_in_progress)

@@ -27,13 +27,15 @@
 #define ERRCODE_PSK_UNAUTHORIZED		MAKE_SQLSTATE('P', 'K', '0', '0', '8')
 #define ERRCODE_PSK_CONFLICT			MAKE_SQLSTATE('P', 'K', '0', '0', '9')
 #define ERRCODE_PSK_LOCKED_OUT			MAKE_SQLSTATE('P', 'K', '0', '1', '0')
+#define ERRCODE_PSK_QUOTA_EXCEEDED		MAKE_SQLSTATE('P', 'K', '0', '1', '1')
 
 /* Input limits (characters) */
-#define PSK_MAX_CODE_LEN  128
-#define PSK_MAX_NAME_LEN  128
-#define PSK_MAX_EMAIL_LEN 254
-#define PSK_MAX_TEXT_LEN  1000
-#define PSK_MAX_HOW_MANY  100
+#define PSK_MAX_CODE_LEN   128
+#define PSK_MAX_NAME_LEN   128
+#define PSK_MAX_EMAIL_LEN  254
+#define PSK_MAX_TEXT_LEN   1000
+#define PSK_MAX_HOW_MANY   100
+#define PSK_MAX_REQUEST_ID 255 /* psk_reserve's request_id: 1 to 255 */
 
 /*
  * Passwords: every hash psk makes is bcrypt of this cost (2^10 rounds),
@@ -58,11 +60,14 @@
 
 /* Settings (psk.c); durations are in seconds. */
 extern int	 psk_reservation_ttl;
+extern int	 psk_in_use_ttl;
+extern int	 psk_max_held_per_user;
 extern int	 psk_session_ttl;
 extern int	 psk_login_max_failures;
 extern int	 psk_login_lockout;
 extern int	 psk_expiry_interval;
 extern char *psk_databases;
+extern char *psk_display_timezone;
 
 /*
  * query.c: a statement prepared once per backend and kept (SPI_keepplan).
@@ -113,6 +118,8 @@ extern char *psk_text_arg(FunctionCallInfo fcinfo, int argno, const char *name,
 /* The same checks on a C string (NULL allowed), for callers without fcinfo. */
 extern char *psk_check_text(char *value, const char *name, bool required,
 							int maxlen);
+/* s without the ASCII whitespace around it (s is changed in place). */
+extern char *psk_trim_space(char *s);
 /* work(fcinfo) without its errors logging the statement (passwords). */
 extern Datum psk_call_hiding_statement(PGFunction		work,
 									   FunctionCallInfo fcinfo);
@@ -139,6 +146,7 @@ typedef struct PskUser
 	char *email;
 	char *user_name;
 	char *pool;
+	char *team_name;
 } PskUser;
 
 /*
@@ -161,6 +169,8 @@ extern void psk_check_admin(const char *email, const PskUser *user);
  */
 extern bool psk_lookup_user(const char *email, bool lock, PskUser *user);
 extern bool psk_lookup_user_id(int64 id, PskUser *user);
+/* The user of a live session, by the SHA-256 of its token (bytea). */
+extern bool psk_lookup_session_user(Datum token_hash, PskUser *user);
 
 /* Refuse unless user_id holds code (status NULL: unknown code). */
 extern void psk_check_holder(const char *code, const char *status, bool held,
@@ -168,9 +178,11 @@ extern void psk_check_holder(const char *code, const char *status, bool held,
 
 /*
  * The holder's cycle, for the SQL functions and the HTTP layer: reserve.c,
- * confirm.c and release.c.  Arguments must have passed psk_check_text /
- * psk_pool_name (how_many: 1 to PSK_MAX_HOW_MANY); errors are raised as by
- * the SQL functions.  Results are allocated in the caller's memory context.
+ * confirm.c, release.c and renew.c.  Arguments of confirm and release must
+ * have passed psk_check_text; reserve and renew check theirs themselves,
+ * after the caller (who may call them at all comes first).  Errors are
+ * raised as by the SQL functions.  Results are allocated in the caller's
+ * memory context.
  */
 typedef struct PskReserved
 {
@@ -182,10 +194,24 @@ typedef struct PskReserved
 	bool		expires; /* false: no expiry (psk.reservation_ttl 0) */
 } PskReserved;
 
-/* Reserve how_many codes into out[how_many], all or none. */
-extern void psk_reserve_codes(const char *email, const char *tester,
-							  const char *country, const char *pool,
-							  int how_many, PskReserved *out);
+/* What a reserve asks for, as given (NULL: not given). */
+typedef struct PskReserveArgs
+{
+	const char *tester;
+	const char *country;
+	const char *code_type;
+	int64		how_many; /* 1 to PSK_MAX_HOW_MANY */
+	const char *request_id;
+	const char *request_id_name; /* in its error: NULL is "request_id" */
+} PskReserveArgs;
+
+/*
+ * Reserve args->how_many codes, all or none, or return again what the
+ * user's call with the same request_id returned: the rows into *out
+ * (allocated here); returns how many.
+ */
+extern int psk_reserve_codes(const char *email, const PskReserveArgs *args,
+							 PskReserved **out);
 
 typedef struct PskConfirmed
 {
@@ -207,6 +233,18 @@ typedef struct PskReleased
 extern void psk_release_code(const char *email, const char *code,
 							 const char *clearance, const char *note,
 							 PskReleased *out);
+
+typedef struct PskRenewed
+{
+	char	   *code;
+	const char *status;
+	TimestampTz expires_at;
+	bool		expires; /* false: no expiry (its setting 0) */
+} PskRenewed;
+
+/* psk_renew's work; code and token as given (NULL: not given). */
+extern void psk_renew_code(const char *email, const char *code,
+						   const pg_uuid_t *token, PskRenewed *out);
 
 /*
  * sessions.c: the user behind a live session token (NULL allowed), or
@@ -233,10 +271,17 @@ extern void psk_clear_login_failures(int64 user_id);
 extern uint64 psk_select_my_codes(int64 user_id);
 
 /*
- * expiry.c: return the overdue reservations to their pool; the codes
- * (char *), in code order.
+ * expiry.c: return the overdue holds (reservations and codes in use) to
+ * their pool; the codes (char *), in code order.
  */
 extern List *psk_expire_overdue(void);
+/*
+ * requests.c: forget at most max request_ids of reserves made more than 24
+ * hours ago (in the caller's transaction); returns how many.  0 when the
+ * schema has no psk.reserve_requests (before ALTER EXTENSION UPDATE).
+ */
+extern uint64 psk_forget_requests(int max);
+#define PSK_FORGET_BATCH 10000
 /* expiry.c: from _PG_init when preloaded, one worker per psk.database. */
 extern void psk_register_expiry_workers(void);
 extern void psk_expiry_shmem_request(void);

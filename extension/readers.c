@@ -1,7 +1,8 @@
 /*
  * readers.c
  *		Looking without touching: psk_my_codes, psk_recent_releases,
- *		psk_user_log, psk_log, psk_counts, psk_codes and psk_countries.
+ *		psk_user_log, psk_log, psk_counts, psk_codes, psk_countries and
+ *		psk_overdue.
  *
  * The functions without an acting user are governed by EXECUTE privileges
  * alone; those of a user (psk_my_codes, psk_user_log) show only the
@@ -10,6 +11,7 @@
 #include "psk.h"
 #include "lists.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
@@ -309,6 +311,91 @@ psk_countries(PG_FUNCTION_ARGS)
 {
 	SPI_connect();
 	psk_execute(&countries, NULL, NULL, true);
+	psk_return_tuptable(fcinfo);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(psk_overdue);
+
+/*
+ * psk_overdue(older_than, code_type): the held codes reserved at least
+ * older_than ago, longest held first, read from the partial index of held
+ * codes by reserved_at (codes_held_since_idx), not from every code.  $1 the
+ * cutoff (now() - older_than), $2 the pool or NULL.
+ */
+static PskQuery overdue = {
+	"SELECT c.code, c.pool, c.status, u.email, c.tester_name, c.reserved_at,"
+	"       c.expires_at, now() - c.reserved_at"
+	"  FROM psk.codes c JOIN psk.users u ON u.id = c.holder_id"
+	" WHERE c.status IN ('RESERVED', 'IN_USE') AND c.reserved_at <= $1"
+	"   AND ($2::text IS NULL OR c.pool = $2)"
+	" ORDER BY c.reserved_at, c.id",
+	2,
+	{ TIMESTAMPTZOID, TEXTOID }
+};
+
+/* now() - older_than, or invalid_input for an interval out of range. */
+static TimestampTz
+overdue_cutoff(Interval *older_than)
+{
+	MemoryContext		 caller = CurrentMemoryContext;
+	volatile TimestampTz cutoff = 0;
+	volatile bool		 bad = false;
+
+	PG_TRY();
+	{
+		cutoff = DatumGetTimestampTz(
+			DirectFunctionCall2(timestamptz_mi_interval,
+								TimestampTzGetDatum(
+									GetCurrentTransactionStartTimestamp()),
+								IntervalPGetDatum(older_than)));
+	}
+	PG_CATCH();
+	{
+		ErrorData *e;
+
+		MemoryContextSwitchTo(caller);
+		e = CopyErrorData();
+		if (ERRCODE_TO_CATEGORY(e->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
+			PG_RE_THROW();
+		FlushErrorState();
+		bad = true;
+	}
+	PG_END_TRY();
+	if (bad)
+		ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
+						errmsg("older_than is out of range")));
+	return cutoff;
+}
+
+Datum
+psk_overdue(PG_FUNCTION_ARGS)
+{
+	Interval   *older_than;
+	Interval	zero = { 0 };
+	const char *pool;
+	Datum		values[2];
+	bool		nulls[2] = { 0 };
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
+						errmsg("older_than is required")));
+	older_than = PG_GETARG_INTERVAL_P(0);
+	if (DatumGetInt32(DirectFunctionCall2(interval_cmp,
+										  IntervalPGetDatum(older_than),
+										  IntervalPGetDatum(&zero))) < 0)
+		ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
+						errmsg("older_than must not be negative")));
+	pool = psk_pool_name(
+		psk_text_arg(fcinfo, 1, "code_type", false, PSK_MAX_NAME_LEN));
+
+	values[0] = TimestampTzGetDatum(overdue_cutoff(older_than));
+	nulls[1] = pool == NULL;
+	values[1] = pool ? CStringGetTextDatum(pool) : (Datum) 0;
+
+	SPI_connect();
+	psk_execute(&overdue, values, nulls, true);
 	psk_return_tuptable(fcinfo);
 	SPI_finish();
 	return (Datum) 0;

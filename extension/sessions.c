@@ -377,7 +377,9 @@ failure_key(const char *email, const char *lowered, int64 user_id,
 static Datum
 psk_login_work(PG_FUNCTION_ARGS)
 {
-	char *email = psk_text_arg(fcinfo, 0, "email", true, PSK_MAX_EMAIL_LEN);
+	/* spaces around the e-mail are not part of it, as the old service had it */
+	char *email = psk_trim_space(
+		psk_text_arg(fcinfo, 0, "email", true, PSK_MAX_EMAIL_LEN));
 	char *password =
 		psk_text_arg(fcinfo, 1, "password", true, PSK_MAX_TEXT_LEN);
 	char		  *lowered;
@@ -495,15 +497,6 @@ psk_login(PG_FUNCTION_ARGS)
 }
 
 /* The user of a live session: one probe of each primary key. */
-static PskQuery find_session = {
-	"SELECT u.id, u.user_name, u.team_name, u.email, u.is_admin, u.pool"
-	"  FROM psk.sessions s JOIN psk.users u ON u.id = s.user_id"
-	" WHERE s.token_hash = $1 AND s.revoked_at IS NULL"
-	"   AND s.expires_at > pg_catalog.statement_timestamp()",
-	1,
-	{ BYTEAOID }
-};
-
 /*
  * The user of a live session (token may be NULL): unknown, malformed,
  * expired and revoked tokens are all unauthorized, with one message.
@@ -511,23 +504,19 @@ static PskQuery find_session = {
 void
 psk_session_find(text *token, PskSession *session)
 {
-	Datum hash;
-	bool  isnull;
+	Datum	hash;
+	PskUser user;
 
-	SPI_connect();
-	if (!token_text_hash(token, &hash) ||
-		psk_execute(&find_session, &hash, NULL, true) == 0)
+	if (!token_text_hash(token, &hash) || !psk_lookup_session_user(hash, &user))
 		ereport(ERROR, (errcode(ERRCODE_PSK_UNAUTHORIZED),
 						errmsg("invalid or expired session token"),
 						errhidestmt(true)));
-	/* every column is NOT NULL */
-	session->id = DatumGetInt64(psk_result(0, 1, &isnull));
-	session->user_name = psk_result_cstring(0, 2);
-	session->team_name = psk_result_cstring(0, 3);
-	session->email = psk_result_cstring(0, 4);
-	session->is_admin = DatumGetBool(psk_result(0, 5, &isnull));
-	session->pool = psk_result_cstring(0, 6);
-	SPI_finish();
+	session->id = user.id;
+	session->user_name = user.user_name;
+	session->team_name = user.team_name;
+	session->email = user.email;
+	session->is_admin = user.is_admin;
+	session->pool = user.pool;
 }
 
 /*

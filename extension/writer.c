@@ -43,6 +43,7 @@
 #include "optimizer/optimizer.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -87,11 +88,34 @@ static const Oid log_types[LOG_NCOLS] = {
 };
 static Columns log_cols = { InvalidOid, LOG_NCOLS, log_names, log_types };
 
-static const char *const user_names[USER_NCOLS] = { "id", "email", "user_name",
-													"is_admin", "pool" };
-static const Oid user_types[USER_NCOLS] = { INT8OID, TEXTOID, TEXTOID, BOOLOID,
-											TEXTOID };
-static Columns	 user_cols = { InvalidOid, USER_NCOLS, user_names, user_types };
+static const char *const user_names[USER_NCOLS] = { "id",		 "email",
+													"user_name", "is_admin",
+													"pool",		 "team_name" };
+static const Oid		 user_types[USER_NCOLS] = { INT8OID, TEXTOID, TEXTOID,
+													BOOLOID, TEXTOID, TEXTOID };
+static Columns user_cols = { InvalidOid, USER_NCOLS, user_names, user_types };
+
+static const char *const session_names[SESSION_NCOLS] = {
+	"token_hash", "user_id", "expires_at", "revoked_at"
+};
+static const Oid session_types[SESSION_NCOLS] = { BYTEAOID, INT8OID,
+												  TIMESTAMPTZOID,
+												  TIMESTAMPTZOID };
+static Columns	 session_cols = { InvalidOid, SESSION_NCOLS, session_names,
+								  session_types };
+
+static const char *const request_names[REQ_NCOLS] = {
+	"user_id",	  "request_id", "made_at",	   "tester_name",
+	"country",	  "code_type",	"how_many",	   "codes",
+	"code_types", "tokens",		"reserved_at", "expires_at"
+};
+static const Oid request_types[REQ_NCOLS] = {
+	INT8OID,	  TEXTOID,		TIMESTAMPTZOID, TEXTOID,
+	TEXTOID,	  TEXTOID,		INT4OID,		TEXTARRAYOID,
+	TEXTARRAYOID, UUIDARRAYOID, TIMESTAMPTZOID, TIMESTAMPTZOID
+};
+static Columns request_cols = { InvalidOid, REQ_NCOLS, request_names,
+								request_types };
 
 /*
  * Column numbers of rel, from the cache when every cached number still has
@@ -164,13 +188,59 @@ resolve_columns(Relation rel, Columns *cols)
 	return cols->attnum;
 }
 
+/*
+ * The OIDs of psk's relations, by name, found once and kept until any
+ * relation or schema changes (an invalidation message of either kind
+ * empties the cache): every call of the engine opens several, and a name
+ * lookup costs two syscache probes.
+ */
+#define RELATION_CACHE_SIZE 32
+
+static struct
+{
+	char name[NAMEDATALEN];
+	Oid	 relid;
+} relation_cache[RELATION_CACHE_SIZE];
+static int	relation_cache_used = 0;
+static bool relation_cache_registered = false;
+
+static void
+relation_cache_reset(Datum arg, Oid relid)
+{
+	relation_cache_used = 0;
+}
+
+static void
+relation_cache_reset_syscache(Datum arg, int cacheid, uint32 hashvalue)
+{
+	relation_cache_used = 0;
+}
+
 Oid
 psk_relation(const char *name)
 {
-	Oid relid = get_relname_relid(name, get_namespace_oid("psk", false));
+	Oid relid;
 
+	for (int i = 0; i < relation_cache_used; i++)
+		if (strcmp(relation_cache[i].name, name) == 0)
+			return relation_cache[i].relid;
+
+	if (!relation_cache_registered)
+	{
+		CacheRegisterRelcacheCallback(relation_cache_reset, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACEOID,
+									  relation_cache_reset_syscache, (Datum) 0);
+		relation_cache_registered = true;
+	}
+	relid = get_relname_relid(name, get_namespace_oid("psk", false));
 	if (!OidIsValid(relid))
 		elog(ERROR, "psk: relation psk.%s is missing", name);
+	if (relation_cache_used < RELATION_CACHE_SIZE)
+	{
+		strlcpy(relation_cache[relation_cache_used].name, name, NAMEDATALEN);
+		relation_cache[relation_cache_used].relid = relid;
+		relation_cache_used++;
+	}
 	return relid;
 }
 
@@ -178,6 +248,12 @@ const AttrNumber *
 psk_user_columns(Relation rel)
 {
 	return resolve_columns(rel, &user_cols);
+}
+
+const AttrNumber *
+psk_session_columns(Relation rel)
+{
+	return resolve_columns(rel, &session_cols);
 }
 
 /* audit_log.id's identity sequence; a pg_depend scan, so kept per table. */
@@ -319,6 +395,7 @@ cached_check_exprs(CheckCache *cache, Relation rel)
 
 static CheckCache codes_checks;
 static CheckCache log_checks;
+static CheckCache request_checks;
 
 static ResultRelInfo *
 open_result_relation(EState *estate, const char *name, Index rti,
@@ -353,7 +430,7 @@ result_rte(Relation rel)
  * does before each statement) and take a fresh snapshot in READ COMMITTED.
  */
 static void
-writer_start(PskWriter *w, bool with_codes)
+writer_start(PskWriter *w, bool with_codes, bool with_requests)
 {
 	EState		 *estate;
 	MemoryContext oldcxt;
@@ -378,6 +455,14 @@ writer_start(PskWriter *w, bool with_codes)
 	w->log = open_result_relation(estate, "audit_log", list_length(rtable) + 1,
 								  &log_checks);
 	rtable = lappend(rtable, result_rte(w->log->ri_RelationDesc));
+	w->requests = NULL;
+	if (with_requests)
+	{
+		w->requests =
+			open_result_relation(estate, "reserve_requests",
+								 list_length(rtable) + 1, &request_checks);
+		rtable = lappend(rtable, result_rte(w->requests->ri_RelationDesc));
+	}
 	ExecInitRangeTable(estate, rtable);
 
 	w->log_att = resolve_columns(w->log->ri_RelationDesc, &log_cols);
@@ -400,6 +485,16 @@ writer_start(PskWriter *w, bool with_codes)
 								   RelationGetDescr(w->codes->ri_RelationDesc),
 								   &TTSOpsVirtual);
 	}
+	if (with_requests)
+	{
+		Relation rel = w->requests->ri_RelationDesc;
+
+		w->request_att = resolve_columns(rel, &request_cols);
+		w->request_slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel),
+												 table_slot_callbacks(rel));
+		w->new_request = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel),
+												&TTSOpsVirtual);
+	}
 	w->now = GetCurrentTransactionStartTimestamp(); /* now() */
 	MemoryContextSwitchTo(oldcxt);
 
@@ -409,13 +504,19 @@ writer_start(PskWriter *w, bool with_codes)
 void
 psk_writer_begin(PskWriter *w)
 {
-	writer_start(w, true);
+	writer_start(w, true, false);
 }
 
 void
 psk_audit_writer_begin(PskWriter *w)
 {
-	writer_start(w, false);
+	writer_start(w, false, false);
+}
+
+void
+psk_writer_begin_requests(PskWriter *w)
+{
+	writer_start(w, true, true);
 }
 
 /* Fire the queued AFTER triggers (the foreign key check) and clean up. */
@@ -431,6 +532,11 @@ psk_writer_end(PskWriter *w)
 	}
 	ExecCloseIndices(w->log);
 	table_close(w->log->ri_RelationDesc, NoLock);
+	if (w->requests != NULL)
+	{
+		ExecCloseIndices(w->requests);
+		table_close(w->requests->ri_RelationDesc, NoLock);
+	}
 	ExecResetTupleTable(w->estate->es_tupleTable, false);
 	FreeExecutorState(w->estate);
 	PopActiveSnapshot();
@@ -621,11 +727,17 @@ psk_audit_actor(PskWriter *w, const PskUser *actor)
 void
 psk_audit_append(PskWriter *w, const char *action)
 {
+	psk_audit_append_at(w, action, w->now);
+}
+
+void
+psk_audit_append_at(PskWriter *w, const char *action, TimestampTz logged_at)
+{
 	/* What the previous row's constraints and index entries left behind. */
 	ResetPerTupleExprContext(w->estate);
 	psk_audit_set(w, LOG_ID,
 				  Int64GetDatum(nextval_internal(w->log_id_seq, false)));
-	psk_audit_set(w, LOG_LOGGED_AT, TimestampTzGetDatum(w->now));
+	psk_audit_set(w, LOG_LOGGED_AT, TimestampTzGetDatum(logged_at));
 	psk_audit_set(w, LOG_ACTION, CStringGetTextDatum(action));
 	ExecStoreVirtualTuple(w->log_row);
 	ExecSimpleRelationInsert(w->log, w->estate, w->log_row);

@@ -60,24 +60,57 @@ enum
 	USER_NAME,
 	USER_IS_ADMIN,
 	USER_POOL,
+	USER_TEAM,
 	USER_NCOLS
+};
+
+enum
+{
+	SESSION_TOKEN_HASH,
+	SESSION_USER_ID,
+	SESSION_EXPIRES_AT,
+	SESSION_REVOKED_AT,
+	SESSION_NCOLS
+};
+
+/* psk.reserve_requests (requests.c) */
+enum
+{
+	REQ_USER_ID,
+	REQ_REQUEST_ID,
+	REQ_MADE_AT,
+	REQ_TESTER,
+	REQ_COUNTRY,
+	REQ_CODE_TYPE,
+	REQ_HOW_MANY,
+	REQ_CODES,
+	REQ_CODE_TYPES,
+	REQ_TOKENS,
+	REQ_RESERVED_AT,
+	REQ_EXPIRES_AT,
+	REQ_NCOLS
 };
 
 /*
  * One call's worth of executor state: psk.codes and psk.audit_log as result
- * relations with their indexes open, as a ModifyTable node would have them.
+ * relations with their indexes open, as a ModifyTable node would have them
+ * (and psk.reserve_requests, for a reserve with a request_id).
  */
 typedef struct PskWriter
 {
 	EState			 *estate;
 	ResultRelInfo	 *codes;
 	ResultRelInfo	 *log;
+	ResultRelInfo	 *requests; /* NULL unless psk_writer_begin_requests */
 	const AttrNumber *code_att;
 	const AttrNumber *log_att;
+	const AttrNumber *request_att;
 	Oid				  log_id_seq; /* audit_log.id's identity sequence */
 	TupleTableSlot	 *code_slot;  /* a code as locked */
 	TupleTableSlot	 *new_code;	  /* its new version */
 	TupleTableSlot	 *log_row;
+	TupleTableSlot	 *request_slot; /* a remembered request as found */
+	TupleTableSlot	 *new_request;	/* a row to write there */
 	TimestampTz		  now;
 } PskWriter;
 
@@ -85,6 +118,8 @@ typedef struct PskWriter
 extern Oid psk_relation(const char *name);
 /* Column numbers of psk.users (USER_*), as open in rel. */
 extern const AttrNumber *psk_user_columns(Relation rel);
+/* Column numbers of psk.sessions (SESSION_*), as open in rel. */
+extern const AttrNumber *psk_session_columns(Relation rel);
 
 /*
  * Start a call (see the changes made before it in this transaction, take a
@@ -95,6 +130,8 @@ extern void psk_writer_begin(PskWriter *w);
 extern void psk_writer_end(PskWriter *w);
 /* The same for a change that is not a code's: audit rows only. */
 extern void psk_audit_writer_begin(PskWriter *w);
+/* psk_writer_begin, and psk.reserve_requests open too (requests.c). */
+extern void psk_writer_begin_requests(PskWriter *w);
 
 /*
  * Lock the row version in slot (in READ COMMITTED its newest version), as
@@ -149,6 +186,9 @@ extern void psk_code_free(PskWriter *w, const char *status);
  */
 extern void psk_audit_begin(PskWriter *w);
 extern void psk_audit_append(PskWriter *w, const char *action);
+/* The same at another time than now(): history moved from elsewhere. */
+extern void psk_audit_append_at(PskWriter *w, const char *action,
+								TimestampTz logged_at);
 
 static inline void
 psk_audit_set(PskWriter *w, int col, Datum value)
@@ -166,6 +206,41 @@ extern void psk_audit_code(PskWriter *w, const PskUser *actor);
 
 /* The actor's columns (user_id, user_name, contact_email). */
 extern void psk_audit_actor(PskWriter *w, const PskUser *actor);
+
+/*
+ * requests.c: a reserve's request_id.  psk_request_find looks up what the
+ * user's call with that request_id returned (a registered snapshot of now:
+ * the caller holds the user's row locked, so a call that committed while
+ * it waited is seen) into w->request_slot; psk_request_same compares the
+ * arguments, psk_request_replay returns its rows; psk_request_remember
+ * writes what this call returned (over a lapsed row when there is one).
+ */
+typedef enum PskRequestFound
+{
+	PSK_REQUEST_NONE,	/* never made, or forgotten */
+	PSK_REQUEST_LAPSED, /* made more than 24 hours ago: as if never made */
+	PSK_REQUEST_KNOWN	/* made within 24 hours: replay it */
+} PskRequestFound;
+
+extern PskRequestFound psk_request_find(PskWriter *w, int64 user_id,
+										const char *request_id);
+extern bool			   psk_request_same(PskWriter *w, const char *tester,
+										const char *country, const char *code_type,
+										int how_many);
+extern int	psk_request_replay(PskWriter *w, PskReserved *out, int max);
+extern void psk_request_remember(PskWriter *w, PskRequestFound found,
+								 int64 user_id, const char *request_id,
+								 const char *tester, const char *country,
+								 const char *code_type, int how_many,
+								 const PskReserved *got, int n);
+
+/*
+ * actor.c: the user with this e-mail, locked in mode (as FOR UPDATE and the
+ * like would, waiting for others); psk_lookup_user with lock takes
+ * LockTupleKeyShare.
+ */
+extern bool psk_lookup_user_locked(const char *email, LockTupleMode mode,
+								   PskUser *user);
 
 /*
  * actor.c: the code the user with this e-mail holds, locked in mode into

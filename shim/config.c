@@ -67,6 +67,14 @@ usage(FILE *out)
 		"                           [PSK_LOGIN_LIMIT_PER_CLIENT]\n"
 		"                           (default: half of --login-limit, at least 1)\n"
 		"  --quiet                  no access log [PSK_QUIET=1]\n"
+		"  --cors-origins ORIGIN[,ORIGIN...]\n"
+		"                           web origins allowed to call the API from a\n"
+		"                           browser, e.g. http://localhost:5173\n"
+		"                           [PSK_CORS_ORIGINS] (default none: no CORS)\n"
+		"  --docs-dir DIR           Swagger UI's files (swagger-ui-dist) for\n"
+		"                           GET /docs [PSK_DOCS_DIR] (default\n"
+		"                           docs/node_modules/swagger-ui-dist beside\n"
+		"                           the binary)\n"
 		"  --routes                 print the route table and exit\n"
 		"  --help                   print this help and exit\n"
 		"\n"
@@ -148,6 +156,8 @@ shim_configure(int argc, char **argv)
 		OPT_LOGIN_LIMIT,
 		OPT_LOGIN_LIMIT_PER_CLIENT,
 		OPT_QUIET,
+		OPT_CORS_ORIGINS,
+		OPT_DOCS_DIR,
 		OPT_ROUTES,
 		OPT_HELP
 	};
@@ -168,6 +178,8 @@ shim_configure(int argc, char **argv)
 		{ "login-limit-per-client", required_argument, NULL,
 		  OPT_LOGIN_LIMIT_PER_CLIENT },
 		{ "quiet", no_argument, NULL, OPT_QUIET },
+		{ "cors-origins", required_argument, NULL, OPT_CORS_ORIGINS },
+		{ "docs-dir", required_argument, NULL, OPT_DOCS_DIR },
 		{ "routes", no_argument, NULL, OPT_ROUTES },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 }
@@ -187,6 +199,8 @@ shim_configure(int argc, char **argv)
 	const char *login_limit = env("PSK_LOGIN_LIMIT");
 	const char *login_limit_per_client = env("PSK_LOGIN_LIMIT_PER_CLIENT");
 	const char *quiet = env("PSK_QUIET");
+	const char *cors_origins = env("PSK_CORS_ORIGINS");
+	const char *docs_dir = env("PSK_DOCS_DIR");
 	bool		print_routes = false;
 	long		ncores = sysconf(_SC_NPROCESSORS_ONLN);
 	int			c;
@@ -243,6 +257,12 @@ shim_configure(int argc, char **argv)
 			case OPT_QUIET:
 				quiet = "1";
 				break;
+			case OPT_CORS_ORIGINS:
+				cors_origins = optarg;
+				break;
+			case OPT_DOCS_DIR:
+				docs_dir = optarg;
+				break;
 			case OPT_ROUTES:
 				print_routes = true;
 				break;
@@ -260,6 +280,8 @@ shim_configure(int argc, char **argv)
 		usage(stderr);
 		exit(2);
 	}
+	/* a bad origin is refused whatever else was asked */
+	cors_configure(cors_origins ? cors_origins : "");
 	if (print_routes)
 	{
 		route_print_table(stdout);
@@ -307,4 +329,6 @@ shim_configure(int argc, char **argv)
 			? (int) parse_long("--login-limit-per-client",
 							   login_limit_per_client, 1, 4096)
 			: (shim_config.login_limit > 1 ? shim_config.login_limit / 2 : 1);
+	shim_config.cors_origins = cors_origins ? cors_origins : "";
+	shim_config.docs_dir = docs_dir;
 }

@@ -23,6 +23,7 @@ static const struct
 	{ "PK008", 401, "unauthorized" },
 	{ "PK009", 409, "conflict" },
 	{ "PK010", 429, "locked_out" },
+	{ "PK011", 409, "quota_exceeded" },
 };
 
 /*

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 /* one request; lives in the request's memory pool */
@@ -356,7 +357,71 @@ request_body(Call *call, const Route *route)
 	return NULL;
 }
 
-/* The query string, and a {parameter} of the path, as a JSON object. */
+/*
+ * The request header a route takes (route_header), added to the query
+ * object under its name, as sent (an empty value too).  The query string
+ * may not use that name: only the header sets it.
+ */
+static const char *
+add_header(Call *call, const char *name, const char *json)
+{
+	h2o_req_t		   *req = call->req;
+	size_t				nlen = strlen(name);
+	size_t				len = strlen(json);
+	const h2o_header_t *found = NULL;
+	char				key[64];
+	char			   *out;
+	size_t				o;
+
+	/* inside a JSON string every quote is escaped: only a key matches */
+	snprintf(key, sizeof(key), "\"%s\":", name);
+	if (strstr(json, key) != NULL)
+	{
+		defer(call, 400, "invalid_input",
+			  "query string: this parameter is a request header here");
+		return json;
+	}
+	for (size_t i = 0; i < req->headers.size; i++)
+	{
+		const h2o_header_t *h = &req->headers.entries[i];
+
+		if (h->name->len != nlen || strncasecmp(h->name->base, name, nlen) != 0)
+			continue;
+		if (found != NULL)
+		{
+			defer(call, 400, "invalid_input",
+				  "a request header is given more than once");
+			return json;
+		}
+		found = h;
+	}
+	if (found == NULL)
+		return json;
+	if (!utf8_valid(found->value.base, found->value.len))
+	{
+		defer(call, 400, "invalid_input",
+			  "a request header is not valid UTF-8 text");
+		return json;
+	}
+	out = h2o_mem_alloc_pool(&req->pool, len + JSON_QUOTED_MAX(nlen) +
+											 JSON_QUOTED_MAX(found->value.len) +
+											 4);
+	o = len - 1; /* without the closing brace */
+	memcpy(out, json, o);
+	if (o > 1)
+		out[o++] = ',';
+	o += json_quote(out + o, name, nlen);
+	out[o++] = ':';
+	o += json_quote(out + o, found->value.base, found->value.len);
+	out[o++] = '}';
+	out[o] = '\0';
+	return out;
+}
+
+/*
+ * The query string, a {parameter} of the path and the request header the
+ * route takes, as a JSON object.
+ */
 static const char *
 request_query(Call *call, const Route *route, h2o_iovec_t param)
 {
@@ -382,7 +447,72 @@ request_query(Call *call, const Route *route, h2o_iovec_t param)
 		defer(call, 400, "invalid_input", f.error);
 		return "{}";
 	}
+	if (route_header(route) != NULL)
+		return add_header(call, route_header(route), f.json);
 	return f.json;
+}
+
+/*
+ * A preflight on a route: 204 with the CORS headers (cors.c), the route's
+ * methods as Allow-Methods.  false for a path that is no route: that is
+ * answered 404 as usual.
+ */
+static bool
+answer_preflight(Call *call)
+{
+	h2o_req_t  *req = call->req;
+	char		allow[64];
+	h2o_iovec_t param;
+	int			r;
+
+	if (route_find(h2o_iovec_init(H2O_STRLIT("OPTIONS")), path_only(req), &r,
+				   &param, allow, sizeof(allow)) != ROUTE_NO_METHOD)
+		return false;
+	access_log(req->method, path_only(req), 204, millis_since(&call->started));
+	cors_preflight_headers(req, allow);
+	req->res.status = 204;
+	req->res.reason = "No Content";
+	/* unknown length: h2o then sends no Content-Length, as 204 must not */
+	req->res.content_length = SIZE_MAX;
+	send_body(req, NULL, 0);
+	return true;
+}
+
+/* GET /docs and its files (docs.c), gzipped once when the client takes it */
+static void
+respond_doc(Call *call, const DocFile *f)
+{
+	h2o_req_t *req = call->req;
+	bool	   gz;
+
+	if (f == NULL)
+	{
+		respond_error(call, error(404, "not_found", "no such path"), NULL);
+		return;
+	}
+	if (f->body.base == NULL)
+	{
+		respond_error(call,
+					  error(503, "unavailable",
+							"the interactive docs are not installed: run "
+							"scripts/deps.sh (swagger-ui-dist)"),
+					  NULL);
+		return;
+	}
+	gz = f->gzipped.base != NULL && compress_accepts_gzip(req);
+	access_log(req->method, path_only(req), 200, millis_since(&call->started));
+	req->res.status = 200;
+	req->res.reason = http_reason(200);
+	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+				   f->content_type, strlen(f->content_type));
+	h2o_set_header_token(&req->pool, &req->res.headers, H2O_TOKEN_VARY,
+						 H2O_STRLIT("Accept-Encoding"));
+	if (gz)
+		h2o_add_header(&req->pool, &req->res.headers,
+					   H2O_TOKEN_CONTENT_ENCODING, NULL, H2O_STRLIT("gzip"));
+	req->res.content_length = gz ? f->gzipped.len : f->body.len;
+	send_body(req, gz ? f->gzipped.base : f->body.base,
+			  req->res.content_length);
 }
 
 static int
@@ -405,6 +535,10 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
 	limits_on_request(req);
 	call->job.client_fd = limits_client_fd(req);
 	call->job.eof_is_gone = false;
+
+	/* a CORS preflight from a listed origin: before any other check */
+	if (cors_is_preflight(req) && answer_preflight(call))
+		return 0;
 
 	switch (route_find(req->method, path_only(req), &r, &param, allow,
 					   sizeof(allow)))
@@ -449,8 +583,11 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
 
 	if (route->function == NULL)
 	{
-		respond(call, 200, shim_openapi_json,
-				shim_openapi_json_end - shim_openapi_json, NULL, NULL);
+		if (strncmp(route->path, "/docs", 5) == 0)
+			respond_doc(call, docs_find(param));
+		else
+			respond(call, 200, shim_openapi_json,
+					shim_openapi_json_end - shim_openapi_json, NULL, NULL);
 		return 0;
 	}
 
@@ -602,8 +739,17 @@ server_setup(h2o_globalconf_t *conf)
 	path = h2o_config_register_path(host, "/", 0);
 	handler = h2o_create_handler(path, sizeof(*handler));
 	handler->on_req = on_req;
+	/*
+	 * Filters run newest first: on the replies h2o makes itself
+	 * (fallback_path) the JSON error first, then CORS, then gzip.
+	 */
+	compress_register(path);
+	cors_register(path);
+	compress_register(&host->fallback_path);
+	cors_register(&host->fallback_path);
 	filter = h2o_create_filter(&host->fallback_path, sizeof(*filter));
 	filter->on_setup_ostream = on_setup_error_stream;
+	docs_load(shim_config.docs_dir);
 
 	/* one statement per route, prepared once on every connection */
 	if (shim_nroutes > MAX_ROUTES)

@@ -30,6 +30,8 @@ typedef struct ShimConfig
 	int			connect_timeout_ms;
 	int			shutdown_timeout_ms; /* longest drain on SIGTERM */
 	bool		access_log;
+	const char *cors_origins; /* comma-separated; empty: no CORS */
+	const char *docs_dir;	  /* swagger-ui-dist; NULL: beside the binary */
 	/* limits.c */
 	int max_connections;		/* open at once, all threads */
 	int idle_timeout_ms;		/* to send a whole request */
@@ -63,8 +65,12 @@ typedef enum RouteBody
 typedef struct Route
 {
 	const char *method;
-	const char *path;	  /* a trailing "{name}" segment is a parameter */
-	const char *function; /* psk.http_* (token, body, query), or NULL */
+	const char *path; /* a trailing "{name}" segment is a parameter */
+	/*
+	 * psk.http_* (token, body, query); NULL: the shim answers from its own
+	 * data (/openapi.json, /docs and its files)
+	 */
+	const char *function;
 	RouteAuth	auth;
 	RouteBody	body;
 } Route;
@@ -87,6 +93,8 @@ typedef enum RouteMatch
 extern RouteMatch  route_find(h2o_iovec_t method, h2o_iovec_t path, int *route,
 							  h2o_iovec_t *param, char *allow, size_t allowsize);
 extern const char *route_auth_name(RouteAuth auth);
+/* The request header the route's statement takes, or NULL. */
+extern const char *route_header(const Route *route);
 extern void		   route_print_table(FILE *out);
 
 /* db.c: a pool of non-blocking libpq connections on one event loop */
@@ -218,6 +226,33 @@ extern void	 server_setup(h2o_globalconf_t *conf);
 extern void	 worker_init(Worker *w, h2o_globalconf_t *conf, int listen_fd);
 extern void *worker_main(void *arg);
 extern void	 worker_request_stop(Worker *w);
+
+/* cors.c: --cors-origins */
+extern void cors_configure(const char *list);
+extern bool cors_enabled(void);
+/* OPTIONS with Access-Control-Request-Method from a listed origin */
+extern bool cors_is_preflight(h2o_req_t *req);
+/* The preflight's headers; methods: the route's, as in Allow */
+extern void cors_preflight_headers(h2o_req_t *req, const char *methods);
+/* The filter that adds the CORS headers to every other reply */
+extern void cors_register(h2o_pathconf_t *path);
+
+/* compress.c: gzip of replies over 1,000 bytes */
+extern bool		   compress_accepts_gzip(h2o_req_t *req);
+extern void		   compress_register(h2o_pathconf_t *path);
+extern h2o_iovec_t compress_gzip_static(const char *data, size_t len);
+
+/* docs.c: GET /docs and its files, read once at start-up */
+typedef struct DocFile
+{
+	const char *name; /* "" for the page itself */
+	const char *content_type;
+	h2o_iovec_t body;	 /* {NULL, 0}: not installed */
+	h2o_iovec_t gzipped; /* {NULL, 0}: none */
+} DocFile;
+
+extern void			  docs_load(const char *dir);
+extern const DocFile *docs_find(h2o_iovec_t name);
 
 /* openapi.S */
 extern const char shim_openapi_json[];

@@ -48,7 +48,9 @@ SELECT count(*) AS sessions_before FROM psk.sessions \gset
 SELECT test.err($$SELECT * FROM psk_login('osv@example.com', 'Rdl@12346')$$);
 SELECT test.err($$SELECT * FROM psk_login('nobody@example.com', 'Rdl@12345')$$);
 SELECT test.err($$SELECT * FROM psk_login('osv@example.com', 'rdl@12345')$$);
-SELECT test.err($$SELECT * FROM psk_login(' osv@example.com', 'Rdl@12345')$$);
+-- spaces around the e-mail are trimmed (as the old service did): this is
+-- a wrong password for osv@example.com, counted as such
+SELECT test.err($$SELECT * FROM psk_login(E' osv@example.com\t', 'Rdl@12346')$$);
 SELECT test.err($$SELECT * FROM psk_login(NULL, 'Rdl@12345')$$);
 SELECT test.err($$SELECT * FROM psk_login('osv@example.com', NULL)$$);
 SELECT test.err($$SELECT * FROM psk_login('', 'Rdl@12345')$$);
@@ -67,7 +69,7 @@ SELECT coalesce(u.email, '-') AS account, f.email_hmac IS NOT NULL AS keyed_hash
  GROUP BY 1, 2 ORDER BY 1, 2;
 SELECT test.login_failures('osv@example.com') AS osv,
        test.login_failures('nobody@example.com') AS nobody,
-       test.login_failures('OSV@example.com ') AS no_account_osv_with_a_space;
+       test.login_failures(' OSV@example.com ') AS osv_with_spaces;
 -- ... so no row holds what was typed
 SELECT count(*) AS rows_with_typed_text FROM psk.login_failures f
  WHERE f::text ~* 'example|6578616d706c65';

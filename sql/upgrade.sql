@@ -83,10 +83,26 @@ SELECT rel::regclass AS dumped FROM pg_extension e, unnest(e.extconfig) rel
  WHERE e.extname = 'psk' ORDER BY rel::regclass::text;
 SELECT psk.http_me(:'token', NULL, NULL)::jsonb ->> 'contact_email' AS me;
 
--- 0.3.0
+-- 0.3.0; psk_reserve is made anew (it gains request_id) with the grants
+-- the old one had
+CREATE ROLE regress_psk_upgrade;
+GRANT EXECUTE ON FUNCTION psk_reserve(text, text, text, text, int) TO regress_psk_upgrade;
 ALTER EXTENSION psk UPDATE TO '0.3.0';
 SELECT extversion FROM pg_extension WHERE extname = 'psk';
 SELECT psk.http_me(:'token', NULL, NULL)::jsonb ->> 'contact_email' AS me;
+SELECT has_function_privilege('regress_psk_upgrade', 'psk_reserve(text, text, text, text, int, text)',
+                              'EXECUTE') AS grant_kept;
+REVOKE EXECUTE ON FUNCTION psk_reserve(text, text, text, text, int, text) FROM regress_psk_upgrade;
+DROP ROLE regress_psk_upgrade;
+-- what 0.3.0 adds works on the data of before: the code held since 0.2.0
+-- renewed, a reserve remembered by its request_id, the report of holds
+SELECT code AS held, reservation_token AS held_token FROM psk.codes WHERE status = 'RESERVED' \gset
+SELECT code, status, expires_at FROM psk_renew('osv@example.com', :'held', :'held_token');
+SELECT code FROM psk_release('osv@example.com', :'held');
+SELECT code FROM psk_reserve('osv@example.com', 'upgraded', request_id => 'u-1');
+SELECT code FROM psk_reserve('osv@example.com', 'upgraded', request_id => 'u-1');
+SELECT code, holder, tester_name FROM psk_overdue('0');
+SELECT action, code, tester_name FROM psk.audit_log WHERE code IS NOT NULL ORDER BY id;
 CREATE TABLE public.psk_upgraded AS SELECT * FROM public.psk_objects() o(line);
 
 -- a fresh install of the current version

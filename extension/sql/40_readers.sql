@@ -62,3 +62,12 @@ RETURNS TABLE (id bigint, country text, region text)
 AS 'MODULE_PATHNAME', 'psk_countries'
 LANGUAGE C STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION @extschema@.psk_overdue(older_than interval DEFAULT '7 days',
+                                        code_type text DEFAULT NULL)
+RETURNS TABLE (code text, code_type text, status text, holder text,
+               tester_name text, reserved_at timestamptz,
+               expires_at timestamptz, held_for interval)
+AS 'MODULE_PATHNAME', 'psk_overdue'
+LANGUAGE C STABLE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;

@@ -37,6 +37,19 @@ fill() { # fill DB [VERSION]
 	return 0
 }
 
+# What 0.3.0 adds, in a database at that version: a reserve remembered by
+# its request_id (psk.reserve_requests), a code in use with an expiry,
+# renewed (RENEWED).
+fill_030() { # fill_030 DB
+	db "$1" -c "SELECT code FROM psk_reserve('osv@example.com', 'rig-5', request_id => 'backup-1')" \
+		>"$work/$1.request" || return 1
+	db "$1" -c "SET psk.in_use_ttl = '1d'" \
+		-c "SELECT count(*) FROM psk.codes c, LATERAL psk_confirm('osv@example.com', c.code, c.reservation_token)
+		     WHERE c.tester_name = 'rig-5'" \
+		-c "SELECT count(*) FROM psk.codes c, LATERAL psk_renew('osv@example.com', c.code, c.reservation_token)
+		     WHERE c.tester_name = 'rig-5'" >/dev/null
+}
+
 # restored LABEL SRC DST: DST, restored from a dump of SRC, holds every row
 # and works.
 restored() {
@@ -53,6 +66,11 @@ restored() {
 			grep -o PK008)"
 	check "$label: the old password still logs in" bearer \
 		"$(db "$dst" -c "SELECT token_type FROM psk_login('hsv@example.com', 'Rdl@12345')")"
+	check "$label: a remembered request_id returns its code again" "$(cat "$work/$src.request")" \
+		"$(db "$dst" -c "SELECT code FROM psk_reserve('osv@example.com', 'rig-5', request_id => 'backup-1')")"
+	check "$label: a code in use keeps its expiry" \
+		"$(db "$src" -c "SELECT expires_at FROM psk.codes WHERE tester_name = 'rig-5'")" \
+		"$(db "$dst" -c "SELECT expires_at FROM psk_my_codes('osv@example.com') WHERE tester_name = 'rig-5'")"
 	check "$label: a held code is held by its holder with its token" \
 		"$(db "$src" -c "SELECT code || ' ' || reservation_token FROM psk.codes WHERE code = 'B-OSV-3'")" \
 		"$(db "$dst" -c "SELECT code || ' ' || reservation_token FROM psk_my_codes('osv@example.com') WHERE code = 'B-OSV-3'")"
@@ -108,6 +126,7 @@ roundtrip() {
 
 echo "# a database of the current version"
 fill psk_src || exit 1
+fill_030 psk_src || exit 1
 roundtrip psk_src
 
 echo "# a database made by 0.2.0 and updated"
@@ -116,6 +135,7 @@ db psk_old -c "ALTER EXTENSION psk UPDATE"
 check "psk_old: updated to the current version" \
 	"$(db postgres -c "SELECT default_version FROM pg_available_extensions WHERE name = 'psk'")" \
 	"$(db psk_old -c "SELECT extversion FROM pg_extension WHERE extname = 'psk'")"
+fill_030 psk_old || exit 1
 roundtrip psk_old
 
 echo "# a dump of 0.2.1 restored onto the installed version (README)"

@@ -57,11 +57,13 @@ fresh_db() {
 		psql -qX -f test/http/setup.sql >/dev/null
 }
 
-# test_http.py: every endpoint; test_acl.py: who may call each of them.
-# Each prints "N passed, M failed" last; the sum is ours.
+# test_http.py: every endpoint; test_acl.py: who may call each of them;
+# test_switch.py: CORS, gzip, logged_at_str, login trimming and /docs for
+# the old service's users.  Each prints "N passed, M failed" last; the sum
+# is ours.
 passed=0
 failed=0
-for t in test_http test_acl; do
+for t in test_http test_acl test_switch; do
 	echo "== $t.py"
 	if ! fresh_db; then
 		echo "fixture failed"

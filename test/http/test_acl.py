@@ -44,9 +44,10 @@ class Req:
     filled in) plus query string, JSON body; what the right caller gets
     (the action of the one audit row it writes, a check of the reply)."""
 
-    def __init__(self, path, body=None, action=None, check=None):
+    def __init__(self, path, body=None, action=None, check=None, json=True):
         self.path = path
         self.body = body
+        self.json = json                # the reply is JSON (not the /docs files)
         self.action = action            # the one audit row it writes, if any
         self.check = check or (lambda r: None)
 
@@ -108,6 +109,19 @@ def r_confirm():
     code, token = hold()
     return Req("/users/confirm", {"code": code, "reservation_token": token}, "CONFIRMED",
                check=lambda r: expect(status_of(code) == ("IN_USE", "osv@example.com"), r))
+
+
+def r_renew():
+    code, token = hold()
+    return Req("/users/renew", {"code": code, "reservation_token": token}, "RENEWED",
+               check=lambda r: expect(r.body == {"code": code, "status": "RESERVED", "expires_at": None}, r))
+
+
+def r_overdue():
+    code, _ = hold()
+    h.sql(f"UPDATE psk.codes SET reserved_at = now() - interval '30 days' WHERE code = '{code}'")
+    return Req("/admin/codes/overdue?older_than=29%20days",
+               check=lambda r: expect([c["code"] for c in r.body["codes"]] == [code], r))
 
 
 def r_release():
@@ -199,6 +213,7 @@ ROWS = {
     ("POST", "/auth/logout"): r_logout,
     ("POST", "/users/reserve"): r_reserve,
     ("POST", "/users/confirm"): r_confirm,
+    ("POST", "/users/renew"): r_renew,
     ("POST", "/users/release"): r_release,
     ("POST", "/users/mark-non-usable"): r_user_mark,
     ("POST", "/users/comment"): r_comment,
@@ -215,6 +230,7 @@ ROWS = {
     ("POST", "/admin/codes/add"): r_add_codes,
     ("GET", "/admin/codes/all"): r_list("/admin/codes/all", dict),
     ("GET", "/admin/codes"): r_list("/admin/codes?code_type=OSV&page_size=5", dict),
+    ("GET", "/admin/codes/overdue"): r_overdue,
     ("POST", "/admin/codes/disassociate"): r_disassociate,
     ("POST", "/admin/codes/mark-non-usable"): r_admin_mark,
     ("POST", "/admin/codes/restore"): r_restore,
@@ -223,10 +239,15 @@ ROWS = {
     ("GET", "/healthz"): lambda: Req("/healthz", check=lambda r: expect(r.body == {"status": "ok"}, r)),
     ("GET", "/openapi.json"): lambda: Req("/openapi.json",
                                           check=lambda r: expect("paths" in r.body, r)),
+    ("GET", "/docs"): lambda: Req("/docs", json=False,
+                                  check=lambda r: expect(b"SwaggerUIBundle(" in r.body, r)),
+    ("GET", "/docs/{file}"): lambda: Req("/docs/swagger-ui.css", json=False,
+                                         check=lambda r: expect(b".swagger-ui" in r.body, r)),
 }
 
 # the routes that act on a code its caller must hold
-HOLDER_ROUTES = {"/users/confirm", "/users/release", "/users/mark-non-usable", "/users/comment"}
+HOLDER_ROUTES = {"/users/confirm", "/users/renew", "/users/release", "/users/mark-non-usable",
+                 "/users/comment"}
 
 
 # --- tokens ------------------------------------------------------------------
@@ -291,7 +312,7 @@ def run_cell(method, role, column, tok, expected, req):
         tok = tok()
     before = h.fingerprint()
     audit = h.audit_count()
-    r = h.call(method, req.path, req.body, token=tok)
+    r = h.call(method, req.path, req.body, token=tok, json_reply=req.json)
     got = r.status
     if expected in REFUSED:
         h.expect_error(r, expected, REFUSED[expected])

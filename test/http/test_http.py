@@ -207,8 +207,9 @@ MAIN = None                     # the shim most tests talk to
 
 
 def call(method, path, body=None, token=None, ctype="application/json",
-         raw=None, headers=None, shim=None, timeout=10):
-    """One request on a fresh connection.  Every reply must be JSON."""
+         raw=None, headers=None, shim=None, timeout=10, json_reply=True):
+    """One request on a fresh connection.  Every reply must be JSON (but
+    for a 200 with json_reply false: the /docs files; then body is bytes)."""
     port = (shim or MAIN).port
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     hdrs = dict(headers or {})
@@ -225,6 +226,8 @@ def call(method, path, body=None, token=None, ctype="application/json",
     r = conn.getresponse()
     text = r.read()
     conn.close()
+    if not json_reply and r.status == 200:
+        return Resp(r.status, {k.lower(): v for k, v in r.getheaders()}, text)
     assert r.getheader("Content-Type", "").startswith("application/json"), \
         (method, path, r.status, r.getheaders(), text[:200])
     return Resp(r.status, {k.lower(): v for k, v in r.getheaders()}, json.loads(text))
@@ -664,6 +667,259 @@ def users_my_codes():
     assert times == sorted(times, reverse=True), times
 
 
+def release_all(who, codes):
+    for c in codes:
+        r = call("POST", "/users/release", {"code": c}, token=token(who))
+        assert r.status == 200, r
+
+
+def with_settings(settings, fn):
+    """fn(shim) with a shim whose new connections run with settings
+    (ALTER ROLE psk_shim SET ...), reset afterwards."""
+    for name, value in settings.items():
+        sql(f"ALTER ROLE psk_shim SET {name} = '{value}'")
+    try:
+        shim = Shim(name="settings")
+        try:
+            return fn(shim)
+        finally:
+            assert shim.stop() == 0
+    finally:
+        for name in settings:
+            sql(f"ALTER ROLE psk_shim RESET {name}")
+
+
+@test
+def users_renew():
+    t = token("osv")
+    b = reserve(tester_name="renata")
+    before = audit_count()
+    # psk.reservation_ttl 0: held until released, renewed and logged all the same
+    r = call("POST", "/users/renew", {"code": b["code"].lower(), "reservation_token": b["reservation_token"]},
+             token=t)
+    assert r.status == 200 and r.body == {"code": b["code"], "status": "RESERVED", "expires_at": None}, r
+    assert audit_count() == before + 1
+    assert last_audit(b["code"])[:3] == ("RENEWED", "osv@example.com", "renata")
+    # the refusals, in the contract's order, each changing nothing
+    other = reserve("hsv", tester_name="renata")
+    free = one("SELECT code FROM psk.codes WHERE status = 'CAN_BE_USED' AND pool = 'OSV' ORDER BY code LIMIT 1")
+    before = fingerprint()
+    for body, who, status, kind in (
+            ({}, "admin", 403, "not_allowed"),
+            ({}, "osv", 400, "invalid_input"),
+            ({"code": b["code"]}, "osv", 400, "invalid_input"),
+            ({"code": b["code"], "reservation_token": "zz"}, "osv", 400, "invalid_input"),
+            ({"code": "NO-SUCH", "reservation_token": b["reservation_token"]}, "osv", 404, "not_found"),
+            ({"code": free, "reservation_token": b["reservation_token"]}, "osv", 409, "wrong_state"),
+            ({"code": other["code"], "reservation_token": other["reservation_token"]}, "osv", 403,
+             "not_allowed"),
+            ({"code": b["code"], "reservation_token": other["reservation_token"]}, "osv", 409,
+             "token_mismatch")):
+        expect_error(call("POST", "/users/renew", body, token=token(who)), status, kind)
+    assert fingerprint() == before
+    # a lapsed hold: 410, swept or not
+    sql(f"""UPDATE psk.codes SET reserved_at = now() - interval '1 hour',
+                                 expires_at = now() - interval '1 second' WHERE code = '{b["code"]}'""")
+    renew = {"code": b["code"], "reservation_token": b["reservation_token"]}
+    expect_error(call("POST", "/users/renew", renew, token=t), 410, "reservation_expired")
+    sql("SELECT psk_expire_reservations()")
+    assert code_row(b["code"])[0] == "CAN_BE_USED"
+    before = fingerprint()
+    expect_error(call("POST", "/users/renew", renew, token=t), 410, "reservation_expired")
+    assert fingerprint() == before
+    release_all("hsv", [other["code"]])
+
+    # with psk.in_use_ttl: confirm sets the expiry of the code in use, renew
+    # starts it again from now; /users/my shows it
+    def in_use(shim):
+        b = call("POST", "/users/reserve", {"tester_name": "ursula"}, token=t, shim=shim).body
+        r = call("POST", "/users/confirm", {"code": b["code"], "reservation_token": b["reservation_token"]},
+                 token=t, shim=shim)
+        assert r.status == 200, r
+        exp = one(f"SELECT expires_at - confirmed_at FROM psk.codes WHERE code = '{b['code']}'")
+        assert exp == "01:00:00", exp
+        mine = [c for c in call("GET", "/users/my", token=t, shim=shim).body if c["code"] == b["code"]][0]
+        assert mine["status"] == "IN_USE" and ISO.match(mine["expires_at"]), mine
+        time.sleep(0.01)
+        r = call("POST", "/users/renew", {"code": b["code"], "reservation_token": b["reservation_token"]},
+                 token=t, shim=shim)
+        assert r.status == 200 and r.body["status"] == "IN_USE" and ISO.match(r.body["expires_at"]), r
+        assert r.body["expires_at"] > mine["expires_at"], (r.body, mine)
+        return b["code"]
+    code = with_settings({"psk.in_use_ttl": "1h"}, in_use)
+    release_all("osv", [code])
+
+
+@test
+def admin_codes_overdue():
+    b = reserve(tester_name="olga")
+    h = reserve("hsv", tester_name="olga")
+    sql(f"UPDATE psk.codes SET reserved_at = now() - interval '8 days' WHERE code = '{b['code']}'")
+    sql(f"UPDATE psk.codes SET reserved_at = now() - interval '3 days' WHERE code = '{h['code']}'")
+    a = token("admin")
+    r = call("GET", "/admin/codes/overdue", token=a)
+    assert r.status == 200 and list(r.body) == ["codes"], r
+    assert [c["code"] for c in r.body["codes"]] == [b["code"]], r
+    row = r.body["codes"][0]
+    assert set(row) == {"code", "code_type", "status", "holder", "tester_name", "reserved_at", "expires_at",
+                        "held_for"}, row
+    assert (row["code_type"], row["status"], row["holder"], row["tester_name"]) == \
+        ("OSV", "RESERVED", "osv@example.com", "olga"), row
+    assert ISO.match(row["reserved_at"]) and row["expires_at"] is None, row
+    assert row["held_for"].startswith("8 days"), row
+    # older_than, a PostgreSQL interval; code_type; longest held first
+    r = call("GET", "/admin/codes/overdue?older_than=2%20days", token=a)
+    assert [c["code"] for c in r.body["codes"]] == [b["code"], h["code"]], r
+    r = call("GET", "/admin/codes/overdue?older_than=P2D&code_type=HSV", token=a)
+    assert [c["code"] for c in r.body["codes"]] == [h["code"]], r
+    r = call("GET", "/admin/codes/overdue?older_than=1+year", token=a)
+    assert r.status == 200 and r.body == {"codes": []}, r
+    for q, word in (("older_than=soon", "older_than"), ("older_than=-1%20day", "older_than"),
+                    ("code_type=NOPE", "NOPE"), ("older_than=1&older_than=2", "older_than")):
+        r = call("GET", "/admin/codes/overdue?" + q, token=a)
+        expect_error(r, 400, "invalid_input")
+        assert word in r.body["message"], r
+    release_all("osv", [b["code"]])
+    release_all("hsv", [h["code"]])
+
+
+def remembered(key):
+    return int(one(f"SELECT count(*) FROM psk.reserve_requests WHERE request_id = '{key}'"))
+
+
+@test
+def users_reserve_idempotency_key():
+    t = token("osv")
+    key = {"Idempotency-Key": "http-retry-1"}
+    r1 = call("POST", "/users/reserve", {"tester_name": "ida"}, token=t, headers=key)
+    assert r1.status == 200 and set(r1.body) == {"code", "code_type", "reservation_token", "reserved_at",
+                                                 "expires_at"}, r1
+    before = fingerprint()
+    r2 = call("POST", "/users/reserve", {"tester_name": "ida"}, token=t, headers=key)
+    assert r2.status == 200 and r2.body == r1.body, (r1, r2)
+    assert fingerprint() == before and remembered("http-retry-1") == 1
+    # even after the code was released: the first reply again
+    release_all("osv", [r1.body["code"]])
+    r3 = call("POST", "/users/reserve", {"tester_name": "ida"}, token=t, headers=key)
+    assert r3.status == 200 and r3.body == r1.body, (r1, r3)
+    # another body with the key: 409 conflict; without the key: a new code
+    before = fingerprint()
+    expect_error(call("POST", "/users/reserve", {"tester_name": "ida", "how_many": 2}, token=t, headers=key),
+                 409, "conflict")
+    assert fingerprint() == before
+    # how_many: {"codes": [...]}, the same again
+    k2 = {"Idempotency-Key": "http-retry-2"}
+    m1 = call("POST", "/users/reserve", {"tester_name": "ida", "how_many": 2}, token=t, headers=k2)
+    m2 = call("POST", "/users/reserve", {"tester_name": "ida", "how_many": 2}, token=t, headers=k2)
+    assert m1.status == 200 and len(m1.body["codes"]) == 2 and m2.body == m1.body, (m1, m2)
+    release_all("osv", [c["code"] for c in m1.body["codes"]])
+    # the key per user: hsv's "http-retry-1" is its own
+    h = call("POST", "/users/reserve", {"tester_name": "ida"}, token=token("hsv"), headers=key)
+    assert h.status == 200 and h.body["code"] != r1.body["code"], h
+    release_all("hsv", [h.body["code"]])
+    # bad keys, refused before anything: empty, too long, in the query
+    # string, twice; an admin's is 403 whatever the key
+    before = fingerprint()
+    for hdrs, status, kind in (({"Idempotency-Key": ""}, 400, "invalid_input"),
+                               ({"Idempotency-Key": "k" * 256}, 400, "invalid_input")):
+        r = call("POST", "/users/reserve", {"tester_name": "ida"}, token=t, headers=hdrs)
+        expect_error(r, status, kind)
+        assert "Idempotency-Key" in r.body["message"], r
+    expect_error(call("POST", "/users/reserve?Idempotency-Key=q", {"tester_name": "ida"}, token=t), 400,
+                 "invalid_input")
+    expect_error(call("POST", "/users/reserve", {"tester_name": "ida"}, token=token("admin"),
+                      headers={"Idempotency-Key": ""}), 403, "not_allowed")
+    s = socket.create_connection(("127.0.0.1", MAIN.port), timeout=10)
+    body = b'{"tester_name": "ida"}'
+    s.sendall(b"POST /users/reserve HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + t.encode() +
+              b"\r\nContent-Type: application/json\r\nIdempotency-Key: a\r\nidempotency-key: b\r\n"
+              b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+    data = b""
+    while True:
+        part = s.recv(65536)
+        if not part:
+            break
+        data += part
+    s.close()
+    assert data.startswith(b"HTTP/1.1 400"), data[:200]
+    assert fingerprint() == before and remembered("") == 0
+    # 255 characters: a key
+    k = {"Idempotency-Key": "k" * 255}
+    r = call("POST", "/users/reserve", {"tester_name": "ida"}, token=t, headers=k)
+    assert r.status == 200 and remembered("k" * 255) == 1, r
+    release_all("osv", [r.body["code"]])
+
+
+@test
+def users_reserve_idempotency_key_concurrent():
+    """Retries racing each other: one reservation, one reply for all.  A
+    psql session holds osv's user row locked (FOR UPDATE: every reserve waits) while
+    the requests arrive, so that they all wait and then run one by one."""
+    t = token("osv")
+    key = {"Idempotency-Key": "http-race-1"}
+    audit = audit_count()
+    locker = subprocess.Popen(["psql", "-X", "-q", "-c",
+                               "BEGIN; SELECT FROM psk.users WHERE email = 'osv@example.com' FOR UPDATE;"
+                               " SELECT pg_sleep(1); COMMIT"], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if one("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'") == "1":
+                break
+            time.sleep(0.02)
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(
+            call("POST", "/users/reserve", {"tester_name": "race"}, token=t, headers=key)))
+            for _ in range(6)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(15)
+    finally:
+        locker.wait()
+    assert len(results) == 6 and all(r.status == 200 for r in results), results
+    assert all(r.body == results[0].body for r in results), results
+    assert audit_count() == audit + 1, "more than one reservation"
+    assert int(one("SELECT count(*) FROM psk.codes WHERE tester_name = 'race'")) == 1
+    assert remembered("http-race-1") == 1
+    # and without the lock: twelve at once, still one
+    key = {"Idempotency-Key": "http-race-2"}
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(
+        call("POST", "/users/reserve", {"tester_name": "race2"}, token=t, headers=key))) for _ in range(12)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(15)
+    assert len(results) == 12 and all(r.status == 200 and r.body == results[0].body for r in results), results
+    assert int(one("SELECT count(*) FROM psk.codes WHERE tester_name = 'race2'")) == 1
+    release_all("osv", [results[0].body["code"],
+                        one("SELECT code FROM psk.codes WHERE tester_name = 'race'")])
+
+
+@test
+def users_reserve_quota_is_409():
+    held = int(one("""SELECT count(*) FROM psk.codes c JOIN psk.users u ON u.id = c.holder_id
+                       WHERE u.email = 'osv@example.com'"""))
+
+    def at_quota(shim):
+        t = token("osv")
+        r = call("POST", "/users/reserve", {"tester_name": "quinn"}, token=t, shim=shim)
+        assert r.status == 200, r
+        before = fingerprint()
+        for body in ({"tester_name": "quinn"}, {"tester_name": "quinn", "how_many": 3}):
+            r = call("POST", "/users/reserve", body, token=t, shim=shim)
+            expect_error(r, 409, "quota_exceeded")
+            assert "psk.max_held_per_user" in r.body["message"], r
+        assert fingerprint() == before
+        # another user is not held back
+        h = call("POST", "/users/reserve", {"tester_name": "quinn"}, token=token("hsv"), shim=shim)
+        assert h.status == 200, h
+        return [h.body["code"]]
+    hsv_codes = with_settings({"psk.max_held_per_user": held + 1}, at_quota)
+    release_all("hsv", hsv_codes)
+    release_all("osv", [c for (c,) in sql("SELECT code FROM psk.codes WHERE tester_name = 'quinn'")])
+
+
 @test
 def users_logs():
     for _ in range(4):          # more than 20 rows for osv by now
@@ -677,8 +933,8 @@ def users_logs():
         ORDER BY a.logged_at DESC, a.id DESC LIMIT 20""")]
     assert [l["id"] for l in logs] == expected, ([l["id"] for l in logs], expected)
     assert len(logs) == 20 and ISO.match(logs[0]["logged_at"]), logs[:1]
-    assert set(logs[0]) == {"id", "logged_at", "action", "code", "tester_name", "country",
-                            "region", "note"}
+    assert set(logs[0]) == {"id", "logged_at", "logged_at_str", "action", "code", "tester_name",
+                            "country", "region", "note"}
 
 
 @test
@@ -932,8 +1188,8 @@ def admin_logs():
     assert r.status == 200 and r.body["total_count"] == total and len(r.body["logs"]) == 20, r
     newest = [int(x[0]) for x in sql("SELECT id FROM psk.audit_log ORDER BY logged_at DESC, id DESC LIMIT 20")]
     assert [l["id"] for l in r.body["logs"]] == newest
-    assert set(r.body["logs"][0]) == {"id", "logged_at", "action", "code", "user_name", "contact_email",
-                                      "tester_name", "country", "region", "note"}
+    assert set(r.body["logs"][0]) == {"id", "logged_at", "logged_at_str", "action", "code", "user_name",
+                                      "contact_email", "tester_name", "country", "region", "note"}
     r = call("GET", "/admin/logs?action=RESERVED&user_name=OS&page_size=100", token=a)
     n = int(one("""SELECT count(*) FROM psk.audit_log WHERE action = 'RESERVED' AND user_name ILIKE '%os%'"""))
     assert r.body["total_count"] == n and all(l["action"] == "RESERVED" for l in r.body["logs"]), r

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The expiry background worker: with psk in shared_preload_libraries it
-# returns overdue reservations to their pool every psk.expiry_interval in
-# each database of psk.database.  Then the edges of issue 13: a hot standby
-# of it (pg_basebackup -R), where every change is refused with 25006
-# before anything changes and no worker runs until it is promoted; a READ
-# ONLY transaction on the primary; a database dropped under its worker.
-# Own throwaway clusters; prints "N passed, M failed".
+# returns overdue holds (reservations, codes in use) to their pool every
+# psk.expiry_interval in each database of psk.database, and forgets the
+# request_ids of reserves older than 24 hours.  Then the edges of issue 13:
+# a hot standby of it (pg_basebackup -R), where every change is refused
+# with 25006 before anything changes and no worker runs until it is
+# promoted; a READ ONLY transaction on the primary; a database dropped
+# under its worker.  Own throwaway clusters; prints "N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
@@ -18,7 +19,7 @@ cluster_init "$work/data" || exit 1
 cluster_start "$work/data" "$port" || exit 1
 psql -XAtq -d postgres -c "CREATE DATABASE psk_worker" || exit 1
 psql -XAtq -v ON_ERROR_STOP=1 -c "CREATE EXTENSION psk CASCADE" -f test/fixtures/tap.sql >/dev/null 2>&1
-sql "SELECT count(*) FROM psk_add_codes('admin@example.com', 'OSV', ARRAY['W1', 'W2'])" >/dev/null
+sql "SELECT count(*) FROM psk_add_codes('admin@example.com', 'OSV', ARRAY['W1', 'W2', 'W3', 'W4'])" >/dev/null
 cluster_stop "$work/data"
 cluster_start "$work/data" "$port" -c shared_preload_libraries=psk \
 	-c psk.database=psk_worker,postgres -c psk.expiry_interval=1 || exit 1
@@ -41,6 +42,26 @@ check "one EXPIRED audit row, the holder as actor" "W1|osv@example.com|w" \
 	"$(sql "SELECT string_agg(code || '|' || contact_email || '|' || tester_name, ',') FROM psk.audit_log WHERE action = 'EXPIRED'")"
 check "a reservation without TTL stays held" RESERVED \
 	"$(sql "SELECT status FROM psk.codes WHERE code = 'W2'")"
+
+# a code in use past psk.in_use_ttl returns as a reservation does
+sql "SET psk.in_use_ttl = '1s'; SELECT status FROM psk_confirm('osv@example.com', 'W2',
+     (SELECT reservation_token FROM psk.codes WHERE code = 'W2'))" >/dev/null
+# request_ids: one made 25 hours ago (forgotten), one now (kept)
+sql "SELECT code FROM psk_reserve('osv@example.com', 'w', request_id => 'old')" >/dev/null
+sql "SELECT code FROM psk_reserve('osv@example.com', 'w', request_id => 'new')" >/dev/null
+sql "UPDATE psk.reserve_requests SET made_at = made_at - interval '25 hours' WHERE request_id = 'old'" >/dev/null
+for _ in $(seq 50); do
+	status=$(sql "SELECT status FROM psk.codes WHERE code = 'W2'")
+	remembered=$(sql "SELECT string_agg(request_id, ',' ORDER BY request_id) FROM psk.reserve_requests")
+	[ "$status" = CAN_BE_USED ] && [ "$remembered" = new ] && break
+	sleep 0.2
+done
+check "an overdue code in use returns to the pool" CAN_BE_USED "$status"
+check "its EXPIRED row, the holder as actor" "W2|osv@example.com|w" \
+	"$(sql "SELECT string_agg(code || '|' || contact_email || '|' || tester_name, ',') FROM psk.audit_log WHERE action = 'EXPIRED' AND code = 'W2'")"
+check "request_ids older than 24 hours are forgotten, newer ones kept" new "$remembered"
+check "the log says what the worker did" 1 \
+	"$(grep -c 'psk: forgot 1 request ids older than 24 hours' "$work/data/server.log")"
 
 # a database without psk: the worker stays quiet and alive
 check "the worker in a database without psk is alive" 1 \
@@ -97,6 +118,8 @@ while IFS='|' read -r name call; do
 done <<EOF2
 reserve|SELECT * FROM psk_reserve('osv@example.com', 'x')
 reserve_many|SELECT * FROM psk_reserve('osv@example.com', 'x', how_many => 2)
+reserve_rid|SELECT * FROM psk_reserve('osv@example.com', 'x', request_id => 'r1')
+renew|SELECT * FROM psk_renew('osv@example.com', '$hcode', '$htoken')
 confirm|SELECT * FROM psk_confirm('osv@example.com', '$hcode', '$htoken')
 release|SELECT * FROM psk_release('osv@example.com', '$hcode')
 mark_non_usable|SELECT * FROM psk_mark_non_usable('osv@example.com', '$hcode', 'r')
@@ -118,7 +141,7 @@ http_reserve|SELECT psk.http_reserve('$sb_token', '{"tester_name": "x"}', '{}')
 http_login|SELECT psk.http_login(NULL, '{"username": "osv@example.com", "password": "x"}', '{}')
 EOF2
 check "standby: every change refused with 25006" \
-	" reserve=25006 reserve_many=25006 confirm=25006 release=25006 mark_non_usable=25006 comment=25006 disassociate=25006 restore=25006 delete_code=25006 add_codes=25006 expire=25006 add_region=25006 add_country=25006 create_user=25006 update_user=25006 delete_user=25006 login=25006 login_wrong=25006 logout=25006 http_reserve=25006 http_login=25006" \
+	" reserve=25006 reserve_many=25006 reserve_rid=25006 renew=25006 confirm=25006 release=25006 mark_non_usable=25006 comment=25006 disassociate=25006 restore=25006 delete_code=25006 add_codes=25006 expire=25006 add_region=25006 add_country=25006 create_user=25006 update_user=25006 delete_user=25006 login=25006 login_wrong=25006 logout=25006 http_reserve=25006 http_login=25006" \
 	"$states"
 check "standby: nothing changed" "$before" "$(ssql "$fp")"
 # ten more logins: each refused at once, no worker asked for (it used to hang
