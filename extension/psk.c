@@ -23,6 +23,7 @@ int	  psk_session_ttl = 8 * 3600;
 int	  psk_login_max_failures = 5;
 int	  psk_login_lockout = 15 * 60;
 int	  psk_expiry_interval = 10;
+int	  psk_expiry_batch = 1000;
 char *psk_databases = NULL;
 char *psk_display_timezone = NULL;
 
@@ -101,6 +102,12 @@ _PG_init(void)
 		"How often the background worker returns overdue holds to their pool.",
 		NULL, &psk_expiry_interval, 10, 1, 86400, PGC_SIGHUP, GUC_UNIT_S, NULL,
 		NULL, NULL);
+	DefineCustomIntVariable(
+		"psk.expiry_batch",
+		"Most overdue holds one sweep transaction returns to their pool.",
+		"The worker commits after each batch; psk_expire_reservations() "
+		"sweeps one batch per call.",
+		&psk_expiry_batch, 1000, 1, 1000000, PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable(
 		"psk.display_timezone",
 		"Time zone of logged_at_str in the log items of GET /users/logs and GET /admin/logs.",

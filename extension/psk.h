@@ -66,6 +66,7 @@ extern int	 psk_session_ttl;
 extern int	 psk_login_max_failures;
 extern int	 psk_login_lockout;
 extern int	 psk_expiry_interval;
+extern int	 psk_expiry_batch;
 extern char *psk_databases;
 extern char *psk_display_timezone;
 
@@ -271,10 +272,11 @@ extern void psk_clear_login_failures(int64 user_id);
 extern uint64 psk_select_my_codes(int64 user_id);
 
 /*
- * expiry.c: return the overdue holds (reservations and codes in use) to
- * their pool; the codes (char *), in code order.
+ * expiry.c: return at most limit overdue holds (reservations and codes in
+ * use) to their pool, longest overdue first; the codes (char *), in code
+ * order.  *more: limit were due, more may be.
  */
-extern List *psk_expire_overdue(void);
+extern List *psk_expire_overdue(int limit, bool *more);
 /*
  * requests.c: forget at most max request_ids of reserves made more than 24
  * hours ago (in the caller's transaction); returns how many.  0 when the

@@ -68,6 +68,33 @@ check "the worker in a database without psk is alive" 1 \
 	"$(sql "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'psk expiry worker' AND datname = 'postgres'")"
 check "no worker errors in the log" 0 "$(grep -c 'ERROR' "$work/data/server.log")"
 
+# a large overdue set: swept completely, in batches of psk.expiry_batch,
+# each a transaction of its own (its EXPIRED rows share an xmin), every
+# code with its EXPIRED row
+sql "ALTER SYSTEM SET psk.expiry_batch = 100" >/dev/null
+sql "SELECT pg_reload_conf()" >/dev/null
+sql "SELECT count(*) FROM psk_add_codes('admin@example.com', 'OSV',
+     ARRAY(SELECT 'WB' || i FROM generate_series(1, 1000) i))" >/dev/null
+sql "SET psk.reservation_ttl = '3s';
+     SELECT count(*) FROM generate_series(1, 10) g, psk_reserve('osv@example.com', 'batch' || g, code_type => 'OSV', how_many => 100)" >/dev/null
+check "1000 reserved" 1000 "$(sql "SELECT count(*) FROM psk.codes WHERE code LIKE 'WB%' AND status = 'RESERVED'")"
+held=
+for _ in $(seq 100); do
+	held=$(sql "SELECT count(*) FROM psk.codes WHERE code LIKE 'WB%' AND status <> 'CAN_BE_USED'")
+	[ "$held" = 0 ] && break
+	sleep 0.2
+done
+check "1000 overdue reservations are all swept" 0 "$held"
+check "every one has its EXPIRED row" 1000 \
+	"$(sql "SELECT count(DISTINCT code) FROM psk.audit_log WHERE action = 'EXPIRED' AND code LIKE 'WB%'")"
+check "no EXPIRED row twice" 1000 \
+	"$(sql "SELECT count(*) FROM psk.audit_log WHERE action = 'EXPIRED' AND code LIKE 'WB%'")"
+check "at most psk.expiry_batch holds per transaction" t \
+	"$(sql "SELECT max(n) <= 100 FROM (SELECT count(*) n FROM psk.audit_log WHERE action = 'EXPIRED' AND code LIKE 'WB%' GROUP BY xmin::text) s")"
+check "so at least ten transactions" t \
+	"$(sql "SELECT count(DISTINCT xmin::text) >= 10 FROM psk.audit_log WHERE action = 'EXPIRED' AND code LIKE 'WB%'")"
+check "no worker errors in the log after the batches" 0 "$(grep -c 'ERROR' "$work/data/server.log")"
+
 # --- a hot standby (issue 13, finding 6) -------------------------------------
 # A database with an overdue reservation (not swept here: not in
 # psk.database), a held code, a session, and psk_shim; then a standby of it
