@@ -42,10 +42,10 @@ typedef struct PskWorkerShared
 	PskWorkerSlot slots[PSK_WORKER_SLOTS];
 } PskWorkerShared;
 
-static PskWorkerShared		 *worker_shared = NULL;
+static PskWorkerShared		  *worker_shared = NULL;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
-static int					  my_slot = -1;
+static int					   my_slot = -1;
 
 static void
 metrics_shmem_request(void)
@@ -63,8 +63,8 @@ metrics_shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	worker_shared = ShmemInitStruct("psk expiry workers",
-									sizeof(PskWorkerShared), &found);
+	worker_shared =
+		ShmemInitStruct("psk expiry workers", sizeof(PskWorkerShared), &found);
 	if (!found)
 	{
 		memset(worker_shared, 0, sizeof(PskWorkerShared));

@@ -528,6 +528,7 @@ SELECT 'psk_code_counts_timestamp_seconds', '',
   FROM st
 UNION ALL
 SELECT 'psk_database_primary', '', CASE WHEN pg_is_in_recovery() THEN 0 ELSE 1 END
+ORDER BY 1, 2
 $$;
 
 -- The shim's role gets EXECUTE on it in scripts/shim-role.sql.

@@ -82,14 +82,26 @@ send_body(h2o_req_t *req, const char *body, size_t len)
 		h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
 }
 
+/* The reply is decided: the access log and the metrics (metrics.c). */
+static void
+finished(Call *call, int status)
+{
+	h2o_req_t *req = call->req;
+	double	   millis = millis_since(&call->started);
+
+	access_log(req->method, path_only(req), status, millis);
+	metrics_observe(call->worker->id,
+					call->route ? (int) (call->route - shim_routes) : -1,
+					status, millis);
+}
+
 static void
 respond(Call *call, int status, const char *body, size_t len,
 		const h2o_token_t *header, const char *value)
 {
 	h2o_req_t *req = call->req;
 
-	access_log(req->method, path_only(req), status,
-			   millis_since(&call->started));
+	finished(call, status);
 	req->res.status = status;
 	req->res.reason = http_reason(status);
 	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
@@ -463,7 +475,8 @@ answer_preflight(Call *call)
 	if (route_find(h2o_iovec_init(H2O_STRLIT("OPTIONS")), path_only(req), &r,
 				   &param, allow, sizeof(allow)) != ROUTE_NO_METHOD)
 		return false;
-	access_log(req->method, path_only(req), 204, millis_since(&call->started));
+	call->route = &shim_routes[r];
+	finished(call, 204);
 	cors_preflight_headers(req, allow);
 	req->res.status = 204;
 	req->res.reason = "No Content";
@@ -495,7 +508,7 @@ respond_doc(Call *call, const DocFile *f)
 		return;
 	}
 	gz = f->gzipped.base != NULL && compress_accepts_gzip(req);
-	access_log(req->method, path_only(req), 200, millis_since(&call->started));
+	finished(call, 200);
 	req->res.status = 200;
 	req->res.reason = http_reason(200);
 	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
@@ -641,6 +654,7 @@ on_setup_error_stream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 		HttpError		 e;
 		JsonErrorStream *s;
 		struct timeval	 now;
+		double			 millis;
 
 		switch (req->res.status)
 		{
@@ -690,12 +704,15 @@ on_setup_error_stream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 						   h2o_strdup(&req->pool, allow, SIZE_MAX).base,
 						   strlen(allow), 1);
 		gettimeofday(&now, NULL);
-		access_log(req->method, path_only(req), e.status,
-				   (now.tv_sec - req->timestamps.request_begin_at.tv_sec) *
-						   1e3 +
-					   (now.tv_usec -
-						req->timestamps.request_begin_at.tv_usec) /
-						   1e3);
+		millis = (now.tv_sec - req->timestamps.request_begin_at.tv_sec) * 1e3 +
+				 (now.tv_usec - req->timestamps.request_begin_at.tv_usec) / 1e3;
+		access_log(req->method, path_only(req), e.status, millis);
+		metrics_observe(worker_of(req)->id,
+						route_find(req->method, path_only(req), &r, &param,
+								   allow, sizeof(allow)) == ROUTE_FOUND
+							? r
+							: -1,
+						e.status, millis);
 	}
 	h2o_setup_next_ostream(req, slot);
 }
