@@ -65,6 +65,31 @@ check "the worker in a database without psk is alive" 1 \
 	"$(sql "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'psk expiry worker' AND datname = 'postgres'")"
 check "no worker errors in the log" 0 "$(grep -c 'ERROR' "$work/data/server.log")"
 
+# metrics: the worker's liveness in shared memory, and its folds of the log
+metric() { sql "SELECT value FROM psk.metrics() WHERE name = '$1' AND labels = '$2'"; }
+check "metrics: the worker is up" 1 "$(metric psk_expiry_worker_up '')"
+check "metrics: it swept within the last 3 s" t \
+	"$(sql "SELECT now() - to_timestamp(value) < interval '3 s' FROM psk.metrics() WHERE name = 'psk_expiry_worker_last_sweep_timestamp_seconds'")"
+folded=
+for _ in $(seq 50); do
+	folded=$(sql "SELECT folded_to = (SELECT max(id) FROM psk.audit_log) FROM psk.metrics_state")
+	[ "$folded" = t ] && break
+	sleep 0.2
+done
+check "metrics: the worker folds the log into the totals" t "$folded"
+check "metrics: the folded totals count both expiries" 2 \
+	"$(metric psk_transitions_total 'action="EXPIRED"')"
+check "metrics: the worker counted the codes" t \
+	"$(sql "SELECT counted_at > now() - interval '3 s' FROM psk.metrics_state")"
+sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'psk expiry worker' AND datname = 'psk_worker'" >/dev/null
+up=
+for _ in $(seq 25); do
+	up=$(metric psk_expiry_worker_up '')
+	[ "$up" = 0 ] && break
+	sleep 0.2
+done
+check "metrics: a worker that died is down" 0 "$up"
+
 # psk.database unset: no worker at all (not one in postgres, as before),
 # and the log says so once
 cluster_stop "$work/data"
