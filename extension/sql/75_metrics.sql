@@ -135,22 +135,30 @@ $$;
 -- The database part of GET /metrics: rows (name, labels, value), labels
 -- already in Prometheus' form (code_type="OSV",status="RESERVED").  The
 -- shim adds HELP and TYPE.  Counts of codes come from psk.code_counts
--- while the worker keeps it fresh; when it is stale (no worker) they are
--- counted here, at the cost of a pass over the codes per call (the shim
--- calls at most once a second).
+-- while the worker keeps it fresh.  When it is stale (no worker) they are
+-- counted here if psk.codes is small (under 100,000 rows: a few ms);
+-- otherwise the last counts are given with their time, or none at all
+-- (never a made-up 0).  No JIT: compiling the plan of the branches that
+-- do not run cost more than running the rest.
 CREATE FUNCTION psk.metrics()
 RETURNS TABLE (name text, labels text, value double precision)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
-WITH st AS (
+WITH st0 AS (
     SELECT s.folded_to, s.counted_at,
            s.counted_at IS NULL
            OR s.counted_at < now() - GREATEST(
                   interval '1 minute',
                   3 * current_setting('psk.expiry_interval')::interval,
-                  make_interval(secs => 0.04 * coalesce(s.count_ms, 0))) AS stale
+                  make_interval(secs => 0.04 * coalesce(s.count_ms, 0))) AS old
       FROM (SELECT 1) one LEFT JOIN psk.metrics_state s ON s.id = 1
+), st AS (
+    SELECT st0.folded_to, st0.counted_at,
+           st0.old AND (SELECT c.reltuples < 100000 FROM pg_class c
+                         WHERE c.oid = 'psk.codes'::regclass) AS stale
+      FROM st0
 ), pools AS (
     SELECT l.name FROM psk.lists() l WHERE l.list = 'pool'
 ), counts AS (
@@ -185,7 +193,9 @@ SELECT 'psk_codes', psk.prom_label('code_type', p.name) || ','
                     || psk.prom_label('status', s.name),
        coalesce((SELECT sum(k.n) FROM counts k WHERE k.country IS NULL
                     AND k.code_type = p.name AND k.status = s.name), 0)
-  FROM pools p CROSS JOIN psk.lists() s WHERE s.list = 'status'
+  FROM pools p CROSS JOIN psk.lists() s
+ WHERE s.list = 'status'
+   AND (SELECT st.stale OR st.counted_at IS NOT NULL FROM st)
 UNION ALL
 SELECT 'psk_free_codes', psk.prom_label('code_type', k.code_type) || ','
                          || psk.prom_label('country', k.country), k.n
@@ -210,7 +220,7 @@ SELECT 'psk_expiry_worker_sweeps_total', '', w.sweeps FROM w
 UNION ALL
 SELECT 'psk_code_counts_timestamp_seconds', '',
        CASE WHEN st.stale THEN EXTRACT(epoch FROM now())::double precision
-            ELSE EXTRACT(epoch FROM st.counted_at)::double precision END
+            ELSE coalesce(EXTRACT(epoch FROM st.counted_at)::double precision, 0) END
   FROM st
 UNION ALL
 SELECT 'psk_database_primary', '', CASE WHEN pg_is_in_recovery() THEN 0 ELSE 1 END
