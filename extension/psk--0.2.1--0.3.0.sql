@@ -352,14 +352,17 @@ CREATE TABLE psk.metrics_state (
 CREATE TABLE psk.code_counts (
     code_type text NOT NULL,
     status    text NOT NULL,
-    country   text,
-    n         bigint NOT NULL
+    country   text NOT NULL, -- '': the row of the pool and status
+    n         bigint NOT NULL,
+    PRIMARY KEY (code_type, status, country)
 );
 
--- A dump keeps the totals with the log they count (one snapshot); the
--- counts are recounted.
+-- A dump keeps the totals with the log they count (one snapshot), as it
+-- keeps every table of psk (90_backup.sql).
 SELECT pg_catalog.pg_extension_config_dump('psk.transition_totals', '');
 SELECT pg_catalog.pg_extension_config_dump('psk.metrics_state', '');
+SELECT pg_catalog.pg_extension_config_dump('psk.code_counts', '');
+REVOKE ALL ON psk.transition_totals, psk.metrics_state, psk.code_counts FROM PUBLIC;
 
 -- The expiry worker of this database, from shared memory (metrics.c).
 CREATE FUNCTION psk.expiry_worker_state()
@@ -415,8 +418,8 @@ BEGIN
                    pg_catalog.make_interval(secs => 0.02 * coalesce(s.count_ms, 0))) THEN
         t0 := pg_catalog.clock_timestamp();
         DELETE FROM psk.code_counts;
-        INSERT INTO psk.code_counts (code_type, status, n)
-        SELECT c.pool, c.status, pg_catalog.count(*)
+        INSERT INTO psk.code_counts (code_type, status, country, n)
+        SELECT c.pool, c.status, '', pg_catalog.count(*)
           FROM psk.codes c GROUP BY c.pool, c.status;
         INSERT INTO psk.code_counts (code_type, status, country, n)
         SELECT c.pool, 'CAN_BE_USED', co.name, pg_catalog.count(*)
@@ -479,7 +482,7 @@ WITH st0 AS (
     SELECT k.code_type, k.status, k.country, k.n
       FROM psk.code_counts k WHERE NOT (SELECT stale FROM st)
     UNION ALL
-    SELECT c.pool, c.status, NULL, count(*)
+    SELECT c.pool, c.status, '', count(*)
       FROM psk.codes c WHERE (SELECT stale FROM st)
      GROUP BY c.pool, c.status
     UNION ALL
@@ -505,7 +508,7 @@ WITH st0 AS (
 )
 SELECT 'psk_codes', psk.prom_label('code_type', p.name) || ','
                     || psk.prom_label('status', s.name),
-       coalesce((SELECT sum(k.n) FROM counts k WHERE k.country IS NULL
+       coalesce((SELECT sum(k.n) FROM counts k WHERE k.country = ''
                     AND k.code_type = p.name AND k.status = s.name), 0)
   FROM pools p CROSS JOIN psk.lists() s
  WHERE s.list = 'status'
@@ -513,7 +516,7 @@ SELECT 'psk_codes', psk.prom_label('code_type', p.name) || ','
 UNION ALL
 SELECT 'psk_free_codes', psk.prom_label('code_type', k.code_type) || ','
                          || psk.prom_label('country', k.country), k.n
-  FROM counts k WHERE k.country IS NOT NULL
+  FROM counts k WHERE k.country <> ''
 UNION ALL
 SELECT 'psk_oldest_hold_seconds', psk.prom_label('code_type', p.name),
        coalesce(EXTRACT(epoch FROM now() - h.reserved_at)::double precision, 0)

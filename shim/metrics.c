@@ -77,7 +77,9 @@ metrics_observe(int thread, int route, int status, double millis)
 
 	if (stats == NULL || thread < 0 || thread >= nstats)
 		return;
-	r = &stats[thread].routes[route >= 0 ? route : METRICS_MAX_ROUTES];
+	r = &stats[thread]
+			 .routes[route >= 0 && route < shim_nroutes ? route
+														: METRICS_MAX_ROUTES];
 	if (status >= STATUS_MIN && status < STATUS_MIN + NSTATUS)
 		add(&r->by_status[status - STATUS_MIN], 1);
 	for (int b = 0; b < NBUCKETS; b++)

@@ -460,6 +460,22 @@ request_query(Call *call, const Route *route, h2o_iovec_t param)
 }
 
 /*
+ * For the metrics of a preflight or a 405: a route of the path (the one
+ * of the first method in allow), NULL if none.
+ */
+static const Route *
+route_of_path(h2o_req_t *req, const char *allow)
+{
+	h2o_iovec_t param;
+	int			r;
+
+	if (route_find(h2o_iovec_init(allow, strcspn(allow, ",")), path_only(req),
+				   &r, &param, (char[64]){ 0 }, 64) != ROUTE_FOUND)
+		return NULL;
+	return &shim_routes[r];
+}
+
+/*
  * A preflight on a route: 204 with the CORS headers (cors.c), the route's
  * methods as Allow-Methods.  false for a path that is no route: that is
  * answered 404 as usual.
@@ -475,7 +491,7 @@ answer_preflight(Call *call)
 	if (route_find(h2o_iovec_init(H2O_STRLIT("OPTIONS")), path_only(req), &r,
 				   &param, allow, sizeof(allow)) != ROUTE_NO_METHOD)
 		return false;
-	call->route = &shim_routes[r];
+	call->route = route_of_path(req, allow);
 	finished(call, 204);
 	cors_preflight_headers(req, allow);
 	req->res.status = 204;
@@ -552,6 +568,7 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
 			respond_error(call, error(404, "not_found", "no such path"), NULL);
 			return 0;
 		case ROUTE_NO_METHOD:
+			call->route = route_of_path(req, allow);
 			respond_error(call,
 						  error(405, "method_not_allowed",
 								"method not allowed on this path"),

@@ -216,6 +216,17 @@ def scrapes_within_a_second_are_one_query():
 
 
 @test
+def a_405_counts_under_its_path():
+    before = scrape(wait=False)
+    r = h.call("PUT", "/users/reserve", shim=SHIM)
+    h.expect_error(r, 405, "method_not_allowed")
+    m = scrape(wait=False)
+    label = dict(route="POST /users/reserve", status="405")
+    assert value(m, "psk_http_requests_total", **label) == \
+        (value(before, "psk_http_requests_total", **label) or 0) + 1
+
+
+@test
 def live_and_ready():
     status, _, body = get(SHIM.admin_port, "/live")
     assert status == 200, body
