@@ -301,6 +301,9 @@ psk_register_expiry_workers(void)
 	 * postgres) sweeps nothing, while reservations in the right one never
 	 * expire, and it blocks CREATE DATABASE with that template.
 	 */
+	/* the workers' liveness for psk.metrics() (metrics.c) */
+	psk_metrics_shmem_register();
+
 	if (names == NIL)
 		ereport(LOG,
 				(errmsg("psk: psk.database is not set, so no expiry worker "
@@ -394,6 +397,8 @@ expire_once(void)
 	} while (more && n > 0);
 
 	forgotten = forget_once();
+	/* the transition totals and code counts of psk.metrics(), and liveness */
+	psk_metrics_worker_swept();
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 
@@ -450,6 +455,7 @@ psk_expiry_main(Datum main_arg)
 
 	elog(LOG, "psk expiry worker started in database \"%s\", every %d s",
 		 dbname, psk_expiry_interval);
+	psk_metrics_worker_started();
 
 	for (;;)
 	{

@@ -70,6 +70,11 @@ extern int	 psk_expiry_batch;
 extern char *psk_databases;
 extern char *psk_display_timezone;
 
+/* metrics.c: the expiry workers' liveness, and their metrics refresh */
+extern void psk_metrics_shmem_register(void);
+extern void psk_metrics_worker_started(void);
+extern void psk_metrics_worker_swept(void);
+
 /*
  * query.c: a statement prepared once per backend and kept (SPI_keepplan).
  * Declare one as a static, with its SQL and argument types; psk_execute()

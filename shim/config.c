@@ -28,6 +28,9 @@ usage(FILE *out)
 		"Options (environment variable in brackets):\n"
 		"  --listen HOST:PORT       address to listen on [PSK_LISTEN]\n"
 		"                           (default 127.0.0.1:8000)\n"
+		"  --admin-listen HOST:PORT address of GET /metrics, /live and /ready\n"
+		"                           (no auth: monitoring only) [PSK_ADMIN_LISTEN]\n"
+		"                           (default 127.0.0.1:8001)\n"
 		"  --db CONNINFO            libpq connection string or URI\n"
 		"                           [PSK_DB, then DATABASE_URL; default: libpq's\n"
 		"                           defaults and PG* variables]\n"
@@ -142,6 +145,7 @@ shim_configure(int argc, char **argv)
 	enum
 	{
 		OPT_LISTEN = 256,
+		OPT_ADMIN_LISTEN,
 		OPT_DB,
 		OPT_THREADS,
 		OPT_POOL,
@@ -163,6 +167,7 @@ shim_configure(int argc, char **argv)
 	};
 	static const struct option options[] = {
 		{ "listen", required_argument, NULL, OPT_LISTEN },
+		{ "admin-listen", required_argument, NULL, OPT_ADMIN_LISTEN },
 		{ "db", required_argument, NULL, OPT_DB },
 		{ "threads", required_argument, NULL, OPT_THREADS },
 		{ "pool", required_argument, NULL, OPT_POOL },
@@ -185,6 +190,7 @@ shim_configure(int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *listen = env("PSK_LISTEN");
+	const char *admin_listen = env("PSK_ADMIN_LISTEN");
 	const char *conninfo = env("PSK_DB");
 	const char *threads = env("PSK_THREADS");
 	const char *pool = env("PSK_POOL");
@@ -214,6 +220,9 @@ shim_configure(int argc, char **argv)
 		{
 			case OPT_LISTEN:
 				listen = optarg;
+				break;
+			case OPT_ADMIN_LISTEN:
+				admin_listen = optarg;
 				break;
 			case OPT_DB:
 				conninfo = optarg;
@@ -289,6 +298,14 @@ shim_configure(int argc, char **argv)
 	}
 
 	shim_config.listen = listen ? listen : "127.0.0.1:8000";
+	shim_config.admin_listen = admin_listen ? admin_listen : "127.0.0.1:8001";
+	/* no auth on the admin port: never on the public listener */
+	if (strcmp(shim_config.admin_listen, shim_config.listen) == 0)
+	{
+		fprintf(stderr, "psk-shim: --admin-listen must differ from --listen "
+						"(the admin port has no auth)\n");
+		exit(2);
+	}
 	shim_config.conninfo = conninfo ? conninfo : "";
 	shim_config.threads = threads
 							  ? (int) parse_long("--threads", threads, 1, 256)

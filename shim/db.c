@@ -499,6 +499,14 @@ on_wait_timeout(h2o_timeout_entry_t *entry)
 DbPool *
 db_pool_create(h2o_loop_t *loop, const char *const *statements, int nstatements)
 {
+	return db_pool_create_sized(loop, statements, nstatements,
+								shim_config.pool_size);
+}
+
+DbPool *
+db_pool_create_sized(h2o_loop_t *loop, const char *const *statements,
+					 int nstatements, int nconns)
+{
 	DbPool *pool = calloc(1, sizeof(DbPool));
 
 	if (pool == NULL)
@@ -525,7 +533,7 @@ db_pool_create(h2o_loop_t *loop, const char *const *statements, int nstatements)
 	h2o_timeout_init(loop, &pool->watch_timeout, WATCH_MS);
 	pool->watch_entry.cb = on_watch;
 
-	pool->nconns = shim_config.pool_size;
+	pool->nconns = nconns;
 	pool->conns = calloc(pool->nconns, sizeof(DbConn));
 	for (int i = 0; i < pool->nconns; i++)
 	{
@@ -647,5 +655,22 @@ db_pool_close(DbPool *pool)
 		if (c->state != DB_DOWN)
 			conn_lost(c, "closing");
 		timer_set(c, NULL);
+	}
+}
+
+/*
+ * For GET /metrics, from another thread: a relaxed read of each
+ * connection's state, which only its own loop writes (a count a moment
+ * old is good enough).  counts: down, connecting (and setting up), idle,
+ * busy.
+ */
+void
+db_pool_states(DbPool *pool, int counts[4])
+{
+	for (int i = 0; i < pool->nconns; i++)
+	{
+		DbState st = __atomic_load_n(&pool->conns[i].state, __ATOMIC_RELAXED);
+
+		counts[st == DB_DOWN ? 0 : st == DB_IDLE ? 2 : st == DB_BUSY ? 3 : 1]++;
 	}
 }

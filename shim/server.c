@@ -83,14 +83,26 @@ send_body(h2o_req_t *req, const char *body, size_t len)
 		h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
 }
 
+/* The reply is decided: the access log and the metrics (metrics.c). */
+static void
+finished(Call *call, int status)
+{
+	h2o_req_t *req = call->req;
+	double	   millis = millis_since(&call->started);
+
+	access_log(req->method, path_only(req), status, millis);
+	metrics_observe(call->worker->id,
+					call->route ? (int) (call->route - shim_routes) : -1,
+					status, millis);
+}
+
 static void
 respond(Call *call, int status, const char *body, size_t len,
 		const h2o_token_t *header, const char *value)
 {
 	h2o_req_t *req = call->req;
 
-	access_log(req->method, path_only(req), status,
-			   millis_since(&call->started));
+	finished(call, status);
 	req->res.status = status;
 	req->res.reason = http_reason(status);
 	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
@@ -453,6 +465,22 @@ request_query(Call *call, const Route *route, h2o_iovec_t param)
 }
 
 /*
+ * For the metrics of a preflight or a 405: a route of the path (the one
+ * of the first method in allow), NULL if none.
+ */
+static const Route *
+route_of_path(h2o_req_t *req, const char *allow)
+{
+	h2o_iovec_t param;
+	int			r;
+
+	if (route_find(h2o_iovec_init(allow, strcspn(allow, ",")), path_only(req),
+				   &r, &param, (char[64]){ 0 }, 64) != ROUTE_FOUND)
+		return NULL;
+	return &shim_routes[r];
+}
+
+/*
  * A preflight on a route: 204 with the CORS headers (cors.c), the route's
  * methods as Allow-Methods.  false for a path that is no route: that is
  * answered 404 as usual.
@@ -468,7 +496,8 @@ answer_preflight(Call *call)
 	if (route_find(h2o_iovec_init(H2O_STRLIT("OPTIONS")), path_only(req), &r,
 				   &param, allow, sizeof(allow)) != ROUTE_NO_METHOD)
 		return false;
-	access_log(req->method, path_only(req), 204, millis_since(&call->started));
+	call->route = route_of_path(req, allow);
+	finished(call, 204);
 	cors_preflight_headers(req, allow);
 	req->res.status = 204;
 	req->res.reason = "No Content";
@@ -500,7 +529,7 @@ respond_doc(Call *call, const DocFile *f)
 		return;
 	}
 	gz = f->gzipped.base != NULL && compress_accepts_gzip(req);
-	access_log(req->method, path_only(req), 200, millis_since(&call->started));
+	finished(call, 200);
 	req->res.status = 200;
 	req->res.reason = http_reason(200);
 	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
@@ -547,6 +576,7 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
 			respond_error(call, error(404, "not_found", "no such path"), NULL);
 			return 0;
 		case ROUTE_NO_METHOD:
+			call->route = route_of_path(req, allow);
 			respond_error(call,
 						  error(405, "method_not_allowed",
 								"method not allowed on this path"),
@@ -662,6 +692,7 @@ on_setup_error_stream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 		HttpError		 e;
 		JsonErrorStream *s;
 		struct timeval	 now;
+		double			 millis;
 
 		switch (req->res.status)
 		{
@@ -711,12 +742,15 @@ on_setup_error_stream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 						   h2o_strdup(&req->pool, allow, SIZE_MAX).base,
 						   strlen(allow), 1);
 		gettimeofday(&now, NULL);
-		access_log(req->method, path_only(req), e.status,
-				   (now.tv_sec - req->timestamps.request_begin_at.tv_sec) *
-						   1e3 +
-					   (now.tv_usec -
-						req->timestamps.request_begin_at.tv_usec) /
-						   1e3);
+		millis = (now.tv_sec - req->timestamps.request_begin_at.tv_sec) * 1e3 +
+				 (now.tv_usec - req->timestamps.request_begin_at.tv_usec) / 1e3;
+		access_log(req->method, path_only(req), e.status, millis);
+		metrics_observe(worker_of(req)->id,
+						route_find(req->method, path_only(req), &r, &param,
+								   allow, sizeof(allow)) == ROUTE_FOUND
+							? r
+							: -1,
+						e.status, millis);
 	}
 	h2o_setup_next_ostream(req, slot);
 }

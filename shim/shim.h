@@ -21,12 +21,13 @@
 /* config.c: command-line flags with environment fallbacks */
 typedef struct ShimConfig
 {
-	const char *listen;		/* HOST:PORT */
-	const char *conninfo;	/* libpq connection string or URI */
-	int			threads;	/* worker threads, each with its own loop */
-	int			pool_size;	/* database connections per thread */
-	size_t		body_limit; /* bytes */
-	int			timeout_ms; /* statement timeout, and longest queue wait */
+	const char *listen;		  /* HOST:PORT */
+	const char *admin_listen; /* HOST:PORT of /metrics, /live, /ready */
+	const char *conninfo;	  /* libpq connection string or URI */
+	int			threads;	  /* worker threads, each with its own loop */
+	int			pool_size;	  /* database connections per thread */
+	size_t		body_limit;	  /* bytes */
+	int			timeout_ms;	  /* statement timeout, and longest queue wait */
 	int			connect_timeout_ms;
 	int			shutdown_timeout_ms; /* longest drain on SIGTERM */
 	bool		access_log;
@@ -139,6 +140,12 @@ extern void db_cancel(DbJob *job);
  */
 extern const char db_client_gone[];
 extern void		  db_pool_close(DbPool *pool);
+/* A pool of nconns connections (db_pool_create: --pool of them). */
+extern DbPool *db_pool_create_sized(h2o_loop_t		  *loop,
+									const char *const *statements,
+									int nstatements, int nconns);
+/* counts[4] += connections down, connecting, idle, busy (any thread) */
+extern void db_pool_states(DbPool *pool, int counts[4]);
 
 /* json.c: the little JSON the shim writes itself */
 extern bool utf8_valid(const char *s, size_t len);
@@ -226,6 +233,18 @@ extern void	 server_setup(h2o_globalconf_t *conf);
 extern void	 worker_init(Worker *w, h2o_globalconf_t *conf, int listen_fd);
 extern void *worker_main(void *arg);
 extern void	 worker_request_stop(Worker *w);
+
+/* metrics.c: the shim's own metrics, per thread, summed at a scrape */
+#define METRICS_MAX_ROUTES 64
+/* route: index in shim_routes, or -1 (no route: 404) */
+extern void metrics_init(int nthreads);
+extern void metrics_observe(int thread, int route, int status, double millis);
+/* Append the HTTP metrics and psk_db_connections to out. */
+extern void metrics_render_http(FILE *out, Worker *workers, int nworkers);
+
+/* admin.c: --admin-listen, GET /metrics, /live and /ready */
+extern void admin_start(int listen_fd, Worker *workers, int nworkers);
+extern void admin_stop(void);
 
 /* cors.c: --cors-origins */
 extern void cors_configure(const char *list);

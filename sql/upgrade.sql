@@ -94,6 +94,17 @@ SELECT has_function_privilege('regress_psk_upgrade', 'psk_reserve(text, text, te
                               'EXECUTE') AS grant_kept;
 REVOKE EXECUTE ON FUNCTION psk_reserve(text, text, text, text, int, text) FROM regress_psk_upgrade;
 DROP ROLE regress_psk_upgrade;
+-- metrics: the update counted the log it found, action by action, and
+-- folded it all (no scrape counts it again)
+SELECT m.labels, m.value, l.n AS in_the_log
+  FROM psk.metrics() m
+  LEFT JOIN (SELECT action, count(*) AS n FROM psk.audit_log GROUP BY action) l
+    ON m.labels = 'action="' || l.action || '"'
+ WHERE m.name = 'psk_transitions_total' AND m.value > 0
+ ORDER BY 1;
+SELECT folded_to = (SELECT max(id) FROM psk.audit_log) AS all_folded,
+       (SELECT sum(n) FROM psk.transition_totals) = (SELECT count(*) FROM psk.audit_log) AS totals_are_the_log
+  FROM psk.metrics_state;
 -- what 0.3.0 adds works on the data of before: the code held since 0.2.0
 -- renewed, a reserve remembered by its request_id, the report of holds
 SELECT code AS held, reservation_token AS held_token FROM psk.codes WHERE status = 'RESERVED' \gset

@@ -13,6 +13,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
+# every shim started here takes a free admin port, never 8001
+export PSK_ADMIN_LISTEN=127.0.0.1:0
 source test/suite.sh
 
 if [ -z "${PSK_TEST_WORK:-}" ]; then

@@ -9,6 +9,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
+# the shims' admin ports (/metrics): any free port, unless a test names one
+export PSK_ADMIN_LISTEN=127.0.0.1:0
 
 own_cluster=
 if [ -n "${PSK_TEST_WORK:-}" ] && [ -n "${PGPORT:-}" ]; then
@@ -59,11 +61,11 @@ fresh_db() {
 
 # test_http.py: every endpoint; test_acl.py: who may call each of them;
 # test_switch.py: CORS, gzip, logged_at_str, login trimming and /docs for
-# the old service's users.  Each prints "N passed, M failed" last; the sum
+# the old service's users; test_metrics.py: the admin port. Each prints "N passed, M failed" last; the sum
 # is ours.
 passed=0
 failed=0
-for t in test_http test_acl test_switch; do
+for t in test_http test_acl test_switch test_metrics; do
 	echo "== $t.py"
 	if ! fresh_db; then
 		echo "fixture failed"

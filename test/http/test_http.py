@@ -1377,7 +1377,7 @@ def edge_sigterm_finishes_in_flight_then_exits_0():
 def config_help_and_environment():
     out = subprocess.run([SHIM, "--help"], capture_output=True, text=True)
     assert out.returncode == 0
-    for flag in ("--listen", "--db", "--threads", "--pool", "--body-limit", "--timeout",
+    for flag in ("--listen", "--admin-listen", "--db", "--threads", "--pool", "--body-limit", "--timeout",
                  "--connect-timeout", "--shutdown-timeout", "--routes", "--help",
                  "--max-connections", "--idle-timeout", "--write-timeout", "--max-pipelined",
                  "--login-limit", "--login-limit-per-client",

@@ -32,6 +32,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
+# the shims' admin ports (/metrics): any free port, unless a test names one
+export PSK_ADMIN_LISTEN=127.0.0.1:0
 
 seed=${PSK_STRESS_SEED:-$(date +%s)}
 clients=${PSK_STRESS_CLIENTS:-32}

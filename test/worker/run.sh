@@ -10,6 +10,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
+# every shim started here takes a free admin port, never 8001
+export PSK_ADMIN_LISTEN=127.0.0.1:0
 
 source test/suite.sh
 suite_cluster worker
@@ -94,6 +96,31 @@ check "at most psk.expiry_batch holds per transaction" t \
 check "so at least ten transactions" t \
 	"$(sql "SELECT count(DISTINCT xmin::text) >= 10 FROM psk.audit_log WHERE action = 'EXPIRED' AND code LIKE 'WB%'")"
 check "no worker errors in the log after the batches" 0 "$(grep -c 'ERROR' "$work/data/server.log")"
+
+# metrics: the worker's liveness in shared memory, and its folds of the log
+metric() { sql "SELECT value FROM psk.metrics() WHERE name = '$1' AND labels = '$2'"; }
+check "metrics: the worker is up" 1 "$(metric psk_expiry_worker_up '')"
+check "metrics: it swept within the last 3 s" t \
+	"$(sql "SELECT now() - to_timestamp(value) < interval '3 s' FROM psk.metrics() WHERE name = 'psk_expiry_worker_last_sweep_timestamp_seconds'")"
+folded=
+for _ in $(seq 50); do
+	folded=$(sql "SELECT folded_to = (SELECT max(id) FROM psk.audit_log) FROM psk.metrics_state")
+	[ "$folded" = t ] && break
+	sleep 0.2
+done
+check "metrics: the worker folds the log into the totals" t "$folded"
+check "metrics: the folded totals count every expiry (2, then 1000 in batches)" 1002 \
+	"$(metric psk_transitions_total 'action="EXPIRED"')"
+check "metrics: the worker counted the codes" t \
+	"$(sql "SELECT counted_at > now() - interval '3 s' FROM psk.metrics_state")"
+sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'psk expiry worker' AND datname = 'psk_worker'" >/dev/null
+up=
+for _ in $(seq 25); do
+	up=$(metric psk_expiry_worker_up '')
+	[ "$up" = 0 ] && break
+	sleep 0.2
+done
+check "metrics: a worker that died is down" 0 "$up"
 
 # --- a hot standby (issue 13, finding 6) -------------------------------------
 # A database with an overdue reservation (not swept here: not in
