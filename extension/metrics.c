@@ -64,7 +64,7 @@ metrics_shmem_startup(void)
 		prev_shmem_startup_hook();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	worker_shared =
-		ShmemInitStruct("psk expiry workers", sizeof(PskWorkerShared), &found);
+		ShmemInitStruct("psk worker liveness", sizeof(PskWorkerShared), &found);
 	if (!found)
 	{
 		memset(worker_shared, 0, sizeof(PskWorkerShared));
