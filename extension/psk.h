@@ -66,6 +66,7 @@ extern int	 psk_session_ttl;
 extern int	 psk_login_max_failures;
 extern int	 psk_login_lockout;
 extern int	 psk_expiry_interval;
+extern int	 psk_audit_retention;
 extern char *psk_databases;
 extern char *psk_display_timezone;
 
@@ -279,6 +280,8 @@ extern List *psk_expire_overdue(void);
  * schema has no psk.reserve_requests (before ALTER EXTENSION UPDATE).
  */
 extern uint64 psk_forget_requests(int max);
+/* partitions.c: the audit log's partitions, from the worker's loop */
+extern void psk_audit_partitions_once(void);
 #define PSK_FORGET_BATCH 10000
 /* expiry.c: from _PG_init when preloaded, one worker per psk.database. */
 extern void psk_register_expiry_workers(void);

@@ -56,8 +56,10 @@ restored() {
 	local label=$1 src=$2 dst=$3 t
 	diff <(fingerprint "$src") <(fingerprint "$dst") >"$work/fp.diff"
 	check "$label: every psk table and sequence equal row for row" "" "$(cat "$work/fp.diff")"
+	# (the audit log's weekly partitions ahead and its default partition
+	# are empty; psk.audit_log itself, all of them, is not)
 	check "$label: every psk table has rows" 0 \
-		"$(fingerprint "$dst" | grep -c ' 0 -$')"
+		"$(fingerprint "$dst" | grep -v '^psk\.audit_log_' | grep -c ' 0 -$')"
 	t=$(cat "$work/$src.token")
 	check "$label: a session token still authenticates" osv@example.com \
 		"$(db "$dst" -c "SELECT contact_email FROM psk_session_user('$t')")"
