@@ -576,3 +576,40 @@ ALTER EXTENSION psk DROP TABLE psk.audit_log_0_2;
 DROP TABLE psk.audit_log_0_2;
 SELECT pg_catalog.pg_extension_config_dump('psk.audit_log_default', '');
 SELECT pg_catalog.pg_extension_config_dump('psk.audit_log_id_seq', '');
+
+-- psk_log gains its last result column, total_is_estimate (readers.c):
+-- a new result type, so the function is made anew with the grants the old
+-- one had.
+CREATE FUNCTION @extschema@.psk_log_0_3(page int DEFAULT 1, page_size int DEFAULT 20,
+                                    code text DEFAULT NULL,
+                                    user_name text DEFAULT NULL,
+                                    action text DEFAULT NULL,
+                                    since timestamptz DEFAULT NULL,
+                                    until timestamptz DEFAULT NULL)
+RETURNS TABLE (total_count bigint, id bigint, logged_at timestamptz,
+               action text, code text, user_name text, contact_email text,
+               tester_name text, country text, region text, note text,
+               total_is_estimate bool)
+AS 'MODULE_PATHNAME', 'psk_log'
+LANGUAGE C STABLE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION @extschema@.psk_log_0_3(int, int, text, text, text, timestamptz, timestamptz) FROM PUBLIC;
+DO $do$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN
+        SELECT a.grantee, a.is_grantable
+          FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+         WHERE p.oid = '@extschema@.psk_log(int, int, text, text, text, timestamptz, timestamptz)'::pg_catalog.regprocedure
+           AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner
+    LOOP
+        EXECUTE pg_catalog.format(
+            'GRANT EXECUTE ON FUNCTION @extschema@.psk_log_0_3(int, int, text, text, text, timestamptz, timestamptz) TO %s%s',
+            CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::pg_catalog.regrole::text END,
+            CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
+END
+$do$;
+DROP FUNCTION @extschema@.psk_log(int, int, text, text, text, timestamptz, timestamptz);
+ALTER FUNCTION @extschema@.psk_log_0_3(int, int, text, text, text, timestamptz, timestamptz) RENAME TO psk_log;

@@ -86,7 +86,13 @@ typedef struct PskQuery
 	 * checked to be right (the planner would otherwise replan statements
 	 * with a LIMIT parameter on every call).
 	 */
-	bool	   generic;
+	bool generic;
+	/*
+	 * Plan for each call's values: for statements whose filters are
+	 * "($n IS NULL OR col op $n)", which only a plan that knows $n turns
+	 * into index conditions and partition pruning.
+	 */
+	bool	   custom;
 	SPIPlanPtr plan;
 } PskQuery;
 

@@ -34,7 +34,8 @@ CREATE FUNCTION @extschema@.psk_log(page int DEFAULT 1, page_size int DEFAULT 20
                                     until timestamptz DEFAULT NULL)
 RETURNS TABLE (total_count bigint, id bigint, logged_at timestamptz,
                action text, code text, user_name text, contact_email text,
-               tester_name text, country text, region text, note text)
+               tester_name text, country text, region text, note text,
+               total_is_estimate bool)
 AS 'MODULE_PATHNAME', 'psk_log'
 LANGUAGE C STABLE CALLED ON NULL INPUT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;

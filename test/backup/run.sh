@@ -92,7 +92,7 @@ restored() {
 	check "$label: psk_log shows the new rows, then the old ones in order" \
 		"USER_CREATED RESERVED RELEASED $(db "$src" -c "SELECT string_agg(action || ':' || id, ' ' ORDER BY logged_at DESC, id DESC) FROM psk.audit_log")" \
 		"$(db "$dst" -c "SELECT string_agg(CASE WHEN id > $max_log THEN action ELSE action || ':' || id END, ' ' ORDER BY p, n)
-	                  FROM generate_series(1, 20) p, psk_log(page => p, page_size => 100) WITH ORDINALITY l(total_count, id, logged_at, action, code, user_name, contact_email, tester_name, country, region, note, n)")"
+	                  FROM generate_series(1, 20) p, psk_log(page => p, page_size => 100) WITH ORDINALITY l(total_count, id, logged_at, action, code, user_name, contact_email, tester_name, country, region, note, total_is_estimate, n)")"
 }
 
 # roundtrip SRC: dump SRC both ways, restore each into a fresh database.
