@@ -99,6 +99,20 @@ sql "ALTER SYSTEM RESET psk.audit_retention" >/dev/null
 sql "SELECT pg_reload_conf()" >/dev/null
 check "no partition upkeep failed" 0 "$(grep -c 'not maintained' "$work/data/server.log")"
 
+# the README's examples of the audit log, run as written
+readme_block() { # readme_block MARK: the sql block after <!-- MARK --> in README.md
+	awk -v mark="<!-- $1 -->" '$0 == mark {on = 1; next}
+		on && /^```sql/ {inblock = 1; next} inblock && /^```/ {exit} inblock {print}' README.md
+}
+check "README: setting a retention runs as written" 0 \
+	"$(readme_block audit-retention | psql -XAtq -v ON_ERROR_STOP=1 >/dev/null 2>"$work/readme.err"; echo $?)"
+check "README: the retention is in force" 90d "$(sql "SHOW psk.audit_retention")"
+check "README: reading a busy month runs as written" "0 3" \
+	"$(readme_block busy-month | psql -XAtq -v ON_ERROR_STOP=1 >/dev/null 2>>"$work/readme.err"; echo $? \
+	   "$(readme_block busy-month | grep -c 'FROM psk_log(')")"
+sql "ALTER SYSTEM RESET psk.audit_retention" >/dev/null
+sql "SELECT pg_reload_conf()" >/dev/null
+
 # a database without psk: the worker stays quiet and alive
 check "the worker in a database without psk is alive" 1 \
 	"$(sql "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'psk expiry worker' AND datname = 'postgres'")"
