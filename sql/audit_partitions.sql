@@ -77,13 +77,22 @@ SELECT id AS osv_id FROM psk.users WHERE email = 'osv@example.com' \gset
 INSERT INTO psk.audit_log (logged_at, action, code, code_type, user_id, user_name, contact_email, note)
 SELECT now() - d, a, 'OLD-1', 'OSV', :osv_id, 'osv', 'osv@example.com', 'old'
   FROM (VALUES (interval '60 days', 'RESERVED'), (interval '59 days', 'RELEASED')) v(d, a);
-SELECT action, count(*) FROM psk_audit_maintain() GROUP BY 1 ORDER BY 1;
+-- (a partition for every week from theirs to this one; last week's was
+-- made for the EDGE row above)
+SELECT action, CASE action WHEN 'created' THEN (count(*) + 1) * interval '168 hours'
+                   = date_trunc('week', now(), 'UTC') - date_trunc('week', now() - interval '60 days', 'UTC')
+                   ELSE count(*) = 1 END AS every_week_since_theirs
+  FROM psk_audit_maintain() GROUP BY 1 ORDER BY 1;
+SELECT count(*) * interval '168 hours' = max(upper_bound) - min(lower_bound) AS no_gap FROM psk.audit_partitions();
 SELECT count(*) AS recent_rows FROM psk.audit_log WHERE logged_at > now() - interval '40 days' \gset
 SELECT (SELECT count(*) FROM psk_log(code => 'OLD-1')) AS in_psk_log,
        (SELECT count(*) FROM psk_user_log('osv@example.com', 100) WHERE code = 'OLD-1') AS in_user_log,
        (SELECT count(*) FROM psk_recent_releases(100) WHERE code = 'OLD-1') AS in_recent_releases;
 SET psk.audit_retention = '40d';
-SELECT action, count(*) FROM psk_audit_maintain() GROUP BY 1 ORDER BY 1;
+SELECT action, count(*) * interval '168 hours'
+         = date_trunc('week', now() - interval '40 days', 'UTC') - date_trunc('week', now() - interval '60 days', 'UTC')
+         AS the_weeks_past_retention
+  FROM psk_audit_maintain() GROUP BY 1 ORDER BY 1;
 RESET psk.audit_retention;
 SELECT (SELECT count(*) FROM psk_log(code => 'OLD-1')) AS in_psk_log,
        (SELECT count(*) FROM psk_user_log('osv@example.com', 100) WHERE code = 'OLD-1') AS in_user_log,
@@ -107,13 +116,34 @@ SELECT total_count, total_is_estimate FROM psk_log(page_size => 1, code => 'BULK
 SELECT count(*) AS page_rows, bool_and(total_is_estimate) FROM psk_log(page => 3, page_size => 100);
 
 -- every page read along an index, newest partitions first (the statements
--- of readers.c with the values of a call)
-SET enable_seqscan = off;  -- (a tiny table would otherwise be read whole)
-EXPLAIN (COSTS OFF)
+-- of readers.c with the values of a call): no sequential scan, no sort,
+-- the LIMIT on top (the partitions, named by date, are left out)
+CREATE FUNCTION test.plan_lines(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+BEGIN
+    SET LOCAL enable_seqscan = off;  -- (tiny tables would otherwise be read whole)
+    FOR r IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP
+        RETURN NEXT r."QUERY PLAN";
+    END LOOP;
+END
+$$;
+SELECT top, NOT bool_or(l ~ 'Seq Scan|->  Sort') AS along_indexes,
+       count(*) FILTER (WHERE l ~ 'time_idx') >= 1 AS time_indexes  -- (future weeks pruned)
+  FROM (SELECT l, first_value(l) OVER () AS top FROM test.plan_lines($$
 SELECT a.id FROM psk.audit_log a
- WHERE a.logged_at < now() ORDER BY a.logged_at DESC, a.id DESC OFFSET 100 LIMIT 20;
-EXPLAIN (COSTS OFF)
-SELECT id, logged_at FROM psk.audit_log WHERE user_id = 1 ORDER BY logged_at DESC, id DESC LIMIT 20;
-EXPLAIN (COSTS OFF)
-SELECT code FROM psk.audit_log WHERE action = 'RELEASED' ORDER BY id DESC LIMIT 5;
-RESET enable_seqscan;
+ WHERE a.logged_at < now() ORDER BY a.logged_at DESC, a.id DESC OFFSET 100 LIMIT 20$$) l) p GROUP BY top;
+SELECT top, NOT bool_or(l ~ 'Seq Scan|->  Sort') AS along_indexes
+  FROM (SELECT l, first_value(l) OVER () AS top FROM test.plan_lines($$
+SELECT id, logged_at FROM psk.audit_log WHERE user_id = 1 ORDER BY logged_at DESC, id DESC LIMIT 20$$) l) p GROUP BY top;
+SELECT top, NOT bool_or(l ~ 'Seq Scan|->  Sort') AS along_indexes,
+       count(*) FILTER (WHERE l ~ 'releases_idx') = (SELECT count(*) + 1 FROM psk.audit_partitions()) AS every_partition
+  FROM (SELECT l, first_value(l) OVER () AS top FROM test.plan_lines($$
+SELECT code FROM psk.audit_log WHERE action = 'RELEASED' ORDER BY id DESC LIMIT 5$$) l) p GROUP BY top;
+-- a month: only its weeks' partitions (pruned), along their time index
+SELECT top, NOT bool_or(l ~ 'Seq Scan|->  Sort') AS along_indexes,
+       count(*) FILTER (WHERE l ~ 'time_idx') BETWEEN 1 AND 2 AS its_weeks_only
+  FROM (SELECT l, first_value(l) OVER () AS top FROM test.plan_lines(format($$
+SELECT a.id FROM psk.audit_log a WHERE a.logged_at >= %L AND a.logged_at < %L
+ ORDER BY a.logged_at DESC, a.id DESC LIMIT 20$$, date_trunc('week', now(), 'UTC') + interval '1 day',
+       date_trunc('week', now(), 'UTC') + interval '2 days')) l) p GROUP BY top;
