@@ -592,7 +592,7 @@ RETURNS TABLE (total_count bigint, id bigint, logged_at timestamptz,
                total_is_estimate bool)
 AS 'MODULE_PATHNAME', 'psk_log'
 LANGUAGE C STABLE CALLED ON NULL INPUT SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp;
+SET search_path = pg_catalog, pg_temp SET jit = off;
 REVOKE ALL ON FUNCTION @extschema@.psk_log_0_3(int, int, text, text, text, timestamptz, timestamptz) FROM PUBLIC;
 DO $do$
 DECLARE
@@ -613,3 +613,6 @@ END
 $do$;
 DROP FUNCTION @extschema@.psk_log(int, int, text, text, text, timestamptz, timestamptz);
 ALTER FUNCTION @extschema@.psk_log_0_3(int, int, text, text, text, timestamptz, timestamptz) RENAME TO psk_log;
+-- The log's readers without JIT (40_readers.sql).
+ALTER FUNCTION @extschema@.psk_user_log(text, int) SET jit = off;
+ALTER FUNCTION @extschema@.psk_recent_releases(int, text) SET jit = off;
