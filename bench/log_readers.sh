@@ -22,7 +22,7 @@ if [ "$rows" -gt 0 ]; then
 	             'CODE-' || (g % 1000000), 'OSV', 1 + g % 200, 'user' || (g % 200),
 	             'u' || (g % 200) || '@example.com', 't'
 	        FROM generate_series(1, $rows) g" -c "VACUUM ANALYZE psk.audit_log" || exit 1
-	q -c "SELECT count(*) FROM psk_create_user(NULL, 'Bench', 'user7', 'u7@example.com', 'Rdl@12345')" >/dev/null 2>&1
+	q -c "SELECT count(*) FROM psk_create_user(NULL, 'Bench', 'admin', 'admin@example.com', 'Rdl@12345', true)" -c "SELECT count(*) FROM psk_create_user('admin@example.com', 'Bench', 'user7', 'u7@example.com', 'Rdl@12345', pool => 'OSV')" >/dev/null 2>&1
 	echo "Loaded $rows audit rows in $(($(date +%s) - start)) s." >&2
 fi
 
@@ -37,7 +37,7 @@ readers=(
 	"psk_log action=RELEASED|psk_log(1, 20, action => 'RELEASED')"
 	"psk_log code prefix|psk_log(1, 20, code => 'CODE-12345')"
 	"psk_log user_name=user7|psk_log(1, 20, user_name => 'user7')"
-	"psk_user_log (a user with ${rows:-some} rows / 200)|psk_user_log('u7@example.com', 20)"
+	"psk_user_log (one of 200 users)|psk_user_log('u7@example.com', 20)"
 	"psk_recent_releases|psk_recent_releases(5)"
 	"psk_recent_releases code_type|psk_recent_releases(5, 'OSV')"
 )
