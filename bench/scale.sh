@@ -8,6 +8,9 @@
 # 2. Soak: cycle (c) for PSK_SOAK_MINUTES without a pause: ops/s per minute,
 #    dead tuples and index sizes at the start and the end, and ops/s over
 #    time drawn as a PNG (gnuplot) next to the Markdown.
+# 3. A big log: PSK_LOG_ROWS audit rows (50M) in weekly partitions, each
+#    reader of the log timed with its plans (bench/log_readers.sh; the load
+#    takes long on 2 cores: PSK_LOG_ROWS=5000000 for a quicker look).
 #
 # Writes bench/results/scale-DATE-REV.md (and soak-DATE-REV.png).  Settings:
 #   PSK_SCALE_SIZES     pool sizes (100000 1000000 10000000; drop the last
@@ -18,6 +21,7 @@
 #   PSK_SOAK_CLIENTS    clients of the soak (8)
 #   PSK_SOAK_CODES      pool size of the soak (100000)
 #   PSK_SOAK_INTERVAL   seconds per point of the graph (10)
+#   PSK_LOG_ROWS        audit rows of part 3 (50000000; 0: no part 3)
 #   PSK_PGROOT          a private PostgreSQL tree (see README.md)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -31,7 +35,8 @@ soak_minutes=${PSK_SOAK_MINUTES:-10}
 soak_clients=${PSK_SOAK_CLIENTS:-8}
 soak_codes=${PSK_SOAK_CODES:-100000}
 interval=${PSK_SOAK_INTERVAL:-10}
-for v in $sizes "$clients" "$soak_clients" "$soak_minutes" "$soak_codes" "$interval"; do
+log_rows=${PSK_LOG_ROWS-50000000}
+for v in $sizes "$clients" "$soak_clients" "$soak_minutes" "$soak_codes" "$interval" "$log_rows"; do
 	[[ $v =~ ^[0-9]+$ ]] || die "'$v' is not a number"
 done
 ((clients >= 1 && clients <= 64 && soak_clients >= 1 && soak_clients <= 64)) ||
@@ -185,6 +190,18 @@ if [ "$soak_minutes" -gt 0 ]; then
 		plot "$work/plot.dat" using 1:2 with linespoints title "cycles/s" axes x1y1, \
 		     "$work/plot.dat" using 1:3 with lines title "dead tuples" axes x1y2
 	EOF
+fi
+
+# 3. A big log
+if [ "$log_rows" -gt 0 ]; then
+	echo "== a log of $log_rows audit rows: loading, then each reader"
+	export PGDATABASE=postgres
+	psql -qX -c "CREATE DATABASE psk_biglog" >/dev/null &&
+		PGDATABASE=psk_biglog psql -qX -c "SET client_min_messages = warning" \
+			-c "CREATE EXTENSION psk CASCADE" >/dev/null &&
+		PGDATABASE=psk_biglog bash bench/log_readers.sh "$log_rows" >>"$out" ||
+		echo "part 3 failed" >&2
+	psql -qX -c "DROP DATABASE IF EXISTS psk_biglog" >/dev/null
 fi
 
 cp "$out" "$result"

@@ -471,5 +471,6 @@ psk_expiry_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		expire_once();
+		psk_audit_partitions_once();
 	}
 }

@@ -927,7 +927,8 @@ route_logs(HttpRequest *req, JsonOut *out)
 {
 	static PskQuery log = {
 		"SELECT id, logged_at, " LOGGED_AT_STR ", action, code, user_name,"
-		"       contact_email, tester_name, country, region, note, total_count"
+		"       contact_email, tester_name, country, region, note, total_count,"
+		"       total_is_estimate"
 		"  FROM @extschema@.psk_log($1, $2, $3, $4, $5, $6, $7)",
 		7,
 		{ INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
@@ -946,6 +947,7 @@ route_logs(HttpRequest *req, JsonOut *out)
 	bool		has_since = http_time(req, "start_date", &since);
 	bool		has_until = http_time(req, "end_date", &until);
 	int64		total = 0;
+	bool		estimate = false;
 	uint64		n;
 	bool		isnull;
 
@@ -969,7 +971,10 @@ route_logs(HttpRequest *req, JsonOut *out)
 	SPI_connect();
 	n = http_spi(&log, &args);
 	if (n > 0)
+	{
 		total = DatumGetInt64(psk_result(0, 12, &isnull));
+		estimate = DatumGetBool(psk_result(0, 13, &isnull));
+	}
 	json_object_start(out);
 	json_key(out, "total_count");
 	if (n == 0)
@@ -978,10 +983,15 @@ route_logs(HttpRequest *req, JsonOut *out)
 		args.values[0] = Int32GetDatum(1);
 		args.values[1] = Int32GetDatum(1);
 		if (http_spi(&log, &args) > 0)
+		{
 			total = DatumGetInt64(psk_result(0, 12, &isnull));
+			estimate = DatumGetBool(psk_result(0, 13, &isnull));
+		}
 		n = 0;
 	}
 	json_int64(out, total);
+	json_key(out, "total_is_estimate");
+	json_bool(out, estimate);
 	json_key(out, "logs");
 	json_array_start(out);
 	for (uint64 row = 0; row < n; row++)

@@ -582,3 +582,295 @@ INSERT INTO psk.transition_totals (action, n)
 SELECT action, pg_catalog.count(*) FROM psk.audit_log GROUP BY action;
 INSERT INTO psk.metrics_state (id, folded_to)
 SELECT 1, coalesce(pg_catalog.max(id), 0) FROM psk.audit_log;
+
+-- Keeping the log bounded (00_schema.sql, 45_audit_partitions.sql):
+-- psk.audit_log becomes a table partitioned by week.  The old table is set
+-- aside, the new one made as a fresh install makes it, with a partition
+-- for every week of the old rows (and two weeks ahead), the rows copied
+-- with their ids, the identity sequence carried on, and the old table
+-- dropped.  The partitions are not members of the extension (pg_dump dumps
+-- them and their rows like any table), as those the worker makes later.
+ALTER TABLE psk.audit_log RENAME TO audit_log_0_2;
+ALTER INDEX psk.audit_log_pkey RENAME TO audit_log_0_2_pkey;
+ALTER INDEX psk.audit_log_code_idx RENAME TO audit_log_0_2_code_idx;
+ALTER INDEX psk.audit_log_user_idx RENAME TO audit_log_0_2_user_idx;
+ALTER INDEX psk.audit_log_time_idx RENAME TO audit_log_0_2_time_idx;
+ALTER INDEX psk.audit_log_releases_idx RENAME TO audit_log_0_2_releases_idx;
+ALTER TABLE psk.audit_log_0_2 RENAME CONSTRAINT audit_log_action_check TO audit_log_0_2_action_check;
+ALTER SEQUENCE psk.audit_log_id_seq RENAME TO audit_log_0_2_id_seq;
+
+CREATE TABLE psk.audit_log (
+    id              bigint GENERATED ALWAYS AS IDENTITY,
+    logged_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    action          text NOT NULL CHECK (action IN (
+                        'ADDED', 'RESERVED', 'CONFIRMED', 'RELEASED', 'EXPIRED',
+                        'DISASSOCIATED', 'MARKED_NON_USABLE', 'RESTORED',
+                        'DELETED', 'COMMENTED', 'RENEWED',
+                        'USER_CREATED', 'USER_UPDATED', 'USER_DELETED')),
+    code            text,
+    code_type       text,
+    user_id         bigint,
+    user_name       text,
+    contact_email   text,
+    tester_name     text,
+    country         text,
+    region          text,
+    note            text,
+    clearance_id    text,
+    -- for USER_* rows: the user changed
+    subject_user_id bigint
+) PARTITION BY RANGE (logged_at);
+CREATE TABLE psk.audit_log_default PARTITION OF psk.audit_log DEFAULT;
+ALTER TABLE psk.audit_log_default ADD CONSTRAINT audit_log_default_pkey PRIMARY KEY (id);
+CREATE INDEX audit_log_default_code_idx ON psk.audit_log_default (code, id);
+CREATE INDEX audit_log_default_user_idx ON psk.audit_log_default (user_id, logged_at DESC, id DESC);
+CREATE INDEX audit_log_default_time_idx ON psk.audit_log_default (logged_at DESC, id DESC);
+CREATE INDEX audit_log_default_releases_idx ON psk.audit_log_default (id DESC) WHERE action = 'RELEASED';
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE OR DELETE ON psk.audit_log
+    FOR EACH ROW EXECUTE FUNCTION psk.audit_log_is_append_only();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON psk.audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION psk.audit_log_is_append_only();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON psk.audit_log_default
+    FOR EACH STATEMENT EXECUTE FUNCTION psk.audit_log_is_append_only();
+-- the background worker; sites without it call it from a scheduler).
+--
+-- One partition per week, Monday 00:00 UTC to the next, named
+-- audit_log_pYYYYMMDD after its first day: a week keeps the number of
+-- partitions small when everything is kept (52 a year: planning a reader
+-- that spans them all stays cheap), while psk.audit_retention removes rows
+-- at most a week after they fall out of it.  Partitions are made two
+-- weeks ahead; a row past them goes to psk.audit_log_default, and the next
+-- maintenance moves it to a partition of its week.  Partitions made here
+-- are not members of the extension, so pg_dump dumps them, their rows
+-- included, like any table of the database.
+
+-- The partitions of psk.audit_log with their bounds (the default one and
+-- any with other bounds are left out).
+CREATE FUNCTION psk.audit_partitions()
+RETURNS TABLE (part regclass, lower_bound timestamptz, upper_bound timestamptz)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT c.oid::regclass, m[1]::timestamptz, m[2]::timestamptz
+      FROM pg_catalog.pg_inherits i
+      JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid,
+           pg_catalog.regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid),
+                                   '^FOR VALUES FROM \(''([^'']*)''\) TO \(''([^'']*)''\)$') m
+     WHERE i.inhparent = 'psk.audit_log'::regclass AND m IS NOT NULL
+     ORDER BY 2
+$$;
+
+-- The partition of the week that starts at week_start (a Monday 00:00
+-- UTC), unless there is one: append-only like its parent, with the
+-- indexes of audit_log_default (00_schema.sql).
+CREATE FUNCTION psk.audit_partition_create(week_start timestamptz)
+RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    name text := 'audit_log_p' || pg_catalog.to_char(week_start AT TIME ZONE 'UTC', 'YYYYMMDD');
+BEGIN
+    IF pg_catalog.to_regclass('psk.' || pg_catalog.quote_ident(name)) IS NOT NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE pg_catalog.format(
+        'CREATE TABLE psk.%I PARTITION OF psk.audit_log FOR VALUES FROM (%L) TO (%L)',
+        name, week_start, week_start + interval '168 hours');
+    EXECUTE pg_catalog.format('ALTER TABLE psk.%I ADD CONSTRAINT %I PRIMARY KEY (id)',
+                              name, name || '_pkey');
+    EXECUTE pg_catalog.format('CREATE INDEX %I ON psk.%I (code, id)', name || '_code_idx', name);
+    EXECUTE pg_catalog.format('CREATE INDEX %I ON psk.%I (user_id, logged_at DESC, id DESC)',
+                              name || '_user_idx', name);
+    EXECUTE pg_catalog.format('CREATE INDEX %I ON psk.%I (logged_at DESC, id DESC)',
+                              name || '_time_idx', name);
+    EXECUTE pg_catalog.format('CREATE INDEX %I ON psk.%I (id DESC) WHERE action = ''RELEASED''',
+                              name || '_releases_idx', name);
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON psk.%I'
+        ' FOR EACH STATEMENT EXECUTE FUNCTION psk.audit_log_is_append_only()', name);
+    EXECUTE pg_catalog.format('REVOKE ALL ON psk.%I FROM PUBLIC', name);
+    RETURN true;
+END
+$$;
+
+-- Make the partitions from now to weeks_ahead weeks ahead, move any row of
+-- the default partition to its week's, add the TRUNCATE trigger to any
+-- partition without one, and drop the partitions whose every row is older
+-- than psk.audit_retention (when > 0): whole tables, never a row deleted.
+-- One row per partition made, filled or dropped.
+CREATE FUNCTION @extschema@.psk_audit_maintain(weeks_ahead int DEFAULT 2)
+RETURNS TABLE (partition_name text, action text, n bigint)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    -- in seconds (GUC units), not days: the same in every time zone
+    retention interval := pg_catalog.make_interval(secs => pg_catalog.date_part(
+        'epoch', pg_catalog.current_setting('psk.audit_retention')::interval));
+    this_week timestamptz := pg_catalog.date_trunc('week', pg_catalog.now(), 'UTC');
+    first_week timestamptz;
+    last_week timestamptz;
+    wk timestamptz;
+    r record;
+    moved bigint;
+    detached boolean := false;
+BEGIN
+    IF weeks_ahead IS NULL OR weeks_ahead < 0 OR weeks_ahead > 52 THEN
+        RAISE EXCEPTION 'weeks_ahead must be between 0 and 52'
+            USING ERRCODE = 'PK001';
+    END IF;
+    last_week := this_week + weeks_ahead * interval '168 hours';
+
+    -- Rows that found no partition: the default partition is detached (it
+    -- loses the cloned row triggers, and new partitions need not be checked
+    -- against it), partitions are made for their weeks, the rows go there
+    -- and the default partition comes back empty.  Rare (a fresh install,
+    -- a worker stopped for weeks) and short: the log is locked meanwhile.
+    SELECT pg_catalog.min(logged_at), pg_catalog.max(logged_at)
+      INTO first_week, wk FROM psk.audit_log_default;
+    IF first_week IS NOT NULL THEN
+        LOCK TABLE psk.audit_log IN ACCESS EXCLUSIVE MODE;
+        SELECT pg_catalog.min(logged_at), pg_catalog.max(logged_at)
+          INTO first_week, wk FROM psk.audit_log_default;
+    END IF;
+    IF first_week IS NOT NULL THEN
+        ALTER TABLE psk.audit_log DETACH PARTITION psk.audit_log_default;
+        detached := true;
+        first_week := pg_catalog.date_trunc('week', first_week, 'UTC');
+        last_week := GREATEST(last_week, pg_catalog.date_trunc('week', wk, 'UTC'));
+    ELSE
+        first_week := this_week;
+    END IF;
+
+    FOR wk IN SELECT g FROM pg_catalog.generate_series(first_week, last_week, interval '168 hours') g
+    LOOP
+        IF NOT EXISTS (SELECT FROM psk.audit_partitions() p
+                        WHERE p.lower_bound < wk + interval '168 hours' AND p.upper_bound > wk)
+           AND psk.audit_partition_create(wk) THEN
+            partition_name := 'psk.audit_log_p' || pg_catalog.to_char(wk AT TIME ZONE 'UTC', 'YYYYMMDD');
+            action := 'created'; n := 0;
+            RETURN NEXT;
+        END IF;
+    END LOOP;
+
+    IF detached THEN
+        INSERT INTO psk.audit_log OVERRIDING SYSTEM VALUE SELECT * FROM psk.audit_log_default;
+        GET DIAGNOSTICS moved = ROW_COUNT;
+        DELETE FROM psk.audit_log_default;
+        ALTER TABLE psk.audit_log ATTACH PARTITION psk.audit_log_default DEFAULT;
+        partition_name := 'psk.audit_log_default'; action := 'moved'; n := moved;
+        RETURN NEXT;
+    END IF;
+
+    FOR r IN SELECT c.oid::regclass AS part FROM pg_catalog.pg_inherits i
+               JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+              WHERE i.inhparent = 'psk.audit_log'::regclass
+                AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger t
+                                 WHERE t.tgrelid = c.oid AND t.tgtype & 32 <> 0
+                                   AND t.tgfoid = 'psk.audit_log_is_append_only()'::regprocedure)
+    LOOP
+        EXECUTE pg_catalog.format(
+            'CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON %s'
+            ' FOR EACH STATEMENT EXECUTE FUNCTION psk.audit_log_is_append_only()', r.part);
+        partition_name := r.part::text; action := 'made append-only'; n := 0;
+        RETURN NEXT;
+    END LOOP;
+
+    IF retention > interval '0' THEN
+        FOR r IN SELECT p.part FROM psk.audit_partitions() p
+                  WHERE p.upper_bound <= pg_catalog.now() - retention
+        LOOP
+            -- n: the planner's estimate (a count would read the whole week)
+            partition_name := r.part::text; action := 'dropped';
+            n := (SELECT GREATEST(c.reltuples, 0)::bigint
+                    FROM pg_catalog.pg_class c WHERE c.oid = r.part);
+            EXECUTE pg_catalog.format('DROP TABLE %s', r.part);
+            RETURN NEXT;
+        END LOOP;
+    END IF;
+END
+$$;
+
+REVOKE ALL ON FUNCTION @extschema@.psk_audit_maintain(int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION psk.audit_partitions() FROM PUBLIC;
+REVOKE ALL ON FUNCTION psk.audit_partition_create(timestamptz) FROM PUBLIC;
+REVOKE ALL ON TABLE psk.audit_log, psk.audit_log_default FROM PUBLIC;
+REVOKE ALL ON SEQUENCE psk.audit_log_id_seq FROM PUBLIC;
+
+DO $do$
+DECLARE
+    this_week timestamptz := pg_catalog.date_trunc('week', pg_catalog.now(), 'UTC');
+    wk timestamptz;
+    r record;
+BEGIN
+    FOR wk IN
+        SELECT g FROM pg_catalog.generate_series(
+                   LEAST(this_week, (SELECT pg_catalog.date_trunc('week', pg_catalog.min(logged_at), 'UTC')
+                                                  FROM psk.audit_log_0_2)),
+                   this_week + interval '336 hours', interval '168 hours') g
+    LOOP
+        PERFORM psk.audit_partition_create(wk);
+    END LOOP;
+    FOR r IN SELECT i.inhrelid::regclass AS part FROM pg_catalog.pg_inherits i
+              WHERE i.inhparent = 'psk.audit_log'::regclass
+                AND i.inhrelid <> 'psk.audit_log_default'::regclass
+    LOOP
+        EXECUTE pg_catalog.format('ALTER EXTENSION psk DROP TABLE %s', r.part);
+    END LOOP;
+    INSERT INTO psk.audit_log (id, logged_at, action, code, code_type, user_id,
+                               user_name, contact_email, tester_name, country,
+                               region, note, clearance_id, subject_user_id)
+    OVERRIDING SYSTEM VALUE
+    SELECT id, logged_at, action, code, code_type, user_id, user_name,
+           contact_email, tester_name, country, region, note, clearance_id,
+           subject_user_id
+      FROM psk.audit_log_0_2 ORDER BY id;
+    SELECT last_value, is_called INTO r FROM psk.audit_log_0_2_id_seq;
+    PERFORM pg_catalog.setval('psk.audit_log_id_seq', r.last_value, r.is_called);
+END
+$do$;
+-- out of the extension first, so that pg_dump forgets them too
+ALTER EXTENSION psk DROP SEQUENCE psk.audit_log_0_2_id_seq;
+ALTER EXTENSION psk DROP TABLE psk.audit_log_0_2;
+DROP TABLE psk.audit_log_0_2;
+SELECT pg_catalog.pg_extension_config_dump('psk.audit_log_default', '');
+SELECT pg_catalog.pg_extension_config_dump('psk.audit_log_id_seq', '');
+
+-- psk_log gains its last result column, total_is_estimate (readers.c):
+-- a new result type, so the function is made anew with the grants the old
+-- one had.
+CREATE FUNCTION @extschema@.psk_log_0_3(page int DEFAULT 1, page_size int DEFAULT 20,
+                                    code text DEFAULT NULL,
+                                    user_name text DEFAULT NULL,
+                                    action text DEFAULT NULL,
+                                    since timestamptz DEFAULT NULL,
+                                    until timestamptz DEFAULT NULL)
+RETURNS TABLE (total_count bigint, id bigint, logged_at timestamptz,
+               action text, code text, user_name text, contact_email text,
+               tester_name text, country text, region text, note text,
+               total_is_estimate bool)
+AS 'MODULE_PATHNAME', 'psk_log'
+LANGUAGE C STABLE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp SET jit = off;
+REVOKE ALL ON FUNCTION @extschema@.psk_log_0_3(int, int, text, text, text, timestamptz, timestamptz) FROM PUBLIC;
+DO $do$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN
+        SELECT a.grantee, a.is_grantable
+          FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+         WHERE p.oid = '@extschema@.psk_log(int, int, text, text, text, timestamptz, timestamptz)'::pg_catalog.regprocedure
+           AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner
+    LOOP
+        EXECUTE pg_catalog.format(
+            'GRANT EXECUTE ON FUNCTION @extschema@.psk_log_0_3(int, int, text, text, text, timestamptz, timestamptz) TO %s%s',
+            CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::pg_catalog.regrole::text END,
+            CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
+END
+$do$;
+DROP FUNCTION @extschema@.psk_log(int, int, text, text, text, timestamptz, timestamptz);
+ALTER FUNCTION @extschema@.psk_log_0_3(int, int, text, text, text, timestamptz, timestamptz) RENAME TO psk_log;
+-- The log's readers without JIT (40_readers.sql).
+ALTER FUNCTION @extschema@.psk_user_log(text, int) SET jit = off;
+ALTER FUNCTION @extschema@.psk_recent_releases(int, text) SET jit = off;

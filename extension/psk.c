@@ -24,6 +24,7 @@ int	  psk_login_max_failures = 5;
 int	  psk_login_lockout = 15 * 60;
 int	  psk_expiry_interval = 10;
 int	  psk_expiry_batch = 1000;
+int	  psk_audit_retention = 0;
 char *psk_databases = NULL;
 char *psk_display_timezone = NULL;
 
@@ -97,6 +98,12 @@ _PG_init(void)
 		"Window of the brute-force guard, and how long it locks an account out.",
 		NULL, &psk_login_lockout, 15 * 60, 1, INT_MAX, PGC_SUSET, GUC_UNIT_S,
 		NULL, NULL, NULL);
+	DefineCustomIntVariable(
+		"psk.audit_retention", "How long audit rows are kept (0: for ever).",
+		"Whole weekly partitions of the audit log older than this are "
+		"dropped by the background worker or psk_audit_maintain().",
+		&psk_audit_retention, 0, 0, INT_MAX, PGC_SUSET, GUC_UNIT_S, NULL, NULL,
+		NULL);
 	DefineCustomIntVariable(
 		"psk.expiry_interval",
 		"How often the background worker returns overdue holds to their pool.",

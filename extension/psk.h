@@ -67,6 +67,7 @@ extern int	 psk_login_max_failures;
 extern int	 psk_login_lockout;
 extern int	 psk_expiry_interval;
 extern int	 psk_expiry_batch;
+extern int	 psk_audit_retention;
 extern char *psk_databases;
 extern char *psk_display_timezone;
 
@@ -91,7 +92,13 @@ typedef struct PskQuery
 	 * checked to be right (the planner would otherwise replan statements
 	 * with a LIMIT parameter on every call).
 	 */
-	bool	   generic;
+	bool generic;
+	/*
+	 * Plan for each call's values: for statements whose filters are
+	 * "($n IS NULL OR col op $n)", which only a plan that knows $n turns
+	 * into index conditions and partition pruning.
+	 */
+	bool	   custom;
 	SPIPlanPtr plan;
 } PskQuery;
 
@@ -288,6 +295,8 @@ extern List *psk_expire_overdue(int limit, bool *more);
  * schema has no psk.reserve_requests (before ALTER EXTENSION UPDATE).
  */
 extern uint64 psk_forget_requests(int max);
+/* partitions.c: the audit log's partitions, from the worker's loop */
+extern void psk_audit_partitions_once(void);
 #define PSK_FORGET_BATCH 10000
 /* expiry.c: from _PG_init when preloaded, one worker per psk.database. */
 extern void psk_register_expiry_workers(void);

@@ -138,34 +138,89 @@ psk_user_log(PG_FUNCTION_ARGS)
 
 /*
  * psk_log(page, page_size, code, user_name, action, since, until): one page
- * of the whole audit trail, newest first, with the number of matching rows.
+ * of the whole audit trail, newest first, with the number of matching rows
+ * and whether that number is an estimate.
  *
  * The code filter is normalised like a code and matches as a prefix or a
  * suffix; user_name matches as a case-insensitive substring.  Wildcards in
  * either are taken literally ('!' escapes them: no backslashes in the SQL,
  * whatever standard_conforming_strings says).
+ *
+ * The page is read newest first along each weekly partition's time index
+ * (an ordered Append: the newest partitions first, older ones only when the
+ * page reaches them), OFFSET bounded by PSK_MAX_PAGE.  The total is
+ * counted up to PSK_LOG_EXACT_COUNT + 1 rows; past that it is the
+ * planner's estimate (never below that), flagged by total_is_estimate:
+ * counting 50M rows for a page of 20 would take seconds.
  */
-static PskQuery audit_log_page = {
-	"SELECT count(*) OVER (), a.id, a.logged_at, a.action, a.code, a.user_name,"
-	"       a.contact_email, a.tester_name, a.country, a.region, a.note"
-	"  FROM psk.audit_log a,"
-	"       (SELECT replace(replace(replace(psk.normalize_code($3),"
-	"                       '!', '!!'), '%', '!%'), '_', '!_') AS code,"
-	"               replace(replace(replace($4,"
-	"                       '!', '!!'), '%', '!%'), '_', '!_') AS user_name) f"
-	" WHERE (f.code IS NULL OR a.code LIKE f.code || '%' ESCAPE '!'"
-	"                       OR a.code LIKE '%' || f.code ESCAPE '!')"
-	"   AND (f.user_name IS NULL"
-	"        OR a.user_name ILIKE '%' || f.user_name || '%' ESCAPE '!')"
-	"   AND ($5::text IS NULL OR a.action = $5)"
-	"   AND ($6::timestamptz IS NULL OR a.logged_at >= $6)"
+#define PSK_LOG_EXACT_COUNT 10000
+
+#define AUDIT_LOG_FILTER                                                        \
+	"  FROM psk.audit_log a,"                                                   \
+	"       (SELECT replace(replace(replace(psk.normalize_code($3),"            \
+	"                       '!', '!!'), '%', '!%'), '_', '!_') AS code,"        \
+	"               replace(replace(replace($4,"                                \
+	"                       '!', '!!'), '%', '!%'), '_', '!_') AS user_name) f" \
+	" WHERE (f.code IS NULL OR a.code LIKE f.code || '%' ESCAPE '!'"            \
+	"                       OR a.code LIKE '%' || f.code ESCAPE '!')"           \
+	"   AND (f.user_name IS NULL"                                               \
+	"        OR a.user_name ILIKE '%' || f.user_name || '%' ESCAPE '!')"        \
+	"   AND ($5::text IS NULL OR a.action = $5)"                                \
+	"   AND ($6::timestamptz IS NULL OR a.logged_at >= $6)"                     \
 	"   AND ($7::timestamptz IS NULL OR a.logged_at < $7)"
-	" ORDER BY a.logged_at DESC, a.id DESC"
-	" OFFSET $1 LIMIT $2",
-	7,
-	{ INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
-	  TIMESTAMPTZOID }
+
+#define AUDIT_LOG_ARGTYPES                                           \
+	{                                                                \
+		INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, \
+			TIMESTAMPTZOID, INT8OID, BOOLOID                         \
+	}
+
+static PskQuery audit_log_count = {
+	"SELECT count(*) FROM (SELECT" AUDIT_LOG_FILTER " LIMIT $1 + 1) s", 9,
+	AUDIT_LOG_ARGTYPES, false, true
 };
+
+#define AUDIT_LOG_PAGE(estimate)                                                  \
+	"SELECT $8, a.id, a.logged_at, a.action, a.code, a.user_name,"                \
+	"       a.contact_email, a.tester_name, a.country, a.region, a.note" estimate \
+		AUDIT_LOG_FILTER " ORDER BY a.logged_at DESC, a.id DESC"                  \
+	" OFFSET $1 LIMIT $2"
+
+static PskQuery audit_log_page = { AUDIT_LOG_PAGE(", $9"), 9,
+								   AUDIT_LOG_ARGTYPES, false, true };
+
+/*
+ * The same without total_is_estimate, for psk_log as 0.2.1 declared it:
+ * this library runs under the old declaration from its installation to the
+ * ALTER EXTENSION UPDATE.
+ */
+static PskQuery audit_log_page_0_2 = { AUDIT_LOG_PAGE(""), 9,
+									   AUDIT_LOG_ARGTYPES, false, true };
+
+/*
+ * The planner's estimate of the rows matching the filters of values (the
+ * top line of EXPLAIN).  Not read_only: SPI takes EXPLAIN for a statement
+ * that may write (EXPLAIN ANALYZE could); this one only plans.
+ */
+static int64
+audit_log_estimate(Datum *values, const bool *nulls)
+{
+	static const Oid types[9] = AUDIT_LOG_ARGTYPES;
+	char			 n[9];
+	const char		*line;
+	const char		*rows;
+
+	for (int i = 0; i < 9; i++)
+		n[i] = nulls[i] ? 'n' : ' ';
+	if (SPI_execute_with_args("EXPLAIN SELECT" AUDIT_LOG_FILTER, 9,
+							  (Oid *) types, values, n, false,
+							  1) != SPI_OK_UTILITY ||
+		SPI_processed < 1)
+		return 0;
+	line = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	rows = line ? strstr(line, " rows=") : NULL;
+	return rows ? strtoll(rows + 6, NULL, 10) : 0;
+}
 
 Datum
 psk_log(PG_FUNCTION_ARGS)
@@ -179,15 +234,18 @@ psk_log(PG_FUNCTION_ARGS)
 	const char *action =
 		psk_list_name(&psk_actions, psk_text_arg(fcinfo, 4, "action", false,
 												 PSK_MAX_NAME_LEN));
-	Datum values[7];
-	bool  nulls[7] = { 0 };
+	Datum		   values[9];
+	bool		   nulls[9] = { 0 };
+	int64		   total;
+	bool		   isnull;
+	ReturnSetInfo *rsinfo;
 
 	if (!PG_ARGISNULL(5) && !PG_ARGISNULL(6) &&
 		PG_GETARG_TIMESTAMPTZ(5) > PG_GETARG_TIMESTAMPTZ(6))
 		ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
 						errmsg("since must not be later than until")));
 
-	values[0] = Int64GetDatum((int64) (page - 1) * page_size);
+	values[0] = Int64GetDatum(PSK_LOG_EXACT_COUNT);
 	values[1] = Int32GetDatum(page_size);
 	nulls[2] = code == NULL;
 	values[2] = code ? CStringGetTextDatum(code) : (Datum) 0;
@@ -199,9 +257,25 @@ psk_log(PG_FUNCTION_ARGS)
 	values[5] = nulls[5] ? (Datum) 0 : PG_GETARG_DATUM(5);
 	nulls[6] = PG_ARGISNULL(6);
 	values[6] = nulls[6] ? (Datum) 0 : PG_GETARG_DATUM(6);
+	values[7] = Int64GetDatum(0);
+	values[8] = BoolGetDatum(false);
 
 	SPI_connect();
-	psk_execute(&audit_log_page, values, nulls, true);
+	psk_execute(&audit_log_count, values, nulls, true);
+	total = DatumGetInt64(psk_result(0, 1, &isnull));
+	if (total > PSK_LOG_EXACT_COUNT)
+	{
+		total = Max(total, audit_log_estimate(values, nulls));
+		values[8] = BoolGetDatum(true);
+	}
+	values[0] = Int64GetDatum((int64) (page - 1) * page_size);
+	values[7] = Int64GetDatum(total);
+	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	psk_execute(rsinfo != NULL && rsinfo->expectedDesc != NULL &&
+						rsinfo->expectedDesc->natts == 11
+					? &audit_log_page_0_2
+					: &audit_log_page,
+				values, nulls, true);
 	psk_return_tuptable(fcinfo);
 	SPI_finish();
 	return (Datum) 0;

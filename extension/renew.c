@@ -19,8 +19,10 @@
 #include "access/tableam.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
+#include "partitioning/partdesc.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
@@ -35,33 +37,80 @@ PG_FUNCTION_INFO_V1(psk_renew);
  * the code's row was locked in its newest version, which may be newer than
  * the call's snapshot (a sweep that committed while the lock waited).
  */
+/* The newest audit row of code in one relation of the log, by id. */
+static void
+last_row_of_code(Relation log, const char *code, Snapshot snap, int64 *last_id,
+				 bool *swept, int64 user_id)
+{
+	char			idx_name[NAMEDATALEN];
+	Relation		code_idx;
+	TupleTableSlot *slot = table_slot_create(log, NULL);
+	AttrNumber		id_att = get_attnum(RelationGetRelid(log), "id");
+	AttrNumber		action_att = get_attnum(RelationGetRelid(log), "action");
+	AttrNumber		user_att = get_attnum(RelationGetRelid(log), "user_id");
+	ScanKeyData		key;
+	IndexScanDesc	scan;
+	bool			isnull;
+
+	/* each partition's own index (audit_partition_create names it) */
+	snprintf(idx_name, sizeof(idx_name), "%s_code_idx",
+			 RelationGetRelationName(log));
+	code_idx = index_open(psk_relation(idx_name), AccessShareLock);
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ,
+				CStringGetTextDatum(code));
+	key.sk_collation = code_idx->rd_indcollation[0];
+	scan = index_beginscan(log, code_idx, snap, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	if (index_getnext_slot(scan, BackwardScanDirection, slot))
+	{
+		int64 id = psk_slot_int8(slot, id_att, &isnull);
+
+		if (id > *last_id)
+		{
+			*last_id = id;
+			*swept = psk_slot_text_equals(slot, action_att, "EXPIRED") &&
+					 psk_slot_int8(slot, user_att, &isnull) == user_id &&
+					 !isnull;
+		}
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(code_idx, NoLock);
+}
+
+/*
+ * Was the hold that the user had on this code (not held now) swept when it
+ * lapsed?  Then the code's last audit row is EXPIRED, with that user as
+ * actor: nothing has happened to the code since.  Read as committed now:
+ * the code's row was locked in its newest version, which may be newer than
+ * the call's snapshot (a sweep that committed while the lock waited).  The
+ * log is partitioned by logged_at, which is a transaction's start, so the
+ * row with the highest id may be in any partition: each is looked at (one
+ * index probe each).
+ */
 static bool
 hold_was_swept(PskWriter *w, const char *code, int64 user_id)
 {
 	Relation log = w->log->ri_RelationDesc;
-	Relation code_idx =
-		index_open(psk_relation("audit_log_code_idx"), AccessShareLock);
-	TupleTableSlot *slot = table_slot_create(log, NULL);
-	Snapshot		now = RegisterSnapshot(GetLatestSnapshot());
-	ScanKeyData		key;
-	IndexScanDesc	scan;
-	bool			swept = false;
-	bool			isnull;
+	Snapshot now = RegisterSnapshot(GetLatestSnapshot());
+	int64	 last_id = 0;
+	bool	 swept = false;
 
-	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ,
-				CStringGetTextDatum(code));
-	key.sk_collation = code_idx->rd_indcollation[0];
-	scan = index_beginscan(log, code_idx, now, 1, 0);
-	index_rescan(scan, &key, 1, NULL, 0);
-	if (index_getnext_slot(scan, BackwardScanDirection, slot))
-		swept =
-			psk_slot_text_equals(slot, w->log_att[LOG_ACTION], "EXPIRED") &&
-			psk_slot_int8(slot, w->log_att[LOG_USER_ID], &isnull) == user_id &&
-			!isnull;
-	index_endscan(scan);
+	if (log->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+	{
+		PartitionDesc parts = RelationGetPartitionDesc(log, true);
+
+		for (int i = 0; i < parts->nparts; i++)
+		{
+			Relation part = table_open(parts->oids[i], AccessShareLock);
+
+			last_row_of_code(part, code, now, &last_id, &swept, user_id);
+			table_close(part, NoLock);
+		}
+	}
+	else
+		last_row_of_code(log, code, now, &last_id, &swept, user_id);
 	UnregisterSnapshot(now);
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(code_idx, NoLock);
 	return swept;
 }
 

@@ -37,6 +37,7 @@
 #include "catalog/namespace.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
+#include "executor/execPartition.h"
 #include "executor/executor.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
@@ -413,6 +414,49 @@ open_result_relation(EState *estate, const char *name, Index rti,
 	return rri;
 }
 
+/*
+ * psk.audit_log is partitioned by logged_at (partitions.c makes and drops
+ * the partitions).  The parent is opened as a ModifyTable node opens the
+ * target of an INSERT, without its (partitioned) indexes; each row is
+ * routed to its partition by the executor's tuple routing, as COPY and
+ * logical replication do, which opens a partition (and its indexes) once
+ * per call when the first row goes there.  A row past every partition
+ * goes to the default partition, so a missing partition never fails a
+ * change.
+ */
+static ResultRelInfo *
+open_log(PskWriter *w, EState *estate, Index rti)
+{
+	ResultRelInfo *rri = makeNode(ResultRelInfo);
+	Relation rel = table_open(psk_relation("audit_log"), RowExclusiveLock);
+
+	InitResultRelInfo(rri, rel, rti, NULL, 0);
+	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+	{
+		ModifyTableState *mtstate = makeNode(ModifyTableState);
+
+		mtstate->ps.plan = NULL;
+		mtstate->ps.state = estate;
+		mtstate->operation = CMD_INSERT;
+		mtstate->mt_nrels = 1;
+		mtstate->resultRelInfo = rri;
+		mtstate->rootResultRelInfo = rri;
+		w->log_mtstate = mtstate;
+		w->log_proute = ExecSetupPartitionTupleRouting(estate, rel);
+	}
+	else
+	{
+		/* not partitioned (a table made before 0.3.0 and not updated) */
+		w->log_mtstate = NULL;
+		w->log_proute = NULL;
+		rri->ri_ConstraintExprs = cached_check_exprs(&log_checks, rel);
+		ExecOpenIndices(rri, false);
+	}
+	estate->es_opened_result_relations =
+		lappend(estate->es_opened_result_relations, rri);
+	return rri;
+}
+
 static RangeTblEntry *
 result_rte(Relation rel)
 {
@@ -452,8 +496,7 @@ writer_start(PskWriter *w, bool with_codes, bool with_requests)
 		w->codes = open_result_relation(estate, "codes", 1, &codes_checks);
 		rtable = lappend(rtable, result_rte(w->codes->ri_RelationDesc));
 	}
-	w->log = open_result_relation(estate, "audit_log", list_length(rtable) + 1,
-								  &log_checks);
+	w->log = open_log(w, estate, list_length(rtable) + 1);
 	rtable = lappend(rtable, result_rte(w->log->ri_RelationDesc));
 	w->requests = NULL;
 	if (with_requests)
@@ -530,7 +573,12 @@ psk_writer_end(PskWriter *w)
 		ExecCloseIndices(w->codes);
 		table_close(w->codes->ri_RelationDesc, NoLock);
 	}
-	ExecCloseIndices(w->log);
+	if (w->log_proute != NULL)
+		ExecCleanupTupleRouting(w->log_mtstate, w->log_proute);
+	else
+		ExecCloseIndices(w->log);
+	w->log_proute = NULL;
+	w->log_mtstate = NULL;
 	table_close(w->log->ri_RelationDesc, NoLock);
 	if (w->requests != NULL)
 	{
@@ -740,5 +788,23 @@ psk_audit_append_at(PskWriter *w, const char *action, TimestampTz logged_at)
 	psk_audit_set(w, LOG_LOGGED_AT, TimestampTzGetDatum(logged_at));
 	psk_audit_set(w, LOG_ACTION, CStringGetTextDatum(action));
 	ExecStoreVirtualTuple(w->log_row);
-	ExecSimpleRelationInsert(w->log, w->estate, w->log_row);
+	if (w->log_proute == NULL)
+		ExecSimpleRelationInsert(w->log, w->estate, w->log_row);
+	else
+	{
+		ResultRelInfo *part =
+			ExecFindPartition(w->log_mtstate, w->log, w->log_proute, w->log_row,
+							  w->estate);
+		TupleTableSlot *row = w->log_row;
+
+		/* A partition made from another table may order its columns so. */
+		if (part->ri_RootToPartitionMap != NULL)
+			row = execute_attr_map_slot(part->ri_RootToPartitionMap->attrMap,
+										row, part->ri_PartitionTupleSlot);
+		/* Its CHECK constraints compiled once per backend, as above. */
+		if (part->ri_ConstraintExprs == NULL)
+			part->ri_ConstraintExprs =
+				cached_check_exprs(&log_checks, part->ri_RelationDesc);
+		ExecSimpleRelationInsert(part, w->estate, row);
+	}
 }

@@ -106,12 +106,15 @@ typedef struct PskWriter
 	const AttrNumber *log_att;
 	const AttrNumber *request_att;
 	Oid				  log_id_seq; /* audit_log.id's identity sequence */
-	TupleTableSlot	 *code_slot;  /* a code as locked */
-	TupleTableSlot	 *new_code;	  /* its new version */
-	TupleTableSlot	 *log_row;
-	TupleTableSlot	 *request_slot; /* a remembered request as found */
-	TupleTableSlot	 *new_request;	/* a row to write there */
-	TimestampTz		  now;
+	/* routing of audit rows to their partition; NULL: not partitioned */
+	struct ModifyTableState		 *log_mtstate;
+	struct PartitionTupleRouting *log_proute;
+	TupleTableSlot				 *code_slot; /* a code as locked */
+	TupleTableSlot				 *new_code;	 /* its new version */
+	TupleTableSlot				 *log_row;
+	TupleTableSlot *request_slot; /* a remembered request as found */
+	TupleTableSlot *new_request;  /* a row to write there */
+	TimestampTz		now;
 } PskWriter;
 
 /* psk.<name>, or an error when the extension's object is missing. */

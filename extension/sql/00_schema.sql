@@ -142,7 +142,7 @@ CREATE INDEX code_countries_country_idx ON psk.code_countries (country_id);
 -- the change.  Names are copied in, so the log stays readable after a user
 -- or a country is gone.  user_* is the actor (for EXPIRED: the holder).
 CREATE TABLE psk.audit_log (
-    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id              bigint GENERATED ALWAYS AS IDENTITY,
     logged_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
     action          text NOT NULL CHECK (action IN (
                         'ADDED', 'RESERVED', 'CONFIRMED', 'RELEASED', 'EXPIRED',
@@ -161,11 +161,23 @@ CREATE TABLE psk.audit_log (
     clearance_id    text,
     -- for USER_* rows: the user changed
     subject_user_id bigint
-);
-CREATE INDEX audit_log_code_idx ON psk.audit_log (code, id);
-CREATE INDEX audit_log_user_idx ON psk.audit_log (user_id, logged_at DESC, id DESC);
-CREATE INDEX audit_log_time_idx ON psk.audit_log (logged_at DESC, id DESC);
-CREATE INDEX audit_log_releases_idx ON psk.audit_log (id DESC) WHERE action = 'RELEASED';
+) PARTITION BY RANGE (logged_at);
+-- Rows past every partition (none made yet, or the worker stopped for
+-- weeks) land here rather than failing the change that wrote them;
+-- psk_audit_maintain moves them into their week's partition.
+--
+-- Indexes are made on each partition, not on the parent: a partitioned
+-- index of a member table of the extension would be made again on every
+-- partition that a restore attaches, and pg_dump's own copy of it would
+-- then fail.  Every partition has the same ones (audit_partition_create):
+-- code: a code's history (renew, the code filter); user: a user's own log;
+-- time: the log's pages, newest first; releases: the recent releases.
+CREATE TABLE psk.audit_log_default PARTITION OF psk.audit_log DEFAULT;
+ALTER TABLE psk.audit_log_default ADD CONSTRAINT audit_log_default_pkey PRIMARY KEY (id);
+CREATE INDEX audit_log_default_code_idx ON psk.audit_log_default (code, id);
+CREATE INDEX audit_log_default_user_idx ON psk.audit_log_default (user_id, logged_at DESC, id DESC);
+CREATE INDEX audit_log_default_time_idx ON psk.audit_log_default (logged_at DESC, id DESC);
+CREATE INDEX audit_log_default_releases_idx ON psk.audit_log_default (id DESC) WHERE action = 'RELEASED';
 
 -- Reserves that give a request_id (psk_reserve, the HTTP Idempotency-Key):
 -- what the first successful call of each (user, request_id) returned, so
@@ -208,6 +220,11 @@ $$;
 CREATE TRIGGER audit_log_no_update BEFORE UPDATE OR DELETE ON psk.audit_log
     FOR EACH ROW EXECUTE FUNCTION psk.audit_log_is_append_only();
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON psk.audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION psk.audit_log_is_append_only();
+-- Row triggers are cloned onto every partition; a statement trigger is
+-- not, and TRUNCATE of a partition by name skips the parent's: each
+-- partition gets its own (psk_audit_maintain adds it to any that lacks it).
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON psk.audit_log_default
     FOR EACH STATEMENT EXECUTE FUNCTION psk.audit_log_is_append_only();
 
 -- pgcrypto may live in any schema; reach it through fixed wrappers so that

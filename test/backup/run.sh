@@ -60,8 +60,10 @@ restored() {
 	local label=$1 src=$2 dst=$3 t
 	diff <(fingerprint "$src") <(fingerprint "$dst") >"$work/fp.diff"
 	check "$label: every psk table and sequence equal row for row" "" "$(cat "$work/fp.diff")"
+	# (the audit log's weekly partitions ahead and its default partition
+	# are empty; psk.audit_log itself, all of them, is not)
 	check "$label: every psk table has rows" 0 \
-		"$(fingerprint "$dst" | grep -c ' 0 -$')"
+		"$(fingerprint "$dst" | grep -v '^psk\.audit_log_' | grep -c ' 0 -$')"
 	t=$(cat "$work/$src.token")
 	check "$label: a session token still authenticates" osv@example.com \
 		"$(db "$dst" -c "SELECT contact_email FROM psk_session_user('$t')")"
@@ -94,7 +96,7 @@ restored() {
 	check "$label: psk_log shows the new rows, then the old ones in order" \
 		"USER_CREATED RESERVED RELEASED $(db "$src" -c "SELECT string_agg(action || ':' || id, ' ' ORDER BY logged_at DESC, id DESC) FROM psk.audit_log")" \
 		"$(db "$dst" -c "SELECT string_agg(CASE WHEN id > $max_log THEN action ELSE action || ':' || id END, ' ' ORDER BY p, n)
-	                  FROM generate_series(1, 20) p, psk_log(page => p, page_size => 100) WITH ORDINALITY l(total_count, id, logged_at, action, code, user_name, contact_email, tester_name, country, region, note, n)")"
+	                  FROM generate_series(1, 20) p, psk_log(page => p, page_size => 100) WITH ORDINALITY l(total_count, id, logged_at, action, code, user_name, contact_email, tester_name, country, region, note, total_is_estimate, n)")"
 }
 
 # roundtrip SRC: dump SRC both ways, restore each into a fresh database.

@@ -1186,6 +1186,7 @@ def admin_logs():
     total = int(one("SELECT count(*) FROM psk.audit_log"))
     r = call("GET", "/admin/logs", token=a)
     assert r.status == 200 and r.body["total_count"] == total and len(r.body["logs"]) == 20, r
+    assert r.body["total_is_estimate"] is False and list(r.body)[:2] == ["total_count", "total_is_estimate"], r
     newest = [int(x[0]) for x in sql("SELECT id FROM psk.audit_log ORDER BY logged_at DESC, id DESC LIMIT 20")]
     assert [l["id"] for l in r.body["logs"]] == newest
     assert set(r.body["logs"][0]) == {"id", "logged_at", "logged_at_str", "action", "code", "user_name",
@@ -1196,7 +1197,7 @@ def admin_logs():
     r = call("GET", "/admin/logs?code=osv-00&page_size=100", token=a)
     assert r.status == 200 and r.body["logs"] and all(l["code"].startswith("OSV-00") for l in r.body["logs"]), r
     r = call("GET", f"/admin/logs?page={total}&page_size=100", token=a)      # past the end
-    assert r.status == 200 and r.body == {"total_count": total, "logs": []}, r
+    assert r.status == 200 and r.body == {"total_count": total, "total_is_estimate": False, "logs": []}, r
     today = one("SELECT (now() AT TIME ZONE 'UTC')::date")
     r = call("GET", f"/admin/logs?start_date={today}&end_date={today}", token=a)
     assert r.status == 200 and r.body["total_count"] == total, r           # the whole day

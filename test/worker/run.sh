@@ -65,6 +65,59 @@ check "request_ids older than 24 hours are forgotten, newer ones kept" new "$rem
 check "the log says what the worker did" 1 \
 	"$(grep -c 'psk: forgot 1 request ids older than 24 hours' "$work/data/server.log")"
 
+# the audit log's partitions: the worker makes this week's and two ahead,
+# moves the rows written before them out of the default partition, and
+# drops whole weeks past psk.audit_retention (partitions.c)
+parts=
+for _ in $(seq 50); do
+	parts=$(sql "SELECT count(*) || ' ' || (max(upper_bound) = date_trunc('week', now(), 'UTC') + interval '504 hours')
+	             FROM psk.audit_partitions()")
+	[ "$parts" = "3 true" ] && break
+	sleep 0.2
+done
+check "the worker makes the partitions of this week and two ahead" "3 true" "$parts"
+check "the rows written before are moved out of the default partition" "0 true" \
+	"$(sql "SELECT (SELECT count(*) FROM psk.audit_log_default) || ' ' ||
+	               (SELECT count(*) > 0 FROM psk.audit_log)")"
+sql "INSERT INTO psk.audit_log (logged_at, action, code, note)
+     VALUES (now() - interval '60 days', 'COMMENTED', 'OLD-W', 'old')" >/dev/null
+for _ in $(seq 50); do
+	[ "$(sql "SELECT count(*) FROM psk.audit_log_default")" = 0 ] && break
+	sleep 0.2
+done
+check "an old row gets the partition of its week" "1 0" \
+	"$(sql "SELECT count(*) || ' ' || (SELECT count(*) FROM psk.audit_log_default) FROM psk.audit_log WHERE code = 'OLD-W'")"
+sql "ALTER SYSTEM SET psk.audit_retention = '30d'" >/dev/null
+sql "SELECT pg_reload_conf()" >/dev/null
+for _ in $(seq 50); do
+	[ "$(sql "SELECT count(*) FROM psk.audit_log WHERE code = 'OLD-W'")" = 0 ] && break
+	sleep 0.2
+done
+check "past psk.audit_retention its partition is dropped, rows and all" "0 0 true" \
+	"$(sql "SELECT (SELECT count(*) FROM psk.audit_log WHERE code = 'OLD-W') || ' ' ||
+	               (SELECT count(*) FROM psk_log(code => 'OLD-W')) || ' ' ||
+	               (SELECT min(lower_bound) = date_trunc('week', now() - interval '30 days', 'UTC') FROM psk.audit_partitions())")"
+old_week=$(sql "SELECT to_char(date_trunc('week', now() - interval '60 days', 'UTC'), 'YYYYMMDD')")
+check "the log says which partition went" 1 \
+	"$(grep -c "psk: audit log partition psk.audit_log_p$old_week dropped" "$work/data/server.log")"
+sql "ALTER SYSTEM RESET psk.audit_retention" >/dev/null
+sql "SELECT pg_reload_conf()" >/dev/null
+check "no partition upkeep failed" 0 "$(grep -c 'not maintained' "$work/data/server.log")"
+
+# the README's examples of the audit log, run as written
+readme_block() { # readme_block MARK: the sql block after <!-- MARK --> in README.md
+	awk -v mark="<!-- $1 -->" '$0 == mark {on = 1; next}
+		on && /^```sql/ {inblock = 1; next} inblock && /^```/ {exit} inblock {print}' README.md
+}
+check "README: setting a retention runs as written" 0 \
+	"$(readme_block audit-retention | psql -XAtq -v ON_ERROR_STOP=1 >/dev/null 2>"$work/readme.err"; echo $?)"
+check "README: the retention is in force" 90d "$(sql "SHOW psk.audit_retention")"
+check "README: reading a busy month runs as written" "0 3" \
+	"$(readme_block busy-month | psql -XAtq -v ON_ERROR_STOP=1 >/dev/null 2>>"$work/readme.err"; echo $? \
+	   "$(readme_block busy-month | grep -c 'FROM psk_log(')")"
+sql "ALTER SYSTEM RESET psk.audit_retention" >/dev/null
+sql "SELECT pg_reload_conf()" >/dev/null
+
 # a database without psk: the worker stays quiet and alive
 check "the worker in a database without psk is alive" 1 \
 	"$(sql "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'psk expiry worker' AND datname = 'postgres'")"
