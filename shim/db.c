@@ -10,9 +10,17 @@
  * a queue while all connections are busy.  A lost connection fails the
  * request it was running with "unavailable" and is re-established with
  * exponential backoff while the other connections keep serving.
+ *
+ * Across a failover: --db may name several hosts with
+ * target_session_attrs=read-write, so that libpq connects to whichever is
+ * the primary now.  A connection that answers 25006 (read-only: its server
+ * is, or has become, a standby) is dropped after that answer and
+ * re-established the same way.  TCP keepalives (defaults the conninfo can
+ * override) notice a primary whose machine died without closing anything.
  */
 #include "shim.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +71,9 @@ struct DbPool
 	h2o_timeout_t	   connect_timeout;
 	h2o_timeout_t	   backoff[NBACKOFF];
 };
+
+/* set-up connections (idle or busy) of every pool, for /ready */
+static atomic_int nready;
 
 static void conn_start(DbConn *c);
 static void conn_lost(DbConn *c, const char *why);
@@ -185,6 +196,7 @@ setup_next(DbConn *c)
 		c->failing = false;
 		c->backoff = 0;
 		c->state = DB_IDLE;
+		atomic_fetch_add(&nready, 1);
 		conn_dispatch(c);
 		return;
 	}
@@ -233,12 +245,19 @@ static void
 conn_start(DbConn *c)
 {
 	/*
-	 * The whole conninfo is expanded from "dbname"; the replies are JSON,
-	 * so UTF-8 whatever it says.
+	 * The whole conninfo is expanded from "dbname": the keepalives before it
+	 * are defaults it may override; the replies are JSON, so UTF-8 whatever
+	 * it says.
 	 */
-	static const char *const keys[] = { "dbname", "fallback_application_name",
-										"client_encoding", NULL };
-	const char *values[] = { shim_config.conninfo, "psk-shim", "UTF8", NULL };
+	static const char *const keys[] = { "keepalives_idle",
+										"keepalives_interval",
+										"keepalives_count",
+										"dbname",
+										"fallback_application_name",
+										"client_encoding",
+										NULL };
+	const char *values[] = { "5",		 "2",	 "3", shim_config.conninfo,
+							 "psk-shim", "UTF8", NULL };
 
 	c->pg = PQconnectStartParams(keys, values, 1);
 	c->state = DB_CONNECTING;
@@ -291,6 +310,8 @@ conn_lost(DbConn *c, const char *why)
 	}
 	c->job = NULL;
 	c->want_write = false;
+	if (c->state == DB_IDLE || c->state == DB_BUSY)
+		atomic_fetch_sub(&nready, 1);
 	if (c->state != DB_DOWN)
 		pool->nalive--;
 	c->state = DB_DOWN;
@@ -338,6 +359,15 @@ conn_dispatch(DbConn *c)
 	conn_run(c, job);
 }
 
+/* 25006: the statement ran on a server that takes no writes */
+static bool
+is_read_only_error(const PGresult *res)
+{
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	return state != NULL && strcmp(state, "25006") == 0;
+}
+
 /* The command on c has ended (PQgetResult returned NULL). */
 static void
 conn_command_done(DbConn *c)
@@ -367,6 +397,7 @@ conn_command_done(DbConn *c)
 	else
 	{
 		DbJob *job = c->job;
+		bool   standby = res != NULL && is_read_only_error(res);
 
 		c->job = NULL;
 		c->state = DB_IDLE;
@@ -375,7 +406,15 @@ conn_command_done(DbConn *c)
 			job_finish(job, res, NULL);
 		else
 			PQclear(res); /* its requester went away */
-		conn_dispatch(c);
+		if (standby)
+		{
+			/* no sooner than the first backoff: a quick failover is done */
+			c->backoff = 0;
+			conn_lost(c, "the server is read-only (a standby now): "
+						 "reconnecting to the primary");
+		}
+		else
+			conn_dispatch(c);
 	}
 }
 
@@ -529,6 +568,12 @@ db_cancel(DbJob *job)
 		job->conn->job = NULL;
 		job->conn = NULL;
 	}
+}
+
+bool
+db_pool_has_primary(void)
+{
+	return atomic_load(&nready) > 0;
 }
 
 void
