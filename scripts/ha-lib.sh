@@ -153,14 +153,15 @@ EOF
 	ha_wait "$dir" node1 primary/primary 30 || return 1
 }
 
+# The monitor first, so that stopping one node starts no failover.
 ha_stop() {
 	local dir=$1 name pid
 	[ -d "$dir" ] || return 0
-	for name in node2 node1 monitor; do
+	for name in monitor node2 node1; do
 		[ -f "$dir/$name/postmaster.pid" ] || [ -f "$dir/$name.pid" ] || continue
 		ha_autoctl "$dir" stop --pgdata "$dir/$name" --fast >/dev/null 2>&1 || true
 	done
-	for name in node2 node1 monitor; do
+	for name in monitor node2 node1; do
 		pid=$(cat "$dir/$name.pid" 2>/dev/null) || continue
 		for _ in $(seq 50); do
 			kill -0 "$pid" 2>/dev/null || break
@@ -172,4 +173,32 @@ ha_stop() {
 	for name in node2 node1 monitor; do
 		cluster_stop "$dir/$name" immediate
 	done
+}
+
+# ha_resume DIR: start again a formation that ha_stop stopped
+ha_resume() {
+	local dir=$1 name i
+	ha_run "$dir" monitor run --pgdata "$dir/monitor"
+	for ((i = 0; i < 60; i++)); do
+		ha_sql "$dir" monitor "SELECT 1" >/dev/null 2>&1 && break
+		sleep 0.5
+	done
+	for name in node1 node2; do
+		ha_run "$dir" "$name" run --pgdata "$dir/$name"
+	done
+	for ((i = 0; i < 120; i++)); do
+		[ -n "$(ha_primary "$dir")" ] &&
+			ha_sql "$dir" "$(ha_primary_name "$dir")" "SELECT 1" >/dev/null 2>&1 && return 0
+		sleep 0.5
+	done
+	echo "ha: no primary after 60 s" >&2
+	return 1
+}
+
+# the name (node1, node2) of the primary now
+ha_primary_name() {
+	local p
+	p=$(ha_primary "$1")
+	[ -n "$p" ] || return 1
+	[ "$p" = "$(ha_port "$1" node1)" ] && echo node1 || echo node2
 }
