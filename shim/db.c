@@ -368,6 +368,37 @@ is_read_only_error(const PGresult *res)
 	return state != NULL && strcmp(state, "25006") == 0;
 }
 
+/*
+ * c's server answered 25006: drop c and the idle connections to the same
+ * server (they would answer the same), to connect again to whichever server
+ * takes writes now.  Busy ones end their statement first.
+ */
+static void
+drop_read_only(DbConn *c)
+{
+	DbPool *pool = c->pool;
+	char	host[256], port[32];
+
+	snprintf(host, sizeof(host), "%s", PQhost(c->pg) ? PQhost(c->pg) : "");
+	snprintf(port, sizeof(port), "%s", PQport(c->pg) ? PQport(c->pg) : "");
+	shim_log("database server %s:%s is read-only (a standby now): "
+			 "reconnecting to the primary",
+			 host, port);
+	for (int i = 0; i < pool->nconns; i++)
+	{
+		DbConn *o = &pool->conns[i];
+
+		if (o == c || (o->state == DB_IDLE && o->pg != NULL &&
+					   strcmp(host, PQhost(o->pg) ? PQhost(o->pg) : "") == 0 &&
+					   strcmp(port, PQport(o->pg) ? PQport(o->pg) : "") == 0))
+		{
+			o->failing = true; /* said above */
+			o->backoff = 0;
+			conn_lost(o, "read-only");
+		}
+	}
+}
+
 /* The command on c has ended (PQgetResult returned NULL). */
 static void
 conn_command_done(DbConn *c)
@@ -407,12 +438,7 @@ conn_command_done(DbConn *c)
 		else
 			PQclear(res); /* its requester went away */
 		if (standby)
-		{
-			/* no sooner than the first backoff: a quick failover is done */
-			c->backoff = 0;
-			conn_lost(c, "the server is read-only (a standby now): "
-						 "reconnecting to the primary");
-		}
+			drop_read_only(c);
 		else
 			conn_dispatch(c);
 	}

@@ -91,6 +91,42 @@ done
 check "the shim answers through the multi-host --db" 200 \
 	"$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http/healthz")"
 
+# A primary that turns read-only under the shim's pooled connections (as a
+# demoted one would, were it not restarted): the change is answered 503,
+# the connection is dropped, and the shim connects again only to a server
+# that takes writes.
+url=http://127.0.0.1:$http
+tok=$(curl -s "$url/auth/login" -d username=fo1@example.com -d password=Rdl@12345 |
+	python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+reserve() {
+	curl -s -m 10 -o "$work/reserve.out" -w '%{http_code}' "$url/users/reserve" \
+		-H "Authorization: Bearer $tok" -H 'Content-Type: application/json' -d '{"tester_name": "ro"}'
+}
+pg1() { "$PGBIN/psql" -XAtq -h 127.0.0.1 -p "$p1" -U postgres -d psk "$@"; }
+pg1 -c "ALTER SYSTEM SET default_transaction_read_only = on" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+# one HTTP connection, so one shim thread and its pool: the reserve, then
+# /healthz (a read, which the read-only server would answer)
+codes=$(curl -s -m 20 -w '%{http_code} ' -o "$work/reserve.out" "$url/users/reserve" \
+	-H "Authorization: Bearer $tok" -H 'Content-Type: application/json' -d '{"tester_name": "ro"}' \
+	--next -s -m 20 -o /dev/null -w '%{http_code}' "$url/healthz")
+check "a change on a read-only primary: 503 unavailable" "503 unavailable" \
+	"${codes%% *} $(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["error"])' "$work/reserve.out")"
+check "the shim drops its connections to the server that answered 25006" 1 \
+	"$(grep -c 'is read-only (a standby now): reconnecting' "$work/shim.log")"
+check "and finds no server that takes writes meanwhile (healthz on that pool)" 503 "${codes#* }"
+pg1 -c "ALTER SYSTEM RESET default_transaction_read_only" -c "SELECT pg_reload_conf()" >/dev/null
+st=
+for _ in $(seq 40); do
+	st=$(reserve)
+	[ "$st" = 200 ] && break
+	sleep 0.5
+done
+check "writable again: the shim reconnects and the reserve succeeds" 200 "$st"
+code=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1])).get("code", ""))' "$work/reserve.out")
+check "and the code is released" 200 "$(curl -s -o /dev/null -w '%{http_code}' "$url/users/release" \
+	-H "Authorization: Bearer $tok" -H 'Content-Type: application/json' -d "{\"code\": \"$code\"}")"
+
 mkdir -p "$work/out"
 python3 test/failover/clients.py --url "http://127.0.0.1:$http" --users "$work/users" \
 	--password Rdl@12345 --kill-file "$work/kill" --out "$work/out" \
