@@ -21,6 +21,8 @@ cd "$(dirname "$0")/../.."
 source scripts/lib.sh
 source scripts/ha-lib.sh
 source test/suite.sh
+# every connection below names its server (pg_autoctl would take PG* as defaults)
+unset PGHOST PGPORT PGUSER PGDATABASE
 
 mode=${PSK_FAILOVER_REPLICATION:-sync}
 lag=${PSK_FAILOVER_LAG:-2}
