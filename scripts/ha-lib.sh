@@ -14,7 +14,8 @@
 #   ha_conninfo DIR      the multi-host libpq string for the shim
 #
 # pg_autoctl keeps its state and configuration under XDG_DATA_HOME and
-# XDG_CONFIG_HOME: both are set inside DIR, so a formation is one folder.
+# XDG_CONFIG_HOME: both are set inside DIR.  Its pid files go to
+# /tmp/pg_autoctl/DIR, which ha_stop removes.
 
 HA_AUTOCTL=$(command -v pg_autoctl || echo /usr/bin/pg_autoctl)
 
@@ -157,6 +158,7 @@ EOF
 ha_stop() {
 	local dir=$1 name pid
 	[ -d "$dir" ] || return 0
+	dir=$(realpath "$dir")
 	for name in monitor node2 node1; do
 		[ -f "$dir/$name/postmaster.pid" ] || [ -f "$dir/$name.pid" ] || continue
 		ha_autoctl "$dir" stop --pgdata "$dir/$name" --fast >/dev/null 2>&1 || true
@@ -173,6 +175,8 @@ ha_stop() {
 	for name in node2 node1 monitor; do
 		cluster_stop "$dir/$name" immediate
 	done
+	rm -rf "/tmp/pg_autoctl$dir"
+	rmdir --ignore-fail-on-non-empty "$(dirname "/tmp/pg_autoctl$dir")" 2>/dev/null
 }
 
 # ha_resume DIR: start again a formation that ha_stop stopped

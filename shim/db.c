@@ -50,8 +50,12 @@ struct DbConn
 	h2o_timeout_entry_t timer;	 /* connect, run watchdog or backoff */
 };
 
-/* reconnect delays: 100 ms doubling to 5 s */
-static const int backoff_ms[] = { 100, 200, 400, 800, 1600, 3200, 5000 };
+/*
+ * reconnect delays: 100 ms doubling to 1 s.  A failover's new primary takes
+ * writes a few seconds after the old one died; a longer cap would add up to
+ * that much to the outage, for little saved (an attempt is one connect).
+ */
+static const int backoff_ms[] = { 100, 200, 400, 800, 1000 };
 #define NBACKOFF ((int) (sizeof(backoff_ms) / sizeof(backoff_ms[0])))
 
 struct DbPool
