@@ -14,9 +14,10 @@
  * Across a failover: --db may name several hosts with
  * target_session_attrs=read-write, so that libpq connects to whichever is
  * the primary now.  A connection that answers 25006 (read-only: its server
- * is, or has become, a standby) is dropped after that answer and
- * re-established the same way.  TCP keepalives (defaults the conninfo can
- * override) notice a primary whose machine died without closing anything.
+ * is, or has become, a standby) is dropped after that answer, with the idle
+ * ones to the same server, and re-established the same way.  TCP
+ * keepalives (defaults the conninfo can override) notice a primary whose
+ * machine died without closing anything.
  */
 #include "shim.h"
 
