@@ -205,6 +205,7 @@ psk_add_codes(PG_FUNCTION_ARGS)
 		}
 	}
 
+	psk_require_writable("psk_add_codes");
 	SPI_connect();
 	psk_require_admin(admin_email, &admin);
 

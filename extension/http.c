@@ -180,8 +180,8 @@ read_bool(const HttpField *f, HttpValue *v)
 }
 
 /*
- * A UUID as ^\{?[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}\}?$,
- * then read by uuid_in (which refuses an unmatched brace: 22P02).
+ * A UUID as ^(\{UUID\}|UUID)$, UUID [0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}
+ * [0-9a-fA-F]{12}, then read by uuid_in, which no longer fails.
  */
 static bool
 is_hex(char c)
@@ -195,8 +195,9 @@ read_uuid(const HttpField *f, HttpValue *v)
 {
 	static const int groups[] = { 8, 4, 4, 4, 12 };
 	const char		*p = v->text;
+	bool			 brace = *p == '{';
 
-	if (*p == '{')
+	if (brace)
 		p++;
 	for (size_t g = 0; g < lengthof(groups); g++)
 	{
@@ -206,8 +207,9 @@ read_uuid(const HttpField *f, HttpValue *v)
 		if (g < lengthof(groups) - 1 && *p == '-')
 			p++;
 	}
-	if (*p == '}')
-		p++;
+	/* braces paired here: uuid_in's own error would quote the value */
+	if (brace && *p++ != '}')
+		invalid(f->name, "a UUID");
 	if (*p != '\0')
 		invalid(f->name, "a UUID");
 	v->uuid =

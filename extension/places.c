@@ -40,6 +40,7 @@ psk_add_region(PG_FUNCTION_ARGS)
 	PskUser admin;
 	Datum	arg;
 
+	psk_require_writable("psk_add_region");
 	SPI_connect();
 	psk_require_admin(admin_email, &admin);
 	arg = CStringGetTextDatum(name);
@@ -63,6 +64,7 @@ psk_add_country(PG_FUNCTION_ARGS)
 	Datum	values[2];
 	bool	isnull;
 
+	psk_require_writable("psk_add_country");
 	SPI_connect();
 	psk_require_admin(admin_email, &admin);
 	values[0] = CStringGetTextDatum(region);

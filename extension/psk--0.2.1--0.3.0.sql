@@ -324,3 +324,29 @@ AS 'MODULE_PATHNAME', 'psk_http'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
 REVOKE ALL ON FUNCTION psk.http_overdue(text, text, jsonb) FROM PUBLIC;
+
+-- Failed logins kept against the account, or a keyed hash of the e-mail
+-- without one, never the typed text (05_accounts_schema.sql).  The failures
+-- of an e-mail with an account move to its id; those of e-mails without one
+-- (a password typed into the e-mail field among them) go: they protect no
+-- account.
+CREATE TABLE psk.login_key (
+    id  int PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+    key bytea NOT NULL CHECK (pg_catalog.length(key) = 32)
+);
+INSERT INTO psk.login_key (key)
+SELECT pg_catalog.decode(pg_catalog.replace(
+           pg_catalog.gen_random_uuid()::text || pg_catalog.gen_random_uuid()::text,
+           '-', ''), 'hex');
+REVOKE ALL ON TABLE psk.login_key FROM PUBLIC;
+ALTER TABLE psk.login_failures
+    ADD COLUMN user_id bigint,
+    ADD COLUMN email_hmac bytea CHECK (pg_catalog.length(email_hmac) = 32);
+UPDATE psk.login_failures f SET user_id = u.id
+  FROM psk.users u WHERE u.email = f.email;
+DELETE FROM psk.login_failures WHERE user_id IS NULL;
+ALTER TABLE psk.login_failures
+    DROP COLUMN email,
+    ADD CHECK ((user_id IS NULL) <> (email_hmac IS NULL));
+CREATE INDEX login_failures_user_idx ON psk.login_failures (user_id, failed_at);
+CREATE INDEX login_failures_hmac_idx ON psk.login_failures (email_hmac, failed_at);

@@ -1,7 +1,7 @@
 /*
  * psk.c
- *		Module entry: the psk.* settings and, when preloaded, the expiry
- *		workers.
+ *		Module entry: the psk.* settings and, when preloaded, the shared
+ *		memory of the login guard and the expiry workers.
  */
 #include "psk.h"
 
@@ -9,7 +9,10 @@
 
 #include "miscadmin.h"
 #include "pgtime.h"
+#include "storage/ipc.h"
 #include "utils/guc.h"
+
+#include "login_guard.h"
 
 PG_MODULE_MAGIC;
 
@@ -20,10 +23,32 @@ int	  psk_session_ttl = 8 * 3600;
 int	  psk_login_max_failures = 5;
 int	  psk_login_lockout = 15 * 60;
 int	  psk_expiry_interval = 10;
+int	  psk_expiry_batch = 1000;
 char *psk_databases = NULL;
 char *psk_display_timezone = NULL;
 
 void _PG_init(void);
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static void
+psk_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	psk_guard_shmem_request();
+	psk_expiry_shmem_request();
+}
+
+static void
+psk_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	psk_guard_shmem_startup();
+	psk_expiry_shmem_startup();
+}
 
 /* psk.display_timezone: a zone name the tz database knows ("Asia/Kolkata") */
 static bool
@@ -77,6 +102,12 @@ _PG_init(void)
 		"How often the background worker returns overdue holds to their pool.",
 		NULL, &psk_expiry_interval, 10, 1, 86400, PGC_SIGHUP, GUC_UNIT_S, NULL,
 		NULL, NULL);
+	DefineCustomIntVariable(
+		"psk.expiry_batch",
+		"Most overdue holds one sweep transaction returns to their pool.",
+		"The worker commits after each batch; psk_expire_reservations() "
+		"sweeps one batch per call.",
+		&psk_expiry_batch, 1000, 1, 1000000, PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable(
 		"psk.display_timezone",
 		"Time zone of logged_at_str in the log items of GET /users/logs and GET /admin/logs.",
@@ -92,6 +123,11 @@ _PG_init(void)
 			"Empty (the default): no worker runs.", &psk_databases, "",
 			PGC_POSTMASTER, GUC_LIST_INPUT, NULL, NULL, NULL);
 		psk_register_expiry_workers();
+
+		prev_shmem_request_hook = shmem_request_hook;
+		shmem_request_hook = psk_shmem_request;
+		prev_shmem_startup_hook = shmem_startup_hook;
+		shmem_startup_hook = psk_shmem_startup;
 	}
 	MarkGUCPrefixReserved("psk");
 }

@@ -66,6 +66,7 @@ extern int	 psk_session_ttl;
 extern int	 psk_login_max_failures;
 extern int	 psk_login_lockout;
 extern int	 psk_expiry_interval;
+extern int	 psk_expiry_batch;
 extern char *psk_databases;
 extern char *psk_display_timezone;
 
@@ -261,6 +262,8 @@ typedef struct PskSession
 } PskSession;
 
 extern void psk_session_find(text *token, PskSession *session);
+/* sessions.c, inside SPI: a good login or a new password unlocks the user. */
+extern void psk_clear_login_failures(int64 user_id);
 
 /*
  * readers.c: the codes user_id holds, as psk_my_codes lists them.  Run
@@ -269,10 +272,11 @@ extern void psk_session_find(text *token, PskSession *session);
 extern uint64 psk_select_my_codes(int64 user_id);
 
 /*
- * expiry.c: return the overdue holds (reservations and codes in use) to
- * their pool; the codes (char *), in code order.
+ * expiry.c: return at most limit overdue holds (reservations and codes in
+ * use) to their pool, longest overdue first; the codes (char *), in code
+ * order.  *more: limit were due, more may be.
  */
-extern List *psk_expire_overdue(void);
+extern List *psk_expire_overdue(int limit, bool *more);
 /*
  * requests.c: forget at most max request_ids of reserves made more than 24
  * hours ago (in the caller's transaction); returns how many.  0 when the
@@ -282,5 +286,14 @@ extern uint64 psk_forget_requests(int max);
 #define PSK_FORGET_BATCH 10000
 /* expiry.c: from _PG_init when preloaded, one worker per psk.database. */
 extern void psk_register_expiry_workers(void);
+extern void psk_expiry_shmem_request(void);
+extern void psk_expiry_shmem_startup(void);
+
+/*
+ * readonly.c: refuse a change in a read-only transaction, on a hot standby
+ * too, with PostgreSQL's own read_only_sql_transaction (25006), before
+ * anything is changed.  what names the function ("psk_login").
+ */
+extern void psk_require_writable(const char *what);
 
 #endif /* PSK_H */

@@ -394,9 +394,13 @@ psk_reserve(PG_FUNCTION_ARGS)
 	args.request_id = raw_text_arg(fcinfo, 5, PSK_MAX_REQUEST_ID);
 	args.request_id_name = NULL;
 
-	n = psk_reserve_codes(email, &args, &got);
-
+	/*
+	 * The result set first: it looks this function up by OID, which an
+	 * update that replaces psk_reserve (0.3.0 adds request_id) drops; looked
+	 * up after waiting for the update's locks, it would be gone.
+	 */
 	InitMaterializedSRF(fcinfo, 0);
+	n = psk_reserve_codes(email, &args, &got);
 	for (int i = 0; i < n; i++)
 	{
 		Datum values[5];

@@ -118,6 +118,7 @@ psk_create_user_work(PG_FUNCTION_ARGS)
 	bool	nulls[7] = { 0 };
 	bool	isnull;
 
+	psk_require_writable("psk_create_user");
 	check_email(email);
 	check_password(password);
 
@@ -305,8 +306,8 @@ held_codes(int64 id)
  * $2..$7: the new values (NULL: unchanged).  The note lists what changed
  * and nothing when nothing does; then neither the row nor the log is
  * written.  Returns the id, the note and whether the row was written.  A new
- * password also ends the user's sessions and clears the failed logins of its
- * e-mail (a reset unlocks the account).
+ * password also ends the user's sessions (and psk_update_user then clears
+ * the account's failed logins: a reset unlocks it).
  */
 static PskQuery update_user = {
 	"WITH old AS ("
@@ -337,9 +338,6 @@ static PskQuery update_user = {
 	"  UPDATE psk.sessions SET revoked_at = statement_timestamp()"
 	"   WHERE $5 IS NOT NULL AND user_id = $1 AND revoked_at IS NULL"
 	"     AND expires_at > statement_timestamp()"
-	"), unlocked AS ("
-	"  DELETE FROM psk.login_failures f USING diff"
-	"   WHERE $5 IS NOT NULL AND f.email IN (diff.email, lower($4))"
 	")"
 	"SELECT o.id, d.note, u.id IS NOT NULL"
 	"  FROM old o JOIN diff d ON d.id = o.id LEFT JOIN updated u ON u.id = o.id",
@@ -370,7 +368,9 @@ psk_update_user_work(PG_FUNCTION_ARGS)
 	Datum	values[8];
 	bool	nulls[8] = { 0 };
 	bool	isnull;
+	bool	found;
 
+	psk_require_writable("psk_update_user");
 	if (email)
 		check_email(email);
 	if (password)
@@ -411,15 +411,18 @@ psk_update_user_work(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_PSK_CONFLICT),
 				 errmsg("a user with e-mail \"%s\" exists already", email)));
 	psk_result_set(fcinfo);
-	if (SPI_processed > 0 && DatumGetBool(psk_result(0, 3, &isnull)))
+	found = SPI_processed > 0;
+	if (found && DatumGetBool(psk_result(0, 3, &isnull)))
 		user_changed(fcinfo, "USER_UPDATED", &admin, psk_result(0, 1, &isnull),
 					 psk_result_cstring(0, 2));
-	else if (SPI_processed > 0)
+	else if (found)
 	{
 		Datum id = psk_result(0, 1, &isnull);
 
 		psk_return_row(fcinfo, &id, &isnull);
 	}
+	if (found && password != NULL)
+		psk_clear_login_failures(id);
 	SPI_finish();
 	return (Datum) 0;
 }
@@ -457,6 +460,7 @@ psk_delete_user(PG_FUNCTION_ARGS)
 	Datum	value;
 	bool	isnull;
 
+	psk_require_writable("psk_delete_user");
 	SPI_connect();
 	psk_require_admin(admin_email, &admin);
 

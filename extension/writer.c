@@ -436,6 +436,8 @@ writer_start(PskWriter *w, bool with_codes, bool with_requests)
 	MemoryContext oldcxt;
 	List		 *rtable = NIL;
 
+	/* Below SPI nothing else checks it: before any change. */
+	psk_require_writable("a change to psk");
 	CommandCounterIncrement();
 	PushActiveSnapshot(GetTransactionSnapshot());
 

@@ -11,6 +11,12 @@
  * request it was running with "unavailable" and is re-established with
  * exponential backoff while the other connections keep serving.
  *
+ * A request whose client went away (the connection closed by h2o, or found
+ * closed or reset by the watch below) leaves the queue, or has its
+ * statement cancelled (PQcancel): a login whose client hung up must not
+ * run bcrypt and count a failure for nobody.  While jobs wait or run, the
+ * pool looks at their clients' sockets every WATCH_MS.
+ *
  * Across a failover: --db may name several hosts with
  * target_session_attrs=read-write, so that libpq connects to whichever is
  * the primary now.  A connection that answers 25006 (read-only: its server
@@ -27,6 +33,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#define WATCH_MS 50
+
+const char db_client_gone[] = "the client went away";
+
 typedef enum DbState
 {
 	DB_DOWN,	   /* waiting for the backoff timer */
@@ -40,7 +50,8 @@ struct DbConn
 {
 	DbPool			   *pool;
 	PGconn			   *pg;
-	h2o_socket_t	   *sock; /* wraps a dup() of PQsocket(pg) */
+	PGcancel		   *cancel; /* to cancel the running statement */
+	h2o_socket_t	   *sock;	/* wraps a dup() of PQsocket(pg) */
 	DbState				state;
 	int					setup_step; /* 0: settings, then statement i - 1 */
 	DbJob			   *job;	/* running; NULL if its requester went away */
@@ -61,20 +72,22 @@ static const int backoff_ms[] = { 100, 200, 400, 800, 1000 };
 
 struct DbPool
 {
-	h2o_loop_t		  *loop;
-	const char *const *statements;
-	int				   nstatements;
-	char			 **names;		  /* "s<i>" */
-	char			   settings[128]; /* sent first on every new connection */
-	DbConn			  *conns;
-	int				   nconns;
-	int				   nalive; /* connections not DB_DOWN */
-	bool			   closing;
-	h2o_linklist_t	   waiting;		 /* DbJob.link, oldest first */
-	h2o_timeout_t	   wait_timeout; /* longest wait in the queue */
-	h2o_timeout_t	   run_timeout;	 /* watchdog: statement timeout + 1 s */
-	h2o_timeout_t	   connect_timeout;
-	h2o_timeout_t	   backoff[NBACKOFF];
+	h2o_loop_t		   *loop;
+	const char *const  *statements;
+	int					nstatements;
+	char			  **names;		   /* "s<i>" */
+	char				settings[128]; /* sent first on every new connection */
+	DbConn			   *conns;
+	int					nconns;
+	int					nalive; /* connections not DB_DOWN */
+	bool				closing;
+	h2o_linklist_t		waiting;	  /* DbJob.link, oldest first */
+	h2o_timeout_t		wait_timeout; /* longest wait in the queue */
+	h2o_timeout_t		run_timeout;  /* watchdog: statement timeout + 1 s */
+	h2o_timeout_t		connect_timeout;
+	h2o_timeout_t		backoff[NBACKOFF];
+	h2o_timeout_t		watch_timeout; /* the clients of jobs, every WATCH_MS */
+	h2o_timeout_entry_t watch_entry;
 };
 
 /* set-up connections (idle or busy) of every pool, for /ready */
@@ -236,6 +249,7 @@ on_connect_poll(h2o_socket_t *sock, const char *err)
 				conn_lost(c, PQerrorMessage(c->pg));
 				break;
 			}
+			c->cancel = PQgetCancel(c->pg);
 			c->state = DB_SETUP;
 			c->setup_step = 0;
 			setup_next(c);
@@ -303,6 +317,11 @@ conn_lost(DbConn *c, const char *why)
 		h2o_socket_close(c->sock);
 		c->sock = NULL;
 	}
+	if (c->cancel != NULL)
+	{
+		PQfreeCancel(c->cancel);
+		c->cancel = NULL;
+	}
 	if (c->pg != NULL)
 	{
 		PQfinish(c->pg);
@@ -334,6 +353,26 @@ conn_lost(DbConn *c, const char *why)
 		fail_waiting(pool, "the database is unavailable");
 }
 
+/*
+ * Stop the statement running on c and forget its job: the answer (an
+ * error, as a rule) is read and dropped when it comes.  PQcancel blocks for
+ * a round trip to the server; it is sent only for a client gone.
+ */
+static void
+conn_abandon(DbConn *c)
+{
+	char why[256];
+
+	if (c->job != NULL)
+		c->job->conn = NULL;
+	c->job = NULL;
+	if (c->cancel != NULL && !PQcancel(c->cancel, why, sizeof(why)))
+		shim_log("could not cancel a statement: %s", why);
+}
+
+static void watch_start(DbPool *pool);
+static void on_watch(h2o_timeout_entry_t *entry);
+
 static void
 conn_run(DbConn *c, DbJob *job)
 {
@@ -341,6 +380,7 @@ conn_run(DbConn *c, DbJob *job)
 	c->job = job;
 	job->conn = c;
 	timer_set(c, &c->pool->run_timeout);
+	watch_start(c->pool);
 	if (!PQsendQueryPrepared(c->pg, c->pool->names[job->statement], 3,
 							 job->params, NULL, NULL, 0))
 	{
@@ -356,12 +396,17 @@ conn_dispatch(DbConn *c)
 	DbPool *pool = c->pool;
 	DbJob  *job;
 
-	if (c->state != DB_IDLE || h2o_linklist_is_empty(&pool->waiting))
-		return;
-	job = H2O_STRUCT_FROM_MEMBER(DbJob, link, pool->waiting.next);
-	h2o_linklist_unlink(&job->link);
-	h2o_timeout_unlink(&job->deadline);
-	conn_run(c, job);
+	while (c->state == DB_IDLE && !h2o_linklist_is_empty(&pool->waiting))
+	{
+		job = H2O_STRUCT_FROM_MEMBER(DbJob, link, pool->waiting.next);
+		h2o_linklist_unlink(&job->link);
+		h2o_timeout_unlink(&job->deadline);
+		/* gone while it waited: not run at all */
+		if (limits_client_gone(job->client_fd, job->eof_is_gone))
+			job_finish(job, NULL, db_client_gone);
+		else
+			conn_run(c, job);
+	}
 }
 
 /* 25006: the statement ran on a server that takes no writes */
@@ -547,6 +592,8 @@ db_pool_create(h2o_loop_t *loop, const char *const *statements, int nstatements)
 					 shim_config.connect_timeout_ms);
 	for (int i = 0; i < NBACKOFF; i++)
 		h2o_timeout_init(loop, &pool->backoff[i], backoff_ms[i]);
+	h2o_timeout_init(loop, &pool->watch_timeout, WATCH_MS);
+	pool->watch_entry.cb = on_watch;
 
 	pool->nconns = shim_config.pool_size;
 	pool->conns = calloc(pool->nconns, sizeof(DbConn));
@@ -583,6 +630,7 @@ db_submit(DbPool *pool, DbJob *job)
 	h2o_linklist_insert(&pool->waiting, &job->link);
 	job->deadline.cb = on_wait_timeout;
 	h2o_timeout_link(pool->loop, &pool->wait_timeout, &job->deadline);
+	watch_start(pool);
 }
 
 void
@@ -594,11 +642,64 @@ db_cancel(DbJob *job)
 		h2o_timeout_unlink(&job->deadline);
 	}
 	else if (job->conn != NULL)
+		conn_abandon(job->conn);
+}
+
+static void
+watch_start(DbPool *pool)
+{
+	if (!h2o_timeout_is_linked(&pool->watch_entry))
+		h2o_timeout_link(pool->loop, &pool->watch_timeout, &pool->watch_entry);
+}
+
+/* The jobs whose clients went away end now; the others are watched on. */
+static void
+on_watch(h2o_timeout_entry_t *entry)
+{
+	DbPool		   *pool = H2O_STRUCT_FROM_MEMBER(DbPool, watch_entry, entry);
+	h2o_linklist_t	gone;
+	h2o_linklist_t *node;
+	bool			watching = false;
+
+	h2o_linklist_init_anchor(&gone);
+	for (node = pool->waiting.next; node != &pool->waiting;)
 	{
-		/* the answer will be read and dropped */
-		job->conn->job = NULL;
-		job->conn = NULL;
+		DbJob *job = H2O_STRUCT_FROM_MEMBER(DbJob, link, node);
+
+		node = node->next;
+		if (!limits_client_gone(job->client_fd, job->eof_is_gone))
+		{
+			watching = true;
+			continue;
+		}
+		h2o_linklist_unlink(&job->link);
+		h2o_timeout_unlink(&job->deadline);
+		h2o_linklist_insert(&gone, &job->link);
 	}
+	for (int i = 0; i < pool->nconns; i++)
+	{
+		DbConn *c = &pool->conns[i];
+		DbJob  *job = c->job;
+
+		if (c->state != DB_BUSY || job == NULL)
+			continue;
+		if (!limits_client_gone(job->client_fd, job->eof_is_gone))
+		{
+			watching = true;
+			continue;
+		}
+		conn_abandon(c);
+		h2o_linklist_insert(&gone, &job->link);
+	}
+	while (!h2o_linklist_is_empty(&gone))
+	{
+		DbJob *job = H2O_STRUCT_FROM_MEMBER(DbJob, link, gone.next);
+
+		h2o_linklist_unlink(&job->link);
+		job_finish(job, NULL, db_client_gone);
+	}
+	if (watching)
+		watch_start(pool);
 }
 
 bool
@@ -611,6 +712,8 @@ void
 db_pool_close(DbPool *pool)
 {
 	pool->closing = true;
+	if (h2o_timeout_is_linked(&pool->watch_entry))
+		h2o_timeout_unlink(&pool->watch_entry);
 	fail_waiting(pool, "the server is shutting down");
 	for (int i = 0; i < pool->nconns; i++)
 	{

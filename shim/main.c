@@ -83,6 +83,7 @@ main(int argc, char **argv)
 	int		 sig;
 
 	shim_configure(argc, argv);
+	limits_setup();
 	signal(SIGPIPE, SIG_IGN);
 
 	/* only the main thread takes SIGTERM/SIGINT, through sigwait() */

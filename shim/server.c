@@ -30,6 +30,7 @@ typedef struct Call
 	struct timespec started;
 	const Route	   *route;
 	HttpError		deferred; /* status 0: nothing held back */
+	LoginHold		login;	  /* a login's place (limits.c) */
 } Call;
 
 /* the longest bearer token we look at; psk's tokens are far shorter */
@@ -191,7 +192,10 @@ on_db_done(DbJob *job, PGresult *res, const char *unavailable)
 	Call	  *call = (Call *) job;
 	h2o_req_t *req = call->req;
 
-	if (res == NULL)
+	limits_login_give(&call->login);
+	if (res == NULL && unavailable == db_client_gone)
+		respond_error(call, error(499, "unavailable", unavailable), NULL);
+	else if (res == NULL)
 		respond_error(call, error(503, "unavailable", unavailable), NULL);
 	else if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		respond_error(call, http_error_from_result(res), NULL);
@@ -230,6 +234,7 @@ on_call_dispose(void *p)
 
 	if (call->job.done != NULL)
 		db_cancel(&call->job);
+	limits_login_give(&call->login);
 	call->worker->inflight--;
 }
 
@@ -527,6 +532,9 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
 	call->worker = w;
 	clock_gettime(CLOCK_MONOTONIC, &call->started);
 	w->inflight++;
+	limits_on_request(req);
+	call->job.client_fd = limits_client_fd(req);
+	call->job.eof_is_gone = false;
 
 	/* a CORS preflight from a listed origin: before any other check */
 	if (cors_is_preflight(req) && answer_preflight(call))
@@ -597,6 +605,19 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
 		call->job.statement = auth_check_route;
 		call->job.params[1] = NULL;
 		call->job.params[2] = "{}";
+	}
+	else if (route->body == BODY_LOGIN)
+	{
+		HttpError e = error(429, "locked_out",
+							"login refused: too many logins in progress, try "
+							"again in a second");
+
+		if (!limits_login_take(req, &call->login, &e.retry_after))
+		{
+			respond_error(call, e, NULL);
+			return 0;
+		}
+		call->job.eof_is_gone = true;
 	}
 	call->job.done = on_db_done;
 	db_submit(w->db, &call->job);
@@ -712,6 +733,7 @@ server_setup(h2o_globalconf_t *conf)
 	conf->server_name = h2o_iovec_init(H2O_STRLIT("psk-shim"));
 	conf->max_request_entity_size = shim_config.body_limit;
 	conf->http1.upgrade_to_http2 = 0;
+	limits_configure(conf);
 	host = h2o_config_register_host(conf, h2o_iovec_init(H2O_STRLIT("default")),
 									65535);
 	path = h2o_config_register_path(host, "/", 0);
@@ -757,15 +779,8 @@ server_setup(h2o_globalconf_t *conf)
 static void
 on_accept(h2o_socket_t *listener, const char *err)
 {
-	Worker		 *w = listener->data;
-	h2o_socket_t *sock;
-
-	if (err != NULL)
-		return;
-	/* another thread may have taken it: then NULL */
-	if ((sock = h2o_evloop_socket_accept(listener)) == NULL)
-		return;
-	h2o_accept(&w->accept_ctx, sock);
+	if (err == NULL)
+		limits_accept(listener->data, listener);
 }
 
 static void
@@ -791,6 +806,7 @@ on_stop_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 	if (w->stopping)
 		return;
 	w->stopping = true;
+	limits_worker_stop(w);
 	h2o_socket_read_stop(w->listener);
 	h2o_socket_close(w->listener);
 	w->listener = NULL;
@@ -811,6 +827,7 @@ worker_init(Worker *w, h2o_globalconf_t *conf, int listen_fd)
 		h2o_evloop_socket_create(loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);
 	w->listener->data = w;
 	h2o_socket_read_start(w->listener, on_accept);
+	w->limits = limits_worker_init(w, loop, on_accept);
 	h2o_multithread_register_receiver(w->ctx.queue, &w->stop_receiver,
 									  on_stop_message);
 	h2o_timeout_init(loop, &w->drain_timeout, shim_config.shutdown_timeout_ms);

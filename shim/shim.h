@@ -32,6 +32,13 @@ typedef struct ShimConfig
 	bool		access_log;
 	const char *cors_origins; /* comma-separated; empty: no CORS */
 	const char *docs_dir;	  /* swagger-ui-dist; NULL: beside the binary */
+	/* limits.c */
+	int max_connections;		/* open at once, all threads */
+	int idle_timeout_ms;		/* to send a whole request */
+	int write_timeout_ms;		/* an answer not moving */
+	int max_pipelined;			/* requests in a row sent before reading */
+	int login_limit;			/* logins in flight */
+	int login_limit_per_client; /* ... from one client address */
 } ShimConfig;
 
 extern ShimConfig shim_config;
@@ -112,6 +119,8 @@ struct DbJob
 	int					statement;
 	const char		   *params[3];
 	DbDoneCallback		done;
+	int	 client_fd; /* the requester's socket, watched while it waits; or -1 */
+	bool eof_is_gone; /* its end of file (not only a reset) means gone */
 };
 
 /* statements[i] is prepared as "s<i>" on every connection (NULL: none) */
@@ -119,9 +128,17 @@ extern DbPool *db_pool_create(h2o_loop_t *loop, const char *const *statements,
 							  int nstatements);
 /* Run job->statement; job->done is called exactly once, maybe right away. */
 extern void db_submit(DbPool *pool, DbJob *job);
-/* The requester went away: forget the job (a running query is discarded). */
+/*
+ * The requester went away: forget the job (a running statement is
+ * cancelled, its answer discarded).
+ */
 extern void db_cancel(DbJob *job);
-extern void db_pool_close(DbPool *pool);
+/*
+ * The reason a job ends with when its client_fd shows the requester gone
+ * while it waited or ran (db.c watches them); the request is then over.
+ */
+extern const char db_client_gone[];
+extern void		  db_pool_close(DbPool *pool);
 
 /*
  * True while at least one connection of any pool is set up, i.e. connected
@@ -166,8 +183,35 @@ extern FormResult form_to_json(h2o_mem_pool_t *pool, const char *what,
 extern bool percent_decode(const char *src, size_t len, bool plus_is_space,
 						   char *dst, size_t *dstlen);
 
+/* limits.c: what one client may hold (see there) */
+typedef struct Limits Limits;
+typedef struct Worker Worker;
+
+typedef struct LoginHold
+{
+	bool	held;
+	bool	known;	  /* addr is set */
+	uint8_t addr[16]; /* the client's, IPv4 as ::ffff:a.b.c.d */
+} LoginHold;
+
+extern void	   limits_setup(void);
+extern void	   limits_configure(h2o_globalconf_t *conf);
+extern Limits *limits_worker_init(Worker *w, h2o_loop_t *loop,
+								  h2o_socket_cb on_accept);
+extern void	   limits_worker_stop(Worker *w);
+/* Accept one connection, within --max-connections (pauses when full). */
+extern void limits_accept(Worker *w, h2o_socket_t *listener);
+/* Every request: counts pipelined ones (may end the connection after it). */
+extern void limits_on_request(h2o_req_t *req);
+extern int	limits_client_fd(h2o_req_t *req);
+extern bool limits_client_gone(int fd, bool eof_is_gone);
+/* A place for a login in flight, or false: answer 429 with retry_after. */
+extern bool limits_login_take(h2o_req_t *req, LoginHold *hold,
+							  int *retry_after);
+extern void limits_login_give(LoginHold *hold);
+
 /* server.c: one worker thread = one loop, one h2o context, one db pool */
-typedef struct Worker
+struct Worker
 {
 	int						   id;
 	pthread_t				   thread;
@@ -182,7 +226,8 @@ typedef struct Worker
 	h2o_timeout_entry_t		   drain_entry;
 	h2o_multithread_receiver_t stop_receiver;
 	h2o_multithread_message_t  stop_message;
-} Worker;
+	Limits					  *limits;
+};
 
 extern void	 server_setup(h2o_globalconf_t *conf);
 extern void	 worker_init(Worker *w, h2o_globalconf_t *conf, int listen_fd);

@@ -102,6 +102,7 @@ SELECT test.err($$SELECT * FROM psk.codes$$);
 SELECT test.err($$SELECT * FROM psk.users$$);
 SELECT test.err($$SELECT * FROM psk.sessions$$);
 SELECT test.err($$SELECT * FROM psk.login_failures$$);
+SELECT test.err($$SELECT * FROM psk.login_key$$);
 SELECT test.err($$SELECT * FROM psk.audit_log$$);
 SELECT test.err($$UPDATE psk.audit_log SET note = 'x'$$);
 SELECT test.err($$DELETE FROM psk.audit_log$$);
@@ -110,7 +111,7 @@ SELECT test.err($$SELECT psk.crypt('a', 'b')$$);
 SELECT test.err($$SET psk.login_max_failures = 1000$$);
 RESET ROLE;
 SELECT test.state() <> :'before' AS the_app_did_its_work;
-SELECT count(*) AS failures_counted FROM psk.login_failures WHERE email = 'osv@example.com';
+SELECT test.login_failures('osv@example.com') AS failures_counted;
 
 --
 -- The auditor: reads the audit log, nothing else
@@ -125,6 +126,7 @@ SELECT test.err($$SELECT * FROM psk.codes$$);
 SELECT test.err($$SELECT * FROM psk.users$$);
 SELECT test.err($$SELECT * FROM psk.sessions$$);
 SELECT test.err($$SELECT * FROM psk.login_failures$$);
+SELECT test.err($$SELECT * FROM psk.login_key$$);
 SELECT test.err($$SELECT * FROM psk_reserve('osv@example.com', 'tester')$$);
 SELECT test.err($$SELECT * FROM psk_login('osv@example.com', 'Rdl@12345')$$);
 SELECT test.err($$SELECT * FROM psk_users()$$);

@@ -5,7 +5,7 @@
 BEGIN;
 \i test/fixtures/tap.sql
 \i test/fixtures/tap_helpers.sql
-SELECT plan(76);
+SELECT plan(80);
 
 SELECT is((SELECT count(*) FROM psk_add_codes('admin@example.com', 'OSV',
                                               ARRAY['HL-1', 'HL-2', 'HL-3', 'HL-4', 'HL-5', 'HL-6'])),
@@ -176,6 +176,26 @@ SELECT ok((SELECT bool_and(reserved_at <= lead) FROM (
 SELECT is((SELECT count(*) FROM psk_overdue('0', 'HSV')), 0::bigint, 'code_type filters by pool');
 SELECT throws_ok($$SELECT * FROM psk_overdue(NULL)$$, 'PK007', NULL, 'psk_overdue without older_than');
 SELECT throws_ok($$SELECT * FROM psk_overdue('-1 minute')$$, 'PK007', NULL, 'psk_overdue with a negative interval');
+
+------------------------------------------------------------------------
+-- The sweep in batches: psk_expire_reservations() returns at most
+-- psk.expiry_batch holds per call, the longest overdue first
+------------------------------------------------------------------------
+SELECT count(*) FROM psk_add_codes('admin@example.com', 'OSV', ARRAY['HB-1', 'HB-2', 'HB-3']);
+SELECT count(*) FROM psk_expire_reservations();
+SET LOCAL psk.reservation_ttl = '5min';
+SELECT array_agg(code ORDER BY code) AS hb FROM psk_reserve('osv@example.com', 'bat', code_type => 'OSV', how_many => 3) \gset
+SELECT t.backdate((:'hb'::text[])[1], '1 hour'), t.backdate((:'hb'::text[])[2], '3 hours'),
+       t.backdate((:'hb'::text[])[3], '2 hours');
+SET LOCAL psk.expiry_batch = 2;
+SELECT is((SELECT array_agg(c ORDER BY c) FROM psk_expire_reservations() c),
+          (:'hb'::text[])[2:3], 'a batch of psk.expiry_batch holds, the longest overdue first');
+SELECT is((SELECT array_agg(c ORDER BY c) FROM psk_expire_reservations() c),
+          (:'hb'::text[])[1:1], 'the next call sweeps the rest');
+SELECT is((SELECT count(*) FROM psk_expire_reservations()), 0::bigint, 'then nothing is left');
+SELECT is((SELECT count(*) FROM psk.audit_log WHERE action = 'EXPIRED' AND code = ANY (:'hb'::text[])), 3::bigint,
+          'one EXPIRED row per swept hold');
+RESET psk.expiry_batch;
 
 -- the log replays through the lifecycle, RENEWED and EXPIRED of codes in use included
 SELECT is((SELECT count(*) FROM t.replay() WHERE r_status LIKE 'ILLEGAL%'), 0::bigint,

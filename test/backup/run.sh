@@ -14,7 +14,7 @@ here=test/backup
 
 cluster_init "$work/data" || exit 1
 mkdir -p "$work/archive" && chown postgres: "$work/archive" 2>/dev/null
-cluster_start "$work/data" "$port" -c wal_level=replica -c archive_mode=on \
+cluster_start "$work/data" "$port" -c shared_preload_libraries=psk -c wal_level=replica -c archive_mode=on \
 	-c "archive_command='test ! -f $work/archive/%f && cp %p $work/archive/%f'" || exit 1
 
 db() { psql -XAtq -v ON_ERROR_STOP=1 -d "$@"; }
@@ -230,7 +230,7 @@ archive_mode = off
 CONF
 as_pg touch "$base/recovery.signal"
 rport=$(free_port)
-cluster_start "$base" "$rport" || exit 1
+cluster_start "$base" "$rport" -c shared_preload_libraries=psk || exit 1
 trap 'cluster_stop "$base" immediate; cluster_stop "$work/data" immediate; rm -rf "$work"' EXIT
 for _ in $(seq 100); do
 	[ "$(PGPORT=$rport db postgres -c "SELECT pg_is_in_recovery()")" = f ] && break

@@ -55,7 +55,7 @@ if ! make -s -C shim sanitize >"$work/build.out" 2>&1; then
 fi
 
 pgport=$(free_port)
-cluster_init "$work/data" && cluster_start "$work/data" "$pgport" || {
+cluster_init "$work/data" && cluster_start "$work/data" "$pgport" -c shared_preload_libraries=psk || {
 	failed=1
 	finish
 	exit 1

@@ -44,7 +44,7 @@ if [ -n "$own_cluster" ]; then
 	pgport=$(free_port)
 	cluster_init "$own_cluster" || exit 1
 	# every statement logged: the tests check no secret reaches the log
-	cluster_start "$own_cluster" "$pgport" -c log_statement=all \
+	cluster_start "$own_cluster" "$pgport" -c shared_preload_libraries=psk -c log_statement=all \
 		-c "log_line_prefix='%m [%p] %u '" || exit 1
 	export PGHOST=127.0.0.1 PGPORT=$pgport PGUSER=postgres
 	export PSK_HTTP_SERVER_LOG=$own_cluster/server.log
