@@ -38,6 +38,10 @@ if pid=$(run_pid); then
   stop it: make stop"
 fi
 
+if pid=$(ha_run_pid); then
+	die "make run-ha is running (pid $pid); stop it first: make stop"
+fi
+
 # First the packages: lib.sh asks pg_config where PostgreSQL is.
 bash scripts/deps.sh || die "missing packages (scripts/deps.sh)"
 source scripts/lib.sh

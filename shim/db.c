@@ -16,9 +16,18 @@
  * statement cancelled (PQcancel): a login whose client hung up must not
  * run bcrypt and count a failure for nobody.  While jobs wait or run, the
  * pool looks at their clients' sockets every WATCH_MS.
+ *
+ * Across a failover: --db may name several hosts with
+ * target_session_attrs=read-write, so that libpq connects to whichever is
+ * the primary now.  A connection that answers 25006 (read-only: its server
+ * is, or has become, a standby) is dropped after that answer, with the idle
+ * ones to the same server, and re-established the same way.  TCP
+ * keepalives (defaults the conninfo can override) notice a primary whose
+ * machine died without closing anything.
  */
 #include "shim.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,8 +62,12 @@ struct DbConn
 	h2o_timeout_entry_t timer;	 /* connect, run watchdog or backoff */
 };
 
-/* reconnect delays: 100 ms doubling to 5 s */
-static const int backoff_ms[] = { 100, 200, 400, 800, 1600, 3200, 5000 };
+/*
+ * reconnect delays: 100 ms doubling to 1 s.  A failover's new primary takes
+ * writes a few seconds after the old one died; a longer cap would add up to
+ * that much to the outage, for little saved (an attempt is one connect).
+ */
+static const int backoff_ms[] = { 100, 200, 400, 800, 1000 };
 #define NBACKOFF ((int) (sizeof(backoff_ms) / sizeof(backoff_ms[0])))
 
 struct DbPool
@@ -76,6 +89,9 @@ struct DbPool
 	h2o_timeout_t		watch_timeout; /* the clients of jobs, every WATCH_MS */
 	h2o_timeout_entry_t watch_entry;
 };
+
+/* set-up connections (idle or busy) of every pool, for /ready */
+static atomic_int nready;
 
 static void conn_start(DbConn *c);
 static void conn_lost(DbConn *c, const char *why);
@@ -198,6 +214,7 @@ setup_next(DbConn *c)
 		c->failing = false;
 		c->backoff = 0;
 		c->state = DB_IDLE;
+		atomic_fetch_add(&nready, 1);
 		conn_dispatch(c);
 		return;
 	}
@@ -247,12 +264,19 @@ static void
 conn_start(DbConn *c)
 {
 	/*
-	 * The whole conninfo is expanded from "dbname"; the replies are JSON,
-	 * so UTF-8 whatever it says.
+	 * The whole conninfo is expanded from "dbname": the keepalives before it
+	 * are defaults it may override; the replies are JSON, so UTF-8 whatever
+	 * it says.
 	 */
-	static const char *const keys[] = { "dbname", "fallback_application_name",
-										"client_encoding", NULL };
-	const char *values[] = { shim_config.conninfo, "psk-shim", "UTF8", NULL };
+	static const char *const keys[] = { "keepalives_idle",
+										"keepalives_interval",
+										"keepalives_count",
+										"dbname",
+										"fallback_application_name",
+										"client_encoding",
+										NULL };
+	const char *values[] = { "5",		 "2",	 "3", shim_config.conninfo,
+							 "psk-shim", "UTF8", NULL };
 
 	c->pg = PQconnectStartParams(keys, values, 1);
 	c->state = DB_CONNECTING;
@@ -310,6 +334,8 @@ conn_lost(DbConn *c, const char *why)
 	}
 	c->job = NULL;
 	c->want_write = false;
+	if (c->state == DB_IDLE || c->state == DB_BUSY)
+		atomic_fetch_sub(&nready, 1);
 	if (c->state != DB_DOWN)
 		pool->nalive--;
 	c->state = DB_DOWN;
@@ -383,6 +409,46 @@ conn_dispatch(DbConn *c)
 	}
 }
 
+/* 25006: the statement ran on a server that takes no writes */
+static bool
+is_read_only_error(const PGresult *res)
+{
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	return state != NULL && strcmp(state, "25006") == 0;
+}
+
+/*
+ * c's server answered 25006: drop c and the idle connections to the same
+ * server (they would answer the same), to connect again to whichever server
+ * takes writes now.  Busy ones end their statement first.
+ */
+static void
+drop_read_only(DbConn *c)
+{
+	DbPool *pool = c->pool;
+	char	host[256], port[32];
+
+	snprintf(host, sizeof(host), "%s", PQhost(c->pg) ? PQhost(c->pg) : "");
+	snprintf(port, sizeof(port), "%s", PQport(c->pg) ? PQport(c->pg) : "");
+	shim_log("database server %s:%s is read-only (a standby now): "
+			 "reconnecting to the primary",
+			 host, port);
+	for (int i = 0; i < pool->nconns; i++)
+	{
+		DbConn *o = &pool->conns[i];
+
+		if (o == c || (o->state == DB_IDLE && o->pg != NULL &&
+					   strcmp(host, PQhost(o->pg) ? PQhost(o->pg) : "") == 0 &&
+					   strcmp(port, PQport(o->pg) ? PQport(o->pg) : "") == 0))
+		{
+			o->failing = true; /* said above */
+			o->backoff = 0;
+			conn_lost(o, "read-only");
+		}
+	}
+}
+
 /* The command on c has ended (PQgetResult returned NULL). */
 static void
 conn_command_done(DbConn *c)
@@ -412,6 +478,7 @@ conn_command_done(DbConn *c)
 	else
 	{
 		DbJob *job = c->job;
+		bool   standby = res != NULL && is_read_only_error(res);
 
 		c->job = NULL;
 		c->state = DB_IDLE;
@@ -420,7 +487,10 @@ conn_command_done(DbConn *c)
 			job_finish(job, res, NULL);
 		else
 			PQclear(res); /* its requester went away */
-		conn_dispatch(c);
+		if (standby)
+			drop_read_only(c);
+		else
+			conn_dispatch(c);
 	}
 }
 
@@ -638,6 +708,12 @@ on_watch(h2o_timeout_entry_t *entry)
 	}
 	if (watching)
 		watch_start(pool);
+}
+
+bool
+db_pool_has_primary(void)
+{
+	return atomic_load(&nready) > 0;
 }
 
 void

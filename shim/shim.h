@@ -147,6 +147,13 @@ extern DbPool *db_pool_create_sized(h2o_loop_t		  *loop,
 /* counts[4] += connections down, connecting, idle, busy (any thread) */
 extern void db_pool_states(DbPool *pool, int counts[4]);
 
+/*
+ * True while at least one connection of any pool is set up, i.e. connected
+ * to a server that took it as read-write (libpq's target_session_attrs,
+ * when --db asks for it) and not since lost: for /ready.  Any thread.
+ */
+extern bool db_pool_has_primary(void);
+
 /* json.c: the little JSON the shim writes itself */
 extern bool utf8_valid(const char *s, size_t len);
 /* Bytes json_quote may write for len input bytes. */
