@@ -222,20 +222,19 @@ psk_check_holder(const char *code, const char *status, bool held,
 }
 
 /*
- * In a writer call: the user with this e-mail (not_allowed unless a
- * non-admin user), and the code it holds, locked in mode (waiting for
- * others) and left in w->code_slot; refused unless that user holds it.
+ * In a writer call, for a user already checked (psk_check_user): the code
+ * it holds, locked in mode (waiting for others) and left in w->code_slot;
+ * refused unless that user holds it.
  */
 void
-psk_lock_held_code(PskWriter *w, const char *email, const char *code,
-				   LockTupleMode mode, PskUser *user)
+psk_lock_held_code(PskWriter *w, const char *code, LockTupleMode mode,
+				   const PskUser *user)
 {
 	bool  found;
 	bool  isnull = true;
 	char *status = NULL;
 	int64 holder = 0;
 
-	psk_check_user(email, psk_lookup_user(email, false, user) ? user : NULL);
 	found = psk_lock_code(w, code, mode);
 	if (found)
 	{

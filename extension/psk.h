@@ -128,6 +128,13 @@ extern char *psk_spi_strdup(const char *s);
  */
 extern char *psk_text_arg(FunctionCallInfo fcinfo, int argno, const char *name,
 						  bool required, int maxlen);
+/*
+ * Argument argno as given, cut to a little over maxlen characters' bytes
+ * (NULL for NULL): for a function that checks it after its caller; what is
+ * cut is still too long for psk_check_text.
+ */
+extern char *psk_text_arg_capped(FunctionCallInfo fcinfo, int argno,
+								 int maxlen);
 /* The same checks on a C string (NULL allowed), for callers without fcinfo. */
 extern char *psk_check_text(char *value, const char *name, bool required,
 							int maxlen);
@@ -191,9 +198,9 @@ extern void psk_check_holder(const char *code, const char *status, bool held,
 
 /*
  * The holder's cycle, for the SQL functions and the HTTP layer: reserve.c,
- * confirm.c, release.c and renew.c.  Arguments of confirm and release must
- * have passed psk_check_text; reserve and renew check theirs themselves,
- * after the caller (who may call them at all comes first).  Errors are
+ * confirm.c, release.c and renew.c.  Each checks its arguments itself,
+ * after the caller (who may call them at all comes first); a value that
+ * passed psk_check_text already passes again unchanged.  Errors are
  * raised as by the SQL functions.  Results are allocated in the caller's
  * memory context.
  */
@@ -233,7 +240,7 @@ typedef struct PskConfirmed
 	TimestampTz confirmed_at;
 } PskConfirmed;
 
-/* psk_confirm's work; code checked as its argument, token not NULL. */
+/* psk_confirm's work; code and token as given (NULL: not given). */
 extern void psk_confirm_code(const char *email, const char *code,
 							 const pg_uuid_t *token, PskConfirmed *out);
 
@@ -243,6 +250,7 @@ typedef struct PskReleased
 	TimestampTz released_at;
 } PskReleased;
 
+/* psk_release's work; code, clearance and note as given (NULL: not given). */
 extern void psk_release_code(const char *email, const char *code,
 							 const char *clearance, const char *note,
 							 PskReleased *out);

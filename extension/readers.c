@@ -122,12 +122,14 @@ psk_user_log(PG_FUNCTION_ARGS)
 {
 	char *email =
 		psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
-	int32	n = psk_int_arg(fcinfo, 1, "n", 20, 1, PSK_MAX_LOG_ROWS);
+	int32	n;
 	PskUser user;
 	Datum	values[2];
 
 	SPI_connect();
+	/* who may call it first, then the arguments */
 	psk_require_user(email, &user);
+	n = psk_int_arg(fcinfo, 1, "n", 20, 1, PSK_MAX_LOG_ROWS);
 	values[0] = Int64GetDatum(user.id);
 	values[1] = Int32GetDatum(n);
 	psk_execute(&user_log, values, NULL, true);

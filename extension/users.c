@@ -104,24 +104,21 @@ psk_create_user_work(PG_FUNCTION_ARGS)
 {
 	char *admin_email =
 		psk_text_arg(fcinfo, 0, "admin_email", false, PSK_MAX_EMAIL_LEN);
-	char *team = psk_text_arg(fcinfo, 1, "team_name", true, PSK_MAX_NAME_LEN);
-	char *name = psk_text_arg(fcinfo, 2, "user_name", true, PSK_MAX_NAME_LEN);
-	char *email = psk_text_arg(fcinfo, 3, "email", true, PSK_MAX_EMAIL_LEN);
-	char *password =
-		psk_text_arg(fcinfo, 4, "password", true, PSK_MAX_PASSWORD);
 	bool		is_admin = PG_ARGISNULL(5) ? false : PG_GETARG_BOOL(5);
-	const char *pool =
-		psk_pool_name(psk_text_arg(fcinfo, 6, "pool", false, PSK_MAX_NAME_LEN));
-	PskUser admin;
-	bool	bootstrap = admin_email == NULL;
-	Datum	values[7];
-	bool	nulls[7] = { 0 };
-	bool	isnull;
+	char	   *team;
+	char	   *name;
+	char	   *email;
+	char	   *password;
+	const char *pool;
+	PskUser		admin;
+	bool		bootstrap = admin_email == NULL;
+	Datum		values[7];
+	bool		nulls[7] = { 0 };
+	bool		isnull;
 
 	psk_require_writable("psk_create_user");
-	check_email(email);
-	check_password(password);
 
+	/* who may call it first (strings below live until SPI_finish) */
 	SPI_connect();
 	if (admin_email == NULL)
 	{
@@ -142,6 +139,16 @@ psk_create_user_work(PG_FUNCTION_ARGS)
 	}
 	else
 		psk_require_admin(admin_email, &admin);
+
+	/* then the arguments */
+	team = psk_text_arg(fcinfo, 1, "team_name", true, PSK_MAX_NAME_LEN);
+	name = psk_text_arg(fcinfo, 2, "user_name", true, PSK_MAX_NAME_LEN);
+	email = psk_text_arg(fcinfo, 3, "email", true, PSK_MAX_EMAIL_LEN);
+	password = psk_text_arg(fcinfo, 4, "password", true, PSK_MAX_PASSWORD);
+	pool =
+		psk_pool_name(psk_text_arg(fcinfo, 6, "pool", false, PSK_MAX_NAME_LEN));
+	check_email(email);
+	check_password(password);
 
 	values[0] = CStringGetTextDatum(team);
 	values[1] = CStringGetTextDatum(name);
@@ -355,29 +362,37 @@ psk_update_user_work(PG_FUNCTION_ARGS)
 {
 	char *admin_email =
 		psk_text_arg(fcinfo, 0, "admin_email", true, PSK_MAX_EMAIL_LEN);
-	int64 id = user_id_arg(fcinfo, 1);
-	char *team = optional_arg(fcinfo, 2, "team_name", PSK_MAX_NAME_LEN);
-	char *name = optional_arg(fcinfo, 3, "user_name", PSK_MAX_NAME_LEN);
-	char *email = optional_arg(fcinfo, 4, "email", PSK_MAX_EMAIL_LEN);
-	char *password = optional_arg(fcinfo, 5, "password", PSK_MAX_PASSWORD);
-	const char *pool =
-		psk_pool_name(optional_arg(fcinfo, 7, "pool", PSK_MAX_NAME_LEN));
-	bool	demote = !PG_ARGISNULL(6) && !PG_GETARG_BOOL(6);
-	bool	promote = !PG_ARGISNULL(6) && PG_GETARG_BOOL(6);
-	PskUser admin;
-	Datum	values[8];
-	bool	nulls[8] = { 0 };
-	bool	isnull;
-	bool	found;
+	int64		id;
+	char	   *team;
+	char	   *name;
+	char	   *email;
+	char	   *password;
+	const char *pool;
+	bool		demote = !PG_ARGISNULL(6) && !PG_GETARG_BOOL(6);
+	bool		promote = !PG_ARGISNULL(6) && PG_GETARG_BOOL(6);
+	PskUser		admin;
+	Datum		values[8];
+	bool		nulls[8] = { 0 };
+	bool		isnull;
+	bool		found;
 
 	psk_require_writable("psk_update_user");
+
+	/* who may call it first (strings below live until SPI_finish) */
+	SPI_connect();
+	psk_require_admin(admin_email, &admin);
+
+	/* then the arguments */
+	id = user_id_arg(fcinfo, 1);
+	team = optional_arg(fcinfo, 2, "team_name", PSK_MAX_NAME_LEN);
+	name = optional_arg(fcinfo, 3, "user_name", PSK_MAX_NAME_LEN);
+	email = optional_arg(fcinfo, 4, "email", PSK_MAX_EMAIL_LEN);
+	password = optional_arg(fcinfo, 5, "password", PSK_MAX_PASSWORD);
+	pool = psk_pool_name(optional_arg(fcinfo, 7, "pool", PSK_MAX_NAME_LEN));
 	if (email)
 		check_email(email);
 	if (password)
 		check_password(password);
-
-	SPI_connect();
-	psk_require_admin(admin_email, &admin);
 
 	if (demote)
 		keep_an_admin(id, admin.id);
@@ -454,7 +469,7 @@ psk_delete_user(PG_FUNCTION_ARGS)
 {
 	char *admin_email =
 		psk_text_arg(fcinfo, 0, "admin_email", true, PSK_MAX_EMAIL_LEN);
-	int64	id = user_id_arg(fcinfo, 1);
+	int64	id;
 	PskUser admin;
 	int32	held;
 	Datum	value;
@@ -462,7 +477,9 @@ psk_delete_user(PG_FUNCTION_ARGS)
 
 	psk_require_writable("psk_delete_user");
 	SPI_connect();
+	/* who may call it first, then the arguments */
 	psk_require_admin(admin_email, &admin);
+	id = user_id_arg(fcinfo, 1);
 
 	/*
 	 * The user's row lock (FOR UPDATE) waits for the reserves of that user

@@ -246,12 +246,10 @@ extern bool psk_lookup_user_locked(const char *email, LockTupleMode mode,
 								   PskUser *user);
 
 /*
- * actor.c: the code the user with this e-mail holds, locked in mode into
- * w->code_slot; not_allowed for an unknown user or an admin, and the
- * refusals of psk_check_holder.
+ * actor.c: the code that user (checked by psk_check_user already) holds,
+ * locked in mode into w->code_slot; the refusals of psk_check_holder.
  */
-extern void psk_lock_held_code(PskWriter *w, const char *email,
-							   const char *code, LockTupleMode mode,
-							   PskUser *user);
+extern void psk_lock_held_code(PskWriter *w, const char *code,
+							   LockTupleMode mode, const PskUser *user);
 
 #endif /* PSK_WRITER_H */
