@@ -1,6 +1,6 @@
 -- Round 7 of test/stress/run.sh: holds that end, retries, a quota.  Four
 -- users h1..h4 (COMMON), two pgbench clients each (holds.pgbench): reserve
--- with a request_id drawn from 400 per user (so the same request_id comes
+-- with a request_id drawn from 20,000 per user (so the same request_id comes
 -- twice, also from both clients at once, and its arguments follow from it),
 -- renew, confirm, release, sweep; psk.reservation_ttl 1 s, psk.in_use_ttl
 -- 2 s, psk.max_held_per_user 5.  stress.h_act() refuses only the outcomes
