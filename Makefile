@@ -3,7 +3,9 @@
 #   make            build the extension and the shim
 #   make install    install the extension into PostgreSQL (needs root)
 #   make run        build, install, start a local cluster in ./.psk and the shim
-#   make stop       stop whatever `make run` left running
+#   make run-ha     the same on a pg_auto_failover formation: a monitor and
+#                   two nodes with synchronous replication (README)
+#   make stop       stop whatever `make run` or `make run-ha` left running
 #   make test       install what is missing, build, run every test
 #   make test-stress only the concurrency and crash suite
 #   make bench      throughput and latency, psk against plain SQL and HTTP
@@ -58,12 +60,15 @@ ifneq ($(wildcard shim/Makefile),)
 all: shim
 endif
 
-.PHONY: shim run stop test
+.PHONY: shim run run-ha stop test
 shim:
 	$(MAKE) -C shim PG_CONFIG=$(PG_CONFIG)
 
 run:
 	bash scripts/run.sh
+
+run-ha:
+	bash scripts/run-ha.sh
 
 stop:
 	bash scripts/stop.sh

@@ -6,8 +6,12 @@
 #   a  pgbench SELECT 1                         bench/select1.sql
 #   b  the cycle hand-written in SQL            bench/sql_cycle.sql
 #   c  the cycle through psk_reserve/release    bench/psk_cycle.sql
+#   ck c with a request_id on every reserve     bench/psk_cycle_rid.sql
 #   d  the cycle over HTTP through psk-shim     bench/psk-http-cycle
+#   dk d with an Idempotency-Key on every reserve  bench/psk-http-cycle -k
 #   e  GET /auth/me and GET /users/my           bench/psk-http-cycle -g
+#   ds d while a scraper asks GET /metrics 10 times a second (the admin
+#      port); ds/d: what watching it costs the reserves (target >= 0.90)
 #
 # The HTTP driver (bench/http-cycle.c) holds all connections on one
 # event-driven thread per core, as pgbench -j does, and reports latency as
@@ -15,7 +19,7 @@
 # a thread per connection, as before) for comparison.
 #
 # Prints one table (operations per second, p50 and p99 latency, and the
-# ratios c/b, d/c and d/a) and writes the same as Markdown to
+# ratios c/b, d/c, d/a, ck/c and dk/d) and writes the same as Markdown to
 # bench/results/bench-DATE-REV.md.  Settings, from the environment:
 #   PSK_BENCH_SECONDS   seconds per run (10)
 #   PSK_BENCH_CLIENTS   client counts (1 8 32; at most 64)
@@ -49,6 +53,7 @@ bench_db psk_bench "$codes"
 echo "== $codes codes loaded in ${load_seconds}s"
 
 httpport=$(free_port)
+adminport=$(free_port)
 # The shim in a session of its own, as each PostgreSQL backend is (the
 # postmaster calls setsid() for each): with the kernel's autogroup
 # scheduling (Debian's default), a session is one scheduling group, and a
@@ -57,7 +62,7 @@ httpport=$(free_port)
 # 2.5 s at times (GET /users/my at 8 connections after the 32-client
 # cycle: p99 1.1 s and timeouts through wrk); in its own session, 14 ms.
 # shellcheck disable=SC2086
-setsid shim/psk-shim --listen "127.0.0.1:$httpport" --db "host=127.0.0.1 port=$pgport dbname=psk_bench user=postgres" \
+setsid shim/psk-shim --listen "127.0.0.1:$httpport" --admin-listen "127.0.0.1:$adminport" --db "host=127.0.0.1 port=$pgport dbname=psk_bench user=postgres" \
 	$shim_flags >"$work/shim.out" 2>"$work/shim.err" &
 shim_pid=$!
 for _ in $(seq 50); do
@@ -112,20 +117,46 @@ wrk_run() {
 		END {if (r == "") r = "0 - - 1 -"; print r, us}' "$work/$name-c$c.out"
 }
 
+# scraper_start: GET /metrics 10 times a second, on one kept-alive
+# connection, until scraper_stop; counts its scrapes in $work/scrapes.
+scraper_start() {
+	python3 - "$adminport" "$work/scrapes" <<'PY' &
+import http.client, sys, time
+port, out = int(sys.argv[1]), sys.argv[2]
+conn, n = http.client.HTTPConnection("127.0.0.1", port, timeout=5), 0
+while True:
+    t = time.monotonic()
+    conn.request("GET", "/metrics")
+    r = conn.getresponse()
+    r.read()
+    n += r.status == 200
+    open(out, "w").write(str(n))
+    time.sleep(max(0, 0.1 - (time.monotonic() - t)))
+PY
+	scraper_pid=$!
+}
+scraper_stop() {
+	kill "$scraper_pid" 2>/dev/null
+	wait "$scraper_pid" 2>/dev/null
+}
+
 header="$(date -u '+%F %T UTC'), git $git_rev$git_dirty, nproc $ncpu, memory ${mem_gb} GB, $(uname -sr)"
 setup="PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') $bench_pg_settings; $codes codes (OSV half, HSV and COMMON a quarter each); ${seconds}s per run; pgbench -M prepared, -j min(clients, $ncpu); HTTP: bench/psk-http-cycle, one thread per core$([ "$with_wrk" = 1 ] && echo "; d (wrk): wrk, one thread per connection"); psk-shim $shim_flags"
 echo "== $header"
 echo "== $setup"
 
 declare -A R # R[run,clients] = "OPS P50 P99 ERRORS MAX [SHIM_US]"
-runs="a b c d e1 e2"
-[ "$with_wrk" = 1 ] && runs="a b c d dw e1 e2"
+runs="a b c ck d dk ds e1 e2"
+[ "$with_wrk" = 1 ] && runs="a b c ck d dk ds dw e1 e2"
 declare -A label=(
 	[a]="a: SELECT 1"
 	[b]="b: SQL cycle"
 	[c]="c: psk cycle"
+	[ck]="ck: c, request_id"
 	[d]="d: HTTP cycle"
+	[dk]="dk: d, Idem.-Key"
 	[dw]="d: HTTP, wrk"
+	[ds]="ds: d, scraped 10/s"
 	[e1]="e: GET /auth/me"
 	[e2]="e: GET /users/my"
 )
@@ -136,8 +167,16 @@ for c in $clients; do
 	echo "   ${label[b]}, $c clients: ${R[b,$c]}"
 	R[c,$c]=$(pg_run psk_cycle bench/psk_cycle.sql "$c" "$seconds")
 	echo "   ${label[c]}, $c clients: ${R[c,$c]}"
+	R[ck,$c]=$(pg_run psk_cycle_rid bench/psk_cycle_rid.sql "$c" "$seconds")
+	echo "   ${label[ck]}, $c clients: ${R[ck,$c]}"
 	R[d,$c]=$(http_run http_cycle "$c" "$seconds")
 	echo "   ${label[d]}, $c clients: ${R[d,$c]}"
+	R[dk,$c]=$(http_run http_cycle_key "$c" "$seconds" -k)
+	echo "   ${label[dk]}, $c clients: ${R[dk,$c]}"
+	scraper_start
+	R[ds,$c]=$(http_run http_cycle_scraped "$c" "$seconds")
+	scraper_stop
+	echo "   ${label[ds]}, $c clients: ${R[ds,$c]} ($(cat "$work/scrapes" 2>/dev/null || echo 0) scrapes)"
 	if [ "$with_wrk" = 1 ]; then
 		R[dw,$c]=$(wrk_run http_cycle_wrk bench/http_cycle.lua "$c" "$seconds")
 		echo "   ${label[dw]}, $c clients: ${R[dw,$c]}"
@@ -171,16 +210,23 @@ report() {
 		done
 	done
 	echo
-	echo "| clients | c/b | d/c | d/a |"
-	echo "| ---: | ---: | ---: | ---: |"
+	echo "| clients | c/b | d/c | d/a | ck/c | dk/d | ds/d |"
+	echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 	for c in $clients; do
-		printf '| %2s | %s | %s | %s |\n' "$c" \
+		printf '| %2s | %s | %s | %s | %s | %s | %s |\n' "$c" \
 			"$(ratio "$(ops c "$c")" "$(ops b "$c")")" \
 			"$(ratio "$(ops d "$c")" "$(ops c "$c")")" \
-			"$(ratio "$(ops d "$c")" "$(ops a "$c")")"
+			"$(ratio "$(ops d "$c")" "$(ops a "$c")")" \
+			"$(ratio "$(ops ck "$c")" "$(ops c "$c")")" \
+			"$(ratio "$(ops dk "$c")" "$(ops d "$c")")" \
+			"$(ratio "$(ops ds "$c")" "$(ops d "$c")")"
 	done
 	echo
-	echo "ops/s: statements (a), cycles of reserve + release (b, c, d), requests (e)."
+	echo "ops/s: statements (a), cycles of reserve + release (b, c, ck, d, dk), requests (e)."
+	echo "ck and dk: c and d with a new request_id (Idempotency-Key) on every"
+	echo "reserve, remembered in psk.reserve_requests; ck/c and dk/d: what that costs."
+	echo "ds: d while GET /metrics is asked 10 times a second on the admin port"
+	echo "(its database part at most once a second); ds/d: what scraping costs."
 	echo "Latency: per transaction for pgbench (a whole cycle for b and c), per"
 	echo "HTTP request (half a cycle for d), as measured by bench/psk-http-cycle"
 	echo "(wrk's p99 adds made-up samples for slow requests). errors: failed"

@@ -5,7 +5,7 @@
 # A throwaway cluster in /tmp/psk-bench.*, stopped and removed on exit, with
 # the settings below (printed, and written into every results file).
 
-bench_pg_settings="-c shared_buffers=1GB -c max_connections=100 -c max_wal_size=8GB -c checkpoint_timeout=30min -c synchronous_commit=on -c autovacuum_naptime=10s"
+bench_pg_settings="-c shared_preload_libraries=psk -c shared_buffers=1GB -c max_connections=100 -c max_wal_size=8GB -c checkpoint_timeout=30min -c synchronous_commit=on -c autovacuum_naptime=10s"
 ncpu=$(nproc)
 mem_gb=$(free -m | awk '/^Mem:/ {printf "%.1f", $2 / 1024}')
 git_rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)

@@ -6,14 +6,16 @@
  *		as the cycle needs it, wants a thread per connection: 32 threads on
  *		2 cores).
  *
- *	psk-http-cycle [-t THREADS] [-d SECONDS] [-T TIMEOUT] [-g PATH] -- HOST:PORT
- *TOKEN...
+ *	psk-http-cycle [-t THREADS] [-d SECONDS] [-T TIMEOUT] [-g PATH] [-k] --
+ *HOST:PORT TOKEN...
  *
  * One HTTP/1.1 keep-alive connection per token (bench/bench.sh logs in
  * bench1..benchN first), one request at a time; connection i is served by
  * thread i % THREADS (default: the number of cores).  Each connection sends
  * POST /users/reserve, then POST /users/release with the code it got, and
- * so on; with -g, GET PATH over and over instead.
+ * so on; with -g, GET PATH over and over instead.  With -k each reserve
+ * carries an Idempotency-Key, a new one every time (this run, connection,
+ * count): the cost of a remembered request_id.
  *
  * Latency is per request, from its first byte sent to its reply's last
  * byte read, as measured: no coordinated-omission "correction" (wrk adds
@@ -27,6 +29,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -47,6 +50,8 @@
 typedef struct Conn
 {
 	const char *token;
+	int			id;		  /* its number, for -k */
+	uint64_t	reserves; /* sent so far, for -k */
 	int			fd;
 	uint32_t	events;	   /* what epoll watches for: EPOLLIN or EPOLLOUT */
 	char		code[128]; /* held: release it next; "" reserve */
@@ -78,6 +83,8 @@ static char					   host[256];
 static uint64_t				   deadline_ns;
 static uint64_t				   timeout_ns = 2000000000ull;
 static const char *get_path; /* -g: GET this path instead of cycling */
+static bool		   with_key; /* -k: an Idempotency-Key on every reserve */
+static uint64_t	   run_id;	 /* -k: keys of this run are unlike any other's */
 
 static uint64_t
 now_ns(void)
@@ -109,6 +116,7 @@ static void
 next_request(Conn *c)
 {
 	char body[160];
+	char key[96] = "";
 
 	if (get_path != NULL)
 		c->out_len = snprintf(c->out, sizeof(c->out),
@@ -123,14 +131,18 @@ next_request(Conn *c)
 			snprintf(body, sizeof(body), "{\"code\":\"%s\"}", c->code);
 		else
 			snprintf(body, sizeof(body), "{\"tester_name\":\"bench\"}");
+		if (!release && with_key)
+			snprintf(key, sizeof(key),
+					 "Idempotency-Key: %" PRIx64 "-%d-%" PRIu64 "\r\n", run_id,
+					 c->id, c->reserves++);
 		c->code[0] = '\0';
 		c->out_len = snprintf(c->out, sizeof(c->out),
 							  "POST /users/%s HTTP/1.1\r\nHost: %s\r\n"
-							  "Authorization: Bearer %s\r\n"
+							  "Authorization: Bearer %s\r\n%s"
 							  "Content-Type: application/json\r\n"
 							  "Content-Length: %zu\r\n\r\n%s",
 							  release ? "release" : "reserve", host, c->token,
-							  strlen(body), body);
+							  key, strlen(body), body);
 	}
 	c->out_done = 0;
 	c->in_len = 0;
@@ -352,7 +364,7 @@ usage(void)
 {
 	fprintf(
 		stderr,
-		"usage: psk-http-cycle [-t THREADS] [-d SECONDS] [-T TIMEOUT_SECONDS] [-g PATH] HOST:PORT TOKEN...\n");
+		"usage: psk-http-cycle [-t THREADS] [-d SECONDS] [-T TIMEOUT_SECONDS] [-g PATH] [-k] HOST:PORT TOKEN...\n");
 	exit(2);
 }
 
@@ -373,7 +385,7 @@ main(int argc, char **argv)
 	uint32_t	   *all;
 	long			e_status = 0, e_socket = 0, e_timeout = 0;
 
-	while ((opt = getopt(argc, argv, "t:d:T:g:")) != -1)
+	while ((opt = getopt(argc, argv, "t:d:T:g:k")) != -1)
 	{
 		switch (opt)
 		{
@@ -388,6 +400,9 @@ main(int argc, char **argv)
 				break;
 			case 'T':
 				timeout_ns = (uint64_t) (atof(optarg) * 1e9);
+				break;
+			case 'k':
+				with_key = true;
 				break;
 			default:
 				usage();
@@ -421,10 +436,12 @@ main(int argc, char **argv)
 		Thread *t = &threads[i % nthreads];
 
 		conns[i].token = argv[optind + 1 + i];
+		conns[i].id = i;
 		t->conns[t->nconns++] = &conns[i];
 	}
 
 	start = now_ns();
+	run_id = (uint64_t) time(NULL) << 20 ^ (uint64_t) getpid();
 	deadline_ns = start + (uint64_t) (seconds * 1e9);
 	for (int i = 0; i < nthreads; i++)
 		pthread_create(&threads[i].tid, NULL, thread_main, &threads[i]);

@@ -8,12 +8,14 @@
 # 2. Soak: cycle (c) for PSK_SOAK_MINUTES without a pause: ops/s per minute,
 #    dead tuples and index sizes at the start and the end, and ops/s over
 #    time drawn as a PNG (gnuplot) next to the Markdown.
-#
-# 3. CSV: PSK_CSV_CODES codes imported through psk-shim (POST
+# 3. A big log: PSK_LOG_ROWS audit rows (50M) in weekly partitions, each
+#    reader of the log timed with its plans (bench/log_readers.sh; the load
+#    takes long on 2 cores: PSK_LOG_ROWS=5000000 for a quicker look).
+# 4. CSV: PSK_CSV_CODES codes imported through psk-shim (POST
 #    /admin/codes/import, one file) and exported (GET /admin/codes/export):
 #    seconds and the shim's peak RSS for each; then cycle (c) without an
-#    export and during one that lasts the whole run (a client reading at a
-#    throttled rate, so one snapshot is held all along): ops/s, p50, p99.
+#    export, during one read slowly for the whole run, and during exports
+#    at full speed back to back: ops/s, p50, p99 and the ratio.
 #
 # Writes bench/results/scale-DATE-REV.md (and soak-DATE-REV.png).  Settings:
 #   PSK_SCALE_SIZES     pool sizes (100000 1000000 10000000; drop the last
@@ -24,6 +26,7 @@
 #   PSK_SOAK_CLIENTS    clients of the soak (8)
 #   PSK_SOAK_CODES      pool size of the soak (100000)
 #   PSK_SOAK_INTERVAL   seconds per point of the graph (10)
+#   PSK_LOG_ROWS        audit rows of part 3 (50000000; 0: no part 3)
 #   PSK_CSV_CODES       codes of the CSV import and export (1000000; 0: none)
 #   PSK_PGROOT          a private PostgreSQL tree (see README.md)
 set -uo pipefail
@@ -38,8 +41,9 @@ soak_minutes=${PSK_SOAK_MINUTES:-10}
 soak_clients=${PSK_SOAK_CLIENTS:-8}
 soak_codes=${PSK_SOAK_CODES:-100000}
 interval=${PSK_SOAK_INTERVAL:-10}
+log_rows=${PSK_LOG_ROWS-50000000}
 csv_codes=${PSK_CSV_CODES-1000000}
-for v in $sizes "$clients" "$soak_clients" "$soak_minutes" "$soak_codes" "$interval" "$csv_codes"; do
+for v in $sizes "$clients" "$soak_clients" "$soak_minutes" "$soak_codes" "$interval" "$log_rows" "$csv_codes"; do
 	[[ $v =~ ^[0-9]+$ ]] || die "'$v' is not a number"
 done
 ((clients >= 1 && clients <= 64 && soak_clients >= 1 && soak_clients <= 64)) ||
@@ -195,7 +199,19 @@ if [ "$soak_minutes" -gt 0 ]; then
 	EOF
 fi
 
-# 3. CSV in and out through the shim
+# 3. A big log
+if [ "$log_rows" -gt 0 ]; then
+	echo "== a log of $log_rows audit rows: loading, then each reader"
+	export PGDATABASE=postgres
+	psql -qX -c "CREATE DATABASE psk_biglog" >/dev/null &&
+		PGDATABASE=psk_biglog psql -qX -c "SET client_min_messages = warning" \
+			-c "CREATE EXTENSION psk CASCADE" >/dev/null &&
+		PGDATABASE=psk_biglog bash bench/log_readers.sh "$log_rows" >>"$out" ||
+		echo "part 3 failed" >&2
+	psql -qX -c "DROP DATABASE IF EXISTS psk_biglog" >/dev/null
+fi
+
+# 4. CSV in and out through the shim
 if [ "$csv_codes" -gt 0 ]; then
 	echo "== CSV: $csv_codes codes imported and exported through psk-shim"
 	bench_db psk_csv 0

@@ -26,14 +26,15 @@ user_string(TupleTableSlot *slot, AttrNumber att, bool spi)
 
 /*
  * The user with e-mail email (lower-cased already) or, when email is NULL,
- * with id id, in the active snapshot; with lock, locked FOR KEY SHARE (what
- * the holder_id foreign key takes anyway, taken first so that a user
- * deleted meanwhile is an unknown user rather than a foreign-key error).
+ * with id id, in the active snapshot; with lock, locked in mode: FOR KEY
+ * SHARE (what the holder_id foreign key takes anyway, taken first so that a
+ * user deleted meanwhile is an unknown user rather than a foreign-key
+ * error), or stronger to serialise one user's reserves (reserve.c).
  * spi: inside SPI, strings allocated outside it.
  */
 static bool
-fetch_user(const char *email, int64 id, bool lock, LOCKMODE rellock, bool spi,
-		   PskUser *user)
+fetch_user(const char *email, int64 id, bool lock, LockTupleMode mode,
+		   LOCKMODE rellock, bool spi, PskUser *user)
 {
 	Relation rel = table_open(psk_relation("users"), rellock);
 	Relation idx =
@@ -60,7 +61,7 @@ fetch_user(const char *email, int64 id, bool lock, LOCKMODE rellock, bool spi,
 
 	/* The locked version may have a new e-mail: look again. */
 	if (found && lock)
-		found = psk_lock_row(rel, slot, LockTupleKeyShare, true) &&
+		found = psk_lock_row(rel, slot, mode, true) &&
 				(email == NULL ||
 				 psk_slot_text_equals(slot, att[USER_EMAIL], email));
 
@@ -84,13 +85,22 @@ bool
 psk_lookup_user(const char *email, bool lock, PskUser *user)
 {
 	return email != NULL &&
-		   fetch_user(psk_lower(email), 0, lock, RowShareLock, false, user);
+		   fetch_user(psk_lower(email), 0, lock, LockTupleKeyShare,
+					  RowShareLock, false, user);
+}
+
+bool
+psk_lookup_user_locked(const char *email, LockTupleMode mode, PskUser *user)
+{
+	return email != NULL && fetch_user(psk_lower(email), 0, true, mode,
+									   RowShareLock, false, user);
 }
 
 bool
 psk_lookup_user_id(int64 id, PskUser *user)
 {
-	return fetch_user(NULL, id, false, AccessShareLock, false, user);
+	return fetch_user(NULL, id, false, LockTupleKeyShare, AccessShareLock,
+					  false, user);
 }
 
 /*
@@ -133,8 +143,8 @@ psk_lookup_session_user(Datum token_hash, PskUser *user)
 	index_close(idx, NoLock);
 	table_close(rel, NoLock);
 
-	return live &&
-		   fetch_user(NULL, user_id, false, AccessShareLock, false, user);
+	return live && fetch_user(NULL, user_id, false, LockTupleKeyShare,
+							  AccessShareLock, false, user);
 }
 
 /*
@@ -151,7 +161,8 @@ psk_find_user(const char *email, PskUser *user)
 		return false;
 	CommandCounterIncrement();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	found = fetch_user(psk_lower(email), 0, false, AccessShareLock, true, user);
+	found = fetch_user(psk_lower(email), 0, false, LockTupleKeyShare,
+					   AccessShareLock, true, user);
 	PopActiveSnapshot();
 	return found;
 }
@@ -211,20 +222,19 @@ psk_check_holder(const char *code, const char *status, bool held,
 }
 
 /*
- * In a writer call: the user with this e-mail (not_allowed unless a
- * non-admin user), and the code it holds, locked in mode (waiting for
- * others) and left in w->code_slot; refused unless that user holds it.
+ * In a writer call, for a user already checked (psk_check_user): the code
+ * it holds, locked in mode (waiting for others) and left in w->code_slot;
+ * refused unless that user holds it.
  */
 void
-psk_lock_held_code(PskWriter *w, const char *email, const char *code,
-				   LockTupleMode mode, PskUser *user)
+psk_lock_held_code(PskWriter *w, const char *code, LockTupleMode mode,
+				   const PskUser *user)
 {
 	bool  found;
 	bool  isnull = true;
 	char *status = NULL;
 	int64 holder = 0;
 
-	psk_check_user(email, psk_lookup_user(email, false, user) ? user : NULL);
 	found = psk_lock_code(w, code, mode);
 	if (found)
 	{

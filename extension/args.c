@@ -58,6 +58,18 @@ psk_text_arg(FunctionCallInfo fcinfo, int argno, const char *name,
 }
 
 char *
+psk_text_arg_capped(FunctionCallInfo fcinfo, int argno, int maxlen)
+{
+	text *arg;
+	Size  cap = (Size) maxlen * MAX_MULTIBYTE_CHAR_LEN + 1;
+
+	if (PG_ARGISNULL(argno))
+		return NULL;
+	arg = PG_GETARG_TEXT_PP(argno);
+	return pnstrdup(VARDATA_ANY(arg), Min(VARSIZE_ANY_EXHDR(arg), cap));
+}
+
+char *
 psk_check_text(char *value, const char *name, bool required, int maxlen)
 {
 	if (value == NULL)

@@ -166,18 +166,26 @@ psk_add_codes(PG_FUNCTION_ARGS)
 {
 	char *admin_email =
 		psk_text_arg(fcinfo, 0, "admin_email", true, PSK_MAX_EMAIL_LEN);
-	const char *pool = psk_pool_name(
+	const char *pool;
+	ArrayType  *codes;
+	ArrayType  *countries;
+	PskUser		admin;
+	Datum		values[4];
+	bool		nulls[4] = { 0 };
+	PskWriter	w;
+	Datum		pool_datum;
+	uint64		n;
+
+	/* who may call it first, then the arguments */
+	psk_require_writable("psk_add_codes");
+	psk_check_admin(admin_email, psk_lookup_user(admin_email, false, &admin)
+									 ? &admin
+									 : NULL);
+	pool = psk_pool_name(
 		psk_text_arg(fcinfo, 1, "code_type", true, PSK_MAX_NAME_LEN));
-	ArrayType *codes =
-		text_array_arg(fcinfo, 2, "codes", true, PSK_MAX_ADD_CODES);
-	ArrayType *countries =
+	codes = text_array_arg(fcinfo, 2, "codes", true, PSK_MAX_ADD_CODES);
+	countries =
 		text_array_arg(fcinfo, 3, "countries", false, PSK_MAX_ADD_COUNTRIES);
-	PskUser	  admin;
-	Datum	  values[4];
-	bool	  nulls[4] = { 0 };
-	PskWriter w;
-	Datum	  pool_datum;
-	uint64	  n;
 	/* A country name that long cannot exist; do not echo it back. */
 	if (countries != NULL && ARR_NDIM(countries) == 1)
 	{
@@ -206,7 +214,6 @@ psk_add_codes(PG_FUNCTION_ARGS)
 	}
 
 	SPI_connect();
-	psk_require_admin(admin_email, &admin);
 
 	values[0] = CStringGetTextDatum(pool);
 	values[1] = PointerGetDatum(codes);
@@ -285,17 +292,15 @@ lock_code(PskWriter *w, const char *code, LockedCode *locked)
 }
 
 /*
- * Start an admin's change of code: the admin (or not_allowed), then the
- * code locked (or not_found).
+ * Start an admin's change of code: the admin (or not_allowed), before the
+ * other arguments are checked; the code is locked (lock_code) after them.
  */
 static void
-begin_admin_change(PskWriter *w, const char *admin_email, PskUser *admin,
-				   const char *code, LockedCode *locked)
+begin_admin_change(PskWriter *w, const char *admin_email, PskUser *admin)
 {
 	psk_writer_begin(w);
 	psk_check_admin(admin_email,
 					psk_lookup_user(admin_email, false, admin) ? admin : NULL);
-	lock_code(w, code, locked);
 }
 
 /* subject_user_id of the audit row: the holder of the code as it was. */
@@ -337,17 +342,22 @@ psk_mark_non_usable(PG_FUNCTION_ARGS)
 {
 	char *email =
 		psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
-	char *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
-	char *reason = psk_text_arg(fcinfo, 2, "reason", true, PSK_MAX_TEXT_LEN);
+	char	  *code;
+	char	  *reason;
 	PskWriter  w;
 	PskUser	   actor;
 	LockedCode locked;
 
 	psk_writer_begin(&w);
-	/* Who, before anything about the code: a stranger learns nothing. */
+	/*
+	 * Who, before anything about the arguments or the code: a stranger
+	 * learns nothing.
+	 */
 	if (!psk_lookup_user(email, false, &actor))
 		ereport(ERROR, (errcode(ERRCODE_PSK_NOT_ALLOWED),
 						errmsg("unknown user \"%s\"", email)));
+	code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
+	reason = psk_text_arg(fcinfo, 2, "reason", true, PSK_MAX_TEXT_LEN);
 
 	lock_code(&w, code, &locked);
 	if (strcmp(locked.status, "NON_USABLE") == 0)
@@ -382,14 +392,17 @@ psk_disassociate(PG_FUNCTION_ARGS)
 {
 	char *admin_email =
 		psk_text_arg(fcinfo, 0, "admin_email", true, PSK_MAX_EMAIL_LEN);
-	char	  *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
-	char	  *note = psk_text_arg(fcinfo, 2, "note", false, PSK_MAX_TEXT_LEN);
+	char	  *code;
+	char	  *note;
 	PskWriter  w;
 	PskUser	   admin;
 	PskUser	   holder;
 	LockedCode locked;
 
-	begin_admin_change(&w, admin_email, &admin, code, &locked);
+	begin_admin_change(&w, admin_email, &admin);
+	code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
+	note = psk_text_arg(fcinfo, 2, "note", false, PSK_MAX_TEXT_LEN);
+	lock_code(&w, code, &locked);
 	if (!locked.held)
 		ereport(ERROR, (errcode(ERRCODE_PSK_WRONG_STATE),
 						errmsg("code \"%s\" is %s, not reserved or in use",
@@ -422,12 +435,14 @@ psk_restore(PG_FUNCTION_ARGS)
 {
 	char *admin_email =
 		psk_text_arg(fcinfo, 0, "admin_email", true, PSK_MAX_EMAIL_LEN);
-	char	  *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
+	char	  *code;
 	PskWriter  w;
 	PskUser	   admin;
 	LockedCode locked;
 
-	begin_admin_change(&w, admin_email, &admin, code, &locked);
+	begin_admin_change(&w, admin_email, &admin);
+	code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
+	lock_code(&w, code, &locked);
 	if (strcmp(locked.status, "NON_USABLE") != 0)
 		ereport(ERROR, (errcode(ERRCODE_PSK_WRONG_STATE),
 						errmsg("code \"%s\" is %s, not NON_USABLE", code,
@@ -455,15 +470,18 @@ psk_comment(PG_FUNCTION_ARGS)
 {
 	char *email =
 		psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
-	char *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
-	char *comment = psk_text_arg(fcinfo, 2, "comment", true, PSK_MAX_TEXT_LEN);
+	char	  *code;
+	char	  *comment;
 	PskWriter  w;
 	PskUser	   user;
 	LockedCode held;
 	bool	   found;
 
 	psk_writer_begin(&w);
+	/* who may call it first, then the arguments, then the code */
 	psk_check_user(email, psk_lookup_user(email, false, &user) ? &user : NULL);
+	code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
+	comment = psk_text_arg(fcinfo, 2, "comment", true, PSK_MAX_TEXT_LEN);
 
 	found = psk_find_code(&w, code);
 	if (found)
@@ -500,12 +518,14 @@ psk_delete_code(PG_FUNCTION_ARGS)
 {
 	char *admin_email =
 		psk_text_arg(fcinfo, 0, "admin_email", true, PSK_MAX_EMAIL_LEN);
-	char	  *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
+	char	  *code;
 	PskWriter  w;
 	PskUser	   admin;
 	LockedCode locked;
 
-	begin_admin_change(&w, admin_email, &admin, code, &locked);
+	begin_admin_change(&w, admin_email, &admin);
+	code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
+	lock_code(&w, code, &locked);
 	if (locked.held)
 		ereport(
 			ERROR,

@@ -3,8 +3,11 @@
  *		A reserved code comes into use: psk_confirm_code (for psk_confirm
  *		and the HTTP layer) and psk_confirm.
  *
- * Below SPI (writer.c): the code is locked as FOR UPDATE would, then
- * checked (holder, status, token, expiry, in that order) and changed.
+ * Below SPI (writer.c): the caller first (a non-admin user), then the
+ * arguments, then the code, locked as FOR UPDATE would, checked (holder,
+ * status, token, expiry, in that order) and changed.  With
+ * psk.in_use_ttl > 0 the code in use is held until now() + psk.in_use_ttl
+ * (its holder renews it, or the sweep returns it); else until released.
  */
 #include "writer.h"
 
@@ -27,7 +30,18 @@ psk_confirm_code(const char *email, const char *code, const pg_uuid_t *token,
 	pg_uuid_t *held_token;
 
 	psk_writer_begin(&w);
-	psk_lock_held_code(&w, email, code, LockTupleExclusive, &user);
+	/* who may call it: a non-admin user */
+	psk_check_user(email, psk_lookup_user(email, false, &user) ? &user : NULL);
+
+	/* then the arguments */
+	code = psk_check_text(unconstify(char *, code), "code", true,
+						  PSK_MAX_CODE_LEN);
+	if (token == NULL)
+		ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
+						errmsg("reservation_token is required")));
+
+	/* then the code */
+	psk_lock_held_code(&w, code, LockTupleExclusive, &user);
 	status = psk_slot_cstring(w.code_slot, w.code_att[CODE_STATUS]);
 	if (strcmp(status, "RESERVED") != 0)
 		ereport(ERROR,
@@ -61,7 +75,13 @@ psk_confirm_code(const char *email, const char *code, const pg_uuid_t *token,
 	psk_code_change(&w);
 	psk_code_set(&w, CODE_STATUS, CStringGetTextDatum("IN_USE"), false);
 	psk_code_set(&w, CODE_CONFIRMED_AT, TimestampTzGetDatum(w.now), false);
-	psk_code_set(&w, CODE_EXPIRES_AT, (Datum) 0, true);
+	if (psk_in_use_ttl > 0)
+		psk_code_set(&w, CODE_EXPIRES_AT,
+					 TimestampTzGetDatum(TimestampTzPlusMilliseconds(
+						 w.now, (int64) psk_in_use_ttl * 1000)),
+					 false);
+	else
+		psk_code_set(&w, CODE_EXPIRES_AT, (Datum) 0, true);
 	psk_code_update(&w);
 
 	psk_audit_code(&w, &user);
@@ -78,16 +98,15 @@ psk_confirm(PG_FUNCTION_ARGS)
 {
 	char *email =
 		psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
-	char *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
+	/* checked after the caller */
+	char		  *code = psk_text_arg_capped(fcinfo, 1, PSK_MAX_CODE_LEN);
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	PskConfirmed   confirmed;
 	Datum		   values[3];
 	bool		   nulls[3] = { 0 };
 
-	if (PG_ARGISNULL(2))
-		ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
-						errmsg("reservation_token is required")));
-	psk_confirm_code(email, code, PG_GETARG_UUID_P(2), &confirmed);
+	psk_confirm_code(email, code, PG_ARGISNULL(2) ? NULL : PG_GETARG_UUID_P(2),
+					 &confirmed);
 
 	InitMaterializedSRF(fcinfo, 0);
 	values[0] = CStringGetTextDatum(confirmed.code);

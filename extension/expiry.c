@@ -1,8 +1,11 @@
 /*
  * expiry.c
- *		Returning overdue reservations to their pool: psk_expire_reservations()
- *		and the background workers that call it every psk.expiry_interval when
- *		psk is in shared_preload_libraries (one per database in psk.database).
+ *		Returning overdue holds to their pool (reservations past
+ *		psk.reservation_ttl, codes in use past psk.in_use_ttl, unless their
+ *		holder renewed them): psk_expire_reservations() and the background
+ *		workers that call it every psk.expiry_interval when psk is in
+ *		shared_preload_libraries (one per database in psk.database), which
+ *		also forget the request_ids of reserves older than 24 hours.
  */
 #include "writer.h"
 
@@ -19,6 +22,8 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -31,7 +36,7 @@ PG_FUNCTION_INFO_V1(psk_expire_reservations);
 
 PGDLLEXPORT void psk_expiry_main(Datum main_arg);
 
-/* An overdue reservation as the index shows it, before it is locked. */
+/* An overdue hold as the index shows it, before it is locked. */
 typedef struct Overdue
 {
 	ItemPointerData tid;
@@ -39,7 +44,7 @@ typedef struct Overdue
 	int64			id;
 } Overdue;
 
-/* A reservation returned to its pool, for its audit row. */
+/* A hold returned to its pool, for its audit row. */
 typedef struct Expired
 {
 	int64 id;
@@ -79,9 +84,23 @@ code_cmp(const ListCell *a, const ListCell *b)
 	return varstr_cmp(x, strlen(x), y, strlen(y), DEFAULT_COLLATION_OID);
 }
 
-/* The reservations due now, from the index of them, in expiry order. */
+/* A code held (RESERVED or IN_USE), the only ones with an expires_at. */
+static bool
+is_held(PskWriter *w)
+{
+	return psk_slot_text_equals(w->code_slot, w->code_att[CODE_STATUS],
+								"RESERVED") ||
+		   psk_slot_text_equals(w->code_slot, w->code_att[CODE_STATUS],
+								"IN_USE");
+}
+
+/*
+ * The holds due now, from the index of them: the first limit in index
+ * (expires_at) order, sorted by expires_at, id; *more when the scan stopped
+ * at the limit, so more may be due.
+ */
 static Overdue *
-find_overdue(PskWriter *w, int *n)
+find_overdue(PskWriter *w, int limit, int *n, bool *more)
 {
 	Relation codes = w->codes->ri_RelationDesc;
 	Relation idx =
@@ -93,15 +112,20 @@ find_overdue(PskWriter *w, int *n)
 	bool		  isnull;
 
 	*n = 0;
+	*more = false;
 	ScanKeyInit(&key, 1, BTLessEqualStrategyNumber, F_TIMESTAMPTZ_LE,
 				TimestampTzGetDatum(w->now));
 	scan = index_beginscan(codes, idx, GetActiveSnapshot(), 1, 0);
 	index_rescan(scan, &key, 1, NULL, 0);
 	while (index_getnext_slot(scan, ForwardScanDirection, w->code_slot))
 	{
-		if (!psk_slot_text_equals(w->code_slot, w->code_att[CODE_STATUS],
-								  "RESERVED"))
+		if (!is_held(w))
 			continue;
+		if (*n == limit)
+		{
+			*more = true;
+			break;
+		}
 		if (*n == size)
 			due = repalloc(due, (size *= 2) * sizeof(Overdue));
 		due[*n].tid = w->code_slot->tts_tid;
@@ -117,15 +141,16 @@ find_overdue(PskWriter *w, int *n)
 }
 
 /*
- * Return every overdue reservation to its pool, as
- * SELECT ... ORDER BY expires_at, id FOR UPDATE SKIP LOCKED would find them:
- * a row someone holds locked (a holder releasing or confirming right now)
- * is skipped, and the next sweep sees it again.  The audit rows follow in
- * code id order; the actor of EXPIRED is the holder.  Returns the codes
- * expired, in code order.
+ * Return at most limit overdue holds, RESERVED or IN_USE, to their pool, the
+ * longest overdue first, as SELECT ... ORDER BY expires_at LIMIT limit FOR
+ * UPDATE SKIP LOCKED would find them: a row someone holds locked (a holder
+ * releasing, confirming or renewing right now) is skipped, and the next
+ * sweep sees it again.  The audit rows follow in code id order; the actor of
+ * EXPIRED is the holder.  *more: the batch was full, more may be due.
+ * Returns the codes expired, in code order.
  */
 List *
-psk_expire_overdue(void)
+psk_expire_overdue(int limit, bool *more)
 {
 	PskWriter w;
 	Overdue	 *due;
@@ -135,7 +160,7 @@ psk_expire_overdue(void)
 	List	 *codes = NIL;
 
 	psk_writer_begin(&w);
-	due = find_overdue(&w, &ndue);
+	due = find_overdue(&w, limit, &ndue, more);
 	expired = palloc(Max(ndue, 1) * sizeof(Expired));
 
 	for (int i = 0; i < ndue; i++)
@@ -153,9 +178,7 @@ psk_expire_overdue(void)
 		/* The locked version may be newer than the one scanned: re-check. */
 		expires_at =
 			slot_getattr(w.code_slot, w.code_att[CODE_EXPIRES_AT], &isnull);
-		if (!psk_slot_text_equals(w.code_slot, w.code_att[CODE_STATUS],
-								  "RESERVED") ||
-			isnull || DatumGetTimestampTz(expires_at) > w.now)
+		if (!is_held(&w) || isnull || DatumGetTimestampTz(expires_at) > w.now)
 			continue;
 
 		e->id = psk_slot_int8(w.code_slot, w.code_att[CODE_ID], &isnull);
@@ -193,11 +216,22 @@ psk_expire_overdue(void)
 	return codes;
 }
 
+/*
+ * psk_expire_reservations(): the sweep, for a scheduler instead of the
+ * worker.  A function cannot commit, so it sweeps one batch of at most
+ * psk.expiry_batch holds in the caller's transaction; a call that returns
+ * that many rows may have left more, and is called again (README, Expiry).
+ * Also forgets one batch of lapsed request_ids, so that
+ * psk.reserve_requests stays bounded without the worker too.
+ */
 Datum
 psk_expire_reservations(PG_FUNCTION_ARGS)
 {
-	List	 *codes = psk_expire_overdue();
+	bool	  more;
+	List	 *codes = psk_expire_overdue(psk_expiry_batch, &more);
 	ListCell *lc;
+
+	psk_forget_requests(PSK_FORGET_BATCH);
 
 	psk_result_set(fcinfo);
 	foreach (lc, codes)
@@ -208,6 +242,46 @@ psk_expire_reservations(PG_FUNCTION_ARGS)
 		psk_return_row(fcinfo, &value, &isnull);
 	}
 	return (Datum) 0;
+}
+
+/*
+ * Shared memory: one flag per worker, set when its database turned out not
+ * to exist.  A worker that cannot connect exits with a FATAL error and the
+ * postmaster starts it again 10 s later, for ever; with the flag set it
+ * leaves quietly instead (exit code 0: not started again) until the server
+ * restarts.
+ */
+typedef struct ExpiryShared
+{
+	int	 nworkers;
+	bool gone[FLEXIBLE_ARRAY_MEMBER];
+} ExpiryShared;
+
+static int			 expiry_nworkers = 0;
+static ExpiryShared *expiry_shared = NULL;
+
+void
+psk_expiry_shmem_request(void)
+{
+	RequestAddinShmemSpace(offsetof(ExpiryShared, gone) +
+						   Max(expiry_nworkers, 1) * sizeof(bool));
+}
+
+void
+psk_expiry_shmem_startup(void)
+{
+	bool found;
+	Size size =
+		offsetof(ExpiryShared, gone) + Max(expiry_nworkers, 1) * sizeof(bool);
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	expiry_shared = ShmemInitStruct("psk expiry workers", size, &found);
+	if (!found)
+	{
+		memset(expiry_shared, 0, size);
+		expiry_shared->nworkers = expiry_nworkers;
+	}
+	LWLockRelease(AddinShmemInitLock);
 }
 
 void
@@ -227,6 +301,9 @@ psk_register_expiry_workers(void)
 	 * postgres) sweeps nothing, while reservations in the right one never
 	 * expire, and it blocks CREATE DATABASE with that template.
 	 */
+	/* the workers' liveness for psk.metrics() (metrics.c) */
+	psk_metrics_shmem_register();
+
 	if (names == NIL)
 		ereport(LOG,
 				(errmsg("psk: psk.database is not set, so no expiry worker "
@@ -248,6 +325,7 @@ psk_register_expiry_workers(void)
 		memset(&worker, 0, sizeof(worker));
 		worker.bgw_flags =
 			BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+		/* On a standby: started by the postmaster once it is promoted. */
 		worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 		worker.bgw_restart_time = 10;
 		snprintf(worker.bgw_library_name, BGW_MAXLEN, "psk");
@@ -256,32 +334,98 @@ psk_register_expiry_workers(void)
 				 dbname);
 		snprintf(worker.bgw_type, BGW_MAXLEN, "psk expiry worker");
 		strlcpy(worker.bgw_extra, dbname, BGW_EXTRALEN);
+		worker.bgw_main_arg = Int32GetDatum(expiry_nworkers++);
 		RegisterBackgroundWorker(&worker);
 	}
 }
 
-/* One sweep in its own transaction; quiet when psk is not installed. */
+/*
+ * Forget the request_ids of reserves older than 24 hours: batches of
+ * PSK_FORGET_BATCH rows, each in a transaction of its own (no long
+ * transaction holding back vacuum), until a batch comes back short.
+ */
+static uint64
+forget_once(void)
+{
+	uint64 total = 0;
+	uint64 n;
+
+	do
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, "psk: forget request ids");
+		n = 0;
+		if (OidIsValid(get_extension_oid("psk", true)))
+			n = psk_forget_requests(PSK_FORGET_BATCH);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		total += n;
+	} while (n == PSK_FORGET_BATCH);
+	return total;
+}
+
+/*
+ * One sweep, in batches of psk.expiry_batch holds, each in a transaction of
+ * its own (locks, WAL and the xmin that holds back vacuum stay bounded),
+ * until a batch is not full or returns nothing (the rest are locked by
+ * their holders: the next sweep).  Quiet when psk is not installed.
+ */
 static void
 expire_once(void)
 {
-	int expired = 0;
+	int	   expired = 0;
+	int	   n;
+	bool   more;
+	uint64 forgotten;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "psk: expire reservations");
+	do
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, "psk: expire reservations");
+		n = 0;
+		more = false;
+		if (OidIsValid(get_extension_oid("psk", true)))
+			n = list_length(psk_expire_overdue(psk_expiry_batch, &more));
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		expired += n;
+		CHECK_FOR_INTERRUPTS();
+	} while (more && n > 0);
 
-	if (OidIsValid(get_extension_oid("psk", true)))
-		expired = list_length(psk_expire_overdue());
-
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	forgotten = forget_once();
+	/* the transition totals and code counts of psk.metrics(), and liveness */
+	psk_metrics_worker_swept();
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 
 	if (expired > 0)
-		elog(LOG, "psk: returned %d overdue reservations to their pool",
-			 expired);
+		elog(LOG, "psk: returned %d overdue holds to their pool", expired);
+	if (forgotten > 0)
+		elog(LOG,
+			 "psk: forgot " UINT64_FORMAT " request ids older than 24 hours",
+			 forgotten);
+}
+
+/* While connecting: a database that does not exist stops this worker. */
+static emit_log_hook_type prev_emit_log_hook = NULL;
+static int				  expiry_index = -1;
+
+static void
+expiry_connect_failed(ErrorData *edata)
+{
+	if (edata->elevel == FATAL &&
+		edata->sqlerrcode == ERRCODE_UNDEFINED_DATABASE && expiry_index >= 0)
+	{
+		expiry_shared->gone[expiry_index] = true;
+		edata->detail = pstrdup("The psk expiry worker for it stops trying "
+								"until the server restarts.");
+	}
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
 }
 
 void
@@ -290,18 +434,28 @@ psk_expiry_main(Datum main_arg)
 	char dbname[BGW_EXTRALEN];
 
 	strlcpy(dbname, MyBgworkerEntry->bgw_extra, BGW_EXTRALEN);
+	expiry_index = DatumGetInt32(main_arg);
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
+	/* Its database was found missing: leave, and be not started again. */
+	if (expiry_shared == NULL || expiry_shared->gone[expiry_index])
+		proc_exit(0);
+
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = expiry_connect_failed;
 	BackgroundWorkerInitializeConnection(dbname, NULL, 0);
+	emit_log_hook = prev_emit_log_hook;
+
 	/* Resolve names in pg_catalog only, whatever the database's default. */
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET,
 					PGC_S_OVERRIDE);
 
 	elog(LOG, "psk expiry worker started in database \"%s\", every %d s",
 		 dbname, psk_expiry_interval);
+	psk_metrics_worker_started();
 
 	for (;;)
 	{
@@ -317,5 +471,6 @@ psk_expiry_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		expire_once();
+		psk_audit_partitions_once();
 	}
 }

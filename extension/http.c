@@ -180,8 +180,8 @@ read_bool(const HttpField *f, HttpValue *v)
 }
 
 /*
- * A UUID as ^\{?[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}\}?$,
- * then read by uuid_in (which refuses an unmatched brace: 22P02).
+ * A UUID as ^(\{UUID\}|UUID)$, UUID [0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}
+ * [0-9a-fA-F]{12}, then read by uuid_in, which no longer fails.
  */
 static bool
 is_hex(char c)
@@ -195,8 +195,9 @@ read_uuid(const HttpField *f, HttpValue *v)
 {
 	static const int groups[] = { 8, 4, 4, 4, 12 };
 	const char		*p = v->text;
+	bool			 brace = *p == '{';
 
-	if (*p == '{')
+	if (brace)
 		p++;
 	for (size_t g = 0; g < lengthof(groups); g++)
 	{
@@ -206,8 +207,9 @@ read_uuid(const HttpField *f, HttpValue *v)
 		if (g < lengthof(groups) - 1 && *p == '-')
 			p++;
 	}
-	if (*p == '}')
-		p++;
+	/* braces paired here: uuid_in's own error would quote the value */
+	if (brace && *p++ != '}')
+		invalid(f->name, "a UUID");
 	if (*p != '\0')
 		invalid(f->name, "a UUID");
 	v->uuid =
@@ -270,6 +272,42 @@ read_time(const HttpField *f, HttpValue *v)
 
 bad:
 	invalid(f->name, "an ISO 8601 date or timestamp");
+}
+
+/*
+ * A PostgreSQL interval ("7 days", "36 hours", "P1DT2H"), as interval_in
+ * reads it; a value it refuses (a data exception, class 22) is this
+ * field's invalid_input.  That error is caught only to be replaced at once
+ * (no subtransaction needed: interval_in holds nothing); any other is
+ * raised as it is.
+ */
+static void
+read_interval(const HttpField *f, HttpValue *v)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	volatile bool bad = false;
+
+	PG_TRY();
+	{
+		v->interval = DatumGetIntervalP(
+			DirectFunctionCall3(interval_in, CStringGetDatum(v->text),
+								ObjectIdGetDatum(InvalidOid),
+								Int32GetDatum(-1)));
+	}
+	PG_CATCH();
+	{
+		ErrorData *e;
+
+		MemoryContextSwitchTo(caller);
+		e = CopyErrorData();
+		if (ERRCODE_TO_CATEGORY(e->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
+			PG_RE_THROW();
+		FlushErrorState();
+		bad = true;
+	}
+	PG_END_TRY();
+	if (bad)
+		invalid(f->name, "a PostgreSQL interval");
 }
 
 /* A list: an array of strings in the body, as text[]. */
@@ -354,7 +392,8 @@ read_field(const HttpField *f, Jsonb *b, Jsonb *q, HttpValue *v)
 		else
 			v->text = jv->val.boolean ? "true" : "false";
 	}
-	else if ((f->flags & HTTP_QUERY) && f->type != HTTP_TEXT_ARRAY &&
+	else if ((f->flags & (HTTP_QUERY | HTTP_HEADER)) &&
+			 f->type != HTTP_TEXT_ARRAY &&
 			 (jv = json_member(q, f->name)) != NULL)
 	{
 		/* the shim sends strings; anything else is taken as ->> would */
@@ -370,7 +409,7 @@ read_field(const HttpField *f, Jsonb *b, Jsonb *q, HttpValue *v)
 			v->text = jv->val.boolean ? "true" : "false";
 		else
 			invalid(f->name, "a string");
-		if (v->text[0] == '\0')
+		if (v->text[0] == '\0' && !(f->flags & HTTP_HEADER))
 			return;
 	}
 	else
@@ -391,6 +430,9 @@ read_field(const HttpField *f, Jsonb *b, Jsonb *q, HttpValue *v)
 			break;
 		case HTTP_TIME:
 			read_time(f, v);
+			break;
+		case HTTP_INTERVAL:
+			read_interval(f, v);
 			break;
 		case HTTP_TEXT_ARRAY:
 			Assert(false);
@@ -416,7 +458,7 @@ http_read_fields(FunctionCallInfo fcinfo, HttpRequest *req)
 		from |= fields[i].flags;
 	if (from & HTTP_BODY)
 		b = http_body(fcinfo);
-	if ((from & HTTP_QUERY) && !PG_ARGISNULL(2))
+	if ((from & (HTTP_QUERY | HTTP_HEADER)) && !PG_ARGISNULL(2))
 		q = PG_GETARG_JSONB_P(2);
 
 	for (int i = 0; i < HTTP_MAX_FIELDS && fields[i].name; i++)
@@ -578,6 +620,14 @@ http_time(HttpRequest *req, const char *name, TimestampTz *value)
 	return v->given;
 }
 
+Interval *
+http_interval(HttpRequest *req, const char *name)
+{
+	HttpValue *v = http_value(req, name, HTTP_INTERVAL);
+
+	return v->given ? v->interval : NULL;
+}
+
 ArrayType *
 http_text_array(HttpRequest *req, const char *name)
 {
@@ -633,6 +683,15 @@ http_arg_time(HttpArgs *args, TimestampTz value, bool given)
 
 	if (given)
 		args->values[i] = TimestampTzGetDatum(value);
+}
+
+void
+http_arg_interval(HttpArgs *args, Interval *value)
+{
+	int i = next_arg(args, value == NULL);
+
+	if (value != NULL)
+		args->values[i] = IntervalPGetDatum(value);
 }
 
 void

@@ -34,6 +34,7 @@ typedef enum HttpType
 	HTTP_BOOL,		/* (true or false) */
 	HTTP_UUID,		/* (string) a UUID */
 	HTTP_TIME,		/* (string) an ISO 8601 date or timestamp */
+	HTTP_INTERVAL,	/* (string) a PostgreSQL interval, query only */
 	HTTP_TEXT_ARRAY /* (array of strings), body only */
 } HttpType;
 
@@ -42,6 +43,12 @@ typedef enum HttpType
 #define HTTP_QUERY		0x02 /* the query string (or a path parameter) */
 #define HTTP_REQUIRED	0x04 /* absent: "name" is required */
 #define HTTP_END_OF_DAY 0x08 /* HTTP_TIME: a date is its next midnight */
+/*
+ * A request header, which the shim passes in the query object under the
+ * header's name (and refuses as a query-string parameter); unlike a query
+ * value, an empty one is given.
+ */
+#define HTTP_HEADER 0x10
 
 typedef struct HttpField
 {
@@ -63,6 +70,7 @@ typedef struct HttpValue
 	bool		boolean;
 	pg_uuid_t  *uuid;
 	TimestampTz time;
+	Interval   *interval;
 	ArrayType  *array;
 } HttpValue;
 
@@ -105,6 +113,7 @@ extern bool		  http_int(HttpRequest *req, const char *name, int64 *value);
 extern bool		  http_bool(HttpRequest *req, const char *name, bool *value);
 extern pg_uuid_t *http_uuid(HttpRequest *req, const char *name);
 extern bool http_time(HttpRequest *req, const char *name, TimestampTz *value);
+extern Interval	 *http_interval(HttpRequest *req, const char *name);
 extern ArrayType *http_text_array(HttpRequest *req, const char *name);
 
 /* An ISO 8601 date alone (YYYY-MM-DD), as HTTP_TIME reads it. */
@@ -128,6 +137,7 @@ extern void	  http_arg_int4(HttpArgs *args, int32 value);
 extern void	  http_arg_int8(HttpArgs *args, int64 value);
 extern void	  http_arg_bool(HttpArgs *args, bool value);
 extern void	  http_arg_time(HttpArgs *args, TimestampTz value, bool given);
+extern void	  http_arg_interval(HttpArgs *args, Interval *value);
 extern void	  http_arg_array(HttpArgs *args, ArrayType *value);
 extern void	  http_arg_null(HttpArgs *args);
 extern uint64 http_spi(PskQuery *query, HttpArgs *args);

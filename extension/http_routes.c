@@ -5,9 +5,9 @@
  *
  * A handler runs once the adapter (http.c) has checked the caller and read
  * the fields; it calls the engine and writes the reply.  The hot routes,
- * run on every reservation cycle (reserve, confirm, release, me, my_codes),
- * call the engine's C API; the others call the psk_* SQL functions through
- * kept plans (http_spi), which check their arguments themselves.
+ * run on every reservation cycle (reserve, confirm, renew, release, me,
+ * my_codes), call the engine's C API; the others call the psk_* SQL functions
+ *through kept plans (http_spi), which check their arguments themselves.
  */
 #include "psk.h"
 
@@ -157,38 +157,27 @@ write_reserved(JsonOut *out, const PskReserved *r)
 }
 
 /*
- * POST /users/reserve {tester_name, country?, code_type?, how_many?}.
- * Without how_many the reply is the code; with it, even 1, {"codes": [...]}.
+ * POST /users/reserve {tester_name, country?, code_type?, how_many?}, with
+ * the header Idempotency-Key as psk_reserve's request_id.  Without how_many
+ * the reply is the code; with it, even 1, {"codes": [...]}.
  */
 static void
 route_reserve(HttpRequest *req, JsonOut *out)
 {
-	char		*email;
-	char		*tester;
-	char		*country;
-	const char	*pool;
-	int64		 how_many;
-	bool		 many = http_int(req, "how_many", &how_many);
-	PskReserved *got;
+	PskReserveArgs args;
+	int64		   how_many;
+	bool		   many = http_int(req, "how_many", &how_many);
+	char		  *key = http_text(req, "Idempotency-Key");
+	PskReserved	  *got;
+	int			   n;
 
-	/* psk_reserve's argument checks, in its order and with its names */
-	email =
-		psk_check_text(req->who.email, "user_email", true, PSK_MAX_EMAIL_LEN);
-	tester = psk_check_text(http_text(req, "tester_name"), "tester_name", true,
-							PSK_MAX_NAME_LEN);
-	country = psk_check_text(http_text(req, "country"), "country", false,
-							 PSK_MAX_NAME_LEN);
-	pool = psk_pool_name(psk_check_text(http_text(req, "code_type"),
-										"code_type", false, PSK_MAX_NAME_LEN));
-	if (!many)
-		how_many = 1;
-	else if (how_many < 1 || how_many > PSK_MAX_HOW_MANY)
-		ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
-						errmsg("how_many must be between %d and %d", 1,
-							   PSK_MAX_HOW_MANY)));
-
-	got = palloc(how_many * sizeof(PskReserved));
-	psk_reserve_codes(email, tester, country, pool, (int) how_many, got);
+	args.tester = http_text(req, "tester_name");
+	args.country = http_text(req, "country");
+	args.code_type = http_text(req, "code_type");
+	args.how_many = many ? how_many : 1;
+	args.request_id = key;
+	args.request_id_name = "Idempotency-Key"; /* its errors name the header */
+	n = psk_reserve_codes(req->who.email, &args, &got);
 
 	if (!many)
 	{
@@ -198,7 +187,7 @@ route_reserve(HttpRequest *req, JsonOut *out)
 	json_object_start(out);
 	json_key(out, "codes");
 	json_array_start(out);
-	for (int i = 0; i < how_many; i++)
+	for (int i = 0; i < n; i++)
 		write_reserved(out, &got[i]);
 	json_array_end(out);
 	json_object_end(out);
@@ -225,6 +214,27 @@ route_confirm(HttpRequest *req, JsonOut *out)
 	json_string(out, confirmed.code);
 	json_key(out, "status");
 	json_string(out, confirmed.status);
+	json_object_end(out);
+}
+
+/* POST /users/renew {code, reservation_token}: the holder's heartbeat */
+static void
+route_renew(HttpRequest *req, JsonOut *out)
+{
+	PskRenewed renewed;
+
+	psk_renew_code(req->who.email, http_text(req, "code"),
+				   http_uuid(req, "reservation_token"), &renewed);
+	json_object_start(out);
+	json_key(out, "code");
+	json_string(out, renewed.code);
+	json_key(out, "status");
+	json_string(out, renewed.status);
+	json_key(out, "expires_at");
+	if (renewed.expires)
+		json_timestamptz(out, renewed.expires_at);
+	else
+		json_null(out);
 	json_object_end(out);
 }
 
@@ -819,6 +829,36 @@ route_codes(HttpRequest *req, JsonOut *out)
 	SPI_finish();
 }
 
+/*
+ * GET /admin/codes/overdue ?older_than (a PostgreSQL interval, default
+ * 7 days)&code_type: the long holds, longest first.
+ */
+static void
+route_overdue(HttpRequest *req, JsonOut *out)
+{
+	static PskQuery overdue = {
+		"SELECT code, code_type, status, holder, tester_name, reserved_at,"
+		"       expires_at, held_for"
+		"  FROM @extschema@.psk_overdue(coalesce($1, interval '7 days'), $2)",
+		2,
+		{ INTERVALOID, TEXTOID }
+	};
+	static const char *const keys[] = {
+		"code",		   "code_type",	 "status",	 "holder", "tester_name",
+		"reserved_at", "expires_at", "held_for", NULL
+	};
+	HttpArgs args = { 0 };
+
+	http_arg_interval(&args, http_interval(req, "older_than"));
+	http_arg_text(&args, http_text(req, "code_type"));
+	SPI_connect();
+	json_object_start(out);
+	json_key(out, "codes");
+	write_rows(out, &overdue, &args, keys);
+	json_object_end(out);
+	SPI_finish();
+}
+
 /* DELETE /admin/codes/{code} */
 static void
 route_delete_code(HttpRequest *req, JsonOut *out)
@@ -888,7 +928,8 @@ route_logs(HttpRequest *req, JsonOut *out)
 {
 	static PskQuery log = {
 		"SELECT id, logged_at, " LOGGED_AT_STR ", action, code, user_name,"
-		"       contact_email, tester_name, country, region, note, total_count"
+		"       contact_email, tester_name, country, region, note, total_count,"
+		"       total_is_estimate"
 		"  FROM @extschema@.psk_log($1, $2, $3, $4, $5, $6, $7)",
 		7,
 		{ INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
@@ -907,6 +948,7 @@ route_logs(HttpRequest *req, JsonOut *out)
 	bool		has_since = http_time(req, "start_date", &since);
 	bool		has_until = http_time(req, "end_date", &until);
 	int64		total = 0;
+	bool		estimate = false;
 	uint64		n;
 	bool		isnull;
 
@@ -930,7 +972,10 @@ route_logs(HttpRequest *req, JsonOut *out)
 	SPI_connect();
 	n = http_spi(&log, &args);
 	if (n > 0)
+	{
 		total = DatumGetInt64(psk_result(0, 12, &isnull));
+		estimate = DatumGetBool(psk_result(0, 13, &isnull));
+	}
 	json_object_start(out);
 	json_key(out, "total_count");
 	if (n == 0)
@@ -939,10 +984,15 @@ route_logs(HttpRequest *req, JsonOut *out)
 		args.values[0] = Int32GetDatum(1);
 		args.values[1] = Int32GetDatum(1);
 		if (http_spi(&log, &args) > 0)
+		{
 			total = DatumGetInt64(psk_result(0, 12, &isnull));
+			estimate = DatumGetBool(psk_result(0, 13, &isnull));
+		}
 		n = 0;
 	}
 	json_int64(out, total);
+	json_key(out, "total_is_estimate");
+	json_bool(out, estimate);
 	json_key(out, "logs");
 	json_array_start(out);
 	for (uint64 row = 0; row < n; row++)
@@ -978,7 +1028,12 @@ const HttpRoute http_routes[] = {
 	  { TEXT_BODY("tester_name"),
 		TEXT_BODY("country"),
 		TEXT_BODY("code_type"),
-		{ "how_many", HTTP_INT, HTTP_BODY } } },
+		{ "how_many", HTTP_INT, HTTP_BODY },
+		{ "Idempotency-Key", HTTP_TEXT, HTTP_HEADER } } },
+	{ "renew",
+	  HTTP_USER,
+	  route_renew,
+	  { TEXT_BODY("code"), { "reservation_token", HTTP_UUID, HTTP_BODY } } },
 	{ "confirm",
 	  HTTP_USER,
 	  route_confirm,
@@ -1031,6 +1086,11 @@ const HttpRoute http_routes[] = {
 	  route_codes,
 	  { TEXT_QUERY("code_type"), TEXT_QUERY("status"), TEXT_QUERY("after"),
 		INT_QUERY("page_size") } },
+	{ "overdue",
+	  HTTP_ADMIN,
+	  route_overdue,
+	  { { "older_than", HTTP_INTERVAL, HTTP_QUERY },
+		TEXT_QUERY("code_type") } },
 	{ "delete_code", HTTP_ADMIN, route_delete_code, { TEXT_QUERY("code") } },
 	{ "disassociate",
 	  HTTP_ADMIN,

@@ -17,10 +17,10 @@ static const char *const pools[] = { "OSV", "HSV", "COMMON" };
 static const char *const statuses[] = { "CAN_BE_USED", "RESERVED", "IN_USE",
 										"NON_USABLE" };
 static const char *const actions[] = {
-	"ADDED",	   "RESERVED",		"CONFIRMED",		 "RELEASED",
-	"EXPIRED",	   "DISASSOCIATED", "MARKED_NON_USABLE", "RESTORED",
-	"DELETED",	   "COMMENTED",		"USER_CREATED",		 "USER_UPDATED",
-	"USER_DELETED"
+	"ADDED",		"RESERVED",		 "CONFIRMED",		  "RELEASED",
+	"EXPIRED",		"DISASSOCIATED", "MARKED_NON_USABLE", "RESTORED",
+	"DELETED",		"COMMENTED",	 "RENEWED",			  "USER_CREATED",
+	"USER_UPDATED", "USER_DELETED"
 };
 
 const PskList psk_pools = { "pool", lengthof(pools), pools };

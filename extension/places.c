@@ -36,12 +36,15 @@ psk_add_region(PG_FUNCTION_ARGS)
 {
 	char *admin_email =
 		psk_text_arg(fcinfo, 0, "admin_email", true, PSK_MAX_EMAIL_LEN);
-	char   *name = psk_text_arg(fcinfo, 1, "name", true, PSK_MAX_NAME_LEN);
+	char   *name;
 	PskUser admin;
 	Datum	arg;
 
+	psk_require_writable("psk_add_region");
 	SPI_connect();
+	/* who may call it first, then the arguments */
 	psk_require_admin(admin_email, &admin);
+	name = psk_text_arg(fcinfo, 1, "name", true, PSK_MAX_NAME_LEN);
 	arg = CStringGetTextDatum(name);
 	if (psk_execute(&insert_region, &arg, NULL, false) == 0)
 		ereport(ERROR, (errcode(ERRCODE_PSK_CONFLICT),
@@ -57,14 +60,18 @@ psk_add_country(PG_FUNCTION_ARGS)
 {
 	char *admin_email =
 		psk_text_arg(fcinfo, 0, "admin_email", true, PSK_MAX_EMAIL_LEN);
-	char   *name = psk_text_arg(fcinfo, 1, "name", true, PSK_MAX_NAME_LEN);
-	char   *region = psk_text_arg(fcinfo, 2, "region", true, PSK_MAX_NAME_LEN);
+	char   *name;
+	char   *region;
 	PskUser admin;
 	Datum	values[2];
 	bool	isnull;
 
+	psk_require_writable("psk_add_country");
 	SPI_connect();
+	/* who may call it first, then the arguments */
 	psk_require_admin(admin_email, &admin);
+	name = psk_text_arg(fcinfo, 1, "name", true, PSK_MAX_NAME_LEN);
+	region = psk_text_arg(fcinfo, 2, "region", true, PSK_MAX_NAME_LEN);
 	values[0] = CStringGetTextDatum(region);
 	if (psk_execute(&find_region, values, NULL, false) == 0)
 		ereport(ERROR, (errcode(ERRCODE_PSK_NOT_FOUND),

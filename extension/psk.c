@@ -1,7 +1,7 @@
 /*
  * psk.c
- *		Module entry: the psk.* settings and, when preloaded, the expiry
- *		workers.
+ *		Module entry: the psk.* settings and, when preloaded, the shared
+ *		memory of the login guard and the expiry workers.
  */
 #include "psk.h"
 
@@ -9,19 +9,47 @@
 
 #include "miscadmin.h"
 #include "pgtime.h"
+#include "storage/ipc.h"
 #include "utils/guc.h"
+
+#include "login_guard.h"
 
 PG_MODULE_MAGIC;
 
 int	  psk_reservation_ttl = 0;
+int	  psk_in_use_ttl = 0;
+int	  psk_max_held_per_user = 0;
 int	  psk_session_ttl = 8 * 3600;
 int	  psk_login_max_failures = 5;
 int	  psk_login_lockout = 15 * 60;
 int	  psk_expiry_interval = 10;
+int	  psk_expiry_batch = 1000;
+int	  psk_audit_retention = 0;
 char *psk_databases = NULL;
 char *psk_display_timezone = NULL;
 
 void _PG_init(void);
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static void
+psk_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	psk_guard_shmem_request();
+	psk_expiry_shmem_request();
+}
+
+static void
+psk_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	psk_guard_shmem_startup();
+	psk_expiry_shmem_startup();
+}
 
 /* psk.display_timezone: a zone name the tz database knows ("Asia/Kolkata") */
 static bool
@@ -47,6 +75,15 @@ _PG_init(void)
 		"How long a reservation is held before it may expire (0: until released).",
 		NULL, &psk_reservation_ttl, 0, 0, INT_MAX, PGC_SUSET, GUC_UNIT_S, NULL,
 		NULL, NULL);
+	DefineCustomIntVariable(
+		"psk.in_use_ttl",
+		"How long a code in use is held before it may expire (0: until released).",
+		"Confirm sets expires_at; psk_renew extends it.", &psk_in_use_ttl, 0, 0,
+		INT_MAX, PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable(
+		"psk.max_held_per_user",
+		"Most codes one user may hold, reserved or in use (0: no limit).", NULL,
+		&psk_max_held_per_user, 0, 0, INT_MAX, PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("psk.session_ttl",
 							"Lifetime of a session token made by psk_login.",
 							NULL, &psk_session_ttl, 8 * 3600, 1, INT_MAX,
@@ -62,10 +99,22 @@ _PG_init(void)
 		NULL, &psk_login_lockout, 15 * 60, 1, INT_MAX, PGC_SUSET, GUC_UNIT_S,
 		NULL, NULL, NULL);
 	DefineCustomIntVariable(
+		"psk.audit_retention", "How long audit rows are kept (0: for ever).",
+		"Whole weekly partitions of the audit log older than this are "
+		"dropped by the background worker or psk_audit_maintain().",
+		&psk_audit_retention, 0, 0, INT_MAX, PGC_SUSET, GUC_UNIT_S, NULL, NULL,
+		NULL);
+	DefineCustomIntVariable(
 		"psk.expiry_interval",
-		"How often the background worker returns overdue reservations to their pool.",
+		"How often the background worker returns overdue holds to their pool.",
 		NULL, &psk_expiry_interval, 10, 1, 86400, PGC_SIGHUP, GUC_UNIT_S, NULL,
 		NULL, NULL);
+	DefineCustomIntVariable(
+		"psk.expiry_batch",
+		"Most overdue holds one sweep transaction returns to their pool.",
+		"The worker commits after each batch; psk_expire_reservations() "
+		"sweeps one batch per call.",
+		&psk_expiry_batch, 1000, 1, 1000000, PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable(
 		"psk.display_timezone",
 		"Time zone of logged_at_str in the log items of GET /users/logs and GET /admin/logs.",
@@ -81,6 +130,11 @@ _PG_init(void)
 			"Empty (the default): no worker runs.", &psk_databases, "",
 			PGC_POSTMASTER, GUC_LIST_INPUT, NULL, NULL, NULL);
 		psk_register_expiry_workers();
+
+		prev_shmem_request_hook = shmem_request_hook;
+		shmem_request_hook = psk_shmem_request;
+		prev_shmem_startup_hook = shmem_startup_hook;
+		shmem_startup_hook = psk_shmem_startup;
 	}
 	MarkGUCPrefixReserved("psk");
 }

@@ -27,13 +27,15 @@
 #define ERRCODE_PSK_UNAUTHORIZED		MAKE_SQLSTATE('P', 'K', '0', '0', '8')
 #define ERRCODE_PSK_CONFLICT			MAKE_SQLSTATE('P', 'K', '0', '0', '9')
 #define ERRCODE_PSK_LOCKED_OUT			MAKE_SQLSTATE('P', 'K', '0', '1', '0')
+#define ERRCODE_PSK_QUOTA_EXCEEDED		MAKE_SQLSTATE('P', 'K', '0', '1', '1')
 
 /* Input limits (characters) */
-#define PSK_MAX_CODE_LEN  128
-#define PSK_MAX_NAME_LEN  128
-#define PSK_MAX_EMAIL_LEN 254
-#define PSK_MAX_TEXT_LEN  1000
-#define PSK_MAX_HOW_MANY  100
+#define PSK_MAX_CODE_LEN   128
+#define PSK_MAX_NAME_LEN   128
+#define PSK_MAX_EMAIL_LEN  254
+#define PSK_MAX_TEXT_LEN   1000
+#define PSK_MAX_HOW_MANY   100
+#define PSK_MAX_REQUEST_ID 255 /* psk_reserve's request_id: 1 to 255 */
 
 /*
  * Passwords: every hash psk makes is bcrypt of this cost (2^10 rounds),
@@ -58,12 +60,21 @@
 
 /* Settings (psk.c); durations are in seconds. */
 extern int	 psk_reservation_ttl;
+extern int	 psk_in_use_ttl;
+extern int	 psk_max_held_per_user;
 extern int	 psk_session_ttl;
 extern int	 psk_login_max_failures;
 extern int	 psk_login_lockout;
 extern int	 psk_expiry_interval;
+extern int	 psk_expiry_batch;
+extern int	 psk_audit_retention;
 extern char *psk_databases;
 extern char *psk_display_timezone;
+
+/* metrics.c: the expiry workers' liveness, and their metrics refresh */
+extern void psk_metrics_shmem_register(void);
+extern void psk_metrics_worker_started(void);
+extern void psk_metrics_worker_swept(void);
 
 /*
  * query.c: a statement prepared once per backend and kept (SPI_keepplan).
@@ -81,7 +92,13 @@ typedef struct PskQuery
 	 * checked to be right (the planner would otherwise replan statements
 	 * with a LIMIT parameter on every call).
 	 */
-	bool	   generic;
+	bool generic;
+	/*
+	 * Plan for each call's values: for statements whose filters are
+	 * "($n IS NULL OR col op $n)", which only a plan that knows $n turns
+	 * into index conditions and partition pruning.
+	 */
+	bool	   custom;
 	SPIPlanPtr plan;
 } PskQuery;
 
@@ -117,6 +134,13 @@ extern char *psk_spi_strdup(const char *s);
  */
 extern char *psk_text_arg(FunctionCallInfo fcinfo, int argno, const char *name,
 						  bool required, int maxlen);
+/*
+ * Argument argno as given, cut to a little over maxlen characters' bytes
+ * (NULL for NULL): for a function that checks it after its caller; what is
+ * cut is still too long for psk_check_text.
+ */
+extern char *psk_text_arg_capped(FunctionCallInfo fcinfo, int argno,
+								 int maxlen);
 /* The same checks on a C string (NULL allowed), for callers without fcinfo. */
 extern char *psk_check_text(char *value, const char *name, bool required,
 							int maxlen);
@@ -180,9 +204,11 @@ extern void psk_check_holder(const char *code, const char *status, bool held,
 
 /*
  * The holder's cycle, for the SQL functions and the HTTP layer: reserve.c,
- * confirm.c and release.c.  Arguments must have passed psk_check_text /
- * psk_pool_name (how_many: 1 to PSK_MAX_HOW_MANY); errors are raised as by
- * the SQL functions.  Results are allocated in the caller's memory context.
+ * confirm.c, release.c and renew.c.  Each checks its arguments itself,
+ * after the caller (who may call them at all comes first); a value that
+ * passed psk_check_text already passes again unchanged.  Errors are
+ * raised as by the SQL functions.  Results are allocated in the caller's
+ * memory context.
  */
 typedef struct PskReserved
 {
@@ -194,10 +220,24 @@ typedef struct PskReserved
 	bool		expires; /* false: no expiry (psk.reservation_ttl 0) */
 } PskReserved;
 
-/* Reserve how_many codes into out[how_many], all or none. */
-extern void psk_reserve_codes(const char *email, const char *tester,
-							  const char *country, const char *pool,
-							  int how_many, PskReserved *out);
+/* What a reserve asks for, as given (NULL: not given). */
+typedef struct PskReserveArgs
+{
+	const char *tester;
+	const char *country;
+	const char *code_type;
+	int64		how_many; /* 1 to PSK_MAX_HOW_MANY */
+	const char *request_id;
+	const char *request_id_name; /* in its error: NULL is "request_id" */
+} PskReserveArgs;
+
+/*
+ * Reserve args->how_many codes, all or none, or return again what the
+ * user's call with the same request_id returned: the rows into *out
+ * (allocated here); returns how many.
+ */
+extern int psk_reserve_codes(const char *email, const PskReserveArgs *args,
+							 PskReserved **out);
 
 typedef struct PskConfirmed
 {
@@ -206,7 +246,7 @@ typedef struct PskConfirmed
 	TimestampTz confirmed_at;
 } PskConfirmed;
 
-/* psk_confirm's work; code checked as its argument, token not NULL. */
+/* psk_confirm's work; code and token as given (NULL: not given). */
 extern void psk_confirm_code(const char *email, const char *code,
 							 const pg_uuid_t *token, PskConfirmed *out);
 
@@ -216,9 +256,22 @@ typedef struct PskReleased
 	TimestampTz released_at;
 } PskReleased;
 
+/* psk_release's work; code, clearance and note as given (NULL: not given). */
 extern void psk_release_code(const char *email, const char *code,
 							 const char *clearance, const char *note,
 							 PskReleased *out);
+
+typedef struct PskRenewed
+{
+	char	   *code;
+	const char *status;
+	TimestampTz expires_at;
+	bool		expires; /* false: no expiry (its setting 0) */
+} PskRenewed;
+
+/* psk_renew's work; code and token as given (NULL: not given). */
+extern void psk_renew_code(const char *email, const char *code,
+						   const pg_uuid_t *token, PskRenewed *out);
 
 /*
  * sessions.c: the user behind a live session token (NULL allowed), or
@@ -235,6 +288,8 @@ typedef struct PskSession
 } PskSession;
 
 extern void psk_session_find(text *token, PskSession *session);
+/* sessions.c, inside SPI: a good login or a new password unlocks the user. */
+extern void psk_clear_login_failures(int64 user_id);
 
 /*
  * readers.c: the codes user_id holds, as psk_my_codes lists them.  Run
@@ -253,11 +308,30 @@ extern Portal psk_open_log_cursor(const char *code, const char *user_name,
 								  const TimestampTz *until);
 
 /*
- * expiry.c: return the overdue reservations to their pool; the codes
- * (char *), in code order.
+ * expiry.c: return at most limit overdue holds (reservations and codes in
+ * use) to their pool, longest overdue first; the codes (char *), in code
+ * order.  *more: limit were due, more may be.
  */
-extern List *psk_expire_overdue(void);
+extern List *psk_expire_overdue(int limit, bool *more);
+/*
+ * requests.c: forget at most max request_ids of reserves made more than 24
+ * hours ago (in the caller's transaction); returns how many.  0 when the
+ * schema has no psk.reserve_requests (before ALTER EXTENSION UPDATE).
+ */
+extern uint64 psk_forget_requests(int max);
+/* partitions.c: the audit log's partitions, from the worker's loop */
+extern void psk_audit_partitions_once(void);
+#define PSK_FORGET_BATCH 10000
 /* expiry.c: from _PG_init when preloaded, one worker per psk.database. */
 extern void psk_register_expiry_workers(void);
+extern void psk_expiry_shmem_request(void);
+extern void psk_expiry_shmem_startup(void);
+
+/*
+ * readonly.c: refuse a change in a read-only transaction, on a hot standby
+ * too, with PostgreSQL's own read_only_sql_transaction (25006), before
+ * anything is changed.  what names the function ("psk_login").
+ */
+extern void psk_require_writable(const char *what);
 
 #endif /* PSK_H */

@@ -24,7 +24,9 @@ psk_execute(PskQuery *query, Datum *values, const bool *nulls, bool read_only)
 		SPIPlanPtr plan;
 
 		plan = SPI_prepare_cursor(query->sql, query->nargs, query->argtypes,
-								  query->generic ? CURSOR_OPT_GENERIC_PLAN : 0);
+								  query->generic  ? CURSOR_OPT_GENERIC_PLAN
+								  : query->custom ? CURSOR_OPT_CUSTOM_PLAN
+												  : 0);
 
 		if (plan == NULL)
 			elog(ERROR, "psk: SPI_prepare failed: %s",
@@ -55,7 +57,9 @@ psk_open_cursor(PskQuery *query, const char *name, Datum *values,
 	{
 		SPIPlanPtr plan =
 			SPI_prepare_cursor(query->sql, query->nargs, query->argtypes,
-							   CURSOR_OPT_NO_SCROLL | CURSOR_OPT_FAST_PLAN);
+							   CURSOR_OPT_NO_SCROLL | CURSOR_OPT_FAST_PLAN |
+								   (query->custom ? CURSOR_OPT_CUSTOM_PLAN
+												  : 0));
 
 		if (plan == NULL)
 			elog(ERROR, "psk: SPI_prepare failed: %s",

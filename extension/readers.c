@@ -1,7 +1,8 @@
 /*
  * readers.c
  *		Looking without touching: psk_my_codes, psk_recent_releases,
- *		psk_user_log, psk_log, psk_counts, psk_codes and psk_countries.
+ *		psk_user_log, psk_log, psk_counts, psk_codes, psk_countries and
+ *		psk_overdue.
  *
  * The functions without an acting user are governed by EXECUTE privileges
  * alone; those of a user (psk_my_codes, psk_user_log) show only the
@@ -10,6 +11,7 @@
 #include "psk.h"
 #include "lists.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
@@ -120,12 +122,14 @@ psk_user_log(PG_FUNCTION_ARGS)
 {
 	char *email =
 		psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
-	int32	n = psk_int_arg(fcinfo, 1, "n", 20, 1, PSK_MAX_LOG_ROWS);
+	int32	n;
 	PskUser user;
 	Datum	values[2];
 
 	SPI_connect();
+	/* who may call it first, then the arguments */
 	psk_require_user(email, &user);
+	n = psk_int_arg(fcinfo, 1, "n", 20, 1, PSK_MAX_LOG_ROWS);
 	values[0] = Int64GetDatum(user.id);
 	values[1] = Int32GetDatum(n);
 	psk_execute(&user_log, values, NULL, true);
@@ -136,40 +140,89 @@ psk_user_log(PG_FUNCTION_ARGS)
 
 /*
  * psk_log(page, page_size, code, user_name, action, since, until): one page
- * of the whole audit trail, newest first, with the number of matching rows.
+ * of the whole audit trail, newest first, with the number of matching rows
+ * and whether that number is an estimate.
  *
  * The code filter is normalised like a code and matches as a prefix or a
  * suffix; user_name matches as a case-insensitive substring.  Wildcards in
  * either are taken literally ('!' escapes them: no backslashes in the SQL,
  * whatever standard_conforming_strings says).
+ *
+ * The page is read newest first along each weekly partition's time index
+ * (an ordered Append: the newest partitions first, older ones only when the
+ * page reaches them), OFFSET bounded by PSK_MAX_PAGE.  The total is
+ * counted up to PSK_LOG_EXACT_COUNT + 1 rows; past that it is the
+ * planner's estimate (never below that), flagged by total_is_estimate:
+ * counting 50M rows for a page of 20 would take seconds.
  */
-/*
- * The rows of the audit trail the filters of psk_log match: the FROM and
- * WHERE of a query on psk.audit_log a, the filters the parameters named.
- */
-#define AUDIT_LOG_MATCHING(code, user_name, action, since, until)               \
+#define PSK_LOG_EXACT_COUNT 10000
+
+#define AUDIT_LOG_FILTER                                                        \
 	"  FROM psk.audit_log a,"                                                   \
-	"       (SELECT replace(replace(replace(psk.normalize_code(" code "),"      \
+	"       (SELECT replace(replace(replace(psk.normalize_code($3),"            \
 	"                       '!', '!!'), '%', '!%'), '_', '!_') AS code,"        \
-	"               replace(replace(replace(" user_name ","                     \
+	"               replace(replace(replace($4,"                                \
 	"                       '!', '!!'), '%', '!%'), '_', '!_') AS user_name) f" \
 	" WHERE (f.code IS NULL OR a.code LIKE f.code || '%' ESCAPE '!'"            \
 	"                       OR a.code LIKE '%' || f.code ESCAPE '!')"           \
 	"   AND (f.user_name IS NULL"                                               \
 	"        OR a.user_name ILIKE '%' || f.user_name || '%' ESCAPE '!')"        \
-	"   AND (" action "::text IS NULL OR a.action = " action ")"                \
-	"   AND (" since "::timestamptz IS NULL OR a.logged_at >= " since ")"       \
-	"   AND (" until "::timestamptz IS NULL OR a.logged_at < " until ")"
+	"   AND ($5::text IS NULL OR a.action = $5)"                                \
+	"   AND ($6::timestamptz IS NULL OR a.logged_at >= $6)"                     \
+	"   AND ($7::timestamptz IS NULL OR a.logged_at < $7)"
 
-static PskQuery audit_log_page = {
-	"SELECT count(*) OVER (), a.id, a.logged_at, a.action, a.code, a.user_name,"
-	"       a.contact_email, a.tester_name, a.country, a.region, a.note" AUDIT_LOG_MATCHING(
-		"$3", "$4", "$5", "$6", "$7") " ORDER BY a.logged_at DESC, a.id DESC"
-									  " OFFSET $1 LIMIT $2",
-	7,
-	{ INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
-	  TIMESTAMPTZOID }
+#define AUDIT_LOG_ARGTYPES                                           \
+	{                                                                \
+		INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, \
+			TIMESTAMPTZOID, INT8OID, BOOLOID                         \
+	}
+
+static PskQuery audit_log_count = {
+	"SELECT count(*) FROM (SELECT" AUDIT_LOG_FILTER " LIMIT $1 + 1) s", 9,
+	AUDIT_LOG_ARGTYPES, false, true
 };
+
+#define AUDIT_LOG_PAGE(estimate)                                                  \
+	"SELECT $8, a.id, a.logged_at, a.action, a.code, a.user_name,"                \
+	"       a.contact_email, a.tester_name, a.country, a.region, a.note" estimate \
+		AUDIT_LOG_FILTER " ORDER BY a.logged_at DESC, a.id DESC"                  \
+	" OFFSET $1 LIMIT $2"
+
+static PskQuery audit_log_page = { AUDIT_LOG_PAGE(", $9"), 9,
+								   AUDIT_LOG_ARGTYPES, false, true };
+
+/*
+ * The same without total_is_estimate, for psk_log as 0.2.1 declared it:
+ * this library runs under the old declaration from its installation to the
+ * ALTER EXTENSION UPDATE.
+ */
+static PskQuery audit_log_page_0_2 = { AUDIT_LOG_PAGE(""), 9,
+									   AUDIT_LOG_ARGTYPES, false, true };
+
+/*
+ * The planner's estimate of the rows matching the filters of values (the
+ * top line of EXPLAIN).  Not read_only: SPI takes EXPLAIN for a statement
+ * that may write (EXPLAIN ANALYZE could); this one only plans.
+ */
+static int64
+audit_log_estimate(Datum *values, const bool *nulls)
+{
+	static const Oid types[9] = AUDIT_LOG_ARGTYPES;
+	char			 n[9];
+	const char		*line;
+	const char		*rows;
+
+	for (int i = 0; i < 9; i++)
+		n[i] = nulls[i] ? 'n' : ' ';
+	if (SPI_execute_with_args("EXPLAIN SELECT" AUDIT_LOG_FILTER, 9,
+							  (Oid *) types, values, n, false,
+							  1) != SPI_OK_UTILITY ||
+		SPI_processed < 1)
+		return 0;
+	line = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	rows = line ? strstr(line, " rows=") : NULL;
+	return rows ? strtoll(rows + 6, NULL, 10) : 0;
+}
 
 Datum
 psk_log(PG_FUNCTION_ARGS)
@@ -183,15 +236,18 @@ psk_log(PG_FUNCTION_ARGS)
 	const char *action =
 		psk_list_name(&psk_actions, psk_text_arg(fcinfo, 4, "action", false,
 												 PSK_MAX_NAME_LEN));
-	Datum values[7];
-	bool  nulls[7] = { 0 };
+	Datum		   values[9];
+	bool		   nulls[9] = { 0 };
+	int64		   total;
+	bool		   isnull;
+	ReturnSetInfo *rsinfo;
 
 	if (!PG_ARGISNULL(5) && !PG_ARGISNULL(6) &&
 		PG_GETARG_TIMESTAMPTZ(5) > PG_GETARG_TIMESTAMPTZ(6))
 		ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
 						errmsg("since must not be later than until")));
 
-	values[0] = Int64GetDatum((int64) (page - 1) * page_size);
+	values[0] = Int64GetDatum(PSK_LOG_EXACT_COUNT);
 	values[1] = Int32GetDatum(page_size);
 	nulls[2] = code == NULL;
 	values[2] = code ? CStringGetTextDatum(code) : (Datum) 0;
@@ -203,9 +259,25 @@ psk_log(PG_FUNCTION_ARGS)
 	values[5] = nulls[5] ? (Datum) 0 : PG_GETARG_DATUM(5);
 	nulls[6] = PG_ARGISNULL(6);
 	values[6] = nulls[6] ? (Datum) 0 : PG_GETARG_DATUM(6);
+	values[7] = Int64GetDatum(0);
+	values[8] = BoolGetDatum(false);
 
 	SPI_connect();
-	psk_execute(&audit_log_page, values, nulls, true);
+	psk_execute(&audit_log_count, values, nulls, true);
+	total = DatumGetInt64(psk_result(0, 1, &isnull));
+	if (total > PSK_LOG_EXACT_COUNT)
+	{
+		total = Max(total, audit_log_estimate(values, nulls));
+		values[8] = BoolGetDatum(true);
+	}
+	values[0] = Int64GetDatum((int64) (page - 1) * page_size);
+	values[7] = Int64GetDatum(total);
+	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	psk_execute(rsinfo != NULL && rsinfo->expectedDesc != NULL &&
+						rsinfo->expectedDesc->natts == 11
+					? &audit_log_page_0_2
+					: &audit_log_page,
+				values, nulls, true);
 	psk_return_tuptable(fcinfo);
 	SPI_finish();
 	return (Datum) 0;
@@ -323,6 +395,91 @@ psk_countries(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+PG_FUNCTION_INFO_V1(psk_overdue);
+
+/*
+ * psk_overdue(older_than, code_type): the held codes reserved at least
+ * older_than ago, longest held first, read from the partial index of held
+ * codes by reserved_at (codes_held_since_idx), not from every code.  $1 the
+ * cutoff (now() - older_than), $2 the pool or NULL.
+ */
+static PskQuery overdue = {
+	"SELECT c.code, c.pool, c.status, u.email, c.tester_name, c.reserved_at,"
+	"       c.expires_at, now() - c.reserved_at"
+	"  FROM psk.codes c JOIN psk.users u ON u.id = c.holder_id"
+	" WHERE c.status IN ('RESERVED', 'IN_USE') AND c.reserved_at <= $1"
+	"   AND ($2::text IS NULL OR c.pool = $2)"
+	" ORDER BY c.reserved_at, c.id",
+	2,
+	{ TIMESTAMPTZOID, TEXTOID }
+};
+
+/* now() - older_than, or invalid_input for an interval out of range. */
+static TimestampTz
+overdue_cutoff(Interval *older_than)
+{
+	MemoryContext		 caller = CurrentMemoryContext;
+	volatile TimestampTz cutoff = 0;
+	volatile bool		 bad = false;
+
+	PG_TRY();
+	{
+		cutoff = DatumGetTimestampTz(
+			DirectFunctionCall2(timestamptz_mi_interval,
+								TimestampTzGetDatum(
+									GetCurrentTransactionStartTimestamp()),
+								IntervalPGetDatum(older_than)));
+	}
+	PG_CATCH();
+	{
+		ErrorData *e;
+
+		MemoryContextSwitchTo(caller);
+		e = CopyErrorData();
+		if (ERRCODE_TO_CATEGORY(e->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
+			PG_RE_THROW();
+		FlushErrorState();
+		bad = true;
+	}
+	PG_END_TRY();
+	if (bad)
+		ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
+						errmsg("older_than is out of range")));
+	return cutoff;
+}
+
+Datum
+psk_overdue(PG_FUNCTION_ARGS)
+{
+	Interval   *older_than;
+	Interval	zero = { 0 };
+	const char *pool;
+	Datum		values[2];
+	bool		nulls[2] = { 0 };
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
+						errmsg("older_than is required")));
+	older_than = PG_GETARG_INTERVAL_P(0);
+	if (DatumGetInt32(DirectFunctionCall2(interval_cmp,
+										  IntervalPGetDatum(older_than),
+										  IntervalPGetDatum(&zero))) < 0)
+		ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
+						errmsg("older_than must not be negative")));
+	pool = psk_pool_name(
+		psk_text_arg(fcinfo, 1, "code_type", false, PSK_MAX_NAME_LEN));
+
+	values[0] = TimestampTzGetDatum(overdue_cutoff(older_than));
+	nulls[1] = pool == NULL;
+	values[1] = pool ? CStringGetTextDatum(pool) : (Datum) 0;
+
+	SPI_connect();
+	psk_execute(&overdue, values, nulls, true);
+	psk_return_tuptable(fcinfo);
+	SPI_finish();
+	return (Datum) 0;
+}
+
 /*
  * The exports (GET /admin/codes/export and /admin/logs/export): the rows of
  * psk_codes and psk_log, unpaged, as a cursor, which bulk.c reads in parts
@@ -360,29 +517,38 @@ psk_open_codes_cursor(const char *pool, const char *status)
 	return psk_open_cursor(&codes_export, NULL, values, nulls);
 }
 
+/*
+ * AUDIT_LOG_FILTER reads its filters from $3 to $7 (psk_log's); $1 and $2
+ * are unused here, always NULL.  Planned for each call's values, as
+ * psk_log's queries are: the filters then prune the weekly partitions.
+ */
 static PskQuery log_export = {
 	"SELECT a.id, " ISO_8601(
 		"a.logged_at") " AS logged_at, a.action, a.code,"
 					   "       a.user_name, a.contact_email, a.tester_name, a.country, a.region,"
-					   "       a.note" AUDIT_LOG_MATCHING(
-						   "$1", "$2", "$3", "$4",
-						   "$5") " ORDER BY a.logged_at, a.id",
-	5,
-	{ TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID }
+					   "       a.note" AUDIT_LOG_FILTER
+					   " ORDER BY a.logged_at, a.id",
+	7,
+	{ INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
+	  TIMESTAMPTZOID },
+	false,
+	true
 };
 
 Portal
 psk_open_log_cursor(const char *code, const char *user_name, const char *action,
 					const TimestampTz *since, const TimestampTz *until)
 {
-	Datum values[5];
-	bool  nulls[5] = { code == NULL, user_name == NULL, action == NULL,
-					   since == NULL, until == NULL };
+	Datum values[7] = { 0 };
+	bool  nulls[7] = { true,		   true,
+					   code == NULL,   user_name == NULL,
+					   action == NULL, since == NULL,
+					   until == NULL };
 
-	values[0] = code ? CStringGetTextDatum(code) : (Datum) 0;
-	values[1] = user_name ? CStringGetTextDatum(user_name) : (Datum) 0;
-	values[2] = action ? CStringGetTextDatum(action) : (Datum) 0;
-	values[3] = since ? TimestampTzGetDatum(*since) : (Datum) 0;
-	values[4] = until ? TimestampTzGetDatum(*until) : (Datum) 0;
+	values[2] = code ? CStringGetTextDatum(code) : (Datum) 0;
+	values[3] = user_name ? CStringGetTextDatum(user_name) : (Datum) 0;
+	values[4] = action ? CStringGetTextDatum(action) : (Datum) 0;
+	values[5] = since ? TimestampTzGetDatum(*since) : (Datum) 0;
+	values[6] = until ? TimestampTzGetDatum(*until) : (Datum) 0;
 	return psk_open_cursor(&log_export, NULL, values, nulls);
 }

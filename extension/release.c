@@ -3,8 +3,10 @@
  *		Giving a held code back to its pool: psk_release_code (for
  *		psk_release and the HTTP layer) and psk_release.
  *
- * Below SPI (writer.c), as FOR NO KEY UPDATE would: a release waits for
- * whoever holds the code's row locked, then acts on its newest version.
+ * Below SPI (writer.c): the caller first (a non-admin user), then the
+ * arguments, then the code, locked as FOR NO KEY UPDATE would: a release
+ * waits for whoever holds the code's row locked, then acts on its newest
+ * version.
  */
 #include "writer.h"
 
@@ -22,7 +24,19 @@ psk_release_code(const char *email, const char *code, const char *clearance,
 	PskUser	  user;
 
 	psk_writer_begin(&w);
-	psk_lock_held_code(&w, email, code, LockTupleNoKeyExclusive, &user);
+	/* who may call it: a non-admin user */
+	psk_check_user(email, psk_lookup_user(email, false, &user) ? &user : NULL);
+
+	/* then the arguments, in their order */
+	code = psk_check_text(unconstify(char *, code), "code", true,
+						  PSK_MAX_CODE_LEN);
+	clearance = psk_check_text(unconstify(char *, clearance), "clearance_id",
+							   false, PSK_MAX_NAME_LEN);
+	note = psk_check_text(unconstify(char *, note), "note", false,
+						  PSK_MAX_TEXT_LEN);
+
+	/* then the code */
+	psk_lock_held_code(&w, code, LockTupleNoKeyExclusive, &user);
 
 	out->code = psk_slot_cstring(w.code_slot, w.code_att[CODE_CODE]);
 	out->released_at = w.now;
@@ -54,10 +68,10 @@ psk_release(PG_FUNCTION_ARGS)
 {
 	char *email =
 		psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
-	char *code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
-	char *clearance =
-		psk_text_arg(fcinfo, 2, "clearance_id", false, PSK_MAX_NAME_LEN);
-	char *note = psk_text_arg(fcinfo, 3, "note", false, PSK_MAX_TEXT_LEN);
+	/* checked after the caller */
+	char		  *code = psk_text_arg_capped(fcinfo, 1, PSK_MAX_CODE_LEN);
+	char		  *clearance = psk_text_arg_capped(fcinfo, 2, PSK_MAX_NAME_LEN);
+	char		  *note = psk_text_arg_capped(fcinfo, 3, PSK_MAX_TEXT_LEN);
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	PskReleased	   released;
 	Datum		   values[2];

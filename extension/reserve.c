@@ -8,6 +8,13 @@
  * concurrent reserves never wait on each other and never hand out one code
  * twice.  The requested pool first; what it cannot supply comes from
  * COMMON; all or none.
+ *
+ * Two things serialise one user's reserves on the user's row (locked as
+ * FOR NO KEY UPDATE, which KEY SHARE lockers do not wait for): a quota
+ * (psk.max_held_per_user), so that the codes held are counted with no
+ * reserve of that user in flight, and a request_id, so that a second call
+ * with it waits for the first and then sees what it did (requests.c).
+ * Without either, a user's reserves run side by side as before.
  */
 #include "writer.h"
 
@@ -16,6 +23,7 @@
 #include "access/tableam.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
@@ -175,6 +183,7 @@ static PskQuery find_country = {
 	{ TEXTOID }
 };
 
+/* Inside a writer call: SPI reads in the writer's snapshot. */
 static void
 lookup_country(const char *country, Request *req)
 {
@@ -192,23 +201,135 @@ lookup_country(const char *country, Request *req)
 	SPI_finish();
 }
 
-void
-psk_reserve_codes(const char *email, const char *tester, const char *country,
-				  const char *pool, int how_many, PskReserved *out)
+/*
+ * A request_id: 1 to PSK_MAX_REQUEST_ID characters, compared as given (an
+ * empty one is refused, not taken for none: a retry must not lose it).
+ */
+static const char *
+check_request_id(const char *id, const char *name)
 {
-	Request	  req = { .tester = tester, .how_many = how_many };
-	PskWriter w;
-	PskUser	  user;
-	int		  got;
+	if (id == NULL)
+		return NULL;
+	if (id[0] == '\0' ||
+		strlen(id) > (Size) PSK_MAX_REQUEST_ID * MAX_MULTIBYTE_CHAR_LEN ||
+		pg_mbstrlen(id) > PSK_MAX_REQUEST_ID)
+		ereport(ERROR,
+				(errcode(ERRCODE_PSK_INVALID_INPUT),
+				 errmsg("%s must be 1 to %d characters",
+						name ? name : "request_id", PSK_MAX_REQUEST_ID)));
+	return id;
+}
 
-	Assert(how_many >= 1 && how_many <= PSK_MAX_HOW_MANY);
+/*
+ * How many codes the user holds, RESERVED and IN_USE (only held codes have
+ * a holder), as committed now: the caller holds the user's row locked, so
+ * the reserves of this user that committed while it waited are counted.
+ */
+static int64
+held_codes(PskWriter *w, int64 user_id)
+{
+	Relation holder_idx =
+		index_open(psk_relation("codes_holder_idx"), AccessShareLock);
+	Snapshot	  now = RegisterSnapshot(GetLatestSnapshot());
+	ScanKeyData	  key;
+	IndexScanDesc scan;
+	int64		  n = 0;
+
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum(user_id));
+	scan = index_beginscan(w->codes->ri_RelationDesc, holder_idx, now, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	while (index_getnext_slot(scan, ForwardScanDirection, w->code_slot))
+		n++;
+	index_endscan(scan);
+	UnregisterSnapshot(now);
+	index_close(holder_idx, NoLock);
+	return n;
+}
+
+int
+psk_reserve_codes(const char *email, const PskReserveArgs *args,
+				  PskReserved **outp)
+{
+	Request			req = { 0 };
+	PskWriter		w;
+	PskUser			user;
+	const char	   *country;
+	const char	   *code_type;
+	const char	   *pool;
+	const char	   *request_id;
+	PskRequestFound remembered = PSK_REQUEST_NONE;
+	int				quota = psk_max_held_per_user;
+	bool			serialise;
+	PskReserved	   *out;
+	int				how_many;
+	int				got;
+
+	/* Who may call it at all, first: a non-admin user. */
+	serialise = args->request_id != NULL || quota > 0;
+	if (args->request_id != NULL)
+		psk_writer_begin_requests(&w);
+	else
+		psk_writer_begin(&w);
+	psk_check_user(email,
+				   psk_lookup_user_locked(email,
+										  serialise ? LockTupleNoKeyExclusive
+													: LockTupleKeyShare,
+										  &user)
+					   ? &user
+					   : NULL);
+
+	/* Then the arguments, in their order. */
+	req.tester = psk_check_text(unconstify(char *, args->tester), "tester_name",
+								true, PSK_MAX_NAME_LEN);
+	country = psk_check_text(unconstify(char *, args->country), "country",
+							 false, PSK_MAX_NAME_LEN);
+	code_type =
+		psk_pool_name(psk_check_text(unconstify(char *, args->code_type),
+									 "code_type", false, PSK_MAX_NAME_LEN));
+	if (args->how_many < 1 || args->how_many > PSK_MAX_HOW_MANY)
+		ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
+						errmsg("how_many must be between %d and %d", 1,
+							   PSK_MAX_HOW_MANY)));
+	how_many = req.how_many = (int) args->how_many;
+	request_id = check_request_id(args->request_id, args->request_id_name);
 	if (country != NULL)
 		lookup_country(country, &req);
+	pool = code_type ? code_type : psk_pool_name(user.pool);
+	out = *outp = palloc(how_many * sizeof(PskReserved));
 
-	psk_writer_begin(&w);
-	psk_check_user(email, psk_lookup_user(email, true, &user) ? &user : NULL);
-	if (pool == NULL)
-		pool = psk_pool_name(user.pool);
+	/* A request_id made before: the same rows again, nothing reserved. */
+	if (request_id != NULL)
+	{
+		remembered = psk_request_find(&w, user.id, request_id);
+		if (remembered == PSK_REQUEST_KNOWN)
+		{
+			if (!psk_request_same(&w, req.tester, req.country, code_type,
+								  how_many))
+				ereport(ERROR,
+						(errcode(ERRCODE_PSK_CONFLICT),
+						 errmsg("%s \"%s\" was used with other "
+								"arguments",
+								args->request_id_name ? args->request_id_name
+													  : "request_id",
+								request_id)));
+			got = psk_request_replay(&w, out, how_many);
+			psk_writer_end(&w);
+			return got;
+		}
+	}
+
+	if (quota > 0)
+	{
+		int64 held = held_codes(&w, user.id);
+
+		if (held + how_many > quota)
+			ereport(ERROR, (errcode(ERRCODE_PSK_QUOTA_EXCEEDED),
+							errmsg("quota exceeded: \"%s\" holds " INT64_FORMAT
+								   " code(s) and asks for %d more; "
+								   "psk.max_held_per_user is %d",
+								   user.email, held, how_many, quota)));
+	}
 
 	/* The requested pool first; what it cannot supply comes from COMMON. */
 	got = reserve_from_pool(&w, &user, &req, pool, how_many, out);
@@ -225,30 +346,62 @@ psk_reserve_codes(const char *email, const char *tester, const char *country,
 				 ? errmsg("no codes available in pool %s", pool)
 				 : errmsg("only %d of %d codes available in pool %s and COMMON",
 						  got, how_many, pool)));
+
+	if (request_id != NULL)
+		psk_request_remember(&w, remembered, user.id, request_id, req.tester,
+							 req.country, code_type, how_many, out, got);
 	psk_writer_end(&w);
+	return got;
 }
 
 /*
- * psk_reserve(user_email, tester_name, country, code_type, how_many)
+ * A text argument as given, for checks made later (after the caller): a
+ * value far over any limit is cut before it is copied, still too long for
+ * psk_check_text.
+ */
+static const char *
+raw_text_arg(FunctionCallInfo fcinfo, int argno, int maxlen)
+{
+	text *arg;
+	Size  len;
+	Size  cap = (Size) maxlen * MAX_MULTIBYTE_CHAR_LEN + 1;
+
+	if (argno >= PG_NARGS() || PG_ARGISNULL(argno))
+		return NULL;
+	arg = PG_GETARG_TEXT_PP(argno);
+	len = VARSIZE_ANY_EXHDR(arg);
+	return pnstrdup(VARDATA_ANY(arg), Min(len, cap));
+}
+
+/*
+ * psk_reserve(user_email, tester_name, country, code_type, how_many,
+ * request_id).  Called by a schema before 0.3.0 with five arguments.
  */
 Datum
 psk_reserve(PG_FUNCTION_ARGS)
 {
 	char *email =
 		psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
-	char *tester =
-		psk_text_arg(fcinfo, 1, "tester_name", true, PSK_MAX_NAME_LEN);
-	char *country = psk_text_arg(fcinfo, 2, "country", false, PSK_MAX_NAME_LEN);
-	const char *pool = psk_pool_name(
-		psk_text_arg(fcinfo, 3, "code_type", false, PSK_MAX_NAME_LEN));
-	int32 how_many = psk_int_arg(fcinfo, 4, "how_many", 1, 1, PSK_MAX_HOW_MANY);
-	PskReserved	  *got = palloc(how_many * sizeof(PskReserved));
+	PskReserveArgs args;
+	PskReserved	  *got;
+	int			   n;
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
-	psk_reserve_codes(email, tester, country, pool, how_many, got);
+	args.tester = raw_text_arg(fcinfo, 1, PSK_MAX_NAME_LEN);
+	args.country = raw_text_arg(fcinfo, 2, PSK_MAX_NAME_LEN);
+	args.code_type = raw_text_arg(fcinfo, 3, PSK_MAX_NAME_LEN);
+	args.how_many = PG_ARGISNULL(4) ? 1 : PG_GETARG_INT32(4);
+	args.request_id = raw_text_arg(fcinfo, 5, PSK_MAX_REQUEST_ID);
+	args.request_id_name = NULL;
 
+	/*
+	 * The result set first: it looks this function up by OID, which an
+	 * update that replaces psk_reserve (0.3.0 adds request_id) drops; looked
+	 * up after waiting for the update's locks, it would be gone.
+	 */
 	InitMaterializedSRF(fcinfo, 0);
-	for (int i = 0; i < how_many; i++)
+	n = psk_reserve_codes(email, &args, &got);
+	for (int i = 0; i < n; i++)
 	{
 		Datum values[5];
 		bool  nulls[5] = { 0 };

@@ -8,20 +8,24 @@
  * the SHA-256 of the token, so a copy of the table lets nobody in, and a
  * token is resolved by one probe of the table's primary key.
  *
- * The brute-force guard counts failed logins per lower-cased e-mail, whether
- * or not an account has it: a wrong e-mail and a wrong password take the
+ * The brute-force guard counts failed logins per account, and per e-mail
+ * for an e-mail without one: a wrong e-mail and a wrong password take the
  * same path (bcrypt runs against a dummy hash of the same cost when there is
- * no account) and raise the same error.  Failures are committed by a
- * background worker (login_guard.c) so that they survive the rollback of
- * the failing call.
+ * no account) and raise the same error.  No typed text is stored: a
+ * failure is kept against the account's id, or against a keyed hash of the
+ * e-mail (a password typed into the e-mail field is not readable from
+ * psk.login_failures).  Failures are committed by the login guard
+ * (login_guard.c) so that they survive the rollback of the failing call.
  */
 #include "psk.h"
 
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
+#include "common/hmac.h"
 #include "common/sha2.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -143,28 +147,92 @@ static PskQuery lock_login_advisory = {
 	{ TEXTOID }
 };
 
+/* Does schema psk have this table (it depends on the schema's version)? */
 static bool
-have_login_slots(void)
+have_table(const char *name)
 {
-	return OidIsValid(
-		get_relname_relid("login_slots", get_namespace_oid("psk", false)));
+	return OidIsValid(get_relname_relid(name, get_namespace_oid("psk", false)));
 }
 
 /*
- * The e-mail's failures within the window, at most the limit, and the
- * seconds until the oldest of them leaves the window.
+ * The key of the keyed hash that stands for an e-mail without an account in
+ * psk.login_failures, and the e-mail as hashed: trimmed and lower-cased.
  */
-static PskQuery recent_failures = {
-	"SELECT pg_catalog.count(*)::int,"
-	"       pg_catalog.ceil(extract(epoch FROM pg_catalog.min(failed_at)"
-	"           + $2 * interval '1 second' - pg_catalog.statement_timestamp()))::int"
-	"  FROM (SELECT failed_at FROM psk.login_failures"
-	"         WHERE email = $1"
-	"           AND failed_at > pg_catalog.statement_timestamp() - $2 * interval '1 second'"
-	"         ORDER BY failed_at DESC LIMIT $3) f",
-	3,
-	{ TEXTOID, INT4OID, INT4OID }
+static PskQuery login_key = {
+	"SELECT k.key, pg_catalog.lower(pg_catalog.btrim($1)) FROM psk.login_key k",
+	1,
+	{ TEXTOID }
 };
+
+/* HMAC-SHA256 of the e-mail under psk.login_key: no typed text is kept. */
+static void
+email_hmac(const char *email, uint8 *out)
+{
+	Datum		 arg = CStringGetTextDatum(email);
+	bool		 isnull;
+	bytea		*key;
+	char		*message;
+	pg_hmac_ctx *ctx;
+
+	if (psk_execute(&login_key, &arg, NULL, true) != 1)
+		elog(ERROR, "psk: psk.login_key does not hold one key");
+	key = DatumGetByteaPP(psk_result(0, 1, &isnull));
+	message = psk_result_cstring(0, 2);
+	ctx = pg_hmac_create(PG_SHA256);
+	if (ctx == NULL ||
+		pg_hmac_init(ctx, (uint8 *) VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)) <
+			0 ||
+		pg_hmac_update(ctx, (uint8 *) message, strlen(message)) < 0 ||
+		pg_hmac_final(ctx, out, PSK_LOGIN_HMAC_LEN) < 0)
+		elog(ERROR, "psk: could not compute HMAC-SHA256: %s",
+			 ctx ? pg_hmac_error(ctx) : "out of memory");
+	pg_hmac_free(ctx);
+}
+
+/*
+ * The failures within the window of what a login is counted against (the
+ * account, the keyed hash of an e-mail without one, or before 0.3.0 the
+ * e-mail), at most the limit, and the seconds until the oldest of them
+ * leaves the window.
+ */
+#define RECENT_FAILURES(cond)                                                                \
+	"SELECT pg_catalog.count(*)::int,"                                                       \
+	"       pg_catalog.ceil(extract(epoch FROM pg_catalog.min(failed_at)"                    \
+	"           + $2 * interval '1 second' - pg_catalog.statement_timestamp()))::int"        \
+	"  FROM (SELECT failed_at FROM psk.login_failures"                                       \
+	"         WHERE " cond                                                                   \
+	"           AND failed_at > pg_catalog.statement_timestamp() - $2 * interval '1 second'" \
+	"         ORDER BY failed_at DESC LIMIT $3) f"
+
+static PskQuery recent_by_user = { RECENT_FAILURES("user_id = $1"),
+								   3,
+								   { INT8OID, INT4OID, INT4OID } };
+static PskQuery recent_by_hmac = { RECENT_FAILURES("email_hmac = $1"),
+								   3,
+								   { BYTEAOID, INT4OID, INT4OID } };
+static PskQuery recent_by_email = { RECENT_FAILURES("email = $1"),
+									3,
+									{ TEXTOID, INT4OID, INT4OID } };
+
+/* A good login, or a new password, clears the account's failures. */
+static PskQuery clear_by_user = {
+	"DELETE FROM psk.login_failures WHERE user_id = $1", 1, { INT8OID }
+};
+static PskQuery clear_by_email = {
+	"DELETE FROM psk.login_failures"
+	" WHERE email = (SELECT email FROM psk.users WHERE id = $1)",
+	1,
+	{ INT8OID }
+};
+
+void
+psk_clear_login_failures(int64 user_id)
+{
+	Datum arg = Int64GetDatum(user_id);
+
+	psk_execute(have_table("login_key") ? &clear_by_user : &clear_by_email,
+				&arg, NULL, false);
+}
 
 static PskQuery make_hash = { "SELECT psk.crypt($1, psk.gen_salt('bf', $2))",
 							  2,
@@ -222,30 +290,25 @@ static PskQuery check_password = { "SELECT psk.crypt($1, $2) = $2",
 								   2,
 								   { TEXTOID, TEXTOID } };
 
-/*
- * A good login clears the e-mail's failures, sweeps a few ended sessions
- * and starts a new one.
- */
+/* A good login sweeps a few ended sessions and starts a new one. */
 static PskQuery start_session = {
-	"WITH cleared AS ("
-	"  DELETE FROM psk.login_failures WHERE email = $1"
-	"), swept AS ("
+	"WITH swept AS ("
 	"  DELETE FROM psk.sessions WHERE token_hash = ANY (ARRAY("
 	"    SELECT token_hash FROM psk.sessions"
 	"     WHERE expires_at <= pg_catalog.statement_timestamp()"
 	"     ORDER BY expires_at LIMIT 100 FOR UPDATE SKIP LOCKED))"
 	")"
 	"INSERT INTO psk.sessions (token_hash, user_id, created_at, expires_at)"
-	"VALUES ($2, $3, pg_catalog.statement_timestamp(),"
-	"        pg_catalog.statement_timestamp() + $4 * interval '1 second')",
-	4,
-	{ TEXTOID, BYTEAOID, INT8OID, INT4OID }
+	"VALUES ($1, $2, pg_catalog.statement_timestamp(),"
+	"        pg_catalog.statement_timestamp() + $3 * interval '1 second')",
+	3,
+	{ BYTEAOID, INT8OID, INT4OID }
 };
 
 /*
  * psk_execute for a read that must see what other transactions committed
  * until now, whatever our isolation level: the failures are committed by
- * the guard's workers while our transaction runs.
+ * the guard while our transaction runs.
  */
 static uint64
 execute_latest(PskQuery *query, Datum *values)
@@ -271,6 +334,41 @@ execute_latest(PskQuery *query, Datum *values)
 }
 
 /*
+ * What a failed login of this e-mail is counted against (login_guard.h),
+ * and the query of its recent failures, with values[0] set for it.
+ */
+static PskQuery *
+failure_key(const char *email, const char *lowered, int64 user_id,
+			PskLoginKey *key, Datum *values)
+{
+	memset(key, 0, sizeof(PskLoginKey));
+	if (!have_table("login_key"))
+	{
+		key->kind = PSK_LOGIN_LEGACY;
+		strlcpy(key->email, lowered, sizeof(key->email));
+		values[0] = CStringGetTextDatum(lowered);
+		return &recent_by_email;
+	}
+	if (user_id != 0)
+	{
+		key->kind = PSK_LOGIN_USER;
+		key->user_id = user_id;
+		values[0] = Int64GetDatum(user_id);
+		return &recent_by_user;
+	}
+	key->kind = PSK_LOGIN_UNKNOWN;
+	email_hmac(email, key->hmac);
+	{
+		bytea *h = palloc(VARHDRSZ + PSK_LOGIN_HMAC_LEN);
+
+		SET_VARSIZE(h, VARHDRSZ + PSK_LOGIN_HMAC_LEN);
+		memcpy(VARDATA(h), key->hmac, PSK_LOGIN_HMAC_LEN);
+		values[0] = PointerGetDatum(h);
+	}
+	return &recent_by_hmac;
+}
+
+/*
  * psk_login(email, password) -> (access_token, token_type, expires_in)
  *
  * Its errors do not log the statement (errhidestmt): a caller that passes
@@ -284,31 +382,42 @@ psk_login_work(PG_FUNCTION_ARGS)
 		psk_text_arg(fcinfo, 0, "email", true, PSK_MAX_EMAIL_LEN));
 	char *password =
 		psk_text_arg(fcinfo, 1, "password", true, PSK_MAX_TEXT_LEN);
-	char		  *key;
+	char		  *lowered;
+	const char	  *hash = NULL;
+	PskLoginKey	   key;
+	PskQuery	  *recent;
 	Datum		   values[4];
 	bool		   isnull;
 	int32		   failures;
-	PskLoginGuard *guard;
+	int64		   user_id = 0;
 	volatile bool  ok = false;
-	volatile int64 user_id = 0;
 	uint8		   raw[TOKEN_BYTES];
 	char		   token[TOKEN_CHARS + 1];
 	ReturnSetInfo *rsinfo;
 	Datum		   result[3];
 	bool		   result_nulls[3] = { 0 };
 
+	/* On a hot standby, or read-only: refused before any worker is asked. */
+	psk_require_writable("psk_login");
 	SPI_connect();
 
 	values[0] = CStringGetTextDatum(email);
-	psk_execute(have_login_slots() ? &lock_login : &lock_login_advisory, values,
-				NULL, false);
-	key = psk_result_cstring(0, 1);
+	psk_execute(have_table("login_slots") ? &lock_login : &lock_login_advisory,
+				values, NULL, false);
+	lowered = psk_result_cstring(0, 1);
+
+	values[0] = CStringGetTextDatum(lowered);
+	if (psk_execute(&find_account, values, NULL, false) > 0)
+	{
+		user_id = DatumGetInt64(psk_result(0, 1, &isnull));
+		hash = psk_result_cstring(0, 2);
+	}
 
 	/* Locked out: refused before the password is looked at. */
-	values[0] = CStringGetTextDatum(key);
+	recent = failure_key(email, lowered, user_id, &key, values);
 	values[1] = Int32GetDatum(psk_login_lockout);
 	values[2] = Int32GetDatum(psk_login_max_failures);
-	execute_latest(&recent_failures, values);
+	execute_latest(recent, values);
 	failures = DatumGetInt32(psk_result(0, 1, &isnull));
 	if (failures >= psk_login_max_failures)
 		ereport(
@@ -319,31 +428,33 @@ psk_login_work(PG_FUNCTION_ARGS)
 				 Max(DatumGetInt32(psk_result(0, 2, &isnull)), 1)),
 			 errhidestmt(true)));
 
-	/* No worker to count a failure: refused too (locked_out). */
-	guard = psk_guard_start(key);
+	/*
+	 * No guard to count a failure: refused before the password is looked
+	 * at.  A caller gone meanwhile (its statement cancelled) is stopped
+	 * before bcrypt runs, or after it, before anything is recorded: it
+	 * learns nothing either way.
+	 */
 	PG_TRY();
 	{
-		const char *hash = dummy_hash();
-
-		if (psk_execute(&find_account, values, NULL, false) > 0)
-		{
-			user_id = DatumGetInt64(psk_result(0, 1, &isnull));
-			hash = psk_result_cstring(0, 2);
-		}
+		psk_guard_start(&key);
+		CHECK_FOR_INTERRUPTS();
+		if (hash == NULL)
+			hash = dummy_hash();
 		values[0] = CStringGetTextDatum(password);
 		values[1] = CStringGetTextDatum(hash);
 		psk_execute(&check_password, values, NULL, false);
 		ok = DatumGetBool(psk_result(0, 1, &isnull)) && user_id != 0 &&
 			 strlen(password) <= PSK_MAX_PASSWORD;
+		CHECK_FOR_INTERRUPTS();
 	}
 	PG_CATCH();
 	{
-		psk_guard_abandon(guard);
+		psk_guard_abandon();
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 
-	if (!psk_guard_finish(guard, !ok))
+	if (!psk_guard_finish(!ok))
 		ereport(
 			ERROR,
 			(errcode(ERRCODE_PSK_LOCKED_OUT),
@@ -361,10 +472,10 @@ psk_login_work(PG_FUNCTION_ARGS)
 	encode_token(raw, token);
 	explicit_bzero(raw, sizeof(raw));
 
-	values[0] = CStringGetTextDatum(key);
-	values[1] = token_hash(token, TOKEN_CHARS);
-	values[2] = Int64GetDatum(user_id);
-	values[3] = Int32GetDatum(psk_session_ttl);
+	psk_clear_login_failures(user_id);
+	values[0] = token_hash(token, TOKEN_CHARS);
+	values[1] = Int64GetDatum(user_id);
+	values[2] = Int32GetDatum(psk_session_ttl);
 	psk_execute(&start_session, values, NULL, false);
 	SPI_finish();
 
@@ -453,6 +564,7 @@ psk_logout(PG_FUNCTION_ARGS)
 {
 	Datum hash;
 
+	psk_require_writable("psk_logout");
 	SPI_connect();
 	if (!token_arg(fcinfo, &hash) ||
 		psk_execute(&revoke_session, &hash, NULL, false) == 0)

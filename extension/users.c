@@ -104,23 +104,21 @@ psk_create_user_work(PG_FUNCTION_ARGS)
 {
 	char *admin_email =
 		psk_text_arg(fcinfo, 0, "admin_email", false, PSK_MAX_EMAIL_LEN);
-	char *team = psk_text_arg(fcinfo, 1, "team_name", true, PSK_MAX_NAME_LEN);
-	char *name = psk_text_arg(fcinfo, 2, "user_name", true, PSK_MAX_NAME_LEN);
-	char *email = psk_text_arg(fcinfo, 3, "email", true, PSK_MAX_EMAIL_LEN);
-	char *password =
-		psk_text_arg(fcinfo, 4, "password", true, PSK_MAX_PASSWORD);
 	bool		is_admin = PG_ARGISNULL(5) ? false : PG_GETARG_BOOL(5);
-	const char *pool =
-		psk_pool_name(psk_text_arg(fcinfo, 6, "pool", false, PSK_MAX_NAME_LEN));
-	PskUser admin;
-	bool	bootstrap = admin_email == NULL;
-	Datum	values[7];
-	bool	nulls[7] = { 0 };
-	bool	isnull;
+	char	   *team;
+	char	   *name;
+	char	   *email;
+	char	   *password;
+	const char *pool;
+	PskUser		admin;
+	bool		bootstrap = admin_email == NULL;
+	Datum		values[7];
+	bool		nulls[7] = { 0 };
+	bool		isnull;
 
-	check_email(email);
-	check_password(password);
+	psk_require_writable("psk_create_user");
 
+	/* who may call it first (strings below live until SPI_finish) */
 	SPI_connect();
 	if (admin_email == NULL)
 	{
@@ -141,6 +139,16 @@ psk_create_user_work(PG_FUNCTION_ARGS)
 	}
 	else
 		psk_require_admin(admin_email, &admin);
+
+	/* then the arguments */
+	team = psk_text_arg(fcinfo, 1, "team_name", true, PSK_MAX_NAME_LEN);
+	name = psk_text_arg(fcinfo, 2, "user_name", true, PSK_MAX_NAME_LEN);
+	email = psk_text_arg(fcinfo, 3, "email", true, PSK_MAX_EMAIL_LEN);
+	password = psk_text_arg(fcinfo, 4, "password", true, PSK_MAX_PASSWORD);
+	pool =
+		psk_pool_name(psk_text_arg(fcinfo, 6, "pool", false, PSK_MAX_NAME_LEN));
+	check_email(email);
+	check_password(password);
 
 	values[0] = CStringGetTextDatum(team);
 	values[1] = CStringGetTextDatum(name);
@@ -305,8 +313,8 @@ held_codes(int64 id)
  * $2..$7: the new values (NULL: unchanged).  The note lists what changed
  * and nothing when nothing does; then neither the row nor the log is
  * written.  Returns the id, the note and whether the row was written.  A new
- * password also ends the user's sessions and clears the failed logins of its
- * e-mail (a reset unlocks the account).
+ * password also ends the user's sessions (and psk_update_user then clears
+ * the account's failed logins: a reset unlocks it).
  */
 static PskQuery update_user = {
 	"WITH old AS ("
@@ -337,9 +345,6 @@ static PskQuery update_user = {
 	"  UPDATE psk.sessions SET revoked_at = statement_timestamp()"
 	"   WHERE $5 IS NOT NULL AND user_id = $1 AND revoked_at IS NULL"
 	"     AND expires_at > statement_timestamp()"
-	"), unlocked AS ("
-	"  DELETE FROM psk.login_failures f USING diff"
-	"   WHERE $5 IS NOT NULL AND f.email IN (diff.email, lower($4))"
 	")"
 	"SELECT o.id, d.note, u.id IS NOT NULL"
 	"  FROM old o JOIN diff d ON d.id = o.id LEFT JOIN updated u ON u.id = o.id",
@@ -357,27 +362,37 @@ psk_update_user_work(PG_FUNCTION_ARGS)
 {
 	char *admin_email =
 		psk_text_arg(fcinfo, 0, "admin_email", true, PSK_MAX_EMAIL_LEN);
-	int64 id = user_id_arg(fcinfo, 1);
-	char *team = optional_arg(fcinfo, 2, "team_name", PSK_MAX_NAME_LEN);
-	char *name = optional_arg(fcinfo, 3, "user_name", PSK_MAX_NAME_LEN);
-	char *email = optional_arg(fcinfo, 4, "email", PSK_MAX_EMAIL_LEN);
-	char *password = optional_arg(fcinfo, 5, "password", PSK_MAX_PASSWORD);
-	const char *pool =
-		psk_pool_name(optional_arg(fcinfo, 7, "pool", PSK_MAX_NAME_LEN));
-	bool	demote = !PG_ARGISNULL(6) && !PG_GETARG_BOOL(6);
-	bool	promote = !PG_ARGISNULL(6) && PG_GETARG_BOOL(6);
-	PskUser admin;
-	Datum	values[8];
-	bool	nulls[8] = { 0 };
-	bool	isnull;
+	int64		id;
+	char	   *team;
+	char	   *name;
+	char	   *email;
+	char	   *password;
+	const char *pool;
+	bool		demote = !PG_ARGISNULL(6) && !PG_GETARG_BOOL(6);
+	bool		promote = !PG_ARGISNULL(6) && PG_GETARG_BOOL(6);
+	PskUser		admin;
+	Datum		values[8];
+	bool		nulls[8] = { 0 };
+	bool		isnull;
+	bool		found;
 
+	psk_require_writable("psk_update_user");
+
+	/* who may call it first (strings below live until SPI_finish) */
+	SPI_connect();
+	psk_require_admin(admin_email, &admin);
+
+	/* then the arguments */
+	id = user_id_arg(fcinfo, 1);
+	team = optional_arg(fcinfo, 2, "team_name", PSK_MAX_NAME_LEN);
+	name = optional_arg(fcinfo, 3, "user_name", PSK_MAX_NAME_LEN);
+	email = optional_arg(fcinfo, 4, "email", PSK_MAX_EMAIL_LEN);
+	password = optional_arg(fcinfo, 5, "password", PSK_MAX_PASSWORD);
+	pool = psk_pool_name(optional_arg(fcinfo, 7, "pool", PSK_MAX_NAME_LEN));
 	if (email)
 		check_email(email);
 	if (password)
 		check_password(password);
-
-	SPI_connect();
-	psk_require_admin(admin_email, &admin);
 
 	if (demote)
 		keep_an_admin(id, admin.id);
@@ -411,15 +426,18 @@ psk_update_user_work(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_PSK_CONFLICT),
 				 errmsg("a user with e-mail \"%s\" exists already", email)));
 	psk_result_set(fcinfo);
-	if (SPI_processed > 0 && DatumGetBool(psk_result(0, 3, &isnull)))
+	found = SPI_processed > 0;
+	if (found && DatumGetBool(psk_result(0, 3, &isnull)))
 		user_changed(fcinfo, "USER_UPDATED", &admin, psk_result(0, 1, &isnull),
 					 psk_result_cstring(0, 2));
-	else if (SPI_processed > 0)
+	else if (found)
 	{
 		Datum id = psk_result(0, 1, &isnull);
 
 		psk_return_row(fcinfo, &id, &isnull);
 	}
+	if (found && password != NULL)
+		psk_clear_login_failures(id);
 	SPI_finish();
 	return (Datum) 0;
 }
@@ -451,14 +469,17 @@ psk_delete_user(PG_FUNCTION_ARGS)
 {
 	char *admin_email =
 		psk_text_arg(fcinfo, 0, "admin_email", true, PSK_MAX_EMAIL_LEN);
-	int64	id = user_id_arg(fcinfo, 1);
+	int64	id;
 	PskUser admin;
 	int32	held;
 	Datum	value;
 	bool	isnull;
 
+	psk_require_writable("psk_delete_user");
 	SPI_connect();
+	/* who may call it first, then the arguments */
 	psk_require_admin(admin_email, &admin);
+	id = user_id_arg(fcinfo, 1);
 
 	/*
 	 * The user's row lock (FOR UPDATE) waits for the reserves of that user

@@ -37,12 +37,14 @@
 #include "catalog/namespace.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
+#include "executor/execPartition.h"
 #include "executor/executor.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -102,6 +104,19 @@ static const Oid session_types[SESSION_NCOLS] = { BYTEAOID, INT8OID,
 												  TIMESTAMPTZOID };
 static Columns	 session_cols = { InvalidOid, SESSION_NCOLS, session_names,
 								  session_types };
+
+static const char *const request_names[REQ_NCOLS] = {
+	"user_id",	  "request_id", "made_at",	   "tester_name",
+	"country",	  "code_type",	"how_many",	   "codes",
+	"code_types", "tokens",		"reserved_at", "expires_at"
+};
+static const Oid request_types[REQ_NCOLS] = {
+	INT8OID,	  TEXTOID,		TIMESTAMPTZOID, TEXTOID,
+	TEXTOID,	  TEXTOID,		INT4OID,		TEXTARRAYOID,
+	TEXTARRAYOID, UUIDARRAYOID, TIMESTAMPTZOID, TIMESTAMPTZOID
+};
+static Columns request_cols = { InvalidOid, REQ_NCOLS, request_names,
+								request_types };
 
 /*
  * Column numbers of rel, from the cache when every cached number still has
@@ -174,13 +189,59 @@ resolve_columns(Relation rel, Columns *cols)
 	return cols->attnum;
 }
 
+/*
+ * The OIDs of psk's relations, by name, found once and kept until any
+ * relation or schema changes (an invalidation message of either kind
+ * empties the cache): every call of the engine opens several, and a name
+ * lookup costs two syscache probes.
+ */
+#define RELATION_CACHE_SIZE 32
+
+static struct
+{
+	char name[NAMEDATALEN];
+	Oid	 relid;
+} relation_cache[RELATION_CACHE_SIZE];
+static int	relation_cache_used = 0;
+static bool relation_cache_registered = false;
+
+static void
+relation_cache_reset(Datum arg, Oid relid)
+{
+	relation_cache_used = 0;
+}
+
+static void
+relation_cache_reset_syscache(Datum arg, int cacheid, uint32 hashvalue)
+{
+	relation_cache_used = 0;
+}
+
 Oid
 psk_relation(const char *name)
 {
-	Oid relid = get_relname_relid(name, get_namespace_oid("psk", false));
+	Oid relid;
 
+	for (int i = 0; i < relation_cache_used; i++)
+		if (strcmp(relation_cache[i].name, name) == 0)
+			return relation_cache[i].relid;
+
+	if (!relation_cache_registered)
+	{
+		CacheRegisterRelcacheCallback(relation_cache_reset, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACEOID,
+									  relation_cache_reset_syscache, (Datum) 0);
+		relation_cache_registered = true;
+	}
+	relid = get_relname_relid(name, get_namespace_oid("psk", false));
 	if (!OidIsValid(relid))
 		elog(ERROR, "psk: relation psk.%s is missing", name);
+	if (relation_cache_used < RELATION_CACHE_SIZE)
+	{
+		strlcpy(relation_cache[relation_cache_used].name, name, NAMEDATALEN);
+		relation_cache[relation_cache_used].relid = relid;
+		relation_cache_used++;
+	}
 	return relid;
 }
 
@@ -335,6 +396,7 @@ cached_check_exprs(CheckCache *cache, Relation rel)
 
 static CheckCache codes_checks;
 static CheckCache log_checks;
+static CheckCache request_checks;
 
 static ResultRelInfo *
 open_result_relation(EState *estate, const char *name, Index rti,
@@ -347,6 +409,49 @@ open_result_relation(EState *estate, const char *name, Index rti,
 	rri->ri_ConstraintExprs = cached_check_exprs(checks, rel);
 	ExecOpenIndices(rri, false);
 	/* Found by ExecGetTriggerResultRel when AFTER triggers fire. */
+	estate->es_opened_result_relations =
+		lappend(estate->es_opened_result_relations, rri);
+	return rri;
+}
+
+/*
+ * psk.audit_log is partitioned by logged_at (partitions.c makes and drops
+ * the partitions).  The parent is opened as a ModifyTable node opens the
+ * target of an INSERT, without its (partitioned) indexes; each row is
+ * routed to its partition by the executor's tuple routing, as COPY and
+ * logical replication do, which opens a partition (and its indexes) once
+ * per call when the first row goes there.  A row past every partition
+ * goes to the default partition, so a missing partition never fails a
+ * change.
+ */
+static ResultRelInfo *
+open_log(PskWriter *w, EState *estate, Index rti)
+{
+	ResultRelInfo *rri = makeNode(ResultRelInfo);
+	Relation rel = table_open(psk_relation("audit_log"), RowExclusiveLock);
+
+	InitResultRelInfo(rri, rel, rti, NULL, 0);
+	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+	{
+		ModifyTableState *mtstate = makeNode(ModifyTableState);
+
+		mtstate->ps.plan = NULL;
+		mtstate->ps.state = estate;
+		mtstate->operation = CMD_INSERT;
+		mtstate->mt_nrels = 1;
+		mtstate->resultRelInfo = rri;
+		mtstate->rootResultRelInfo = rri;
+		w->log_mtstate = mtstate;
+		w->log_proute = ExecSetupPartitionTupleRouting(estate, rel);
+	}
+	else
+	{
+		/* not partitioned (a table made before 0.3.0 and not updated) */
+		w->log_mtstate = NULL;
+		w->log_proute = NULL;
+		rri->ri_ConstraintExprs = cached_check_exprs(&log_checks, rel);
+		ExecOpenIndices(rri, false);
+	}
 	estate->es_opened_result_relations =
 		lappend(estate->es_opened_result_relations, rri);
 	return rri;
@@ -369,12 +474,14 @@ result_rte(Relation rel)
  * does before each statement) and take a fresh snapshot in READ COMMITTED.
  */
 static void
-writer_start(PskWriter *w, bool with_codes)
+writer_start(PskWriter *w, bool with_codes, bool with_requests)
 {
 	EState		 *estate;
 	MemoryContext oldcxt;
 	List		 *rtable = NIL;
 
+	/* Below SPI nothing else checks it: before any change. */
+	psk_require_writable("a change to psk");
 	CommandCounterIncrement();
 	PushActiveSnapshot(GetTransactionSnapshot());
 
@@ -389,9 +496,16 @@ writer_start(PskWriter *w, bool with_codes)
 		w->codes = open_result_relation(estate, "codes", 1, &codes_checks);
 		rtable = lappend(rtable, result_rte(w->codes->ri_RelationDesc));
 	}
-	w->log = open_result_relation(estate, "audit_log", list_length(rtable) + 1,
-								  &log_checks);
+	w->log = open_log(w, estate, list_length(rtable) + 1);
 	rtable = lappend(rtable, result_rte(w->log->ri_RelationDesc));
+	w->requests = NULL;
+	if (with_requests)
+	{
+		w->requests =
+			open_result_relation(estate, "reserve_requests",
+								 list_length(rtable) + 1, &request_checks);
+		rtable = lappend(rtable, result_rte(w->requests->ri_RelationDesc));
+	}
 	ExecInitRangeTable(estate, rtable);
 
 	w->log_att = resolve_columns(w->log->ri_RelationDesc, &log_cols);
@@ -414,6 +528,16 @@ writer_start(PskWriter *w, bool with_codes)
 								   RelationGetDescr(w->codes->ri_RelationDesc),
 								   &TTSOpsVirtual);
 	}
+	if (with_requests)
+	{
+		Relation rel = w->requests->ri_RelationDesc;
+
+		w->request_att = resolve_columns(rel, &request_cols);
+		w->request_slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel),
+												 table_slot_callbacks(rel));
+		w->new_request = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel),
+												&TTSOpsVirtual);
+	}
 	w->now = GetCurrentTransactionStartTimestamp(); /* now() */
 	MemoryContextSwitchTo(oldcxt);
 
@@ -423,13 +547,19 @@ writer_start(PskWriter *w, bool with_codes)
 void
 psk_writer_begin(PskWriter *w)
 {
-	writer_start(w, true);
+	writer_start(w, true, false);
 }
 
 void
 psk_audit_writer_begin(PskWriter *w)
 {
-	writer_start(w, false);
+	writer_start(w, false, false);
+}
+
+void
+psk_writer_begin_requests(PskWriter *w)
+{
+	writer_start(w, true, true);
 }
 
 /* Fire the queued AFTER triggers (the foreign key check) and clean up. */
@@ -443,8 +573,18 @@ psk_writer_end(PskWriter *w)
 		ExecCloseIndices(w->codes);
 		table_close(w->codes->ri_RelationDesc, NoLock);
 	}
-	ExecCloseIndices(w->log);
+	if (w->log_proute != NULL)
+		ExecCleanupTupleRouting(w->log_mtstate, w->log_proute);
+	else
+		ExecCloseIndices(w->log);
+	w->log_proute = NULL;
+	w->log_mtstate = NULL;
 	table_close(w->log->ri_RelationDesc, NoLock);
+	if (w->requests != NULL)
+	{
+		ExecCloseIndices(w->requests);
+		table_close(w->requests->ri_RelationDesc, NoLock);
+	}
 	ExecResetTupleTable(w->estate->es_tupleTable, false);
 	FreeExecutorState(w->estate);
 	PopActiveSnapshot();
@@ -648,5 +788,23 @@ psk_audit_append_at(PskWriter *w, const char *action, TimestampTz logged_at)
 	psk_audit_set(w, LOG_LOGGED_AT, TimestampTzGetDatum(logged_at));
 	psk_audit_set(w, LOG_ACTION, CStringGetTextDatum(action));
 	ExecStoreVirtualTuple(w->log_row);
-	ExecSimpleRelationInsert(w->log, w->estate, w->log_row);
+	if (w->log_proute == NULL)
+		ExecSimpleRelationInsert(w->log, w->estate, w->log_row);
+	else
+	{
+		ResultRelInfo *part =
+			ExecFindPartition(w->log_mtstate, w->log, w->log_proute, w->log_row,
+							  w->estate);
+		TupleTableSlot *row = w->log_row;
+
+		/* A partition made from another table may order its columns so. */
+		if (part->ri_RootToPartitionMap != NULL)
+			row = execute_attr_map_slot(part->ri_RootToPartitionMap->attrMap,
+										row, part->ri_PartitionTupleSlot);
+		/* Its CHECK constraints compiled once per backend, as above. */
+		if (part->ri_ConstraintExprs == NULL)
+			part->ri_ConstraintExprs =
+				cached_check_exprs(&log_checks, part->ri_RelationDesc);
+		ExecSimpleRelationInsert(part, w->estate, row);
+	}
 }

@@ -73,22 +73,48 @@ enum
 	SESSION_NCOLS
 };
 
+/* psk.reserve_requests (requests.c) */
+enum
+{
+	REQ_USER_ID,
+	REQ_REQUEST_ID,
+	REQ_MADE_AT,
+	REQ_TESTER,
+	REQ_COUNTRY,
+	REQ_CODE_TYPE,
+	REQ_HOW_MANY,
+	REQ_CODES,
+	REQ_CODE_TYPES,
+	REQ_TOKENS,
+	REQ_RESERVED_AT,
+	REQ_EXPIRES_AT,
+	REQ_NCOLS
+};
+
 /*
  * One call's worth of executor state: psk.codes and psk.audit_log as result
- * relations with their indexes open, as a ModifyTable node would have them.
+ * relations with their indexes open, as a ModifyTable node would have them
+ * (and psk.reserve_requests, for a reserve with a request_id).
  */
 typedef struct PskWriter
 {
 	EState			 *estate;
 	ResultRelInfo	 *codes;
 	ResultRelInfo	 *log;
+	ResultRelInfo	 *requests; /* NULL unless psk_writer_begin_requests */
 	const AttrNumber *code_att;
 	const AttrNumber *log_att;
+	const AttrNumber *request_att;
 	Oid				  log_id_seq; /* audit_log.id's identity sequence */
-	TupleTableSlot	 *code_slot;  /* a code as locked */
-	TupleTableSlot	 *new_code;	  /* its new version */
-	TupleTableSlot	 *log_row;
-	TimestampTz		  now;
+	/* routing of audit rows to their partition; NULL: not partitioned */
+	struct ModifyTableState		 *log_mtstate;
+	struct PartitionTupleRouting *log_proute;
+	TupleTableSlot				 *code_slot; /* a code as locked */
+	TupleTableSlot				 *new_code;	 /* its new version */
+	TupleTableSlot				 *log_row;
+	TupleTableSlot *request_slot; /* a remembered request as found */
+	TupleTableSlot *new_request;  /* a row to write there */
+	TimestampTz		now;
 } PskWriter;
 
 /* psk.<name>, or an error when the extension's object is missing. */
@@ -107,6 +133,8 @@ extern void psk_writer_begin(PskWriter *w);
 extern void psk_writer_end(PskWriter *w);
 /* The same for a change that is not a code's: audit rows only. */
 extern void psk_audit_writer_begin(PskWriter *w);
+/* psk_writer_begin, and psk.reserve_requests open too (requests.c). */
+extern void psk_writer_begin_requests(PskWriter *w);
 
 /*
  * Lock the row version in slot (in READ COMMITTED its newest version), as
@@ -183,12 +211,45 @@ extern void psk_audit_code(PskWriter *w, const PskUser *actor);
 extern void psk_audit_actor(PskWriter *w, const PskUser *actor);
 
 /*
- * actor.c: the code the user with this e-mail holds, locked in mode into
- * w->code_slot; not_allowed for an unknown user or an admin, and the
- * refusals of psk_check_holder.
+ * requests.c: a reserve's request_id.  psk_request_find looks up what the
+ * user's call with that request_id returned (a registered snapshot of now:
+ * the caller holds the user's row locked, so a call that committed while
+ * it waited is seen) into w->request_slot; psk_request_same compares the
+ * arguments, psk_request_replay returns its rows; psk_request_remember
+ * writes what this call returned (over a lapsed row when there is one).
  */
-extern void psk_lock_held_code(PskWriter *w, const char *email,
-							   const char *code, LockTupleMode mode,
-							   PskUser *user);
+typedef enum PskRequestFound
+{
+	PSK_REQUEST_NONE,	/* never made, or forgotten */
+	PSK_REQUEST_LAPSED, /* made more than 24 hours ago: as if never made */
+	PSK_REQUEST_KNOWN	/* made within 24 hours: replay it */
+} PskRequestFound;
+
+extern PskRequestFound psk_request_find(PskWriter *w, int64 user_id,
+										const char *request_id);
+extern bool			   psk_request_same(PskWriter *w, const char *tester,
+										const char *country, const char *code_type,
+										int how_many);
+extern int	psk_request_replay(PskWriter *w, PskReserved *out, int max);
+extern void psk_request_remember(PskWriter *w, PskRequestFound found,
+								 int64 user_id, const char *request_id,
+								 const char *tester, const char *country,
+								 const char *code_type, int how_many,
+								 const PskReserved *got, int n);
+
+/*
+ * actor.c: the user with this e-mail, locked in mode (as FOR UPDATE and the
+ * like would, waiting for others); psk_lookup_user with lock takes
+ * LockTupleKeyShare.
+ */
+extern bool psk_lookup_user_locked(const char *email, LockTupleMode mode,
+								   PskUser *user);
+
+/*
+ * actor.c: the code that user (checked by psk_check_user already) holds,
+ * locked in mode into w->code_slot; the refusals of psk_check_holder.
+ */
+extern void psk_lock_held_code(PskWriter *w, const char *code,
+							   LockTupleMode mode, const PskUser *user);
 
 #endif /* PSK_WRITER_H */

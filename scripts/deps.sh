@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 pkgs=(postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap
 	libtap-parser-sourcehandler-pgtap-perl libh2o-evloop-dev libpq-dev
 	zlib1g-dev postgresql-common postgresql-contrib make gcc pkg-config
-	python3 curl wrk clang-format chromium python3-passlib)
+	python3 curl wrk clang-format chromium python3-passlib
+	python3-prometheus-client postgresql-15-auto-failover procps)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

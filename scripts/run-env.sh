@@ -71,3 +71,10 @@ pick_datadir() {
 	mkdir -p "$(dirname "$alt")"
 	echo "$alt"
 }
+
+# The pid of a make run-ha of this checkout in the foreground, if any.
+ha_run_pid() {
+	local pid
+	pid=$(cat "$rundir/run-ha.pid" 2>/dev/null) || return 1
+	[ "$pid" != "$$" ] && proc_is "$pid" scripts/run-ha.sh && echo "$pid"
+}

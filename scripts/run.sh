@@ -38,6 +38,10 @@ if pid=$(run_pid); then
   stop it: make stop"
 fi
 
+if pid=$(ha_run_pid); then
+	die "make run-ha is running (pid $pid); stop it first: make stop"
+fi
+
 # First the packages: lib.sh asks pg_config where PostgreSQL is.
 bash scripts/deps.sh || die "missing packages (scripts/deps.sh)"
 source scripts/lib.sh
@@ -147,10 +151,14 @@ fi
 psql_ -d psk -f scripts/shim-role.sql >/dev/null || die "could not set up the role psk_shim"
 conninfo="host=127.0.0.1 port=$pgport dbname=psk user=psk_shim"
 url=http://127.0.0.1:$httpport
+# the admin port (/metrics, /live, /ready): the next one, 8001 by default
+adminport=${PSK_ADMIN_PORT:-$((httpport + 1))}
 if [ -x shim/psk-shim ]; then
 	port_is_free "$httpport" ||
-		die "port $httpport on 127.0.0.1 is in use; choose another: PSK_HTTP_PORT=8001 make run"
-	shim/psk-shim --listen "127.0.0.1:$httpport" --db "$conninfo" >"$rundir/shim.log" 2>&1 &
+		die "port $httpport on 127.0.0.1 is in use; choose another: PSK_HTTP_PORT=8010 make run"
+	port_is_free "$adminport" ||
+		die "port $adminport on 127.0.0.1 (the admin port) is in use; choose another: PSK_ADMIN_PORT=8011 make run"
+	shim/psk-shim --listen "127.0.0.1:$httpport" --admin-listen "127.0.0.1:$adminport" --db "$conninfo" >"$rundir/shim.log" 2>&1 &
 	shim_pid=$!
 	echo "$shim_pid" >"$rundir/shim.pid"
 	for _ in $(seq 50); do
@@ -183,6 +191,10 @@ if [ -n "$shim_pid" ]; then
     curl -s $url/users/reserve -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' -d '{"tester_name": "tester"}'
     curl -s $url/users/my -H "Authorization: Bearer \$TOKEN"
     curl -s $url/users/release -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' -d '{"code": "PUT-THE-CODE-HERE"}'
+
+  Metrics (admin port, no auth) http://127.0.0.1:$adminport
+    curl -s http://127.0.0.1:$adminport/metrics
+    curl -s http://127.0.0.1:$adminport/ready
 EOF
 else
 	echo

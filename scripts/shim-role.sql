@@ -24,3 +24,6 @@ BEGIN
     END LOOP;
 END
 $$;
+-- GET /metrics and /ready on the admin port: the database's metrics
+-- (psk.metrics(), SECURITY DEFINER), a grant of its own (not an http_*).
+GRANT EXECUTE ON FUNCTION psk.metrics() TO psk_shim;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# make stop: stop whatever `make run` of this checkout left running (the
-# foreground make run, the HTTP shim, the cluster), found by its pid files.
+# make stop: stop whatever `make run` or `make run-ha` of this checkout left
+# running (the foreground make run or run-ha, the HTTP shim, the cluster or
+# the pg_auto_failover formation), found by its pid files.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -15,7 +16,13 @@ if pid=$(run_pid); then
 	stopped=1
 fi
 
-# What a make run that was killed outright left behind.
+if pid=$(ha_run_pid); then
+	echo "stopping make run-ha (pid $pid)"
+	stop_pid "$pid" 90
+	stopped=1
+fi
+
+# What a make run or run-ha that was killed outright left behind.
 pid=$(cat "$rundir/shim.pid" 2>/dev/null)
 if proc_is "$pid" psk-shim; then
 	echo "stopping the HTTP shim (pid $pid)"
@@ -31,5 +38,14 @@ if [ -n "$datadir" ] && cluster_running "$datadir"; then
 	stopped=1
 fi
 rm -f "$rundir/run.pid"
+
+hadir=$(cat "$rundir/hadir" 2>/dev/null)
+if [ -n "$hadir" ] && ls "$hadir"/*.pid >/dev/null 2>&1; then
+	source scripts/ha-lib.sh
+	echo "stopping the pg_auto_failover formation ($hadir)"
+	ha_stop "$hadir"
+	stopped=1
+fi
+rm -f "$rundir/run-ha.pid"
 
 [ -n "$stopped" ] && echo "stopped" || echo "nothing was running"

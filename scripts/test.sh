@@ -8,7 +8,8 @@
 #   bash scripts/test.sh regress          only pg_regress (sql/, expected/)
 #   bash scripts/test.sh tap              only pgTAP (test/*.sql)
 #   bash scripts/test.sh worker http      only those suites (worker contention
-#                                         http migrate browser backup stress fuzz)
+#                                         http attack migrate browser backup
+#                                         upgrade stress failover fuzz)
 #   bash scripts/test.sh sanitize         pg_regress under ASan and UBSan
 #   bash scripts/test.sh sql/install.sql test/audit.sql   only these files
 #
@@ -52,15 +53,15 @@ regress_files=()
 tap_files=()
 for arg in "$@"; do
 	case $arg in
-	regress | tap | worker | contention | http | migrate | browser | backup | stress | fuzz | sanitize) suites+=("$arg") ;;
+	regress | tap | worker | contention | http | attack | migrate | browser | backup | upgrade | stress | failover | fuzz | sanitize) suites+=("$arg") ;;
 	sql/*.sql) regress_files+=("$(basename "$arg" .sql)") ;;
 	test/*.sql) tap_files+=("$arg") ;;
-	*) abort "unknown argument '$arg' (regress, tap, worker, contention, http, migrate, browser, backup, stress, fuzz, sanitize, sql/NAME.sql or test/NAME.sql)" ;;
+	*) abort "unknown argument '$arg' (regress, tap, worker, contention, http, attack, migrate, browser, backup, upgrade, stress, failover, fuzz, sanitize, sql/NAME.sql or test/NAME.sql)" ;;
 	esac
 done
 [ ${#regress_files[@]} -gt 0 ] && suites+=(regress)
 [ ${#tap_files[@]} -gt 0 ] && suites+=(tap)
-[ ${#suites[@]} -eq 0 ] && suites=(regress tap worker contention http migrate browser backup stress fuzz sanitize)
+[ ${#suites[@]} -eq 0 ] && suites=(regress tap worker contention http attack migrate browser backup upgrade stress failover fuzz sanitize)
 wanted() {
 	local s
 	for s in "${suites[@]}"; do [ "$s" = "$1" ] && return 0; done
@@ -124,8 +125,8 @@ make -s install DESTDIR="$PSK_PGROOT" >"$work/install.out" 2>&1 || {
 port=$(free_port)
 cluster_init "$work/data" || abort "initdb failed"
 # Every statement logged, with its user: test/http checks that no password
-# or token reaches the log.
-cluster_start "$work/data" "$port" -c log_statement=all \
+# or token reaches the log.  psk preloaded: psk_login needs it (its guard).
+cluster_start "$work/data" "$port" -c shared_preload_libraries=psk -c log_statement=all \
 	-c "log_line_prefix='%m [%p] %u '" || abort "the test cluster did not start"
 export PSK_TEST_SERVER_LOG=$work/data/server.log
 export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=postgres
@@ -188,7 +189,7 @@ fi
 # find the cluster in PGHOST/PGPORT/PGUSER (psk installed in this PostgreSQL,
 # no database made for them), the binaries in PSK_PGBIN, scratch space in
 # PSK_TEST_WORK, and the built shim in shim/psk-shim; or start their own.
-for s in worker contention http migrate browser backup stress fuzz sanitize; do
+for s in worker contention http attack migrate browser backup upgrade stress failover fuzz sanitize; do
 	t=test/$s/run.sh
 	wanted "$s" && [ -f "$t" ] || continue
 	echo "== $t"

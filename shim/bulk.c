@@ -41,8 +41,6 @@
 #define FETCH_ROWS	1000
 #define BATCH_ROWS	5000
 #define BATCH_BYTES (1024 * 1024)
-/* seconds a client may send nothing while its import body is read */
-#define IDLE_SECONDS 10
 /* seconds a client may take nothing of a reply before its database
  * connection (one of --bulk-max, and the held cursor's file) goes */
 #define STALL_SECONDS 60
@@ -195,7 +193,8 @@ bulk_ctx_create(Worker *w)
 	h2o_timeout_init(loop, &ctx->connect_timeout,
 					 shim_config.connect_timeout_ms);
 	h2o_timeout_init(loop, &ctx->run_timeout, shim_config.timeout_ms + 1000);
-	h2o_timeout_init(loop, &ctx->idle_timeout, IDLE_SECONDS * 1000);
+	/* a head or a body sending nothing: --idle-timeout, as h2o's requests */
+	h2o_timeout_init(loop, &ctx->idle_timeout, shim_config.idle_timeout_ms);
 	h2o_timeout_init(loop, &ctx->zero_timeout, 0);
 	h2o_timeout_init(loop, &ctx->long_timeout, BULK_LONG_SECONDS * 1000 + 1000);
 	h2o_timeout_init(loop, &ctx->stall_timeout, STALL_SECONDS * 1000);
@@ -443,18 +442,10 @@ format_rows(Bulk *b, const PGresult *res)
 static void
 start_reply(Bulk *b)
 {
-	h2o_req_t	   *req = b->req;
-	char			disposition[80];
-	struct timespec now;
+	h2o_req_t *req = b->req;
+	char	   disposition[80];
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	access_log(req->method,
-			   h2o_iovec_init(req->path.base, req->query_at != SIZE_MAX
-												  ? req->query_at
-												  : req->path.len),
-			   200,
-			   (now.tv_sec - b->started.tv_sec) * 1e3 +
-				   (now.tv_nsec - b->started.tv_nsec) / 1e6);
+	server_reply_started(req, &b->started, 200);
 	req->res.status = 200;
 	req->res.reason = http_reason(200);
 	/* unknown length: chunked (HTTP/1.1), or until the connection closes */
@@ -607,8 +598,8 @@ on_idle(h2o_timeout_entry_t *entry)
 		return;
 	}
 	snprintf(b->message, sizeof(b->message),
-			 "the request body stopped arriving (nothing for %d s)",
-			 IDLE_SECONDS);
+			 "the request body stopped arriving (nothing for %d ms)",
+			 shim_config.idle_timeout_ms);
 	b->body_over = true;
 	fail(b, http_error(400, "invalid_input", b->message));
 }

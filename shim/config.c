@@ -28,6 +28,9 @@ usage(FILE *out)
 		"Options (environment variable in brackets):\n"
 		"  --listen HOST:PORT       address to listen on [PSK_LISTEN]\n"
 		"                           (default 127.0.0.1:8000)\n"
+		"  --admin-listen HOST:PORT address of GET /metrics, /live and /ready\n"
+		"                           (no auth: monitoring only) [PSK_ADMIN_LISTEN]\n"
+		"                           (default 127.0.0.1:8001)\n"
 		"  --db CONNINFO            libpq connection string or URI\n"
 		"                           [PSK_DB, then DATABASE_URL; default: libpq's\n"
 		"                           defaults and PG* variables]\n"
@@ -52,6 +55,26 @@ usage(FILE *out)
 		"  --shutdown-timeout DURATION\n"
 		"                           longest wait for in-flight requests after\n"
 		"                           SIGTERM [PSK_SHUTDOWN_TIMEOUT] (default 30s)\n"
+		"  --max-connections N      connections open at once; past it, and when\n"
+		"                           descriptors run out, accepting pauses\n"
+		"                           [PSK_MAX_CONNECTIONS] (default 1024)\n"
+		"  --idle-timeout DURATION  the longest a connection may take to send a\n"
+		"                           whole request, or stay idle between requests\n"
+		"                           [PSK_IDLE_TIMEOUT] (default 10s)\n"
+		"  --write-timeout DURATION a connection whose answer does not move for\n"
+		"                           this long (its client reads nothing) is cut\n"
+		"                           [PSK_WRITE_TIMEOUT] (default 10s)\n"
+		"  --max-pipelined N        requests a connection may send in a row\n"
+		"                           before reading the answers; past it the\n"
+		"                           connection ends with the answer in hand\n"
+		"                           [PSK_MAX_PIPELINED] (default 16)\n"
+		"  --login-limit N          logins in flight (each a bcrypt in the\n"
+		"                           database); more: 429 with Retry-After\n"
+		"                           [PSK_LOGIN_LIMIT] (default: --threads)\n"
+		"  --login-limit-per-client N\n"
+		"                           logins in flight from one client address\n"
+		"                           [PSK_LOGIN_LIMIT_PER_CLIENT]\n"
+		"                           (default: half of --login-limit, at least 1)\n"
 		"  --quiet                  no access log [PSK_QUIET=1]\n"
 		"  --cors-origins ORIGIN[,ORIGIN...]\n"
 		"                           web origins allowed to call the API from a\n"
@@ -128,6 +151,7 @@ shim_configure(int argc, char **argv)
 	enum
 	{
 		OPT_LISTEN = 256,
+		OPT_ADMIN_LISTEN,
 		OPT_DB,
 		OPT_THREADS,
 		OPT_POOL,
@@ -137,6 +161,12 @@ shim_configure(int argc, char **argv)
 		OPT_TIMEOUT,
 		OPT_CONNECT_TIMEOUT,
 		OPT_SHUTDOWN_TIMEOUT,
+		OPT_MAX_CONNECTIONS,
+		OPT_IDLE_TIMEOUT,
+		OPT_WRITE_TIMEOUT,
+		OPT_MAX_PIPELINED,
+		OPT_LOGIN_LIMIT,
+		OPT_LOGIN_LIMIT_PER_CLIENT,
 		OPT_QUIET,
 		OPT_CORS_ORIGINS,
 		OPT_DOCS_DIR,
@@ -145,6 +175,7 @@ shim_configure(int argc, char **argv)
 	};
 	static const struct option options[] = {
 		{ "listen", required_argument, NULL, OPT_LISTEN },
+		{ "admin-listen", required_argument, NULL, OPT_ADMIN_LISTEN },
 		{ "db", required_argument, NULL, OPT_DB },
 		{ "threads", required_argument, NULL, OPT_THREADS },
 		{ "pool", required_argument, NULL, OPT_POOL },
@@ -154,6 +185,13 @@ shim_configure(int argc, char **argv)
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
 		{ "shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT },
+		{ "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
+		{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
+		{ "write-timeout", required_argument, NULL, OPT_WRITE_TIMEOUT },
+		{ "max-pipelined", required_argument, NULL, OPT_MAX_PIPELINED },
+		{ "login-limit", required_argument, NULL, OPT_LOGIN_LIMIT },
+		{ "login-limit-per-client", required_argument, NULL,
+		  OPT_LOGIN_LIMIT_PER_CLIENT },
 		{ "quiet", no_argument, NULL, OPT_QUIET },
 		{ "cors-origins", required_argument, NULL, OPT_CORS_ORIGINS },
 		{ "docs-dir", required_argument, NULL, OPT_DOCS_DIR },
@@ -162,6 +200,7 @@ shim_configure(int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *listen = env("PSK_LISTEN");
+	const char *admin_listen = env("PSK_ADMIN_LISTEN");
 	const char *conninfo = env("PSK_DB");
 	const char *threads = env("PSK_THREADS");
 	const char *pool = env("PSK_POOL");
@@ -171,6 +210,12 @@ shim_configure(int argc, char **argv)
 	const char *timeout = env("PSK_TIMEOUT");
 	const char *connect_timeout = env("PSK_CONNECT_TIMEOUT");
 	const char *shutdown_timeout = env("PSK_SHUTDOWN_TIMEOUT");
+	const char *max_connections = env("PSK_MAX_CONNECTIONS");
+	const char *idle_timeout = env("PSK_IDLE_TIMEOUT");
+	const char *write_timeout = env("PSK_WRITE_TIMEOUT");
+	const char *max_pipelined = env("PSK_MAX_PIPELINED");
+	const char *login_limit = env("PSK_LOGIN_LIMIT");
+	const char *login_limit_per_client = env("PSK_LOGIN_LIMIT_PER_CLIENT");
 	const char *quiet = env("PSK_QUIET");
 	const char *cors_origins = env("PSK_CORS_ORIGINS");
 	const char *docs_dir = env("PSK_DOCS_DIR");
@@ -187,6 +232,9 @@ shim_configure(int argc, char **argv)
 		{
 			case OPT_LISTEN:
 				listen = optarg;
+				break;
+			case OPT_ADMIN_LISTEN:
+				admin_listen = optarg;
 				break;
 			case OPT_DB:
 				conninfo = optarg;
@@ -214,6 +262,24 @@ shim_configure(int argc, char **argv)
 				break;
 			case OPT_SHUTDOWN_TIMEOUT:
 				shutdown_timeout = optarg;
+				break;
+			case OPT_MAX_CONNECTIONS:
+				max_connections = optarg;
+				break;
+			case OPT_IDLE_TIMEOUT:
+				idle_timeout = optarg;
+				break;
+			case OPT_WRITE_TIMEOUT:
+				write_timeout = optarg;
+				break;
+			case OPT_MAX_PIPELINED:
+				max_pipelined = optarg;
+				break;
+			case OPT_LOGIN_LIMIT:
+				login_limit = optarg;
+				break;
+			case OPT_LOGIN_LIMIT_PER_CLIENT:
+				login_limit_per_client = optarg;
 				break;
 			case OPT_QUIET:
 				quiet = "1";
@@ -250,6 +316,14 @@ shim_configure(int argc, char **argv)
 	}
 
 	shim_config.listen = listen ? listen : "127.0.0.1:8000";
+	shim_config.admin_listen = admin_listen ? admin_listen : "127.0.0.1:8001";
+	/* no auth on the admin port: never on the public listener */
+	if (strcmp(shim_config.admin_listen, shim_config.listen) == 0)
+	{
+		fprintf(stderr, "psk-shim: --admin-listen must differ from --listen "
+						"(the admin port has no auth)\n");
+		exit(2);
+	}
 	shim_config.conninfo = conninfo ? conninfo : "";
 	shim_config.threads = threads
 							  ? (int) parse_long("--threads", threads, 1, 256)
@@ -275,6 +349,27 @@ shim_configure(int argc, char **argv)
 			? parse_duration("--shutdown-timeout", shutdown_timeout)
 			: 30000;
 	shim_config.access_log = !(quiet && strcmp(quiet, "0") != 0);
+	shim_config.max_connections =
+		max_connections
+			? (int) parse_long("--max-connections", max_connections, 1, 1000000)
+			: 1024;
+	shim_config.idle_timeout_ms =
+		idle_timeout ? parse_duration("--idle-timeout", idle_timeout) : 10000;
+	shim_config.write_timeout_ms =
+		write_timeout ? parse_duration("--write-timeout", write_timeout)
+					  : 10000;
+	shim_config.max_pipelined =
+		max_pipelined
+			? (int) parse_long("--max-pipelined", max_pipelined, 0, 1000000)
+			: 16;
+	shim_config.login_limit =
+		login_limit ? (int) parse_long("--login-limit", login_limit, 1, 4096)
+					: shim_config.threads;
+	shim_config.login_limit_per_client =
+		login_limit_per_client
+			? (int) parse_long("--login-limit-per-client",
+							   login_limit_per_client, 1, 4096)
+			: (shim_config.login_limit > 1 ? shim_config.login_limit / 2 : 1);
 	shim_config.cors_origins = cors_origins ? cors_origins : "";
 	shim_config.docs_dir = docs_dir;
 }

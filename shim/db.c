@@ -10,13 +10,32 @@
  * a queue while all connections are busy.  A lost connection fails the
  * request it was running with "unavailable" and is re-established with
  * exponential backoff while the other connections keep serving.
+ *
+ * A request whose client went away (the connection closed by h2o, or found
+ * closed or reset by the watch below) leaves the queue, or has its
+ * statement cancelled (PQcancel): a login whose client hung up must not
+ * run bcrypt and count a failure for nobody.  While jobs wait or run, the
+ * pool looks at their clients' sockets every WATCH_MS.
+ *
+ * Across a failover: --db may name several hosts with
+ * target_session_attrs=read-write, so that libpq connects to whichever is
+ * the primary now.  A connection that answers 25006 (read-only: its server
+ * is, or has become, a standby) is dropped after that answer, with the idle
+ * ones to the same server, and re-established the same way.  TCP
+ * keepalives (defaults the conninfo can override) notice a primary whose
+ * machine died without closing anything.
  */
 #include "shim.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#define WATCH_MS 50
+
+const char db_client_gone[] = "the client went away";
 
 typedef enum DbState
 {
@@ -31,7 +50,8 @@ struct DbConn
 {
 	DbPool			   *pool;
 	PGconn			   *pg;
-	h2o_socket_t	   *sock; /* wraps a dup() of PQsocket(pg) */
+	PGcancel		   *cancel; /* to cancel the running statement */
+	h2o_socket_t	   *sock;	/* wraps a dup() of PQsocket(pg) */
 	DbState				state;
 	int					setup_step; /* 0: settings, then statement i - 1 */
 	DbJob			   *job;	/* running; NULL if its requester went away */
@@ -42,27 +62,36 @@ struct DbConn
 	h2o_timeout_entry_t timer;	 /* connect, run watchdog or backoff */
 };
 
-/* reconnect delays: 100 ms doubling to 5 s */
-static const int backoff_ms[] = { 100, 200, 400, 800, 1600, 3200, 5000 };
+/*
+ * reconnect delays: 100 ms doubling to 1 s.  A failover's new primary takes
+ * writes a few seconds after the old one died; a longer cap would add up to
+ * that much to the outage, for little saved (an attempt is one connect).
+ */
+static const int backoff_ms[] = { 100, 200, 400, 800, 1000 };
 #define NBACKOFF ((int) (sizeof(backoff_ms) / sizeof(backoff_ms[0])))
 
 struct DbPool
 {
-	h2o_loop_t		  *loop;
-	const char *const *statements;
-	int				   nstatements;
-	char			 **names;		  /* "s<i>" */
-	char			   settings[128]; /* sent first on every new connection */
-	DbConn			  *conns;
-	int				   nconns;
-	int				   nalive; /* connections not DB_DOWN */
-	bool			   closing;
-	h2o_linklist_t	   waiting;		 /* DbJob.link, oldest first */
-	h2o_timeout_t	   wait_timeout; /* longest wait in the queue */
-	h2o_timeout_t	   run_timeout;	 /* watchdog: statement timeout + 1 s */
-	h2o_timeout_t	   connect_timeout;
-	h2o_timeout_t	   backoff[NBACKOFF];
+	h2o_loop_t		   *loop;
+	const char *const  *statements;
+	int					nstatements;
+	char			  **names;		   /* "s<i>" */
+	char				settings[128]; /* sent first on every new connection */
+	DbConn			   *conns;
+	int					nconns;
+	int					nalive; /* connections not DB_DOWN */
+	bool				closing;
+	h2o_linklist_t		waiting;	  /* DbJob.link, oldest first */
+	h2o_timeout_t		wait_timeout; /* longest wait in the queue */
+	h2o_timeout_t		run_timeout;  /* watchdog: statement timeout + 1 s */
+	h2o_timeout_t		connect_timeout;
+	h2o_timeout_t		backoff[NBACKOFF];
+	h2o_timeout_t		watch_timeout; /* the clients of jobs, every WATCH_MS */
+	h2o_timeout_entry_t watch_entry;
 };
+
+/* set-up connections (idle or busy) of every pool, for /ready */
+static atomic_int nready;
 
 static void conn_start(DbConn *c);
 static void conn_lost(DbConn *c, const char *why);
@@ -185,6 +214,7 @@ setup_next(DbConn *c)
 		c->failing = false;
 		c->backoff = 0;
 		c->state = DB_IDLE;
+		atomic_fetch_add(&nready, 1);
 		conn_dispatch(c);
 		return;
 	}
@@ -219,6 +249,7 @@ on_connect_poll(h2o_socket_t *sock, const char *err)
 				conn_lost(c, PQerrorMessage(c->pg));
 				break;
 			}
+			c->cancel = PQgetCancel(c->pg);
 			c->state = DB_SETUP;
 			c->setup_step = 0;
 			setup_next(c);
@@ -233,12 +264,19 @@ static void
 conn_start(DbConn *c)
 {
 	/*
-	 * The whole conninfo is expanded from "dbname"; the replies are JSON,
-	 * so UTF-8 whatever it says.
+	 * The whole conninfo is expanded from "dbname": the keepalives before it
+	 * are defaults it may override; the replies are JSON, so UTF-8 whatever
+	 * it says.
 	 */
-	static const char *const keys[] = { "dbname", "fallback_application_name",
-										"client_encoding", NULL };
-	const char *values[] = { shim_config.conninfo, "psk-shim", "UTF8", NULL };
+	static const char *const keys[] = { "keepalives_idle",
+										"keepalives_interval",
+										"keepalives_count",
+										"dbname",
+										"fallback_application_name",
+										"client_encoding",
+										NULL };
+	const char *values[] = { "5",		 "2",	 "3", shim_config.conninfo,
+							 "psk-shim", "UTF8", NULL };
 
 	c->pg = PQconnectStartParams(keys, values, 1);
 	c->state = DB_CONNECTING;
@@ -279,6 +317,11 @@ conn_lost(DbConn *c, const char *why)
 		h2o_socket_close(c->sock);
 		c->sock = NULL;
 	}
+	if (c->cancel != NULL)
+	{
+		PQfreeCancel(c->cancel);
+		c->cancel = NULL;
+	}
 	if (c->pg != NULL)
 	{
 		PQfinish(c->pg);
@@ -291,6 +334,8 @@ conn_lost(DbConn *c, const char *why)
 	}
 	c->job = NULL;
 	c->want_write = false;
+	if (c->state == DB_IDLE || c->state == DB_BUSY)
+		atomic_fetch_sub(&nready, 1);
 	if (c->state != DB_DOWN)
 		pool->nalive--;
 	c->state = DB_DOWN;
@@ -308,6 +353,26 @@ conn_lost(DbConn *c, const char *why)
 		fail_waiting(pool, "the database is unavailable");
 }
 
+/*
+ * Stop the statement running on c and forget its job: the answer (an
+ * error, as a rule) is read and dropped when it comes.  PQcancel blocks for
+ * a round trip to the server; it is sent only for a client gone.
+ */
+static void
+conn_abandon(DbConn *c)
+{
+	char why[256];
+
+	if (c->job != NULL)
+		c->job->conn = NULL;
+	c->job = NULL;
+	if (c->cancel != NULL && !PQcancel(c->cancel, why, sizeof(why)))
+		shim_log("could not cancel a statement: %s", why);
+}
+
+static void watch_start(DbPool *pool);
+static void on_watch(h2o_timeout_entry_t *entry);
+
 static void
 conn_run(DbConn *c, DbJob *job)
 {
@@ -315,6 +380,7 @@ conn_run(DbConn *c, DbJob *job)
 	c->job = job;
 	job->conn = c;
 	timer_set(c, &c->pool->run_timeout);
+	watch_start(c->pool);
 	if (!PQsendQueryPrepared(c->pg, c->pool->names[job->statement], 3,
 							 job->params, NULL, NULL, 0))
 	{
@@ -330,12 +396,57 @@ conn_dispatch(DbConn *c)
 	DbPool *pool = c->pool;
 	DbJob  *job;
 
-	if (c->state != DB_IDLE || h2o_linklist_is_empty(&pool->waiting))
-		return;
-	job = H2O_STRUCT_FROM_MEMBER(DbJob, link, pool->waiting.next);
-	h2o_linklist_unlink(&job->link);
-	h2o_timeout_unlink(&job->deadline);
-	conn_run(c, job);
+	while (c->state == DB_IDLE && !h2o_linklist_is_empty(&pool->waiting))
+	{
+		job = H2O_STRUCT_FROM_MEMBER(DbJob, link, pool->waiting.next);
+		h2o_linklist_unlink(&job->link);
+		h2o_timeout_unlink(&job->deadline);
+		/* gone while it waited: not run at all */
+		if (limits_client_gone(job->client_fd, job->eof_is_gone))
+			job_finish(job, NULL, db_client_gone);
+		else
+			conn_run(c, job);
+	}
+}
+
+/* 25006: the statement ran on a server that takes no writes */
+static bool
+is_read_only_error(const PGresult *res)
+{
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	return state != NULL && strcmp(state, "25006") == 0;
+}
+
+/*
+ * c's server answered 25006: drop c and the idle connections to the same
+ * server (they would answer the same), to connect again to whichever server
+ * takes writes now.  Busy ones end their statement first.
+ */
+static void
+drop_read_only(DbConn *c)
+{
+	DbPool *pool = c->pool;
+	char	host[256], port[32];
+
+	snprintf(host, sizeof(host), "%s", PQhost(c->pg) ? PQhost(c->pg) : "");
+	snprintf(port, sizeof(port), "%s", PQport(c->pg) ? PQport(c->pg) : "");
+	shim_log("database server %s:%s is read-only (a standby now): "
+			 "reconnecting to the primary",
+			 host, port);
+	for (int i = 0; i < pool->nconns; i++)
+	{
+		DbConn *o = &pool->conns[i];
+
+		if (o == c || (o->state == DB_IDLE && o->pg != NULL &&
+					   strcmp(host, PQhost(o->pg) ? PQhost(o->pg) : "") == 0 &&
+					   strcmp(port, PQport(o->pg) ? PQport(o->pg) : "") == 0))
+		{
+			o->failing = true; /* said above */
+			o->backoff = 0;
+			conn_lost(o, "read-only");
+		}
+	}
 }
 
 /* The command on c has ended (PQgetResult returned NULL). */
@@ -367,6 +478,7 @@ conn_command_done(DbConn *c)
 	else
 	{
 		DbJob *job = c->job;
+		bool   standby = res != NULL && is_read_only_error(res);
 
 		c->job = NULL;
 		c->state = DB_IDLE;
@@ -375,7 +487,10 @@ conn_command_done(DbConn *c)
 			job_finish(job, res, NULL);
 		else
 			PQclear(res); /* its requester went away */
-		conn_dispatch(c);
+		if (standby)
+			drop_read_only(c);
+		else
+			conn_dispatch(c);
 	}
 }
 
@@ -454,6 +569,14 @@ on_wait_timeout(h2o_timeout_entry_t *entry)
 DbPool *
 db_pool_create(h2o_loop_t *loop, const char *const *statements, int nstatements)
 {
+	return db_pool_create_sized(loop, statements, nstatements,
+								shim_config.pool_size);
+}
+
+DbPool *
+db_pool_create_sized(h2o_loop_t *loop, const char *const *statements,
+					 int nstatements, int nconns)
+{
 	DbPool *pool = calloc(1, sizeof(DbPool));
 
 	if (pool == NULL)
@@ -477,8 +600,10 @@ db_pool_create(h2o_loop_t *loop, const char *const *statements, int nstatements)
 					 shim_config.connect_timeout_ms);
 	for (int i = 0; i < NBACKOFF; i++)
 		h2o_timeout_init(loop, &pool->backoff[i], backoff_ms[i]);
+	h2o_timeout_init(loop, &pool->watch_timeout, WATCH_MS);
+	pool->watch_entry.cb = on_watch;
 
-	pool->nconns = shim_config.pool_size;
+	pool->nconns = nconns;
 	pool->conns = calloc(pool->nconns, sizeof(DbConn));
 	for (int i = 0; i < pool->nconns; i++)
 	{
@@ -513,6 +638,7 @@ db_submit(DbPool *pool, DbJob *job)
 	h2o_linklist_insert(&pool->waiting, &job->link);
 	job->deadline.cb = on_wait_timeout;
 	h2o_timeout_link(pool->loop, &pool->wait_timeout, &job->deadline);
+	watch_start(pool);
 }
 
 void
@@ -524,17 +650,78 @@ db_cancel(DbJob *job)
 		h2o_timeout_unlink(&job->deadline);
 	}
 	else if (job->conn != NULL)
+		conn_abandon(job->conn);
+}
+
+static void
+watch_start(DbPool *pool)
+{
+	if (!h2o_timeout_is_linked(&pool->watch_entry))
+		h2o_timeout_link(pool->loop, &pool->watch_timeout, &pool->watch_entry);
+}
+
+/* The jobs whose clients went away end now; the others are watched on. */
+static void
+on_watch(h2o_timeout_entry_t *entry)
+{
+	DbPool		   *pool = H2O_STRUCT_FROM_MEMBER(DbPool, watch_entry, entry);
+	h2o_linklist_t	gone;
+	h2o_linklist_t *node;
+	bool			watching = false;
+
+	h2o_linklist_init_anchor(&gone);
+	for (node = pool->waiting.next; node != &pool->waiting;)
 	{
-		/* the answer will be read and dropped */
-		job->conn->job = NULL;
-		job->conn = NULL;
+		DbJob *job = H2O_STRUCT_FROM_MEMBER(DbJob, link, node);
+
+		node = node->next;
+		if (!limits_client_gone(job->client_fd, job->eof_is_gone))
+		{
+			watching = true;
+			continue;
+		}
+		h2o_linklist_unlink(&job->link);
+		h2o_timeout_unlink(&job->deadline);
+		h2o_linklist_insert(&gone, &job->link);
 	}
+	for (int i = 0; i < pool->nconns; i++)
+	{
+		DbConn *c = &pool->conns[i];
+		DbJob  *job = c->job;
+
+		if (c->state != DB_BUSY || job == NULL)
+			continue;
+		if (!limits_client_gone(job->client_fd, job->eof_is_gone))
+		{
+			watching = true;
+			continue;
+		}
+		conn_abandon(c);
+		h2o_linklist_insert(&gone, &job->link);
+	}
+	while (!h2o_linklist_is_empty(&gone))
+	{
+		DbJob *job = H2O_STRUCT_FROM_MEMBER(DbJob, link, gone.next);
+
+		h2o_linklist_unlink(&job->link);
+		job_finish(job, NULL, db_client_gone);
+	}
+	if (watching)
+		watch_start(pool);
+}
+
+bool
+db_pool_has_primary(void)
+{
+	return atomic_load(&nready) > 0;
 }
 
 void
 db_pool_close(DbPool *pool)
 {
 	pool->closing = true;
+	if (h2o_timeout_is_linked(&pool->watch_entry))
+		h2o_timeout_unlink(&pool->watch_entry);
 	fail_waiting(pool, "the server is shutting down");
 	for (int i = 0; i < pool->nconns; i++)
 	{
@@ -544,5 +731,22 @@ db_pool_close(DbPool *pool)
 		if (c->state != DB_DOWN)
 			conn_lost(c, "closing");
 		timer_set(c, NULL);
+	}
+}
+
+/*
+ * For GET /metrics, from another thread: a relaxed read of each
+ * connection's state, which only its own loop writes (a count a moment
+ * old is good enough).  counts: down, connecting (and setting up), idle,
+ * busy.
+ */
+void
+db_pool_states(DbPool *pool, int counts[4])
+{
+	for (int i = 0; i < pool->nconns; i++)
+	{
+		DbState st = __atomic_load_n(&pool->conns[i].state, __ATOMIC_RELAXED);
+
+		counts[st == DB_DOWN ? 0 : st == DB_IDLE ? 2 : st == DB_BUSY ? 3 : 1]++;
 	}
 }

@@ -23,6 +23,7 @@ static const struct
 	{ "PK008", 401, "unauthorized" },
 	{ "PK009", 409, "conflict" },
 	{ "PK010", 429, "locked_out" },
+	{ "PK011", 409, "quota_exceeded" },
 };
 
 /*
@@ -103,16 +104,21 @@ http_error_from_result(const PGresult *res)
 	}
 
 	/*
-	 * The database is going away, refuses more connections, or did not
-	 * answer within the statement timeout: unavailable, try again.
+	 * The database is going away, refuses more connections, did not answer
+	 * within the statement timeout, or is a standby (read-only, 25006: a
+	 * change must wait for a primary): unavailable, try again.
 	 */
 	if (strncmp(state, "08", 2) == 0 || strncmp(state, "53", 2) == 0 ||
-		strncmp(state, "57", 2) == 0 || strncmp(state, "40", 2) == 0)
+		strncmp(state, "57", 2) == 0 || strncmp(state, "40", 2) == 0 ||
+		strcmp(state, "25006") == 0)
 	{
 		e.status = 503;
 		e.kind = "unavailable";
 		e.message = strcmp(state, "57014") == 0
 						? "the database did not answer in time"
+					: strcmp(state, "25006") == 0
+						? "the database is read-only (a standby): try again "
+						  "when a primary answers"
 						: "the database is unavailable";
 		return e;
 	}

@@ -29,7 +29,7 @@ static Worker *workers;
 
 /* HOST:PORT, [IPv6]:PORT or :PORT; returns a listening socket or exits */
 static int
-listen_on(const char *spec)
+listen_on(const char *flag, const char *spec)
 {
 	char			host[256];
 	const char	   *colon = strrchr(spec, ':');
@@ -40,7 +40,7 @@ listen_on(const char *spec)
 	if (colon == NULL || colon[1] == '\0' ||
 		(size_t) (colon - spec) >= sizeof(host))
 	{
-		fprintf(stderr, "psk-shim: --listen wants HOST:PORT, not \"%s\"\n",
+		fprintf(stderr, "psk-shim: %s wants HOST:PORT, not \"%s\"\n", flag,
 				spec);
 		exit(2);
 	}
@@ -80,9 +80,11 @@ main(int argc, char **argv)
 {
 	sigset_t stop_signals;
 	int		 listen_fd;
+	int		 admin_fd;
 	int		 sig;
 
 	shim_configure(argc, argv);
+	limits_setup();
 	signal(SIGPIPE, SIG_IGN);
 
 	/* only the main thread takes SIGTERM/SIGINT, through sigwait() */
@@ -92,7 +94,9 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 
 	server_setup(&globalconf);
-	listen_fd = listen_on(shim_config.listen);
+	listen_fd = listen_on("--listen", shim_config.listen);
+	admin_fd = listen_on("--admin-listen", shim_config.admin_listen);
+	metrics_init(shim_config.threads);
 
 	workers = calloc(shim_config.threads, sizeof(Worker));
 	for (int i = 0; i < shim_config.threads; i++)
@@ -112,8 +116,12 @@ main(int argc, char **argv)
 		h2o_multithread_create_thread(&workers[i].thread, NULL, worker_main,
 									  &workers[i]);
 
-	shim_log("listening on %s (%d threads, %d database connections each)",
-			 shim_config.listen, shim_config.threads, shim_config.pool_size);
+	admin_start(admin_fd, workers, shim_config.threads);
+
+	shim_log("listening on %s (%d threads, %d database connections each); "
+			 "admin port %s",
+			 shim_config.listen, shim_config.threads, shim_config.pool_size,
+			 shim_config.admin_listen);
 
 	while (sigwait(&stop_signals, &sig) != 0)
 		;
@@ -123,6 +131,7 @@ main(int argc, char **argv)
 		worker_request_stop(&workers[i]);
 	for (int i = 0; i < shim_config.threads; i++)
 		pthread_join(workers[i].thread, NULL);
+	admin_stop();
 	shim_log("stopped");
 	return 0;
 }

@@ -21,6 +21,7 @@ const Route shim_routes[] = {
 
 	{ "POST", "/users/reserve", "psk.http_reserve", AUTH_USER, BODY_JSON },
 	{ "POST", "/users/confirm", "psk.http_confirm", AUTH_USER, BODY_JSON },
+	{ "POST", "/users/renew", "psk.http_renew", AUTH_USER, BODY_JSON },
 	{ "POST", "/users/release", "psk.http_release", AUTH_USER, BODY_JSON },
 	{ "POST", "/users/mark-non-usable", "psk.http_mark_non_usable", AUTH_USER,
 	  BODY_JSON },
@@ -46,6 +47,8 @@ const Route shim_routes[] = {
 	{ "POST", "/admin/codes/add", "psk.http_add_codes", AUTH_ADMIN, BODY_JSON },
 	{ "GET", "/admin/codes/all", "psk.http_codes_all", AUTH_ADMIN, BODY_NONE },
 	{ "GET", "/admin/codes", "psk.http_codes", AUTH_ADMIN, BODY_NONE },
+	{ "GET", "/admin/codes/overdue", "psk.http_overdue", AUTH_ADMIN,
+	  BODY_NONE },
 	{ "POST", "/admin/codes/disassociate", "psk.http_disassociate", AUTH_ADMIN,
 	  BODY_JSON },
 	{ "POST", "/admin/codes/mark-non-usable", "psk.http_admin_mark_non_usable",
@@ -70,6 +73,29 @@ const Route shim_routes[] = {
 };
 
 const int shim_nroutes = sizeof(shim_routes) / sizeof(shim_routes[0]);
+
+/*
+ * Request headers that a route's statement takes: passed in the query
+ * object under the header's name, which the query string may not use.
+ */
+static const struct
+{
+	const char *function;
+	const char *header;
+} route_headers[] = {
+	{ "psk.http_reserve", "Idempotency-Key" },
+};
+
+const char *
+route_header(const Route *route)
+{
+	for (size_t i = 0; i < sizeof(route_headers) / sizeof(route_headers[0]);
+		 i++)
+		if (route->function != NULL &&
+			strcmp(route->function, route_headers[i].function) == 0)
+			return route_headers[i].header;
+	return NULL;
+}
 
 static bool
 iov_equals(h2o_iovec_t v, const char *s)

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 /* one request; lives in the request's memory pool */
@@ -29,6 +30,7 @@ typedef struct Call
 	struct timespec started;
 	const Route	   *route;
 	HttpError		deferred; /* status 0: nothing held back */
+	LoginHold		login;	  /* a login's place (limits.c) */
 	Bulk		   *bulk;	  /* a CSV route's transfer (bulk.c) */
 } Call;
 
@@ -82,14 +84,26 @@ send_body(h2o_req_t *req, const char *body, size_t len)
 		h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
 }
 
+/* The reply is decided: the access log and the metrics (metrics.c). */
+static void
+finished(Call *call, int status)
+{
+	h2o_req_t *req = call->req;
+	double	   millis = millis_since(&call->started);
+
+	access_log(req->method, path_only(req), status, millis);
+	metrics_observe(call->worker->id,
+					call->route ? (int) (call->route - shim_routes) : -1,
+					status, millis);
+}
+
 static void
 respond(Call *call, int status, const char *body, size_t len,
 		const h2o_token_t *header, const char *value)
 {
 	h2o_req_t *req = call->req;
 
-	access_log(req->method, path_only(req), status,
-			   millis_since(&call->started));
+	finished(call, status);
 	req->res.status = status;
 	req->res.reason = http_reason(status);
 	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
@@ -134,15 +148,39 @@ error_body(h2o_mem_pool_t *pool, const HttpError *e)
 
 static void respond_error(Call *call, HttpError e, const char *allow);
 
+/* A request bulk.c answers itself, as its Call (the route for metrics) */
+static void
+bulk_call(Call *call, h2o_req_t *req, const struct timespec *started)
+{
+	char		allow[64];
+	h2o_iovec_t param;
+	int			r;
+
+	memset(call, 0, sizeof(*call));
+	call->req = req;
+	call->worker = worker_of(req);
+	call->started = *started;
+	if (route_find(req->method, path_only(req), &r, &param, allow,
+				   sizeof(allow)) == ROUTE_FOUND)
+		call->route = &shim_routes[r];
+}
+
 void
 server_error_reply(h2o_req_t *req, const struct timespec *started, HttpError e)
 {
 	Call call;
 
-	memset(&call, 0, sizeof(call));
-	call.req = req;
-	call.started = *started;
+	bulk_call(&call, req, started);
 	respond_error(&call, e, NULL);
+}
+
+void
+server_reply_started(h2o_req_t *req, const struct timespec *started, int status)
+{
+	Call call;
+
+	bulk_call(&call, req, started);
+	finished(&call, status);
 }
 
 static void
@@ -204,7 +242,10 @@ on_db_done(DbJob *job, PGresult *res, const char *unavailable)
 	Call	  *call = (Call *) job;
 	h2o_req_t *req = call->req;
 
-	if (res == NULL)
+	limits_login_give(&call->login);
+	if (res == NULL && unavailable == db_client_gone)
+		respond_error(call, error(499, "unavailable", unavailable), NULL);
+	else if (res == NULL)
 		respond_error(call, error(503, "unavailable", unavailable), NULL);
 	else if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		respond_error(call, http_error_from_result(res), NULL);
@@ -261,6 +302,7 @@ on_call_dispose(void *p)
 
 	if (call->job.done != NULL)
 		db_cancel(&call->job);
+	limits_login_give(&call->login);
 	call->worker->inflight--;
 }
 
@@ -450,7 +492,71 @@ request_body(Call *call, const Route *route)
 	return NULL;
 }
 
-/* The query string, and a {parameter} of the path, as a JSON object. */
+/*
+ * The request header a route takes (route_header), added to the query
+ * object under its name, as sent (an empty value too).  The query string
+ * may not use that name: only the header sets it.
+ */
+static const char *
+add_header(Call *call, const char *name, const char *json)
+{
+	h2o_req_t		   *req = call->req;
+	size_t				nlen = strlen(name);
+	size_t				len = strlen(json);
+	const h2o_header_t *found = NULL;
+	char				key[64];
+	char			   *out;
+	size_t				o;
+
+	/* inside a JSON string every quote is escaped: only a key matches */
+	snprintf(key, sizeof(key), "\"%s\":", name);
+	if (strstr(json, key) != NULL)
+	{
+		defer(call, 400, "invalid_input",
+			  "query string: this parameter is a request header here");
+		return json;
+	}
+	for (size_t i = 0; i < req->headers.size; i++)
+	{
+		const h2o_header_t *h = &req->headers.entries[i];
+
+		if (h->name->len != nlen || strncasecmp(h->name->base, name, nlen) != 0)
+			continue;
+		if (found != NULL)
+		{
+			defer(call, 400, "invalid_input",
+				  "a request header is given more than once");
+			return json;
+		}
+		found = h;
+	}
+	if (found == NULL)
+		return json;
+	if (!utf8_valid(found->value.base, found->value.len))
+	{
+		defer(call, 400, "invalid_input",
+			  "a request header is not valid UTF-8 text");
+		return json;
+	}
+	out = h2o_mem_alloc_pool(&req->pool, len + JSON_QUOTED_MAX(nlen) +
+											 JSON_QUOTED_MAX(found->value.len) +
+											 4);
+	o = len - 1; /* without the closing brace */
+	memcpy(out, json, o);
+	if (o > 1)
+		out[o++] = ',';
+	o += json_quote(out + o, name, nlen);
+	out[o++] = ':';
+	o += json_quote(out + o, found->value.base, found->value.len);
+	out[o++] = '}';
+	out[o] = '\0';
+	return out;
+}
+
+/*
+ * The query string, a {parameter} of the path and the request header the
+ * route takes, as a JSON object.
+ */
 static const char *
 request_query(Call *call, const Route *route, h2o_iovec_t param)
 {
@@ -476,7 +582,25 @@ request_query(Call *call, const Route *route, h2o_iovec_t param)
 		defer(call, 400, "invalid_input", f.error);
 		return "{}";
 	}
+	if (route_header(route) != NULL)
+		return add_header(call, route_header(route), f.json);
 	return f.json;
+}
+
+/*
+ * For the metrics of a preflight or a 405: a route of the path (the one
+ * of the first method in allow), NULL if none.
+ */
+static const Route *
+route_of_path(h2o_req_t *req, const char *allow)
+{
+	h2o_iovec_t param;
+	int			r;
+
+	if (route_find(h2o_iovec_init(allow, strcspn(allow, ",")), path_only(req),
+				   &r, &param, (char[64]){ 0 }, 64) != ROUTE_FOUND)
+		return NULL;
+	return &shim_routes[r];
 }
 
 /*
@@ -495,7 +619,8 @@ answer_preflight(Call *call)
 	if (route_find(h2o_iovec_init(H2O_STRLIT("OPTIONS")), path_only(req), &r,
 				   &param, allow, sizeof(allow)) != ROUTE_NO_METHOD)
 		return false;
-	access_log(req->method, path_only(req), 204, millis_since(&call->started));
+	call->route = route_of_path(req, allow);
+	finished(call, 204);
 	cors_preflight_headers(req, allow);
 	req->res.status = 204;
 	req->res.reason = "No Content";
@@ -527,7 +652,7 @@ respond_doc(Call *call, const DocFile *f)
 		return;
 	}
 	gz = f->gzipped.base != NULL && compress_accepts_gzip(req);
-	access_log(req->method, path_only(req), 200, millis_since(&call->started));
+	finished(call, 200);
 	req->res.status = 200;
 	req->res.reason = http_reason(200);
 	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
@@ -559,6 +684,9 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
 	call->worker = w;
 	clock_gettime(CLOCK_MONOTONIC, &call->started);
 	w->inflight++;
+	limits_on_request(req);
+	call->job.client_fd = limits_client_fd(req);
+	call->job.eof_is_gone = false;
 
 	/* a CORS preflight from a listed origin: before any other check */
 	if (cors_is_preflight(req) && answer_preflight(call))
@@ -571,6 +699,7 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
 			respond_error(call, error(404, "not_found", "no such path"), NULL);
 			return 0;
 		case ROUTE_NO_METHOD:
+			call->route = route_of_path(req, allow);
 			respond_error(call,
 						  error(405, "method_not_allowed",
 								"method not allowed on this path"),
@@ -652,6 +781,19 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
 		call->job.params[1] = NULL;
 		call->job.params[2] = "{}";
 	}
+	else if (route->body == BODY_LOGIN)
+	{
+		HttpError e = error(429, "locked_out",
+							"login refused: too many logins in progress, try "
+							"again in a second");
+
+		if (!limits_login_take(req, &call->login, &e.retry_after))
+		{
+			respond_error(call, e, NULL);
+			return 0;
+		}
+		call->job.eof_is_gone = true;
+	}
 	call->job.done = on_db_done;
 	db_submit(w->db, &call->job);
 	return 0;
@@ -695,6 +837,7 @@ on_setup_error_stream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 		HttpError		 e;
 		JsonErrorStream *s;
 		struct timeval	 now;
+		double			 millis;
 
 		switch (req->res.status)
 		{
@@ -750,12 +893,15 @@ on_setup_error_stream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 						   h2o_strdup(&req->pool, allow, SIZE_MAX).base,
 						   strlen(allow), 1);
 		gettimeofday(&now, NULL);
-		access_log(req->method, path_only(req), e.status,
-				   (now.tv_sec - req->timestamps.request_begin_at.tv_sec) *
-						   1e3 +
-					   (now.tv_usec -
-						req->timestamps.request_begin_at.tv_usec) /
-						   1e3);
+		millis = (now.tv_sec - req->timestamps.request_begin_at.tv_sec) * 1e3 +
+				 (now.tv_usec - req->timestamps.request_begin_at.tv_usec) / 1e3;
+		access_log(req->method, path_only(req), e.status, millis);
+		metrics_observe(worker_of(req)->id,
+						route_find(req->method, path_only(req), &r, &param,
+								   allow, sizeof(allow)) == ROUTE_FOUND
+							? r
+							: -1,
+						e.status, millis);
 	}
 	h2o_setup_next_ostream(req, slot);
 }
@@ -772,6 +918,7 @@ server_setup(h2o_globalconf_t *conf)
 	conf->server_name = h2o_iovec_init(H2O_STRLIT("psk-shim"));
 	conf->max_request_entity_size = shim_config.body_limit;
 	conf->http1.upgrade_to_http2 = 0;
+	limits_configure(conf);
 	host = h2o_config_register_host(conf, h2o_iovec_init(H2O_STRLIT("default")),
 									65535);
 	path = h2o_config_register_path(host, "/", 0);
@@ -817,16 +964,8 @@ server_setup(h2o_globalconf_t *conf)
 static void
 on_accept(h2o_socket_t *listener, const char *err)
 {
-	Worker		 *w = listener->data;
-	h2o_socket_t *sock;
-
-	if (err != NULL)
-		return;
-	/* another thread may have taken it: then NULL */
-	if ((sock = h2o_evloop_socket_accept(listener)) == NULL)
-		return;
-	/* its first request's head is read there, then it goes to h2o */
-	gate_accept(w, sock);
+	if (err == NULL)
+		limits_accept(listener->data, listener);
 }
 
 static void
@@ -852,6 +991,7 @@ on_stop_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 	if (w->stopping)
 		return;
 	w->stopping = true;
+	limits_worker_stop(w);
 	h2o_socket_read_stop(w->listener);
 	h2o_socket_close(w->listener);
 	w->listener = NULL;
@@ -873,6 +1013,7 @@ worker_init(Worker *w, h2o_globalconf_t *conf, int listen_fd)
 		h2o_evloop_socket_create(loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);
 	w->listener->data = w;
 	h2o_socket_read_start(w->listener, on_accept);
+	w->limits = limits_worker_init(w, loop, on_accept);
 	h2o_multithread_register_receiver(w->ctx.queue, &w->stop_receiver,
 									  on_stop_message);
 	h2o_timeout_init(loop, &w->drain_timeout, shim_config.shutdown_timeout_ms);

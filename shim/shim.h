@@ -21,19 +21,28 @@
 /* config.c: command-line flags with environment fallbacks */
 typedef struct ShimConfig
 {
-	const char *listen;		/* HOST:PORT */
-	const char *conninfo;	/* libpq connection string or URI */
-	int			threads;	/* worker threads, each with its own loop */
-	int			pool_size;	/* database connections per thread */
-	size_t		body_limit; /* bytes */
-	int			timeout_ms; /* statement timeout, and longest queue wait */
+	const char *listen;		  /* HOST:PORT */
+	const char *admin_listen; /* HOST:PORT of /metrics, /live, /ready */
+	const char *conninfo;	  /* libpq connection string or URI */
+	int			threads;	  /* worker threads, each with its own loop */
+	int			pool_size;	  /* database connections per thread */
+	size_t		body_limit;	  /* bytes */
+	int			timeout_ms;	  /* statement timeout, and longest queue wait */
 	int			connect_timeout_ms;
 	int			shutdown_timeout_ms; /* longest drain on SIGTERM */
 	bool		access_log;
 	const char *cors_origins; /* comma-separated; empty: no CORS */
 	const char *docs_dir;	  /* swagger-ui-dist; NULL: beside the binary */
-	size_t		import_limit; /* bytes of a CSV import (bulk.c) */
-	int			bulk_max;	  /* imports and exports at once */
+	/* limits.c */
+	int max_connections;		/* open at once, all threads */
+	int idle_timeout_ms;		/* to send a whole request */
+	int write_timeout_ms;		/* an answer not moving */
+	int max_pipelined;			/* requests in a row sent before reading */
+	int login_limit;			/* logins in flight */
+	int login_limit_per_client; /* ... from one client address */
+	/* bulk.c */
+	size_t import_limit; /* bytes of a CSV import */
+	int	   bulk_max;	 /* imports and exports at once */
 } ShimConfig;
 
 extern ShimConfig shim_config;
@@ -89,6 +98,8 @@ typedef enum RouteMatch
 extern RouteMatch  route_find(h2o_iovec_t method, h2o_iovec_t path, int *route,
 							  h2o_iovec_t *param, char *allow, size_t allowsize);
 extern const char *route_auth_name(RouteAuth auth);
+/* The request header the route's statement takes, or NULL. */
+extern const char *route_header(const Route *route);
 extern void		   route_print_table(FILE *out);
 
 /* db.c: a pool of non-blocking libpq connections on one event loop */
@@ -113,6 +124,8 @@ struct DbJob
 	int					statement;
 	const char		   *params[3];
 	DbDoneCallback		done;
+	int	 client_fd; /* the requester's socket, watched while it waits; or -1 */
+	bool eof_is_gone; /* its end of file (not only a reset) means gone */
 };
 
 /* statements[i] is prepared as "s<i>" on every connection (NULL: none) */
@@ -120,9 +133,30 @@ extern DbPool *db_pool_create(h2o_loop_t *loop, const char *const *statements,
 							  int nstatements);
 /* Run job->statement; job->done is called exactly once, maybe right away. */
 extern void db_submit(DbPool *pool, DbJob *job);
-/* The requester went away: forget the job (a running query is discarded). */
+/*
+ * The requester went away: forget the job (a running statement is
+ * cancelled, its answer discarded).
+ */
 extern void db_cancel(DbJob *job);
-extern void db_pool_close(DbPool *pool);
+/*
+ * The reason a job ends with when its client_fd shows the requester gone
+ * while it waited or ran (db.c watches them); the request is then over.
+ */
+extern const char db_client_gone[];
+extern void		  db_pool_close(DbPool *pool);
+/* A pool of nconns connections (db_pool_create: --pool of them). */
+extern DbPool *db_pool_create_sized(h2o_loop_t		  *loop,
+									const char *const *statements,
+									int nstatements, int nconns);
+/* counts[4] += connections down, connecting, idle, busy (any thread) */
+extern void db_pool_states(DbPool *pool, int counts[4]);
+
+/*
+ * True while at least one connection of any pool is set up, i.e. connected
+ * to a server that took it as read-write (libpq's target_session_attrs,
+ * when --db asks for it) and not since lost: for /ready.  Any thread.
+ */
+extern bool db_pool_has_primary(void);
 
 /* json.c: the little JSON the shim writes itself */
 extern bool utf8_valid(const char *s, size_t len);
@@ -160,8 +194,35 @@ extern FormResult form_to_json(h2o_mem_pool_t *pool, const char *what,
 extern bool percent_decode(const char *src, size_t len, bool plus_is_space,
 						   char *dst, size_t *dstlen);
 
+/* limits.c: what one client may hold (see there) */
+typedef struct Limits Limits;
+typedef struct Worker Worker;
+
+typedef struct LoginHold
+{
+	bool	held;
+	bool	known;	  /* addr is set */
+	uint8_t addr[16]; /* the client's, IPv4 as ::ffff:a.b.c.d */
+} LoginHold;
+
+extern void	   limits_setup(void);
+extern void	   limits_configure(h2o_globalconf_t *conf);
+extern Limits *limits_worker_init(Worker *w, h2o_loop_t *loop,
+								  h2o_socket_cb on_accept);
+extern void	   limits_worker_stop(Worker *w);
+/* Accept one connection, within --max-connections (pauses when full). */
+extern void limits_accept(Worker *w, h2o_socket_t *listener);
+/* Every request: counts pipelined ones (may end the connection after it). */
+extern void limits_on_request(h2o_req_t *req);
+extern int	limits_client_fd(h2o_req_t *req);
+extern bool limits_client_gone(int fd, bool eof_is_gone);
+/* A place for a login in flight, or false: answer 429 with retry_after. */
+extern bool limits_login_take(h2o_req_t *req, LoginHold *hold,
+							  int *retry_after);
+extern void limits_login_give(LoginHold *hold);
+
 /* server.c: one worker thread = one loop, one h2o context, one db pool */
-typedef struct Worker
+struct Worker
 {
 	int						   id;
 	pthread_t				   thread;
@@ -176,16 +237,22 @@ typedef struct Worker
 	h2o_timeout_entry_t		   drain_entry;
 	h2o_multithread_receiver_t stop_receiver;
 	h2o_multithread_message_t  stop_message;
+	Limits					  *limits;
 	struct BulkCtx			  *bulk; /* gate.c, bulk.c */
-} Worker;
+};
 
 extern void	 server_setup(h2o_globalconf_t *conf);
 extern void	 worker_init(Worker *w, h2o_globalconf_t *conf, int listen_fd);
 extern void *worker_main(void *arg);
 extern void	 worker_request_stop(Worker *w);
-/* An error reply to a request the handler handed to bulk.c. */
+/*
+ * A request the handler handed to bulk.c: its error reply, or the access
+ * log line and metrics of a streamed reply that begins.
+ */
 extern void server_error_reply(h2o_req_t *req, const struct timespec *started,
 							   HttpError e);
+extern void server_reply_started(h2o_req_t *req, const struct timespec *started,
+								 int status);
 
 /*
  * CSV in and out (bulk.c, gate.c, pgconn.c; bulk.h inside): imports and
@@ -219,6 +286,18 @@ extern void bulk_fail(Bulk *b, HttpError e);
 /* gate.c: every new connection comes here before h2o */
 extern void gate_accept(Worker *w, h2o_socket_t *sock);
 extern void gate_close_all(Worker *w);
+
+/* metrics.c: the shim's own metrics, per thread, summed at a scrape */
+#define METRICS_MAX_ROUTES 64
+/* route: index in shim_routes, or -1 (no route: 404) */
+extern void metrics_init(int nthreads);
+extern void metrics_observe(int thread, int route, int status, double millis);
+/* Append the HTTP metrics and psk_db_connections to out. */
+extern void metrics_render_http(FILE *out, Worker *workers, int nworkers);
+
+/* admin.c: --admin-listen, GET /metrics, /live and /ready */
+extern void admin_start(int listen_fd, Worker *workers, int nworkers);
+extern void admin_stop(void);
 
 /* cors.c: --cors-origins */
 extern void cors_configure(const char *list);

@@ -6,7 +6,8 @@
 INSERT INTO psk.codes (code, pool) VALUES ('P-1', 'OSV'), ('P-2', 'OSV');
 
 -- what the extension itself grants: nothing to PUBLIC, and every psk_*
--- function runs as its owner with a pinned search_path
+-- function runs as its owner with a pinned search_path (the log's readers
+-- also without JIT)
 SELECT has_schema_privilege('public', 'psk', 'USAGE') AS public_usage_on_psk;
 SELECT c.relname FROM pg_class c
  WHERE c.relnamespace = 'psk'::regnamespace AND c.relkind IN ('r', 'S')
@@ -17,7 +18,9 @@ SELECT p.oid::regprocedure FROM pg_proc p
   JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'psk'
  WHERE has_function_privilege('public', p.oid, 'EXECUTE')
     OR (p.proname LIKE 'psk\_%' AND p.proname <> 'psk_migrate_legacy'
-        AND (NOT p.prosecdef OR p.proconfig IS DISTINCT FROM '{"search_path=pg_catalog, pg_temp"}'));
+        AND (NOT p.prosecdef OR p.proconfig[1] IS DISTINCT FROM 'search_path=pg_catalog, pg_temp'
+             OR coalesce(array_length(p.proconfig, 1), 0) > 2
+             OR p.proconfig[2] IS DISTINCT FROM NULL AND p.proconfig[2] <> 'jit=off'));
 -- the one exception: psk_migrate_legacy runs as its caller, a superuser, and
 -- is granted to no one (README's grant to psk_app leaves it out)
 SELECT p.prosecdef, p.proconfig, p.proacl FROM pg_proc p WHERE p.proname = 'psk_migrate_legacy';
@@ -102,6 +105,7 @@ SELECT test.err($$SELECT * FROM psk.codes$$);
 SELECT test.err($$SELECT * FROM psk.users$$);
 SELECT test.err($$SELECT * FROM psk.sessions$$);
 SELECT test.err($$SELECT * FROM psk.login_failures$$);
+SELECT test.err($$SELECT * FROM psk.login_key$$);
 SELECT test.err($$SELECT * FROM psk.audit_log$$);
 SELECT test.err($$UPDATE psk.audit_log SET note = 'x'$$);
 SELECT test.err($$DELETE FROM psk.audit_log$$);
@@ -110,7 +114,7 @@ SELECT test.err($$SELECT psk.crypt('a', 'b')$$);
 SELECT test.err($$SET psk.login_max_failures = 1000$$);
 RESET ROLE;
 SELECT test.state() <> :'before' AS the_app_did_its_work;
-SELECT count(*) AS failures_counted FROM psk.login_failures WHERE email = 'osv@example.com';
+SELECT test.login_failures('osv@example.com') AS failures_counted;
 
 --
 -- The auditor: reads the audit log, nothing else
@@ -125,6 +129,7 @@ SELECT test.err($$SELECT * FROM psk.codes$$);
 SELECT test.err($$SELECT * FROM psk.users$$);
 SELECT test.err($$SELECT * FROM psk.sessions$$);
 SELECT test.err($$SELECT * FROM psk.login_failures$$);
+SELECT test.err($$SELECT * FROM psk.login_key$$);
 SELECT test.err($$SELECT * FROM psk_reserve('osv@example.com', 'tester')$$);
 SELECT test.err($$SELECT * FROM psk_login('osv@example.com', 'Rdl@12345')$$);
 SELECT test.err($$SELECT * FROM psk_users()$$);

@@ -1,6 +1,7 @@
 -- pgTAP: the session lifecycle and the brute-force guard.
 BEGIN;
 \i test/fixtures/tap.sql
+\i test/fixtures/tap_helpers.sql
 \set QUIET on
 SELECT plan(23);
 
@@ -56,7 +57,7 @@ SELECT throws_ok(format('SELECT * FROM psk_login(%L, %L)', :'email', 'wrong'),
                  'PK008', 'invalid e-mail or password', 'a wrong password is unauthorized');
 SELECT throws_ok(format('SELECT * FROM psk_login(%L, %L)', :'nobody', 'Tap@12345'),
                  'PK008', 'invalid e-mail or password', 'a wrong e-mail raises the same error');
-SELECT is((SELECT count(*)::int FROM psk.login_failures WHERE email IN (:'email', :'nobody')), 2,
+SELECT is(t.login_failures(:'email') + t.login_failures(:'nobody'), 2::bigint,
           'each failure was counted although its call was rolled back');
 SELECT throws_ok(format('SELECT * FROM psk_login(%L, %L)', upper(:'email'), 'wrong again'),
                  'PK008', 'invalid e-mail or password', 'the second failure, e-mail in another case');
@@ -67,7 +68,7 @@ SELECT throws_ok(format('SELECT * FROM psk_login(%L, %L)', :'email', 'wrong'),
 SELECT pg_sleep(2.1);
 SELECT lives_ok(format('SELECT * FROM psk_login(%L, %L)', :'email', 'Tap@12345'),
                 'after the window the right password works');
-SELECT is((SELECT count(*)::int FROM psk.login_failures WHERE email = :'email'), 0,
+SELECT is(t.login_failures(:'email'), 0::bigint,
           'a good login resets the count');
 
 SELECT * FROM finish();

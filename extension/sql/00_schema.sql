@@ -96,7 +96,9 @@ CREATE TABLE psk.codes (
                   AND reserved_at IS NULL AND expires_at IS NULL AND confirmed_at IS NULL
         END),
     CONSTRAINT codes_in_use_is_confirmed CHECK ((status = 'IN_USE') = (confirmed_at IS NOT NULL)),
-    CONSTRAINT codes_expiry_after_reserve CHECK (expires_at IS NULL OR (status = 'RESERVED' AND expires_at > reserved_at))
+    -- a hold that ends: a reservation (psk.reservation_ttl) or a code in use
+    -- (psk.in_use_ttl), renewed by its holder (psk_renew)
+    CONSTRAINT codes_expiry_after_reserve CHECK (expires_at IS NULL OR (status IN ('RESERVED', 'IN_USE') AND expires_at > reserved_at))
 ) WITH (fillfactor = 80);
 
 -- Reserve: the free codes of one pool in least-recently-used order.  Only
@@ -106,9 +108,14 @@ CREATE INDEX codes_free_lru_idx ON psk.codes (pool, freed_at NULLS FIRST, id)
     WHERE status = 'CAN_BE_USED';
 -- psk_my_codes, psk_users, psk_delete_user: the codes a user holds.
 CREATE INDEX codes_holder_idx ON psk.codes (holder_id) WHERE holder_id IS NOT NULL;
--- psk_expire_reservations: the overdue reservations only.
+-- psk_expire_reservations: the holds that end (RESERVED and IN_USE codes
+-- with an expires_at: only held codes have one) and nothing else.
 CREATE INDEX codes_expires_idx ON psk.codes (expires_at)
-    WHERE status = 'RESERVED' AND expires_at IS NOT NULL;
+    WHERE expires_at IS NOT NULL;
+-- psk_overdue: the held codes by how long they have been held, oldest
+-- first, so that a report of long holds reads only those.
+CREATE INDEX codes_held_since_idx ON psk.codes (reserved_at, id)
+    WHERE status IN ('RESERVED', 'IN_USE');
 
 -- Autovacuum early and often, whatever the table's size: every reservation
 -- and every release leaves a dead row version and a dead entry at the head
@@ -137,12 +144,12 @@ CREATE INDEX code_countries_country_idx ON psk.code_countries (country_id);
 -- the change.  Names are copied in, so the log stays readable after a user
 -- or a country is gone.  user_* is the actor (for EXPIRED: the holder).
 CREATE TABLE psk.audit_log (
-    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id              bigint GENERATED ALWAYS AS IDENTITY,
     logged_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
     action          text NOT NULL CHECK (action IN (
                         'ADDED', 'RESERVED', 'CONFIRMED', 'RELEASED', 'EXPIRED',
                         'DISASSOCIATED', 'MARKED_NON_USABLE', 'RESTORED',
-                        'DELETED', 'COMMENTED',
+                        'DELETED', 'COMMENTED', 'RENEWED',
                         'USER_CREATED', 'USER_UPDATED', 'USER_DELETED')),
     code            text,
     code_type       text,
@@ -156,11 +163,52 @@ CREATE TABLE psk.audit_log (
     clearance_id    text,
     -- for USER_* rows: the user changed
     subject_user_id bigint
+) PARTITION BY RANGE (logged_at);
+-- Rows past every partition (none made yet, or the worker stopped for
+-- weeks) land here rather than failing the change that wrote them;
+-- psk_audit_maintain moves them into their week's partition.
+--
+-- Indexes are made on each partition, not on the parent: a partitioned
+-- index of a member table of the extension would be made again on every
+-- partition that a restore attaches, and pg_dump's own copy of it would
+-- then fail.  Every partition has the same ones (audit_partition_create):
+-- code: a code's history (renew, the code filter); user: a user's own log;
+-- time: the log's pages, newest first; releases: the recent releases.
+CREATE TABLE psk.audit_log_default PARTITION OF psk.audit_log DEFAULT;
+ALTER TABLE psk.audit_log_default ADD CONSTRAINT audit_log_default_pkey PRIMARY KEY (id);
+CREATE INDEX audit_log_default_code_idx ON psk.audit_log_default (code, id);
+CREATE INDEX audit_log_default_user_idx ON psk.audit_log_default (user_id, logged_at DESC, id DESC);
+CREATE INDEX audit_log_default_time_idx ON psk.audit_log_default (logged_at DESC, id DESC);
+CREATE INDEX audit_log_default_releases_idx ON psk.audit_log_default (id DESC) WHERE action = 'RELEASED';
+
+-- Reserves that give a request_id (psk_reserve, the HTTP Idempotency-Key):
+-- what the first successful call of each (user, request_id) returned, so
+-- that a retry returns the same rows and reserves nothing.  Written in the
+-- reserve's own transaction (a failed call leaves no row), under the
+-- user's row lock, so that two calls with one request_id reserve once.
+-- Remembered 24 hours from made_at; the expiry worker (and the sweep,
+-- psk_expire_reservations) deletes older rows in batches.  No foreign key
+-- to psk.users: its check would run a statement on every such reserve,
+-- and a deleted user's rows age out like any other.
+CREATE TABLE psk.reserve_requests (
+    user_id     bigint NOT NULL,
+    request_id  text NOT NULL CHECK (pg_catalog.length(request_id) BETWEEN 1 AND 255),
+    made_at     timestamptz NOT NULL,
+    -- the arguments, to refuse the same request_id with other ones:
+    -- country as the country's name, code_type as the pool's (NULL: not given)
+    tester_name text NOT NULL,
+    country     text,
+    code_type   text,
+    how_many    int NOT NULL CHECK (how_many BETWEEN 1 AND 100),
+    -- the rows returned, one array element per code
+    codes       text[] NOT NULL,
+    code_types  text[] NOT NULL,
+    tokens      uuid[] NOT NULL,
+    reserved_at timestamptz NOT NULL,
+    expires_at  timestamptz,
+    PRIMARY KEY (user_id, request_id)
 );
-CREATE INDEX audit_log_code_idx ON psk.audit_log (code, id);
-CREATE INDEX audit_log_user_idx ON psk.audit_log (user_id, logged_at DESC, id DESC);
-CREATE INDEX audit_log_time_idx ON psk.audit_log (logged_at DESC, id DESC);
-CREATE INDEX audit_log_releases_idx ON psk.audit_log (id DESC) WHERE action = 'RELEASED';
+CREATE INDEX reserve_requests_made_at_idx ON psk.reserve_requests (made_at);
 
 -- Append-only, whoever asks.
 CREATE FUNCTION psk.audit_log_is_append_only() RETURNS trigger
@@ -174,6 +222,11 @@ $$;
 CREATE TRIGGER audit_log_no_update BEFORE UPDATE OR DELETE ON psk.audit_log
     FOR EACH ROW EXECUTE FUNCTION psk.audit_log_is_append_only();
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON psk.audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION psk.audit_log_is_append_only();
+-- Row triggers are cloned onto every partition; a statement trigger is
+-- not, and TRUNCATE of a partition by name skips the parent's: each
+-- partition gets its own (psk_audit_maintain adds it to any that lacks it).
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON psk.audit_log_default
     FOR EACH STATEMENT EXECUTE FUNCTION psk.audit_log_is_append_only();
 
 -- pgcrypto may live in any schema; reach it through fixed wrappers so that

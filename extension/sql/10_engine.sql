@@ -1,4 +1,5 @@
--- The holder's cycle and expiry (reserve.c, confirm.c, release.c, expiry.c).
+-- The holder's cycle and expiry (reserve.c, confirm.c, renew.c, release.c,
+-- expiry.c).
 --
 -- Every psk_* function runs as the extension's owner with a pinned
 -- search_path (SECURITY DEFINER, as PostgreSQL's docs advise), so callers
@@ -7,7 +8,8 @@
 CREATE FUNCTION @extschema@.psk_reserve(user_email text, tester_name text,
                                         country text DEFAULT NULL,
                                         code_type text DEFAULT NULL,
-                                        how_many int DEFAULT 1)
+                                        how_many int DEFAULT 1,
+                                        request_id text DEFAULT NULL)
 RETURNS TABLE (code text, code_type text, reservation_token uuid,
                reserved_at timestamptz, expires_at timestamptz)
 AS 'MODULE_PATHNAME', 'psk_reserve'
@@ -18,6 +20,13 @@ CREATE FUNCTION @extschema@.psk_confirm(user_email text, code text,
                                         reservation_token uuid)
 RETURNS TABLE (code text, status text, confirmed_at timestamptz)
 AS 'MODULE_PATHNAME', 'psk_confirm'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION @extschema@.psk_renew(user_email text, code text,
+                                      reservation_token uuid)
+RETURNS TABLE (code text, status text, expires_at timestamptz)
+AS 'MODULE_PATHNAME', 'psk_renew'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
 

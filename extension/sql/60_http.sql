@@ -34,7 +34,8 @@ AS 'MODULE_PATHNAME', 'psk_http'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
 
--- POST /users/reserve {tester_name, country?, code_type?, how_many?}
+-- POST /users/reserve {tester_name, country?, code_type?, how_many?}, and the
+-- header Idempotency-Key (in query, under that name)
 CREATE FUNCTION psk.http_reserve(token text, body text, query jsonb) RETURNS json
 AS 'MODULE_PATHNAME', 'psk_http'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
@@ -42,6 +43,12 @@ SET search_path = pg_catalog, pg_temp;
 
 -- POST /users/confirm {code, reservation_token}
 CREATE FUNCTION psk.http_confirm(token text, body text, query jsonb) RETURNS json
+AS 'MODULE_PATHNAME', 'psk_http'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+
+-- POST /users/renew {code, reservation_token}
+CREATE FUNCTION psk.http_renew(token text, body text, query jsonb) RETURNS json
 AS 'MODULE_PATHNAME', 'psk_http'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
@@ -138,6 +145,12 @@ SET search_path = pg_catalog, pg_temp;
 
 -- GET /admin/codes ?code_type&status&after&page_size
 CREATE FUNCTION psk.http_codes(token text, body text, query jsonb) RETURNS json
+AS 'MODULE_PATHNAME', 'psk_http'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+
+-- GET /admin/codes/overdue ?older_than&code_type
+CREATE FUNCTION psk.http_overdue(token text, body text, query jsonb) RETURNS json
 AS 'MODULE_PATHNAME', 'psk_http'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;

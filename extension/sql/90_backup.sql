@@ -7,7 +7,8 @@
 -- the position of every identity sequence, so that ids made after a restore
 -- never collide with restored ones.  Marked whole (no filter).  Not
 -- psk.login_slots: its rows are the install script's own, made again by
--- the CREATE EXTENSION of a restore.
+-- the CREATE EXTENSION of a restore; nor psk.login_key, which a restore
+-- makes anew (05_accounts_schema.sql).
 DO $do$
 DECLARE
     r regclass;
@@ -15,7 +16,7 @@ BEGIN
     FOR r IN
         SELECT c.oid FROM pg_catalog.pg_class c
          WHERE c.relnamespace = 'psk'::regnamespace AND c.relkind IN ('r', 'S')
-           AND c.relname <> 'login_slots'
+           AND c.relname NOT IN ('login_slots', 'login_key')
          ORDER BY c.relname
     LOOP
         PERFORM pg_catalog.pg_extension_config_dump(r, '');

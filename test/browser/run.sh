@@ -11,6 +11,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
+# the shims' admin ports (/metrics): any free port, unless a test names one
+export PSK_ADMIN_LISTEN=127.0.0.1:0
 
 own_cluster=
 if [ -n "${PSK_TEST_WORK:-}" ] && [ -n "${PGPORT:-}" ]; then

@@ -16,7 +16,7 @@ suite_cluster contention
 export PGDATABASE=postgres
 
 cluster_init "$work/data" || exit 1
-cluster_start "$work/data" "$port" -c max_connections=100 || exit 1
+cluster_start "$work/data" "$port" -c max_connections=100 -c shared_preload_libraries=psk || exit 1
 psql -XAtq -v ON_ERROR_STOP=1 -c "CREATE EXTENSION psk CASCADE" -f test/fixtures/tap.sql >/dev/null 2>&1 ||
 	{ echo "setup failed"; exit 1; }
 sql "SELECT count(*) FROM psk_add_codes('admin@example.com', 'OSV',

@@ -13,6 +13,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
+# the shims' admin ports (/metrics): any free port, unless a test names one
+export PSK_ADMIN_LISTEN=127.0.0.1:0
 
 passed=0
 failed=0
@@ -57,7 +59,7 @@ if ! make -s -C shim sanitize >"$work/build.out" 2>&1; then
 fi
 
 pgport=$(free_port)
-cluster_init "$work/data" && cluster_start "$work/data" "$pgport" || {
+cluster_init "$work/data" && cluster_start "$work/data" "$pgport" -c shared_preload_libraries=psk || {
 	failed=1
 	finish
 	exit 1

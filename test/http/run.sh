@@ -9,6 +9,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
+# the shims' admin ports (/metrics): any free port, unless a test names one
+export PSK_ADMIN_LISTEN=127.0.0.1:0
 
 own_cluster=
 if [ -n "${PSK_TEST_WORK:-}" ] && [ -n "${PGPORT:-}" ]; then
@@ -44,7 +46,7 @@ if [ -n "$own_cluster" ]; then
 	pgport=$(free_port)
 	cluster_init "$own_cluster" || exit 1
 	# every statement logged: the tests check no secret reaches the log
-	cluster_start "$own_cluster" "$pgport" -c log_statement=all \
+	cluster_start "$own_cluster" "$pgport" -c shared_preload_libraries=psk -c log_statement=all \
 		-c "log_line_prefix='%m [%p] %u '" || exit 1
 	export PGHOST=127.0.0.1 PGPORT=$pgport PGUSER=postgres
 	export PSK_HTTP_SERVER_LOG=$own_cluster/server.log
@@ -59,11 +61,12 @@ fresh_db() {
 
 # test_http.py: every endpoint; test_acl.py: who may call each of them;
 # test_switch.py: CORS, gzip, logged_at_str, login trimming and /docs for
-# the old service's users; test_csv.py: CSV imports and exports.  Each
-# prints "N passed, M failed" last; the sum is ours.
+# the old service's users; test_metrics.py: the admin port; test_csv.py:
+# CSV imports and exports.  Each prints "N passed, M failed" last; the sum
+# is ours.
 passed=0
 failed=0
-for t in test_http test_acl test_switch test_csv; do
+for t in test_http test_acl test_switch test_metrics test_csv; do
 	echo "== $t.py"
 	if ! fresh_db; then
 		echo "fixture failed"

@@ -114,6 +114,19 @@ def r_confirm():
                check=lambda r: expect(status_of(code) == ("IN_USE", "osv@example.com"), r))
 
 
+def r_renew():
+    code, token = hold()
+    return Req("/users/renew", {"code": code, "reservation_token": token}, "RENEWED",
+               check=lambda r: expect(r.body == {"code": code, "status": "RESERVED", "expires_at": None}, r))
+
+
+def r_overdue():
+    code, _ = hold()
+    h.sql(f"UPDATE psk.codes SET reserved_at = now() - interval '30 days' WHERE code = '{code}'")
+    return Req("/admin/codes/overdue?older_than=29%20days",
+               check=lambda r: expect([c["code"] for c in r.body["codes"]] == [code], r))
+
+
 def r_release():
     code, _ = hold()
     return Req("/users/release", {"code": code}, "RELEASED",
@@ -220,6 +233,7 @@ ROWS = {
     ("POST", "/auth/logout"): r_logout,
     ("POST", "/users/reserve"): r_reserve,
     ("POST", "/users/confirm"): r_confirm,
+    ("POST", "/users/renew"): r_renew,
     ("POST", "/users/release"): r_release,
     ("POST", "/users/mark-non-usable"): r_user_mark,
     ("POST", "/users/comment"): r_comment,
@@ -236,6 +250,7 @@ ROWS = {
     ("POST", "/admin/codes/add"): r_add_codes,
     ("GET", "/admin/codes/all"): r_list("/admin/codes/all", dict),
     ("GET", "/admin/codes"): r_list("/admin/codes?code_type=OSV&page_size=5", dict),
+    ("GET", "/admin/codes/overdue"): r_overdue,
     ("POST", "/admin/codes/disassociate"): r_disassociate,
     ("POST", "/admin/codes/mark-non-usable"): r_admin_mark,
     ("POST", "/admin/codes/restore"): r_restore,
@@ -256,7 +271,8 @@ ROWS = {
 }
 
 # the routes that act on a code its caller must hold
-HOLDER_ROUTES = {"/users/confirm", "/users/release", "/users/mark-non-usable", "/users/comment"}
+HOLDER_ROUTES = {"/users/confirm", "/users/renew", "/users/release", "/users/mark-non-usable",
+                 "/users/comment"}
 
 
 # --- tokens ------------------------------------------------------------------

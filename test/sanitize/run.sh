@@ -65,7 +65,7 @@ as_pg env LD_PRELOAD="$libasan:$work/preload.so" \
 	ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:disable_coredump=1:quarantine_size_mb=16:log_path=$san/asan" \
 	UBSAN_OPTIONS="print_stacktrace=1:abort_on_error=1:disable_coredump=1" \
 	"$PGBIN/pg_ctl" -D "$work/data" -l "$work/data/server.log" -w -t 120 \
-	-o "-p $port -k $work/data -c listen_addresses=127.0.0.1" start >/dev/null || {
+	-o "-p $port -k $work/data -c listen_addresses=127.0.0.1 -c shared_preload_libraries=psk" start >/dev/null || {
 	cat "$work/data/server.log"
 	fail "the postmaster under ASan did not start"
 }

@@ -44,7 +44,7 @@ WITH ev AS (
            END AS after_status,
            CASE WHEN e.action IN ('RESERVED', 'CONFIRMED') THEN e.user_id END AS after_holder
       FROM events e LEFT JOIN psk.users u ON u.id = e.user_id
-     WHERE e.action <> 'COMMENTED'
+     WHERE e.action NOT IN ('COMMENTED', 'RENEWED')
 )
 SELECT ev.*,
        lag(after_status) OVER w AS before_status,
@@ -191,7 +191,7 @@ SELECT pg_temp.verdict(:'label' || 'every audited transition is legal', array(
              WHEN 'RESERVED' THEN before_status = 'CAN_BE_USED' AND NOT by_admin
              WHEN 'CONFIRMED' THEN before_status = 'RESERVED' AND before_holder = user_id
              WHEN 'RELEASED' THEN before_status IN ('RESERVED', 'IN_USE') AND before_holder = user_id
-             WHEN 'EXPIRED' THEN before_status = 'RESERVED' AND before_holder = user_id
+             WHEN 'EXPIRED' THEN before_status IN ('RESERVED', 'IN_USE') AND before_holder = user_id
              WHEN 'DISASSOCIATED' THEN before_status IN ('RESERVED', 'IN_USE') AND by_admin
                                        AND subject_user_id = before_holder
              WHEN 'MARKED_NON_USABLE' THEN before_status IN ('CAN_BE_USED', 'RESERVED', 'IN_USE')

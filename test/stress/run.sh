@@ -12,6 +12,8 @@
 #   round 6  http crash: the same, kill -9 of the shims a few seconds in,
 #                    restart; the clients whose call was cut off come back
 #                    as their second accounts and run to their end
+#   round 7  holds:  renewers, retries with one request_id (also at once),
+#                    a quota, short holds swept in batches (pgbench)
 #
 # After each round test/stress/invariants.sql holds what every client was
 # told (its acknowledgement file) against the audit log and the tables;
@@ -30,6 +32,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
+# the shims' admin ports (/metrics): any free port, unless a test names one
+export PSK_ADMIN_LISTEN=127.0.0.1:0
 
 seed=${PSK_STRESS_SEED:-$(date +%s)}
 clients=${PSK_STRESS_CLIENTS:-32}
@@ -86,7 +90,7 @@ else
 fi
 
 cluster_init "$work/data" || exit 1
-cluster_start "$work/data" "$port" -c synchronous_commit=on -c fsync=on || exit 1
+cluster_start "$work/data" "$port" -c synchronous_commit=on -c fsync=on -c shared_preload_libraries=psk || exit 1
 psql -XAtq -d postgres -c "CREATE DATABASE psk_stress" || exit 1
 if ! sql "CREATE EXTENSION psk CASCADE" >/dev/null 2>&1; then
 	not_ok "psk is installed" "make install DESTDIR=\$PSK_PGROOT first (scripts/test.sh does)"
@@ -187,7 +191,7 @@ crash_round() {
 		"$(sed -n 's/.*clients that lost their connection: //p' "$work/load.out")"
 	crashes_before=$(grep -c 'not properly shut down; automatic recovery in progress' "$work/data/server.log")
 	# (pg_ctl warns of the dead server's postmaster.pid: that is the point)
-	if cluster_start "$work/data" "$port" -c synchronous_commit=on -c fsync=on \
+	if cluster_start "$work/data" "$port" -c synchronous_commit=on -c fsync=on -c shared_preload_libraries=psk \
 		2>"$work/start.err"; then
 		ok "round $r: the cluster restarts after kill -9"
 	else
@@ -312,6 +316,28 @@ janitor 5
 http_crash_round 6 $((ops / 3))
 janitor 6
 echo "# shims killed and restarted: 1 (round 6)"
+
+# Round 7, holds: renewers, retries with one request_id (also at once), a
+# quota, short holds and sweeps (holds.sql, holds.pgbench), then the
+# invariants of holds_invariants.sql once every hold has lapsed.
+echo "# round 7: holds, 8 pgbench clients for ${PSK_STRESS_HOLDS_SECONDS:-8} s"
+psql -XAtq -v ON_ERROR_STOP=1 -f test/stress/holds.sql >/dev/null || not_ok "round 7: setup" "holds.sql failed"
+"$PGBIN/pgbench" -n -c 8 -j 2 -T "${PSK_STRESS_HOLDS_SECONDS:-8}" -f test/stress/holds.pgbench >"$work/holds.out" 2>&1
+rc=$?
+[ "$rc" -eq 0 ] || grep -i 'error\|abort' "$work/holds.out" | head -5
+check "round 7: every pgbench client ran to its end with expected outcomes only" 0 "$rc"
+echo "# round 7: $(sql "SELECT string_agg(kind || ' ' || outcome || ' ' || n, ', ' ORDER BY kind, outcome) FROM (SELECT kind, outcome, count(*) n FROM stress.h_calls GROUP BY 1, 2) s")"
+sleep 2.5
+inv=$(psql -XAtq -v ON_ERROR_STOP=1 -f test/stress/holds_invariants.sql 2>&1)
+value() { echo "$inv" | grep "^$1|" | cut -d'|' -f2; }
+check "round 7: no code held past its expiry after a sweep" 0 "$(value 'held past expiry after a sweep')"
+check "round 7: codes in use expired too" true "$(value 'EXPIRED of a code in use')"
+check "round 7: no request_id reserved twice (the reserved codes are those remembered)" 0 "$(value 'reserves not of one remembered request')"
+check "round 7: retries were answered from memory" true "$(value 'retries answered from memory')"
+check "round 7: no user above the quota of 5 at any instant of the log" t \
+	"$([ "$(value 'most held by one user, replayed from the log')" -le 5 ] 2>/dev/null && echo t || value 'most held by one user, replayed from the log')"
+check "round 7: the quota refused reserves" true "$(value 'reserves refused at the quota')"
+check "round 7: holders renewed" true "$(value 'renewals')"
 
 echo "# $(ls "$work"/acks/*.tsv | wc -l) ack files, $(cat "$work"/acks/*.tsv | wc -l) acknowledgement lines"
 echo "# whole run: $(($(date +%s) - started)) s after setup; crashes survived: $(sql "SELECT count(*) FROM stress.rounds WHERE kind = 'crash'")"

@@ -1,0 +1,158 @@
+-- The audit log's partitions (partitions.c calls psk_audit_maintain from
+-- the background worker; sites without it call it from a scheduler).
+--
+-- One partition per week, Monday 00:00 UTC to the next, named
+-- audit_log_pYYYYMMDD after its first day: a week keeps the number of
+-- partitions small when everything is kept (52 a year: planning a reader
+-- that spans them all stays cheap), while psk.audit_retention removes rows
+-- at most a week after they fall out of it.  Partitions are made two
+-- weeks ahead; a row past them goes to psk.audit_log_default, and the next
+-- maintenance moves it to a partition of its week.  Partitions made here
+-- are not members of the extension, so pg_dump dumps them, their rows
+-- included, like any table of the database.
+
+-- The partitions of psk.audit_log with their bounds (the default one and
+-- any with other bounds are left out).
+CREATE FUNCTION psk.audit_partitions()
+RETURNS TABLE (part regclass, lower_bound timestamptz, upper_bound timestamptz)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT c.oid::regclass, m[1]::timestamptz, m[2]::timestamptz
+      FROM pg_catalog.pg_inherits i
+      JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid,
+           pg_catalog.regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid),
+                                   '^FOR VALUES FROM \(''([^'']*)''\) TO \(''([^'']*)''\)$') m
+     WHERE i.inhparent = 'psk.audit_log'::regclass AND m IS NOT NULL
+     ORDER BY 2
+$$;
+
+-- The partition of the week that starts at week_start (a Monday 00:00
+-- UTC), unless there is one: append-only like its parent, with the
+-- indexes of audit_log_default (00_schema.sql).
+CREATE FUNCTION psk.audit_partition_create(week_start timestamptz)
+RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    name text := 'audit_log_p' || pg_catalog.to_char(week_start AT TIME ZONE 'UTC', 'YYYYMMDD');
+BEGIN
+    IF pg_catalog.to_regclass('psk.' || pg_catalog.quote_ident(name)) IS NOT NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE pg_catalog.format(
+        'CREATE TABLE psk.%I PARTITION OF psk.audit_log FOR VALUES FROM (%L) TO (%L)',
+        name, week_start, week_start + interval '168 hours');
+    EXECUTE pg_catalog.format('ALTER TABLE psk.%I ADD CONSTRAINT %I PRIMARY KEY (id)',
+                              name, name || '_pkey');
+    EXECUTE pg_catalog.format('CREATE INDEX %I ON psk.%I (code, id)', name || '_code_idx', name);
+    EXECUTE pg_catalog.format('CREATE INDEX %I ON psk.%I (user_id, logged_at DESC, id DESC)',
+                              name || '_user_idx', name);
+    EXECUTE pg_catalog.format('CREATE INDEX %I ON psk.%I (logged_at DESC, id DESC)',
+                              name || '_time_idx', name);
+    EXECUTE pg_catalog.format('CREATE INDEX %I ON psk.%I (id DESC) WHERE action = ''RELEASED''',
+                              name || '_releases_idx', name);
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON psk.%I'
+        ' FOR EACH STATEMENT EXECUTE FUNCTION psk.audit_log_is_append_only()', name);
+    EXECUTE pg_catalog.format('REVOKE ALL ON psk.%I FROM PUBLIC', name);
+    RETURN true;
+END
+$$;
+
+-- Make the partitions from now to weeks_ahead weeks ahead, move any row of
+-- the default partition to its week's, add the TRUNCATE trigger to any
+-- partition without one, and drop the partitions whose every row is older
+-- than psk.audit_retention (when > 0): whole tables, never a row deleted.
+-- One row per partition made, filled or dropped.
+CREATE FUNCTION @extschema@.psk_audit_maintain(weeks_ahead int DEFAULT 2)
+RETURNS TABLE (partition_name text, action text, n bigint)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    -- in seconds (GUC units), not days: the same in every time zone
+    retention interval := pg_catalog.make_interval(secs => pg_catalog.date_part(
+        'epoch', pg_catalog.current_setting('psk.audit_retention')::interval));
+    this_week timestamptz := pg_catalog.date_trunc('week', pg_catalog.now(), 'UTC');
+    first_week timestamptz;
+    last_week timestamptz;
+    wk timestamptz;
+    r record;
+    moved bigint;
+    detached boolean := false;
+BEGIN
+    IF weeks_ahead IS NULL OR weeks_ahead < 0 OR weeks_ahead > 52 THEN
+        RAISE EXCEPTION 'weeks_ahead must be between 0 and 52'
+            USING ERRCODE = 'PK001';
+    END IF;
+    last_week := this_week + weeks_ahead * interval '168 hours';
+
+    -- Rows that found no partition: the default partition is detached (it
+    -- loses the cloned row triggers, and new partitions need not be checked
+    -- against it), partitions are made for their weeks, the rows go there
+    -- and the default partition comes back empty.  Rare (a fresh install,
+    -- a worker stopped for weeks) and short: the log is locked meanwhile.
+    SELECT pg_catalog.min(logged_at), pg_catalog.max(logged_at)
+      INTO first_week, wk FROM psk.audit_log_default;
+    IF first_week IS NOT NULL THEN
+        LOCK TABLE psk.audit_log IN ACCESS EXCLUSIVE MODE;
+        SELECT pg_catalog.min(logged_at), pg_catalog.max(logged_at)
+          INTO first_week, wk FROM psk.audit_log_default;
+    END IF;
+    IF first_week IS NOT NULL THEN
+        ALTER TABLE psk.audit_log DETACH PARTITION psk.audit_log_default;
+        detached := true;
+        first_week := pg_catalog.date_trunc('week', first_week, 'UTC');
+        last_week := GREATEST(last_week, pg_catalog.date_trunc('week', wk, 'UTC'));
+    ELSE
+        first_week := this_week;
+    END IF;
+
+    FOR wk IN SELECT g FROM pg_catalog.generate_series(first_week, last_week, interval '168 hours') g
+    LOOP
+        IF NOT EXISTS (SELECT FROM psk.audit_partitions() p
+                        WHERE p.lower_bound < wk + interval '168 hours' AND p.upper_bound > wk)
+           AND psk.audit_partition_create(wk) THEN
+            partition_name := 'psk.audit_log_p' || pg_catalog.to_char(wk AT TIME ZONE 'UTC', 'YYYYMMDD');
+            action := 'created'; n := 0;
+            RETURN NEXT;
+        END IF;
+    END LOOP;
+
+    IF detached THEN
+        INSERT INTO psk.audit_log OVERRIDING SYSTEM VALUE SELECT * FROM psk.audit_log_default;
+        GET DIAGNOSTICS moved = ROW_COUNT;
+        DELETE FROM psk.audit_log_default;
+        ALTER TABLE psk.audit_log ATTACH PARTITION psk.audit_log_default DEFAULT;
+        partition_name := 'psk.audit_log_default'; action := 'moved'; n := moved;
+        RETURN NEXT;
+    END IF;
+
+    FOR r IN SELECT c.oid::regclass AS part FROM pg_catalog.pg_inherits i
+               JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+              WHERE i.inhparent = 'psk.audit_log'::regclass
+                AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger t
+                                 WHERE t.tgrelid = c.oid AND t.tgtype & 32 <> 0
+                                   AND t.tgfoid = 'psk.audit_log_is_append_only()'::regprocedure)
+    LOOP
+        EXECUTE pg_catalog.format(
+            'CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON %s'
+            ' FOR EACH STATEMENT EXECUTE FUNCTION psk.audit_log_is_append_only()', r.part);
+        partition_name := r.part::text; action := 'made append-only'; n := 0;
+        RETURN NEXT;
+    END LOOP;
+
+    IF retention > interval '0' THEN
+        FOR r IN SELECT p.part FROM psk.audit_partitions() p
+                  WHERE p.upper_bound <= pg_catalog.now() - retention
+        LOOP
+            -- n: the planner's estimate (a count would read the whole week)
+            partition_name := r.part::text; action := 'dropped';
+            n := (SELECT GREATEST(c.reltuples, 0)::bigint
+                    FROM pg_catalog.pg_class c WHERE c.oid = r.part);
+            EXECUTE pg_catalog.format('DROP TABLE %s', r.part);
+            RETURN NEXT;
+        END LOOP;
+    END IF;
+END
+$$;
