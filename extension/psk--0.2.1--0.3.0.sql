@@ -918,3 +918,22 @@ REVOKE ALL ON FUNCTION psk.http_codes_import(text, text, jsonb),
     psk.http_codes_import_report(uuid),
     psk.http_codes_export(text, text, jsonb),
     psk.http_logs_export(text, text, jsonb) FROM PUBLIC;
+
+-- Where reserves start in the free-code index (extension/free_hint.c).
+CREATE FUNCTION psk.free_hints_reset() RETURNS trigger
+AS 'MODULE_PATHNAME', 'psk_free_hints_reset'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+CREATE TRIGGER codes_free_hints_reset
+    AFTER INSERT OR UPDATE OR TRUNCATE ON psk.codes
+    FOR EACH STATEMENT EXECUTE FUNCTION psk.free_hints_reset();
+ALTER TABLE psk.codes ENABLE ALWAYS TRIGGER codes_free_hints_reset;
+
+CREATE FUNCTION psk.free_code_hints()
+RETURNS TABLE (pool text, freed_at timestamptz, id bigint, generation bigint)
+AS 'MODULE_PATHNAME', 'psk_free_code_hints'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+
+REVOKE ALL ON FUNCTION psk.free_hints_reset(), psk.free_code_hints()
+    FROM PUBLIC;

@@ -1,7 +1,8 @@
 /*
  * psk.c
  *		Module entry: the psk.* settings and, when preloaded, the shared
- *		memory of the login guard and the expiry workers.
+ *		memory of the login guard, the expiry workers and the free-code
+ *		hints.
  */
 #include "psk.h"
 
@@ -12,6 +13,7 @@
 #include "storage/ipc.h"
 #include "utils/guc.h"
 
+#include "free_hint.h"
 #include "login_guard.h"
 
 PG_MODULE_MAGIC;
@@ -40,6 +42,7 @@ psk_shmem_request(void)
 		prev_shmem_request_hook();
 	psk_guard_shmem_request();
 	psk_expiry_shmem_request();
+	psk_free_hint_shmem_request();
 }
 
 static void
@@ -49,6 +52,7 @@ psk_shmem_startup(void)
 		prev_shmem_startup_hook();
 	psk_guard_shmem_startup();
 	psk_expiry_shmem_startup();
+	psk_free_hint_shmem_startup();
 }
 
 /* psk.display_timezone: a zone name the tz database knows ("Asia/Kolkata") */

@@ -19,6 +19,8 @@
 #include "writer.h"
 
 #include "access/genam.h"
+#include "access/itup.h"
+#include "access/relscan.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/pg_type.h"
@@ -30,6 +32,8 @@
 #include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
 #include "utils/uuid.h"
+
+#include "free_hint.h"
 
 PG_FUNCTION_INFO_V1(psk_reserve);
 
@@ -64,112 +68,236 @@ typedef struct Request
 	const char *region;
 } Request;
 
+/* The country check of one reserve_from_pool call. */
+typedef struct CountryCheck
+{
+	Relation		cc;
+	Relation		cc_key;
+	TupleTableSlot *slot;
+} CountryCheck;
+
 /*
- * Reserve up to req->how_many codes of pool for user, least recently used
+ * Take the code in w->code_slot (visible to the scan's snapshot) for user
+ * if it can be had: valid in the country, not locked by another caller,
+ * still free in pool in its newest version.  Stores it in *r.
+ */
+static bool
+take_code(PskWriter *w, const PskUser *user, const Request *req,
+		  const char *pool, CountryCheck *cc, PskReserved *r)
+{
+	Relation		  codes = w->codes->ri_RelationDesc;
+	const AttrNumber *att = w->code_att;
+	bool			  isnull;
+	int64			  code_id;
+
+	if (cc != NULL &&
+		!code_in_country(cc->cc, cc->cc_key, cc->slot,
+						 psk_slot_int8(w->code_slot, att[CODE_ID], &isnull),
+						 req->country_id))
+		return false;
+
+	if (!psk_lock_row(codes, w->code_slot, LockTupleNoKeyExclusive, false))
+		return false;
+
+	/* The locked version may be newer than the one scanned: re-check. */
+	code_id = psk_slot_int8(w->code_slot, att[CODE_ID], &isnull);
+	if (!psk_slot_text_equals(w->code_slot, att[CODE_STATUS], "CAN_BE_USED") ||
+		!psk_slot_text_equals(w->code_slot, att[CODE_POOL], pool) ||
+		(cc != NULL && !code_in_country(cc->cc, cc->cc_key, cc->slot, code_id,
+										req->country_id)))
+		return false;
+
+	r->code = TextDatumGetCString(
+		slot_getattr(w->code_slot, att[CODE_CODE], &isnull));
+	r->pool = pool;
+	if (!pg_strong_random(r->token.data, UUID_LEN))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random reservation token")));
+	r->token.data[6] = (r->token.data[6] & 0x0f) | 0x40; /* version 4 */
+	r->token.data[8] = (r->token.data[8] & 0x3f) | 0x80; /* RFC 4122 */
+	r->reserved_at = w->now;
+	r->expires = psk_reservation_ttl > 0;
+	r->expires_at =
+		r->expires
+			? TimestampTzPlusMilliseconds(w->now,
+										  (int64) psk_reservation_ttl * 1000)
+			: 0;
+
+	psk_code_change(w);
+	psk_code_set(w, CODE_STATUS, CStringGetTextDatum("RESERVED"), false);
+	psk_code_set(w, CODE_HOLDER, Int64GetDatum(user->id), false);
+	psk_code_set(w, CODE_TESTER, CStringGetTextDatum(req->tester), false);
+	psk_code_set(w, CODE_RESERVED_AT, TimestampTzGetDatum(w->now), false);
+	psk_code_set(w, CODE_RELEASED_AT, (Datum) 0, true);
+	psk_code_set(w, CODE_EXPIRES_AT, TimestampTzGetDatum(r->expires_at),
+				 !r->expires);
+	psk_code_set(w, CODE_TOKEN, UUIDPGetDatum(&r->token), false);
+	psk_code_update(w);
+
+	psk_audit_code(w, user);
+	psk_audit_set(w, LOG_TESTER, CStringGetTextDatum(req->tester));
+	if (req->has_country)
+	{
+		psk_audit_set(w, LOG_COUNTRY, CStringGetTextDatum(req->country));
+		psk_audit_set(w, LOG_REGION, CStringGetTextDatum(req->region));
+	}
+	psk_audit_append(w, "RESERVED");
+	return true;
+}
+
+/*
+ * The stretches of pool's part of the free-code index from start on, as
+ * scan keys on (pool, freed_at NULLS FIRST, id): a btree scan starts at a
+ * bound on one column, so a start inside the never-used codes (freed_at
+ * NULL) is "NULL, id >= x" then "NOT NULL", and one among the freed codes
+ * is "= t, id >= x" then "> t".  Returns how many stretches.
+ */
+static int
+stretches(Relation free_idx, const char *pool, const PskFreeKey *start,
+		  ScanKeyData keys[2][3], int nkeys[2])
+{
+	for (int s = 0; s < 2; s++)
+	{
+		ScanKeyInit(&keys[s][0], 1, BTEqualStrategyNumber, F_TEXTEQ,
+					CStringGetTextDatum(pool));
+		keys[s][0].sk_collation = free_idx->rd_indcollation[0];
+		nkeys[s] = 3;
+	}
+	if (psk_free_key_cmp(start, &psk_free_key_min) == 0)
+	{
+		nkeys[0] = 1;
+		return 1;
+	}
+	if (!start->freed)
+	{
+		ScanKeyEntryInitialize(&keys[0][1], SK_ISNULL | SK_SEARCHNULL, 2,
+							   InvalidStrategy, InvalidOid, InvalidOid,
+							   InvalidOid, (Datum) 0);
+		ScanKeyEntryInitialize(&keys[1][1], SK_ISNULL | SK_SEARCHNOTNULL, 2,
+							   InvalidStrategy, InvalidOid, InvalidOid,
+							   InvalidOid, (Datum) 0);
+		nkeys[1] = 2;
+	}
+	else
+	{
+		ScanKeyInit(&keys[0][1], 2, BTEqualStrategyNumber, F_TIMESTAMPTZ_EQ,
+					TimestampTzGetDatum(start->freed_at));
+		ScanKeyInit(&keys[1][1], 2, BTGreaterStrategyNumber, F_TIMESTAMPTZ_GT,
+					TimestampTzGetDatum(start->freed_at));
+		nkeys[1] = 2;
+	}
+	ScanKeyInit(&keys[0][2], 3, BTGreaterEqualStrategyNumber, F_INT8GE,
+				Int64GetDatum(start->id));
+	return 2;
+}
+
+/* The position of the index entry the scan returned last. */
+static PskFreeKey
+entry_key(IndexScanDesc scan)
+{
+	PskFreeKey k;
+	bool	   isnull;
+	Datum	   d;
+
+	d = index_getattr(scan->xs_itup, 2, scan->xs_itupdesc, &isnull);
+	k.freed = !isnull;
+	k.freed_at = isnull ? 0 : DatumGetTimestampTz(d);
+	d = index_getattr(scan->xs_itup, 3, scan->xs_itupdesc, &isnull);
+	k.id = DatumGetInt64(d);
+	return k;
+}
+
+/*
+ * Reserve up to how_many codes of pool for user, least recently used
  * first: an ordered scan of the free-codes index, skipping rows others hold
  * locked.  Returns how many, stored in out[].
+ *
+ * The scan starts at the pool's hint (free_hint.c: why that gives the same
+ * codes as a scan from the head) and raises it to the first entry it finds
+ * that is not dead to every future snapshot.
  */
 static int
 reserve_from_pool(PskWriter *w, const PskUser *user, const Request *req,
 				  const char *pool, int how_many, PskReserved *out)
 {
-	Relation		  codes = w->codes->ri_RelationDesc;
-	const AttrNumber *att = w->code_att;
-	Relation		  free_idx =
+	Relation codes = w->codes->ri_RelationDesc;
+	Relation free_idx =
 		index_open(psk_relation("codes_free_lru_idx"), AccessShareLock);
-	Relation		cc = NULL;
-	Relation		cc_key = NULL;
-	TupleTableSlot *cc_slot = NULL;
-	bool		check_country = req->has_country && strcmp(pool, "COMMON") != 0;
-	ScanKeyData key;
-	IndexScanDesc scan;
+	Oid			  relfilenode = free_idx->rd_node.relNode;
+	CountryCheck  country;
+	CountryCheck *cc = NULL;
+	ScanKeyData	  keys[2][3];
+	int			  nkeys[2];
+	int			  n;
+	PskFreeKey	  start;
+	PskFreeKey	  stop = { 0 };
+	uint64		  gen = 0;
+	bool		  hinted;
+	bool		  stopped = false;
+	bool		  seen = false;
 	int			  got = 0;
 
-	if (check_country)
+	if (req->has_country && strcmp(pool, "COMMON") != 0)
 	{
-		cc = table_open(psk_relation("code_countries"), AccessShareLock);
-		cc_key =
+		cc = &country;
+		cc->cc = table_open(psk_relation("code_countries"), AccessShareLock);
+		cc->cc_key =
 			index_open(psk_relation("code_countries_pkey"), AccessShareLock);
-		cc_slot = table_slot_create(cc, NULL);
+		cc->slot = table_slot_create(cc->cc, NULL);
 	}
 
-	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ,
-				CStringGetTextDatum(pool));
-	key.sk_collation = free_idx->rd_indcollation[0];
-	scan = index_beginscan(codes, free_idx, GetActiveSnapshot(), 1, 0);
-	index_rescan(scan, &key, 1, NULL, 0);
+	/* After the snapshot is taken (psk_writer_begin), never before. */
+	hinted = psk_free_hint_read(pool, relfilenode, &start, &gen);
+	n = stretches(free_idx, pool, hinted ? &start : &psk_free_key_min, keys,
+				  nkeys);
 
-	while (got < how_many &&
-		   index_getnext_slot(scan, ForwardScanDirection, w->code_slot))
+	for (int s = 0; s < n && got < how_many; s++)
 	{
-		PskReserved *r = &out[got];
-		bool		 isnull;
-		int64		 code_id;
+		IndexScanDesc scan =
+			index_beginscan(codes, free_idx, GetActiveSnapshot(), nkeys[s], 0);
+		ItemPointer tid;
 
-		if (check_country &&
-			!code_in_country(cc, cc_key, cc_slot,
-							 psk_slot_int8(w->code_slot, att[CODE_ID], &isnull),
-							 req->country_id))
-			continue;
-
-		if (!psk_lock_row(codes, w->code_slot, LockTupleNoKeyExclusive, false))
-			continue;
-
-		/* The locked version may be newer than the one scanned: re-check. */
-		code_id = psk_slot_int8(w->code_slot, att[CODE_ID], &isnull);
-		if (!psk_slot_text_equals(w->code_slot, att[CODE_STATUS],
-								  "CAN_BE_USED") ||
-			!psk_slot_text_equals(w->code_slot, att[CODE_POOL], pool) ||
-			(check_country &&
-			 !code_in_country(cc, cc_key, cc_slot, code_id, req->country_id)))
-			continue;
-
-		r->code = TextDatumGetCString(
-			slot_getattr(w->code_slot, att[CODE_CODE], &isnull));
-		r->pool = pool;
-		if (!pg_strong_random(r->token.data, UUID_LEN))
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("could not generate a random reservation token")));
-		r->token.data[6] = (r->token.data[6] & 0x0f) | 0x40; /* version 4 */
-		r->token.data[8] = (r->token.data[8] & 0x3f) | 0x80; /* RFC 4122 */
-		r->reserved_at = w->now;
-		r->expires = psk_reservation_ttl > 0;
-		r->expires_at =
-			r->expires
-				? TimestampTzPlusMilliseconds(w->now,
-											  (int64) psk_reservation_ttl *
-												  1000)
-				: 0;
-
-		psk_code_change(w);
-		psk_code_set(w, CODE_STATUS, CStringGetTextDatum("RESERVED"), false);
-		psk_code_set(w, CODE_HOLDER, Int64GetDatum(user->id), false);
-		psk_code_set(w, CODE_TESTER, CStringGetTextDatum(req->tester), false);
-		psk_code_set(w, CODE_RESERVED_AT, TimestampTzGetDatum(w->now), false);
-		psk_code_set(w, CODE_RELEASED_AT, (Datum) 0, true);
-		psk_code_set(w, CODE_EXPIRES_AT, TimestampTzGetDatum(r->expires_at),
-					 !r->expires);
-		psk_code_set(w, CODE_TOKEN, UUIDPGetDatum(&r->token), false);
-		psk_code_update(w);
-
-		psk_audit_code(w, user);
-		psk_audit_set(w, LOG_TESTER, CStringGetTextDatum(req->tester));
-		if (req->has_country)
+		scan->xs_want_itup = hinted; /* for entry_key */
+		index_rescan(scan, keys[s], nkeys[s], NULL, 0);
+		while (got < how_many &&
+			   (tid = index_getnext_tid(scan, ForwardScanDirection)) != NULL)
 		{
-			psk_audit_set(w, LOG_COUNTRY, CStringGetTextDatum(req->country));
-			psk_audit_set(w, LOG_REGION, CStringGetTextDatum(req->region));
+			bool taken = false;
+
+			if (index_fetch_heap(scan, w->code_slot))
+				taken = take_code(w, user, req, pool, cc, &out[got]);
+			if (taken)
+				got++;
+
+			/*
+			 * Until the first entry not dead to the future: ours (this
+			 * transaction may abort), live, locked, or in progress.
+			 */
+			if (hinted && !stopped)
+			{
+				stop = entry_key(scan);
+				if (taken || !psk_free_entry_dead(codes, tid))
+					stopped = true;
+				else
+					seen = true;
+			}
 		}
-		psk_audit_append(w, "RESERVED");
-		got++;
+		index_endscan(scan);
 	}
-	index_endscan(scan);
+
+	/* Scanned to the end with only dead entries: just past the last one. */
+	if (hinted && !stopped && seen)
+		stop.id++;
+	if (hinted && (stopped || seen))
+		psk_free_hint_raise(pool, relfilenode, gen, &stop);
+
 	index_close(free_idx, NoLock);
-	if (check_country)
+	if (cc != NULL)
 	{
-		ExecDropSingleTupleTableSlot(cc_slot);
-		index_close(cc_key, NoLock);
-		table_close(cc, NoLock);
+		ExecDropSingleTupleTableSlot(cc->slot);
+		index_close(cc->cc_key, NoLock);
+		table_close(cc->cc, NoLock);
 	}
 	return got;
 }

@@ -51,6 +51,8 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
+#include "free_hint.h"
+
 /* Columns used here, by name; their numbers are resolved per relation. */
 typedef struct Columns
 {
@@ -711,9 +713,30 @@ psk_code_change(PskWriter *w)
 void
 psk_code_update(PskWriter *w)
 {
-	ExecStoreVirtualTuple(w->new_code);
-	ExecSimpleRelationUpdate(w->codes, w->estate, NULL, w->code_slot,
-							 w->new_code);
+	TupleTableSlot	 *row = w->new_code;
+	const AttrNumber *att = w->code_att;
+
+	ExecStoreVirtualTuple(row);
+	ExecSimpleRelationUpdate(w->codes, w->estate, NULL, w->code_slot, row);
+
+	/*
+	 * A free code has an entry in the free-code index, new unless the
+	 * update was HOT: lower the pool's hint to it, now that it is in the
+	 * index and before the commit (free_hint.c).
+	 */
+	if (psk_slot_text_equals(row, att[CODE_STATUS], "CAN_BE_USED"))
+	{
+		PskFreeKey key;
+		bool	   isnull;
+		Datum	   freed_at = slot_getattr(row, att[CODE_FREED_AT], &isnull);
+		char	  *pool = psk_slot_cstring(row, att[CODE_POOL]);
+
+		key.freed = !isnull;
+		key.freed_at = isnull ? 0 : DatumGetTimestampTz(freed_at);
+		key.id = psk_slot_int8(row, att[CODE_ID], &isnull);
+		psk_free_hint_lower(pool, &key);
+		pfree(pool);
+	}
 }
 
 void
