@@ -42,4 +42,59 @@ check "one RESERVED and one RELEASED row per cycle" "$cycles $cycles" \
 check "nothing came from another pool" OSV \
 	"$(sql "SELECT string_agg(DISTINCT code_type, ',') FROM psk.audit_log WHERE action = 'RESERVED'")"
 
+# Issue 18: reserve order while a snapshot is held (order.sql says how; in
+# pool HSV, which holds only its own codes).
+steps=${PSK_ORDER_STEPS:-600}
+psql -XAtq -v ON_ERROR_STOP=1 -v steps="$steps" -f test/contention/order.sql >"$work/order.out" 2>&1 ||
+	{ echo "# order.sql failed:"; sed 's/^/#   /' "$work/order.out" | tail -20; }
+echo "# order: $(sql "SELECT count(*) FROM public.order_check") reserves in $steps steps, $(sql "SELECT count(DISTINCT id) FROM public.order_hint") hint positions"
+check "with a snapshot held, every reserve took the least recently used free code" "" \
+	"$(sql "SELECT string_agg(step || ': ' || coalesce(got, '-') || ' not ' || coalesce(want, '-'), ', ' ORDER BY step)
+	          FROM (SELECT * FROM public.order_check WHERE got IS DISTINCT FROM want LIMIT 5) m")"
+check "the order test reserved codes" yes \
+	"$(sql "SELECT CASE WHEN count(got) > $steps / 4 THEN 'yes' ELSE count(got)::text END FROM public.order_check")"
+check "the hint moved on (the scan did not start at the pool's head)" yes \
+	"$(sql "SELECT CASE WHEN count(DISTINCT id) > 10 THEN 'yes' ELSE count(DISTINCT id)::text END FROM public.order_hint")"
+check "every kind of change ran" "ADDED DISASSOCIATED EXPIRED MARKED_NON_USABLE RELEASED RESERVED RESTORED" \
+	"$(sql "SELECT string_agg(DISTINCT action, ' ' ORDER BY action) FROM psk.audit_log WHERE action <> 'USER_CREATED'")"
+
+# Issue 18 again, concurrently: 32 clients cycle with a snapshot held while
+# new codes (which sort first) are added; no code may go to two holders.
+sql "SELECT count(*) FROM psk.codes c, psk_release(CASE c.pool WHEN 'HSV' THEN 'hsv@example.com' ELSE 'osv@example.com' END, c.code) r
+      WHERE c.status = 'RESERVED'" >/dev/null
+sql "SELECT count(*) FROM psk.codes c, psk_restore('admin@example.com', c.code) r WHERE c.status = 'NON_USABLE'" >/dev/null
+before=$(sql "SELECT max(id) FROM psk.audit_log")
+PGAPPNAME=psk_held psql -XAtq -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT count(*) FROM psk.users" \
+	-c "SELECT pg_sleep(600)" >/dev/null 2>&1 &
+held=$!
+(for i in $(seq 1 $((seconds * 5))); do
+	sql "SELECT count(*) FROM psk_add_codes('admin@example.com', 'OSV', ARRAY['H-$i-1', 'H-$i-2'])" >/dev/null
+	sleep 0.2
+done) &
+adder=$!
+sleep 0.5
+"$PGBIN/pgbench" -n -M prepared -c "$clients" -j 2 -T "$seconds" -f "$work/cycle.sql" \
+	>"$work/pgbench-held.out" 2>&1
+wait "$adder"
+cycles=$(awk '/number of transactions actually processed/ {print $NF}' "$work/pgbench-held.out")
+echo "# with a snapshot held: $clients clients, ${seconds}s: ${cycles:-0} cycles"
+check "the snapshot was held throughout" 1 \
+	"$(sql "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'psk_held' AND backend_xmin IS NOT NULL")"
+sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'psk_held'" >/dev/null
+wait "$held" 2>/dev/null
+check "held: no reserve came back empty, no client aborted" "0 0" \
+	"$(grep -c 'no codes available' "$work/pgbench-held.out") $(grep -c 'aborted' "$work/pgbench-held.out")"
+check "held: cycles ran" yes "$([ "${cycles:-0}" -gt 1000 ] && echo yes || echo "only ${cycles:-0}")"
+check "held: no code was reserved twice without a release between" 0 \
+	"$(sql "SELECT count(*) FROM (SELECT action, lag(action) OVER (PARTITION BY code ORDER BY id) AS prev
+	          FROM psk.audit_log WHERE id > $before AND action IN ('RESERVED', 'RELEASED')) s
+	         WHERE action = prev")"
+check "held: one RESERVED and one RELEASED row per cycle" "$cycles $cycles" \
+	"$(sql "SELECT count(*) FILTER (WHERE action = 'RESERVED') || ' ' || count(*) FILTER (WHERE action = 'RELEASED') FROM psk.audit_log WHERE id > $before")"
+check "held: every code is free again" "CAN_BE_USED" \
+	"$(sql "SELECT string_agg(DISTINCT status, ',') FROM psk.codes")"
+check "held: the codes added meanwhile were reserved too (they sort first)" yes \
+	"$(sql "SELECT CASE WHEN count(*) FILTER (WHERE c.freed_at IS NULL) = 0 THEN 'yes' ELSE count(*) FILTER (WHERE c.freed_at IS NULL) || ' never reserved' END
+	          FROM psk.codes c WHERE c.code LIKE 'H-%' AND c.id < (SELECT max(id) - 2 * $clients FROM psk.codes)")"
+
 suite_end
