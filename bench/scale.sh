@@ -16,8 +16,15 @@
 #    seconds and the shim's peak RSS for each; then cycle (c) without an
 #    export, during one read slowly for the whole run, and during exports
 #    at full speed back to back: ops/s, p50, p99 and the ratio.
+# 5. Held snapshot (issue 18): on pools of 100k and 10M codes, cycle (c) at
+#    8 clients for PSK_SNAPSHOT_SECONDS, once as it is and once with a
+#    REPEATABLE READ transaction opened at second PSK_SNAPSHOT_HOLD_AT and
+#    kept open to the end: ops/s per PSK_SNAPSHOT_INTERVAL, the ratio of the
+#    two while the snapshot is held, the dead tuples at the end, and both
+#    series drawn as a PNG (gnuplot).
 #
-# Writes bench/results/scale-DATE-REV.md (and soak-DATE-REV.png).  Settings:
+# Writes bench/results/scale-DATE-REV.md (and soak-DATE-REV.png,
+# snapshot-DATE-REV.png).  Settings:
 #   PSK_SCALE_SIZES     pool sizes (100000 1000000 10000000; drop the last
 #                       to skip the 10M load, a few minutes on 2 cores)
 #   PSK_SCALE_CLIENTS   clients of the size runs (8)
@@ -28,6 +35,11 @@
 #   PSK_SOAK_INTERVAL   seconds per point of the graph (10)
 #   PSK_LOG_ROWS        audit rows of part 3 (50000000; 0: no part 3)
 #   PSK_CSV_CODES       codes of the CSV import and export (1000000; 0: none)
+#   PSK_SNAPSHOT_SIZES  pool sizes of part 5 ("100000 10000000"; "": none)
+#   PSK_SNAPSHOT_CLIENTS   clients of part 5 (8)
+#   PSK_SNAPSHOT_SECONDS   length of each run of part 5 (60)
+#   PSK_SNAPSHOT_HOLD_AT   second at which the snapshot is taken (10)
+#   PSK_SNAPSHOT_INTERVAL  seconds per point (10)
 #   PSK_PGROOT          a private PostgreSQL tree (see README.md)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -43,14 +55,23 @@ soak_codes=${PSK_SOAK_CODES:-100000}
 interval=${PSK_SOAK_INTERVAL:-10}
 log_rows=${PSK_LOG_ROWS-50000000}
 csv_codes=${PSK_CSV_CODES-1000000}
-for v in $sizes "$clients" "$soak_clients" "$soak_minutes" "$soak_codes" "$interval" "$log_rows" "$csv_codes"; do
+snap_sizes=${PSK_SNAPSHOT_SIZES-100000 10000000}
+snap_clients=${PSK_SNAPSHOT_CLIENTS:-8}
+snap_seconds=${PSK_SNAPSHOT_SECONDS:-60}
+snap_hold_at=${PSK_SNAPSHOT_HOLD_AT:-10}
+snap_interval=${PSK_SNAPSHOT_INTERVAL:-10}
+for v in $sizes "$clients" "$soak_clients" "$soak_minutes" "$soak_codes" "$interval" "$log_rows" "$csv_codes" \
+	$snap_sizes "$snap_clients" "$snap_seconds" "$snap_hold_at" "$snap_interval"; do
 	[[ $v =~ ^[0-9]+$ ]] || die "'$v' is not a number"
 done
 ((clients >= 1 && clients <= 64 && soak_clients >= 1 && soak_clients <= 64)) ||
 	die "clients: from 1 to 64 (one bench user each)"
 ((interval >= 1)) || die "PSK_SOAK_INTERVAL: at least 1"
+((snap_clients >= 1 && snap_clients <= 64)) || die "PSK_SNAPSHOT_CLIENTS: from 1 to 64"
+((snap_interval >= 1 && snap_hold_at < snap_seconds)) ||
+	die "PSK_SNAPSHOT_INTERVAL: at least 1; PSK_SNAPSHOT_HOLD_AT: before the end of the run"
 
-[ "$soak_minutes" -gt 0 ] && need_pkg gnuplot gnuplot-nox
+{ [ "$soak_minutes" -gt 0 ] || [ -n "$snap_sizes" ]; } && need_pkg gnuplot gnuplot-nox
 bench_start
 
 header="$(date -u '+%F %T UTC'), git $git_rev$git_dirty, nproc $ncpu, memory ${mem_gb} GB, $(uname -sr)"
@@ -341,6 +362,96 @@ if [ "$csv_codes" -gt 0 ]; then
 	shim_pid=
 	export PGDATABASE=postgres
 	psql -qX -c "DROP DATABASE psk_csv" >/dev/null
+fi
+
+# 5. Held snapshot: cycle (c) as it is, then with a REPEATABLE READ
+# transaction opened at second $snap_hold_at and kept open to the end (what
+# a report, pg_dump or an idle-in-transaction session does).
+# snap_run NAME HOLD: ops/s per interval into $work/NAME.points ("second
+# ops/s"), the held session's state into $work/NAME.state.
+snap_run() {
+	local name=$1 hold=$2 bpid hpid j
+	j=$((snap_clients < ncpu ? snap_clients : ncpu))
+	psql -qX -c "VACUUM ANALYZE" -c "CHECKPOINT" >/dev/null
+	"$PGBIN/pgbench" -n -M prepared -c "$snap_clients" -j "$j" -T "$snap_seconds" \
+		-l --aggregate-interval="$snap_interval" --log-prefix="$work/$name" \
+		-f bench/psk_cycle.sql >"$work/$name.out" 2>&1 &
+	bpid=$!
+	hpid=
+	if [ "$hold" = yes ]; then
+		sleep "$snap_hold_at"
+		PGAPPNAME=psk_bench_held psql -XAtq -c "BEGIN ISOLATION LEVEL REPEATABLE READ" \
+			-c "SELECT count(*) FROM psk.users" -c "SELECT pg_sleep($snap_seconds)" >/dev/null 2>&1 &
+		hpid=$!
+		sleep $((snap_seconds - snap_hold_at - 1 > 0 ? snap_seconds - snap_hold_at - 1 : 0))
+		psql -XAt -c "SELECT coalesce(string_agg('held, xmin age ' || age(backend_xmin), ', '), 'not held')
+			FROM pg_stat_activity WHERE application_name = 'psk_bench_held' AND backend_xmin IS NOT NULL" \
+			>"$work/$name.state"
+	fi
+	wait "$bpid" || { tail -5 "$work/$name.out"; die "pgbench of $name failed"; }
+	if [ -n "$hpid" ]; then
+		psql -XAtq -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'psk_bench_held'" >/dev/null
+		wait "$hpid" 2>/dev/null
+	fi
+	psql -XAt -c "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'psk.codes'::regclass" >"$work/$name.dead"
+	cat "$work/$name".[0-9]* 2>/dev/null | awk '$1 ~ /^[0-9]+$/ {print $1, $2}' | sort -n |
+		awk -v iv="$snap_interval" -v secs="$snap_seconds" '
+			NR == 1 {s = $1}
+			{k = int(($1 - s) / iv); n[k] += $2; if (k > m) m = k}
+			END {for (k = 0; k <= m; k++) if ((k + 1) * iv <= secs) printf "%d %.0f\n", (k + 1) * iv, n[k] / iv}' \
+		>"$work/$name.points"
+}
+if [ -n "$snap_sizes" ]; then
+	snap_png=snapshot-$stamp-$git_rev.png
+	{
+		echo
+		echo "## Held snapshot: cycle (c) at $snap_clients clients for ${snap_seconds}s, a REPEATABLE READ transaction opened at second $snap_hold_at"
+		echo
+		echo "ops/s per ${snap_interval}s (the point at second t counts the interval that ends there); ÷ without: the mean of the points after second $snap_hold_at with the snapshot over the same points without it."
+	} >>"$out"
+	plot=
+	for n in $snap_sizes; do
+		echo "== held snapshot: $n codes: loading"
+		bench_db psk_snapshot "$n"
+		echo "   cycle (c) at $snap_clients clients for ${snap_seconds}s, without and with a snapshot held from second $snap_hold_at"
+		snap_run "snap-$n-without" no
+		snap_run "snap-$n-with" yes
+		join "$work/snap-$n-without.points" "$work/snap-$n-with.points" >"$work/snap-$n.dat"
+		ratio=$(awk -v h="$snap_hold_at" '$1 > h {a += $2; b += $3} END {if (a > 0) printf "%.2f", b / a; else print "-"}' \
+			"$work/snap-$n.dat")
+		state=$(cat "$work/snap-$n-with.state")
+		echo "   during the hold ÷ without: $ratio ($state near the end)"
+		{
+			echo
+			echo "### $n codes: during the hold ÷ without = $ratio"
+			echo
+			echo "| second | ops/s without | ops/s with the snapshot |"
+			echo "| ---: | ---: | ---: |"
+			awk -v h="$snap_hold_at" '{printf "| %d%s | %s | %s |\n", $1, ($1 > h ? " (held)" : ""), $2, $3}' "$work/snap-$n.dat"
+			echo
+			echo "Near the end of the run with it: $state; dead tuples of psk.codes at the end: $(cat "$work/snap-$n-without.dead") without, $(cat "$work/snap-$n-with.dead") with."
+		} >>"$out"
+		plot="$plot${plot:+, }\"$work/snap-$n.dat\" using 1:2 with linespoints title \"$n codes, without\", \"$work/snap-$n.dat\" using 1:3 with linespoints title \"$n codes, snapshot held from ${snap_hold_at}s\""
+		export PGDATABASE=postgres
+		psql -qX -c "DROP DATABASE psk_snapshot" >/dev/null
+	done
+	{
+		echo
+		echo "![ops/s with and without a held snapshot]($snap_png)"
+	} >>"$out"
+	gnuplot <<-EOF && written="$written and bench/results/$snap_png" || echo "gnuplot failed: no PNG" >&2
+		set terminal pngcairo size 900,450 noenhanced
+		set output "bench/results/$snap_png"
+		set title "psk cycle (c), $snap_clients clients, a REPEATABLE READ snapshot held from second $snap_hold_at, git $git_rev, $stamp"
+		set xlabel "seconds"
+		set ylabel "cycles/s"
+		set xrange [0:*]
+		set yrange [0:*]
+		set arrow from $snap_hold_at, graph 0 to $snap_hold_at, graph 1 nohead dashtype 2
+		set key bottom right
+		set grid
+		plot $plot
+	EOF
 fi
 
 cp "$out" "$result"
