@@ -442,7 +442,7 @@ if [ -n "$snap_sizes" ]; then
 	gnuplot <<-EOF && written="$written and bench/results/$snap_png" || echo "gnuplot failed: no PNG" >&2
 		set terminal pngcairo size 900,450 noenhanced
 		set output "bench/results/$snap_png"
-		set title "psk cycle (c), $snap_clients clients, a REPEATABLE READ snapshot held from second $snap_hold_at, git $git_rev, $stamp"
+		set title "psk cycle (c), $snap_clients clients, snapshot held from ${snap_hold_at}s, git $git_rev, $stamp"
 		set xlabel "seconds"
 		set ylabel "cycles/s"
 		set xrange [0:*]

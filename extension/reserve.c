@@ -24,9 +24,11 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
+#include "utils/reltrigger.h"
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -192,6 +194,25 @@ stretches(Relation free_idx, const char *pool, const PskFreeKey *start,
 	return 2;
 }
 
+/*
+ * May reserves use the hints?  Only while the statement trigger that resets
+ * them after plain SQL on psk.codes is there and enabled: not between
+ * loading a new psk library and ALTER EXTENSION psk UPDATE, nor while the
+ * table's triggers are disabled (then the hints go back to the head).
+ */
+static bool
+hints_kept(Relation codes)
+{
+	TriggerDesc *td = codes->trigdesc;
+
+	for (int i = 0; td != NULL && i < td->numtriggers; i++)
+		if (strcmp(td->triggers[i].tgname, "codes_free_hints_reset") == 0 &&
+			td->triggers[i].tgenabled != TRIGGER_DISABLED)
+			return true;
+	psk_free_hint_reset();
+	return false;
+}
+
 /* The position of the index entry the scan returned last. */
 static PskFreeKey
 entry_key(IndexScanDesc scan)
@@ -248,7 +269,8 @@ reserve_from_pool(PskWriter *w, const PskUser *user, const Request *req,
 	}
 
 	/* After the snapshot is taken (psk_writer_begin), never before. */
-	hinted = psk_free_hint_read(pool, relfilenode, &start, &gen);
+	hinted = hints_kept(codes) &&
+			 psk_free_hint_read(pool, relfilenode, &start, &gen);
 	n = stretches(free_idx, pool, hinted ? &start : &psk_free_key_min, keys,
 				  nkeys);
 
