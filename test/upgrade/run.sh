@@ -21,9 +21,12 @@ refs=$(cat extension/psk--*.sql extension/sql/*.sql | grep -c "MODULE_PATHNAME")
 named=$(cat extension/psk--*.sql extension/sql/*.sql | grep -o "'MODULE_PATHNAME', *'[A-Za-z0-9_]*'" | wc -l)
 check "every MODULE_PATHNAME names its symbol on the same line" "$refs" "$named"
 missing=
+# (read once: grep -q on nm's pipe ends it early, and pipefail took the
+# SIGPIPE for a missing symbol)
+defined=$(nm -D --defined-only "$lib" | awk '{print $3}')
 for sym in $(cat extension/psk--*.sql extension/sql/*.sql |
 	grep -o "'MODULE_PATHNAME', *'[A-Za-z0-9_]*'" | sed "s/.*, *'//; s/'\$//" | sort -u); do
-	nm -D --defined-only "$lib" | awk '{print $3}' | grep -qx "$sym" || missing="$missing $sym"
+	grep -qx "$sym" <<<"$defined" || missing="$missing $sym"
 done
 check "psk.so has every C symbol that 0.1.0, 0.2.0 and 0.3.0 name" "" "$missing"
 
