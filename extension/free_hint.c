@@ -24,7 +24,7 @@
  * Whatever puts an entry into the index lowers the hint to that entry's
  * position after the entry is physically in the index and before its
  * transaction commits: psk_code_update, when the new row is CAN_BE_USED
- * (release, disassociate, restore, expiry, a comment), and, for plain SQL
+ * (release, disassociate, restore, expiry), and, for plain SQL
  * (psk_add_codes, the CSV import, the migration, a superuser's INSERT,
  * UPDATE, COPY or TRUNCATE), a statement-level trigger on psk.codes that
  * resets every hint of the database.
