@@ -7,7 +7,8 @@
 #                    in (its backends wind down on their own), restart
 #   round 3  crash:  the same, kill -9 of the postmaster and of all its
 #                    processes at once (as a power cut would), restart
-#   round 4  load:   a shorter run on the recovered cluster
+#   round 4  load:   a shorter run on the recovered cluster, with a
+#                    REPEATABLE READ snapshot held throughout (issue 18)
 #   round 5  http:   the load of round 1 through psk-shim (driver-http.c)
 #   round 6  http crash: the same, kill -9 of the shims a few seconds in,
 #                    restart; the clients whose call was cut off come back
@@ -143,14 +144,28 @@ janitor() {
 		"$rc: $(sql "SELECT string_agg(status || ' ' || n, ', ') FROM (SELECT status, count(*) AS n FROM psk.codes GROUP BY 1) s")"
 }
 
-# load_round N OPS: a full run, every call answered.
+# load_round N OPS [held]: a full run, every call answered; with held, a
+# REPEATABLE READ snapshot is held throughout (reserves then start at the
+# free-code hints, extension/free_hint.c).
 load_round() {
-	local r=$1 n=$2
+	local r=$1 n=$2 held_pid=
 	begin_round "$r" load
+	if [ "${3:-}" = held ]; then
+		PGAPPNAME=psk_stress_held psql -XAtq -c "BEGIN ISOLATION LEVEL REPEATABLE READ" \
+			-c "SELECT count(*) FROM psk.users" -c "SELECT pg_sleep(600)" >/dev/null 2>&1 &
+		held_pid=$!
+		sleep 0.5
+	fi
 	load -r "$r" -n "$n" -T 90 >"$work/load.out" 2>&1
 	local rc=$?
 	cat "$work/load.out"
 	check "round $r: every client ran to its end with expected outcomes only" 0 "$rc"
+	if [ -n "$held_pid" ]; then
+		check "round $r: a snapshot was held throughout" 1 \
+			"$(sql "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'psk_stress_held' AND backend_xmin IS NOT NULL")"
+		sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'psk_stress_held'" >/dev/null
+		wait "$held_pid" 2>/dev/null
+	fi
 	invariants "round $r: "
 }
 
@@ -297,7 +312,7 @@ crash_round 2 postmaster
 janitor 2
 crash_round 3 all
 janitor 3
-load_round 4 $((ops / 3))
+load_round 4 $((ops / 3)) held
 janitor 4
 
 psql -XAtq -v ON_ERROR_STOP=1 -f scripts/shim-role.sql -c "
