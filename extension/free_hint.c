@@ -72,10 +72,9 @@
 
 #include "free_hint.h"
 
-#define HINT_DATABASES                                           \
-	32				 /* databases with hints; more scan from the \
-					  * head */
-#define HINT_RING 16 /* lowerings remembered per pool */
+/* Databases with hints (more scan from the head), lowerings kept per pool. */
+#define HINT_DATABASES 32
+#define HINT_RING	   16
 
 static const char *const pools[] = { "OSV", "HSV", "COMMON" };
 
