@@ -331,6 +331,8 @@ move_log(const char *schema)
 		/* each batch's writer and rows go with the batch */
 		oldcxt = MemoryContextSwitchTo(batch_cxt);
 		psk_audit_writer_begin(&w);
+		/* the old log may name codes that have no ADDED row */
+		w.remember_every_code = true;
 		for (uint64 row = 0; row < n; row++)
 		{
 			bool		isnull;
@@ -407,6 +409,7 @@ bridge_log(void)
 	if (n == 0)
 		return 0;
 	psk_audit_writer_begin(&w);
+	w.remember_every_code = true;
 	for (uint64 row = 0; row < n; row++)
 	{
 		char *code = psk_result_cstring(row, 1);

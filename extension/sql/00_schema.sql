@@ -229,6 +229,44 @@ CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON psk.audit_log
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON psk.audit_log_default
     FOR EACH STATEMENT EXECUTE FUNCTION psk.audit_log_is_append_only();
 
+-- The codes and the actors' names of the audit log, one row each, so that
+-- psk_log's code filter (a prefix or a suffix) and user_name filter (a
+-- substring) find in a small table the few codes or users they mean, then
+-- read the log by its code and user indexes (readers.c).  The audit writer
+-- keeps them (audit_index.c: a code from its ADDED row, a name from the
+-- first row written under it); rows inserted by SQL, by this trigger.
+-- Codes and names of partitions dropped past retention stay: a reader's
+-- probe for them finds nothing.
+CREATE TABLE psk.audit_codes (
+    -- "C": a prefix is an index range whatever the database's collation
+    code text COLLATE "C" PRIMARY KEY
+);
+-- the suffix half of the code filter
+CREATE INDEX audit_codes_reversed_idx ON psk.audit_codes (pg_catalog.reverse(code));
+CREATE TABLE psk.audit_names (
+    user_id   bigint NOT NULL, -- 0: rows without a user_id
+    user_name text NOT NULL,
+    PRIMARY KEY (user_id, user_name)
+);
+
+CREATE FUNCTION psk.audit_log_remember() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO psk.audit_codes (code)
+    SELECT DISTINCT code FROM new_rows WHERE code IS NOT NULL
+    ON CONFLICT DO NOTHING;
+    INSERT INTO psk.audit_names (user_id, user_name)
+    SELECT DISTINCT coalesce(user_id, 0), user_name FROM new_rows
+     WHERE user_name IS NOT NULL
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER audit_log_remember AFTER INSERT ON psk.audit_log
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION psk.audit_log_remember();
+
 -- pgcrypto may live in any schema; reach it through fixed wrappers so that
 -- no caller-controlled search_path can stand in for it.
 DO $do$
