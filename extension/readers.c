@@ -169,10 +169,13 @@ psk_user_log(PG_FUNCTION_ARGS)
 #define PSK_LOG_NARROW_USERS 1000
 
 /*
- * $10: the codes the code filter means (NULL: match the text), $11 and $12:
- * the users the user_name filter means and whether rows without a user_id
- * are among them (NULL: match the text alone).  Each call is planned for
- * its values, so only one branch of each CASE is left.
+ * $10: the codes the code filter means (NULL: match the text).  $11: the
+ * users the user_name filter means, all of whose names in the log match
+ * it; $12: those with other names too, whose rows are matched by name as
+ * well (0 stands for rows without a user_id); both NULL: match the text.
+ * Each call is planned for its values, so a CASE keeps one branch and a
+ * test of a constant array folds away: one user is "user_id = id", which
+ * the user index returns newest first.
  */
 #define AUDIT_LOG_FILTER                                                        \
 	"  FROM psk.audit_log a,"                                                   \
@@ -185,12 +188,18 @@ psk_user_log(PG_FUNCTION_ARGS)
 	"             THEN a.code LIKE f.code || '%' ESCAPE '!'"                    \
 	"                  OR a.code LIKE '%' || f.code ESCAPE '!'"                 \
 	"             ELSE a.code = ANY($10) END)"                                  \
-	"   AND (f.user_name IS NULL"                                               \
-	"        OR (a.user_name ILIKE '%' || f.user_name || '%' ESCAPE '!'"        \
-	"            AND CASE WHEN $11::int8[] IS NULL THEN true"                   \
-	"                     WHEN $12::bool"                                       \
-	"                     THEN a.user_id = ANY($11) OR a.user_id IS NULL"       \
-	"                     ELSE a.user_id = ANY($11) END))"                      \
+	"   AND (f.user_name IS NULL OR"                                            \
+	"        CASE WHEN $11::int8[] IS NULL"                                     \
+	"             THEN a.user_name ILIKE '%' || f.user_name || '%' ESCAPE '!'"  \
+	"             ELSE (pg_catalog.cardinality($11) > 0"                        \
+	"                   AND a.user_id = ANY($11)"                               \
+	"                   AND (pg_catalog.cardinality($11) <> 1"                  \
+	"                        OR a.user_id = $11[1]))"                           \
+	"               OR (pg_catalog.cardinality($12::int8[]) > 0"                \
+	"                   AND (a.user_id = ANY($12)"                              \
+	"                        OR (0 = ANY($12) AND a.user_id IS NULL))"          \
+	"                   AND a.user_name ILIKE '%' || f.user_name || '%'"        \
+	"                       ESCAPE '!') END)"                                   \
 	"   AND ($5::text IS NULL OR a.action = $5)"                                \
 	"   AND ($6::timestamptz IS NULL OR a.logged_at >= $6)"                     \
 	"   AND ($7::timestamptz IS NULL OR a.logged_at < $7)"
@@ -200,15 +209,18 @@ psk_user_log(PG_FUNCTION_ARGS)
 	{                                                                     \
 		INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,      \
 			TIMESTAMPTZOID, INT8OID, BOOLOID, TEXTARRAYOID, INT8ARRAYOID, \
-			BOOLOID                                                       \
+			INT8ARRAYOID                                                  \
 	}
 
-/* The log's codes with $1 (normalised) as a prefix or a suffix, up to $2. */
+/*
+ * The log's codes with $1 (normalised) as a prefix or a suffix: up to $2
+ * rows (a code both prefix and suffix twice), and the codes.
+ */
 static PskQuery audit_log_codes = {
-	"SELECT pg_catalog.array_agg(code::text), pg_catalog.count(*) FROM ("
+	"SELECT pg_catalog.count(*), pg_catalog.array_agg(DISTINCT code::text) FROM ("
 	"  SELECT code FROM psk.audit_codes"
 	"   WHERE code OPERATOR(pg_catalog.^@) (psk.normalize_code($1) COLLATE \"C\")"
-	"  UNION"
+	"  UNION ALL"
 	"  SELECT code FROM psk.audit_codes"
 	"   WHERE pg_catalog.reverse(code) OPERATOR(pg_catalog.^@)"
 	"         pg_catalog.reverse(psk.normalize_code($1) COLLATE \"C\")"
@@ -219,18 +231,34 @@ static PskQuery audit_log_codes = {
 	true
 };
 
-/* The users whose names in the log have $1 in them (the small table, read
- * whole). */
+/*
+ * The users with a name in the log that has $1 in it: how many, those all
+ * of whose names do, and the others (the small table, read whole).
+ */
 static PskQuery audit_log_users = {
-	"SELECT pg_catalog.array_agg(DISTINCT user_id) FILTER (WHERE user_id <> 0),"
-	"       pg_catalog.count(DISTINCT user_id),"
-	"       pg_catalog.bool_or(user_id = 0)"
-	"  FROM psk.audit_names"
-	" WHERE user_name ILIKE '%' || replace(replace(replace($1,"
-	"         '!', '!!'), '%', '!%'), '_', '!_') || '%' ESCAPE '!'",
+	"SELECT pg_catalog.count(*),"
+	"       pg_catalog.array_agg(user_id) FILTER (WHERE all_match AND user_id <> 0),"
+	"       pg_catalog.array_agg(user_id) FILTER (WHERE NOT all_match OR user_id = 0)"
+	"  FROM (SELECT user_id, pg_catalog.bool_and(m) AS all_match"
+	"          FROM (SELECT user_id, user_name ILIKE '%' ||"
+	"                       replace(replace(replace($1, '!', '!!'), '%', '!%'),"
+	"                               '_', '!_') || '%' ESCAPE '!' AS m"
+	"                  FROM psk.audit_names) n"
+	"         GROUP BY user_id HAVING pg_catalog.bool_or(m)) u",
 	1,
 	{ TEXTOID }
 };
+
+/* Column col of SPI's row 0, an array of type, outside SPI ({} for NULL). */
+static Datum
+result_array(int col, Oid type)
+{
+	bool  isnull;
+	Datum d = psk_result(0, col, &isnull);
+
+	return isnull ? PointerGetDatum(construct_empty_array(type))
+				  : SPI_datumTransfer(d, false, -1);
+}
 
 /*
  * values[9..11] ($10 to $12) from the code and user_name filters in
@@ -242,9 +270,7 @@ audit_log_narrow(Datum *values, bool *nulls)
 {
 	bool isnull;
 
-	nulls[9] = nulls[10] = true;
-	values[11] = BoolGetDatum(false);
-	nulls[11] = false;
+	nulls[9] = nulls[10] = nulls[11] = true;
 	/* an older release's objects, until ALTER EXTENSION UPDATE */
 	if (!OidIsValid(psk_relation_if_exists("audit_codes")) ||
 		!OidIsValid(psk_relation_if_exists("audit_names")))
@@ -254,30 +280,20 @@ audit_log_narrow(Datum *values, bool *nulls)
 		Datum args[2] = { values[2], Int32GetDatum(PSK_LOG_NARROW_CODES + 1) };
 
 		psk_execute(&audit_log_codes, args, NULL, true);
-		if (DatumGetInt64(psk_result(0, 2, &isnull)) <= PSK_LOG_NARROW_CODES)
+		if (DatumGetInt64(psk_result(0, 1, &isnull)) <= PSK_LOG_NARROW_CODES)
 		{
-			values[9] = psk_result(0, 1, &isnull);
-			if (isnull)
-				values[9] = PointerGetDatum(construct_empty_array(TEXTOID));
-			else
-				values[9] = SPI_datumTransfer(values[9], false, -1);
+			values[9] = result_array(2, TEXTOID);
 			nulls[9] = false;
 		}
 	}
 	if (!nulls[3])
 	{
 		psk_execute(&audit_log_users, &values[3], NULL, true);
-		if (DatumGetInt64(psk_result(0, 2, &isnull)) <= PSK_LOG_NARROW_USERS)
+		if (DatumGetInt64(psk_result(0, 1, &isnull)) <= PSK_LOG_NARROW_USERS)
 		{
-			values[10] = psk_result(0, 1, &isnull);
-			if (isnull)
-				values[10] = PointerGetDatum(construct_empty_array(INT8OID));
-			else
-				values[10] = SPI_datumTransfer(values[10], false, -1);
-			nulls[10] = false;
-			values[11] = psk_result(0, 3, &isnull);
-			if (isnull)
-				values[11] = BoolGetDatum(false);
+			values[10] = result_array(2, INT8OID);
+			values[11] = result_array(3, INT8OID);
+			nulls[10] = nulls[11] = false;
 		}
 	}
 }

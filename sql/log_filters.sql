@@ -80,3 +80,6 @@ SELECT count(*) AS released FROM psk_my_codes('lotte@example.com') m,
        LATERAL psk_release('lotte@example.com', m.code) r;
 SELECT pg_temp.unremembered();
 SELECT pg_temp.same_as_text(NULL, 'renamed');
+-- a renamed user's rows: by the old name only those written under it
+SELECT f.user_name, pg_temp.same_as_text(NULL, f.user_name)
+  FROM (VALUES ('filter'), ('lotte'), ('renamed')) f(user_name);
