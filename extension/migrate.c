@@ -331,8 +331,6 @@ move_log(const char *schema)
 		/* each batch's writer and rows go with the batch */
 		oldcxt = MemoryContextSwitchTo(batch_cxt);
 		psk_audit_writer_begin(&w);
-		/* the old log may name codes that have no ADDED row */
-		w.remember_every_code = true;
 		for (uint64 row = 0; row < n; row++)
 		{
 			bool		isnull;
@@ -409,7 +407,6 @@ bridge_log(void)
 	if (n == 0)
 		return 0;
 	psk_audit_writer_begin(&w);
-	w.remember_every_code = true;
 	for (uint64 row = 0; row < n; row++)
 	{
 		char *code = psk_result_cstring(row, 1);
@@ -571,6 +568,21 @@ psk_migrate_legacy(PG_FUNCTION_ARGS)
 
 	logs = move_log(schema);
 	bridged = bridge_log();
+	/*
+	 * The old log names codes without an ADDED row and users by names they
+	 * no longer have: remember every one, for psk_log's filters.
+	 */
+	run(schema,
+		"INSERT INTO psk.audit_codes (code)"
+		" SELECT DISTINCT code FROM psk.audit_log WHERE code IS NOT NULL"
+		" ON CONFLICT DO NOTHING",
+		false);
+	run(schema,
+		"INSERT INTO psk.audit_names (user_id, user_name)"
+		" SELECT DISTINCT coalesce(user_id, 0), user_name FROM psk.audit_log"
+		"  WHERE user_name IS NOT NULL"
+		" ON CONFLICT DO NOTHING",
+		false);
 	if (bridged > 0)
 		ereport(NOTICE,
 				(errmsg("%llu audit rows added where the old log did not "

@@ -924,11 +924,14 @@ REVOKE ALL ON FUNCTION psk.http_codes_import(text, text, jsonb),
 -- The codes and the actors' names of the audit log, one row each, so that
 -- psk_log's code filter (a prefix or a suffix) and user_name filter (a
 -- substring) find in a small table the few codes or users they mean, then
--- read the log by its code and user indexes (readers.c).  The audit writer
--- keeps them (audit_index.c: a code from its ADDED row, a name from the
--- first row written under it); rows inserted by SQL, by this trigger.
--- Codes and names of partitions dropped past retention stay: a reader's
--- probe for them finds nothing.
+-- read the log by its code and user indexes (readers.c).  A code is
+-- remembered by the audit writer with its ADDED row (audit_index.c); a
+-- name, which the writer copies from psk.users, when a user gets it (the
+-- trigger on psk.users, in the transaction that sets it: so reserve and
+-- release do nothing for it, and never wait on another's insert); rows
+-- inserted into the log by SQL, by the statement trigger on it.  Codes and
+-- names of partitions dropped past retention stay: a reader's probe for
+-- them finds nothing.
 CREATE TABLE psk.audit_codes (
     -- "C": a prefix is an index range whatever the database's collation
     code text COLLATE "C" PRIMARY KEY
@@ -958,8 +961,20 @@ $$;
 CREATE TRIGGER audit_log_remember AFTER INSERT ON psk.audit_log
     REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION psk.audit_log_remember();
+
+CREATE FUNCTION psk.users_remember_name() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO psk.audit_names (user_id, user_name) VALUES (NEW.id, NEW.user_name)
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER users_remember_name AFTER INSERT OR UPDATE OF user_name ON psk.users
+    FOR EACH ROW EXECUTE FUNCTION psk.users_remember_name();
 REVOKE ALL ON psk.audit_codes, psk.audit_names FROM PUBLIC;
-REVOKE ALL ON FUNCTION psk.audit_log_remember() FROM PUBLIC;
+REVOKE ALL ON FUNCTION psk.audit_log_remember(), psk.users_remember_name() FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('psk.audit_codes', '');
 SELECT pg_catalog.pg_extension_config_dump('psk.audit_names', '');
 -- what the log holds already (the trigger only sees rows inserted from now)
@@ -967,4 +982,6 @@ INSERT INTO psk.audit_codes (code)
 SELECT DISTINCT code FROM psk.audit_log WHERE code IS NOT NULL;
 INSERT INTO psk.audit_names (user_id, user_name)
 SELECT DISTINCT coalesce(user_id, 0), user_name FROM psk.audit_log
- WHERE user_name IS NOT NULL;
+ WHERE user_name IS NOT NULL
+UNION
+SELECT id, user_name FROM psk.users;

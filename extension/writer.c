@@ -553,7 +553,6 @@ writer_start(PskWriter *w, bool with_codes, bool with_requests)
 	}
 	w->now = GetCurrentTransactionStartTimestamp(); /* now() */
 	w->new_codes = NIL;
-	w->remember_every_code = false;
 	MemoryContextSwitchTo(oldcxt);
 
 	AfterTriggerBeginQuery();

@@ -117,7 +117,6 @@ typedef struct PskWriter
 	TimestampTz		now;
 	/* audit_index.c: codes to remember at psk_writer_end */
 	List *new_codes;
-	bool  remember_every_code; /* not only those of ADDED rows */
 } PskWriter;
 
 /* psk.<name>, or an error when the extension's object is missing. */
@@ -213,9 +212,9 @@ psk_audit_set(PskWriter *w, int col, Datum value)
 extern void psk_audit_code(PskWriter *w, const PskUser *actor);
 
 /*
- * audit_index.c: remember the code and the actor's name of the audit row in
- * w->log_row (psk.audit_codes, psk.audit_names), for psk_log's filters;
- * the codes are written by psk_audit_remember_codes, from psk_writer_end.
+ * audit_index.c: remember the code of the audit row in w->log_row when it
+ * is added (psk.audit_codes, for psk_log's code filter), written by
+ * psk_audit_remember_codes, from psk_writer_end.
  */
 extern void psk_audit_remember(PskWriter *w, const char *action);
 extern void psk_audit_remember_codes(PskWriter *w);
