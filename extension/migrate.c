@@ -568,6 +568,21 @@ psk_migrate_legacy(PG_FUNCTION_ARGS)
 
 	logs = move_log(schema);
 	bridged = bridge_log();
+	/*
+	 * The old log names codes without an ADDED row and users by names they
+	 * no longer have: remember every one, for psk_log's filters.
+	 */
+	run(schema,
+		"INSERT INTO psk.audit_codes (code)"
+		" SELECT DISTINCT code FROM psk.audit_log WHERE code IS NOT NULL"
+		" ON CONFLICT DO NOTHING",
+		false);
+	run(schema,
+		"INSERT INTO psk.audit_names (user_id, user_name)"
+		" SELECT DISTINCT coalesce(user_id, 0), user_name FROM psk.audit_log"
+		"  WHERE user_name IS NOT NULL"
+		" ON CONFLICT DO NOTHING",
+		false);
 	if (bridged > 0)
 		ereport(NOTICE,
 				(errmsg("%llu audit rows added where the old log did not "

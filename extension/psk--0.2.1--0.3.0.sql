@@ -937,3 +937,70 @@ SET search_path = pg_catalog, pg_temp;
 
 REVOKE ALL ON FUNCTION psk.free_hints_reset(), psk.free_code_hints()
     FROM PUBLIC;
+
+-- ==== the log's codes and names, for psk_log's filters (00_schema.sql, audit_index.c) ====
+
+-- The codes and the actors' names of the audit log, one row each, so that
+-- psk_log's code filter (a prefix or a suffix) and user_name filter (a
+-- substring) find in a small table the few codes or users they mean, then
+-- read the log by its code and user indexes (readers.c).  A code is
+-- remembered by the audit writer with its ADDED row (audit_index.c); a
+-- name, which the writer copies from psk.users, when a user gets it (the
+-- trigger on psk.users, in the transaction that sets it: so reserve and
+-- release do nothing for it, and never wait on another's insert); rows
+-- inserted into the log by SQL, by the statement trigger on it.  Codes and
+-- names of partitions dropped past retention stay: a reader's probe for
+-- them finds nothing.
+CREATE TABLE psk.audit_codes (
+    -- "C": a prefix is an index range whatever the database's collation
+    code text COLLATE "C" PRIMARY KEY
+);
+-- the suffix half of the code filter
+CREATE INDEX audit_codes_reversed_idx ON psk.audit_codes (pg_catalog.reverse(code));
+CREATE TABLE psk.audit_names (
+    user_id   bigint NOT NULL, -- 0: rows without a user_id
+    user_name text NOT NULL,
+    PRIMARY KEY (user_id, user_name)
+);
+
+CREATE FUNCTION psk.audit_log_remember() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO psk.audit_codes (code)
+    SELECT DISTINCT code FROM new_rows WHERE code IS NOT NULL
+    ON CONFLICT DO NOTHING;
+    INSERT INTO psk.audit_names (user_id, user_name)
+    SELECT DISTINCT coalesce(user_id, 0), user_name FROM new_rows
+     WHERE user_name IS NOT NULL
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER audit_log_remember AFTER INSERT ON psk.audit_log
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION psk.audit_log_remember();
+
+CREATE FUNCTION psk.users_remember_name() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO psk.audit_names (user_id, user_name) VALUES (NEW.id, NEW.user_name)
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER users_remember_name AFTER INSERT OR UPDATE OF user_name ON psk.users
+    FOR EACH ROW EXECUTE FUNCTION psk.users_remember_name();
+REVOKE ALL ON psk.audit_codes, psk.audit_names FROM PUBLIC;
+REVOKE ALL ON FUNCTION psk.audit_log_remember(), psk.users_remember_name() FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('psk.audit_codes', '');
+SELECT pg_catalog.pg_extension_config_dump('psk.audit_names', '');
+-- what the log holds already (the trigger only sees rows inserted from now)
+INSERT INTO psk.audit_codes (code)
+SELECT DISTINCT code FROM psk.audit_log WHERE code IS NOT NULL;
+INSERT INTO psk.audit_names (user_id, user_name)
+SELECT DISTINCT coalesce(user_id, 0), user_name FROM psk.audit_log
+ WHERE user_name IS NOT NULL
+UNION
+SELECT id, user_name FROM psk.users;

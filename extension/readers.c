@@ -10,6 +10,7 @@
  */
 #include "psk.h"
 #include "lists.h"
+#include "writer.h"
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
@@ -157,29 +158,149 @@ psk_user_log(PG_FUNCTION_ARGS)
  */
 #define PSK_LOG_EXACT_COUNT 10000
 
+/*
+ * A code filter that matches at most this many of the log's codes
+ * (psk.audit_codes) reads the log by its code index, a user_name filter
+ * that matches at most PSK_LOG_NARROW_USERS users by its user index
+ * (audit_index.c); one that matches more matches so much of the log that
+ * reading it newest first, filtering, reaches a page soon.
+ */
+#define PSK_LOG_NARROW_CODES 10000
+#define PSK_LOG_NARROW_USERS 1000
+
+/*
+ * $10: the codes the code filter means (NULL: match the text).  $11: the
+ * users the user_name filter means, all of whose names in the log match
+ * it; $12: those with other names too, whose rows are matched by name as
+ * well (0 stands for rows without a user_id); both NULL: match the text.
+ * Each call is planned for its values, so a CASE keeps one branch and a
+ * test of a constant array folds away: one user is "user_id = id", which
+ * the user index returns newest first.
+ */
 #define AUDIT_LOG_FILTER                                                        \
 	"  FROM psk.audit_log a,"                                                   \
 	"       (SELECT replace(replace(replace(psk.normalize_code($3),"            \
 	"                       '!', '!!'), '%', '!%'), '_', '!_') AS code,"        \
 	"               replace(replace(replace($4,"                                \
 	"                       '!', '!!'), '%', '!%'), '_', '!_') AS user_name) f" \
-	" WHERE (f.code IS NULL OR a.code LIKE f.code || '%' ESCAPE '!'"            \
-	"                       OR a.code LIKE '%' || f.code ESCAPE '!')"           \
-	"   AND (f.user_name IS NULL"                                               \
-	"        OR a.user_name ILIKE '%' || f.user_name || '%' ESCAPE '!')"        \
+	" WHERE (f.code IS NULL OR"                                                 \
+	"        CASE WHEN $10::text[] IS NULL"                                     \
+	"             THEN a.code LIKE f.code || '%' ESCAPE '!'"                    \
+	"                  OR a.code LIKE '%' || f.code ESCAPE '!'"                 \
+	"             ELSE a.code = ANY($10) END)"                                  \
+	"   AND (f.user_name IS NULL OR"                                            \
+	"        CASE WHEN $11::int8[] IS NULL"                                     \
+	"             THEN a.user_name ILIKE '%' || f.user_name || '%' ESCAPE '!'"  \
+	"             ELSE (pg_catalog.cardinality($11) > 0"                        \
+	"                   AND a.user_id = ANY($11)"                               \
+	"                   AND (pg_catalog.cardinality($11) <> 1"                  \
+	"                        OR a.user_id = $11[1]))"                           \
+	"               OR (pg_catalog.cardinality($12::int8[]) > 0"                \
+	"                   AND (a.user_id = ANY($12)"                              \
+	"                        OR (0 = ANY($12) AND a.user_id IS NULL))"          \
+	"                   AND a.user_name ILIKE '%' || f.user_name || '%'"        \
+	"                       ESCAPE '!') END)"                                   \
 	"   AND ($5::text IS NULL OR a.action = $5)"                                \
 	"   AND ($6::timestamptz IS NULL OR a.logged_at >= $6)"                     \
 	"   AND ($7::timestamptz IS NULL OR a.logged_at < $7)"
 
-#define AUDIT_LOG_ARGTYPES                                           \
-	{                                                                \
-		INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, \
-			TIMESTAMPTZOID, INT8OID, BOOLOID                         \
+#define AUDIT_LOG_NARGS 12
+#define AUDIT_LOG_ARGTYPES                                                \
+	{                                                                     \
+		INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,      \
+			TIMESTAMPTZOID, INT8OID, BOOLOID, TEXTARRAYOID, INT8ARRAYOID, \
+			INT8ARRAYOID                                                  \
 	}
 
+/*
+ * The log's codes with $1 (normalised) as a prefix or a suffix: up to $2
+ * rows (a code both prefix and suffix twice), and the codes.
+ */
+static PskQuery audit_log_codes = {
+	"SELECT pg_catalog.count(*), pg_catalog.array_agg(DISTINCT code::text) FROM ("
+	"  SELECT code FROM psk.audit_codes"
+	"   WHERE code OPERATOR(pg_catalog.^@) (psk.normalize_code($1) COLLATE \"C\")"
+	"  UNION ALL"
+	"  SELECT code FROM psk.audit_codes"
+	"   WHERE pg_catalog.reverse(code) OPERATOR(pg_catalog.^@)"
+	"         pg_catalog.reverse(psk.normalize_code($1) COLLATE \"C\")"
+	"  LIMIT $2) s",
+	2,
+	{ TEXTOID, INT4OID },
+	false,
+	true
+};
+
+/*
+ * The users with a name in the log that has $1 in it: how many, those all
+ * of whose names do, and the others (the small table, read whole).
+ */
+static PskQuery audit_log_users = {
+	"SELECT pg_catalog.count(*),"
+	"       pg_catalog.array_agg(user_id) FILTER (WHERE all_match AND user_id <> 0),"
+	"       pg_catalog.array_agg(user_id) FILTER (WHERE NOT all_match OR user_id = 0)"
+	"  FROM (SELECT user_id, pg_catalog.bool_and(m) AS all_match"
+	"          FROM (SELECT user_id, user_name ILIKE '%' ||"
+	"                       replace(replace(replace($1, '!', '!!'), '%', '!%'),"
+	"                               '_', '!_') || '%' ESCAPE '!' AS m"
+	"                  FROM psk.audit_names) n"
+	"         GROUP BY user_id HAVING pg_catalog.bool_or(m)) u",
+	1,
+	{ TEXTOID }
+};
+
+/* Column col of SPI's row 0, an array of type, outside SPI ({} for NULL). */
+static Datum
+result_array(int col, Oid type)
+{
+	bool  isnull;
+	Datum d = psk_result(0, col, &isnull);
+
+	return isnull ? PointerGetDatum(construct_empty_array(type))
+				  : SPI_datumTransfer(d, false, -1);
+}
+
+/*
+ * values[9..11] ($10 to $12) from the code and user_name filters in
+ * values[2] and values[3]: the codes and users they mean, when few enough.
+ * Inside SPI.
+ */
+static void
+audit_log_narrow(Datum *values, bool *nulls)
+{
+	bool isnull;
+
+	nulls[9] = nulls[10] = nulls[11] = true;
+	/* an older release's objects, until ALTER EXTENSION UPDATE */
+	if (!OidIsValid(psk_relation_if_exists("audit_codes")) ||
+		!OidIsValid(psk_relation_if_exists("audit_names")))
+		return;
+	if (!nulls[2])
+	{
+		Datum args[2] = { values[2], Int32GetDatum(PSK_LOG_NARROW_CODES + 1) };
+
+		psk_execute(&audit_log_codes, args, NULL, true);
+		if (DatumGetInt64(psk_result(0, 1, &isnull)) <= PSK_LOG_NARROW_CODES)
+		{
+			values[9] = result_array(2, TEXTOID);
+			nulls[9] = false;
+		}
+	}
+	if (!nulls[3])
+	{
+		psk_execute(&audit_log_users, &values[3], NULL, true);
+		if (DatumGetInt64(psk_result(0, 1, &isnull)) <= PSK_LOG_NARROW_USERS)
+		{
+			values[10] = result_array(2, INT8OID);
+			values[11] = result_array(3, INT8OID);
+			nulls[10] = nulls[11] = false;
+		}
+	}
+}
+
 static PskQuery audit_log_count = {
-	"SELECT count(*) FROM (SELECT" AUDIT_LOG_FILTER " LIMIT $1 + 1) s", 9,
-	AUDIT_LOG_ARGTYPES, false, true
+	"SELECT count(*) FROM (SELECT" AUDIT_LOG_FILTER " LIMIT $1 + 1) s",
+	AUDIT_LOG_NARGS, AUDIT_LOG_ARGTYPES, false, true
 };
 
 #define AUDIT_LOG_PAGE(estimate)                                                  \
@@ -188,7 +309,7 @@ static PskQuery audit_log_count = {
 		AUDIT_LOG_FILTER " ORDER BY a.logged_at DESC, a.id DESC"                  \
 	" OFFSET $1 LIMIT $2"
 
-static PskQuery audit_log_page = { AUDIT_LOG_PAGE(", $9"), 9,
+static PskQuery audit_log_page = { AUDIT_LOG_PAGE(", $9"), AUDIT_LOG_NARGS,
 								   AUDIT_LOG_ARGTYPES, false, true };
 
 /*
@@ -196,7 +317,7 @@ static PskQuery audit_log_page = { AUDIT_LOG_PAGE(", $9"), 9,
  * this library runs under the old declaration from its installation to the
  * ALTER EXTENSION UPDATE.
  */
-static PskQuery audit_log_page_0_2 = { AUDIT_LOG_PAGE(""), 9,
+static PskQuery audit_log_page_0_2 = { AUDIT_LOG_PAGE(""), AUDIT_LOG_NARGS,
 									   AUDIT_LOG_ARGTYPES, false, true };
 
 /*
@@ -207,15 +328,15 @@ static PskQuery audit_log_page_0_2 = { AUDIT_LOG_PAGE(""), 9,
 static int64
 audit_log_estimate(Datum *values, const bool *nulls)
 {
-	static const Oid types[9] = AUDIT_LOG_ARGTYPES;
-	char			 n[9];
+	static const Oid types[AUDIT_LOG_NARGS] = AUDIT_LOG_ARGTYPES;
+	char			 n[AUDIT_LOG_NARGS];
 	const char		*line;
 	const char		*rows;
 
-	for (int i = 0; i < 9; i++)
+	for (int i = 0; i < AUDIT_LOG_NARGS; i++)
 		n[i] = nulls[i] ? 'n' : ' ';
-	if (SPI_execute_with_args("EXPLAIN SELECT" AUDIT_LOG_FILTER, 9,
-							  (Oid *) types, values, n, false,
+	if (SPI_execute_with_args("EXPLAIN SELECT" AUDIT_LOG_FILTER,
+							  AUDIT_LOG_NARGS, (Oid *) types, values, n, false,
 							  1) != SPI_OK_UTILITY ||
 		SPI_processed < 1)
 		return 0;
@@ -236,8 +357,8 @@ psk_log(PG_FUNCTION_ARGS)
 	const char *action =
 		psk_list_name(&psk_actions, psk_text_arg(fcinfo, 4, "action", false,
 												 PSK_MAX_NAME_LEN));
-	Datum		   values[9];
-	bool		   nulls[9] = { 0 };
+	Datum		   values[AUDIT_LOG_NARGS];
+	bool		   nulls[AUDIT_LOG_NARGS] = { 0 };
 	int64		   total;
 	bool		   isnull;
 	ReturnSetInfo *rsinfo;
@@ -263,6 +384,7 @@ psk_log(PG_FUNCTION_ARGS)
 	values[8] = BoolGetDatum(false);
 
 	SPI_connect();
+	audit_log_narrow(values, nulls);
 	psk_execute(&audit_log_count, values, nulls, true);
 	total = DatumGetInt64(psk_result(0, 1, &isnull));
 	if (total > PSK_LOG_EXACT_COUNT)
@@ -518,8 +640,9 @@ psk_open_codes_cursor(const char *pool, const char *status)
 }
 
 /*
- * AUDIT_LOG_FILTER reads its filters from $3 to $7 (psk_log's); $1 and $2
- * are unused here, always NULL.  Planned for each call's values, as
+ * AUDIT_LOG_FILTER reads its filters from $3 to $7 (psk_log's) and what
+ * they mean from $10 to $12 (audit_log_narrow); $1, $2, $8 and $9 are
+ * unused here, always NULL.  Planned for each call's values, as
  * psk_log's queries are: the filters then prune the weekly partitions.
  */
 static PskQuery log_export = {
@@ -528,27 +651,29 @@ static PskQuery log_export = {
 					   "       a.user_name, a.contact_email, a.tester_name, a.country, a.region,"
 					   "       a.note" AUDIT_LOG_FILTER
 					   " ORDER BY a.logged_at, a.id",
-	7,
-	{ INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
-	  TIMESTAMPTZOID },
-	false,
-	true
+	AUDIT_LOG_NARGS, AUDIT_LOG_ARGTYPES, false, true
 };
 
 Portal
 psk_open_log_cursor(const char *code, const char *user_name, const char *action,
 					const TimestampTz *since, const TimestampTz *until)
 {
-	Datum values[7] = { 0 };
-	bool  nulls[7] = { true,		   true,
-					   code == NULL,   user_name == NULL,
-					   action == NULL, since == NULL,
-					   until == NULL };
+	Datum values[AUDIT_LOG_NARGS] = { 0 };
+	bool  nulls[AUDIT_LOG_NARGS] = { true,
+									 true,
+									 code == NULL,
+									 user_name == NULL,
+									 action == NULL,
+									 since == NULL,
+									 until == NULL,
+									 true,
+									 true };
 
 	values[2] = code ? CStringGetTextDatum(code) : (Datum) 0;
 	values[3] = user_name ? CStringGetTextDatum(user_name) : (Datum) 0;
 	values[4] = action ? CStringGetTextDatum(action) : (Datum) 0;
 	values[5] = since ? TimestampTzGetDatum(*since) : (Datum) 0;
 	values[6] = until ? TimestampTzGetDatum(*until) : (Datum) 0;
+	audit_log_narrow(values, nulls);
 	return psk_open_cursor(&log_export, NULL, values, nulls);
 }

@@ -222,6 +222,21 @@ relation_cache_reset_syscache(Datum arg, int cacheid, uint32 hashvalue)
 Oid
 psk_relation(const char *name)
 {
+	Oid relid = psk_relation_if_exists(name);
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "psk: relation psk.%s is missing", name);
+	return relid;
+}
+
+/*
+ * The same, or InvalidOid when psk has no such relation: one made by a
+ * later release than the SQL objects installed, as when a session of the
+ * old release runs this library until ALTER EXTENSION UPDATE.
+ */
+Oid
+psk_relation_if_exists(const char *name)
+{
 	Oid relid;
 
 	for (int i = 0; i < relation_cache_used; i++)
@@ -236,9 +251,7 @@ psk_relation(const char *name)
 		relation_cache_registered = true;
 	}
 	relid = get_relname_relid(name, get_namespace_oid("psk", false));
-	if (!OidIsValid(relid))
-		elog(ERROR, "psk: relation psk.%s is missing", name);
-	if (relation_cache_used < RELATION_CACHE_SIZE)
+	if (OidIsValid(relid) && relation_cache_used < RELATION_CACHE_SIZE)
 	{
 		strlcpy(relation_cache[relation_cache_used].name, name, NAMEDATALEN);
 		relation_cache[relation_cache_used].relid = relid;
@@ -541,6 +554,7 @@ writer_start(PskWriter *w, bool with_codes, bool with_requests)
 												&TTSOpsVirtual);
 	}
 	w->now = GetCurrentTransactionStartTimestamp(); /* now() */
+	w->new_codes = NIL;
 	MemoryContextSwitchTo(oldcxt);
 
 	AfterTriggerBeginQuery();
@@ -569,6 +583,7 @@ void
 psk_writer_end(PskWriter *w)
 {
 	AfterTriggerEndQuery(w->estate);
+	psk_audit_remember_codes(w);
 
 	if (w->codes != NULL)
 	{
@@ -810,6 +825,7 @@ psk_audit_append_at(PskWriter *w, const char *action, TimestampTz logged_at)
 				  Int64GetDatum(nextval_internal(w->log_id_seq, false)));
 	psk_audit_set(w, LOG_LOGGED_AT, TimestampTzGetDatum(logged_at));
 	psk_audit_set(w, LOG_ACTION, CStringGetTextDatum(action));
+	psk_audit_remember(w, action);
 	ExecStoreVirtualTuple(w->log_row);
 	if (w->log_proute == NULL)
 		ExecSimpleRelationInsert(w->log, w->estate, w->log_row);

@@ -115,10 +115,14 @@ typedef struct PskWriter
 	TupleTableSlot *request_slot; /* a remembered request as found */
 	TupleTableSlot *new_request;  /* a row to write there */
 	TimestampTz		now;
+	/* audit_index.c: codes to remember at psk_writer_end */
+	List *new_codes;
 } PskWriter;
 
 /* psk.<name>, or an error when the extension's object is missing. */
 extern Oid psk_relation(const char *name);
+/* The same, or InvalidOid when psk has none of that name. */
+extern Oid psk_relation_if_exists(const char *name);
 /* Column numbers of psk.users (USER_*), as open in rel. */
 extern const AttrNumber *psk_user_columns(Relation rel);
 /* Column numbers of psk.sessions (SESSION_*), as open in rel. */
@@ -206,6 +210,14 @@ psk_audit_set(PskWriter *w, int col, Datum value)
  * keeps the version the change started from).
  */
 extern void psk_audit_code(PskWriter *w, const PskUser *actor);
+
+/*
+ * audit_index.c: remember the code of the audit row in w->log_row when it
+ * is added (psk.audit_codes, for psk_log's code filter), written by
+ * psk_audit_remember_codes, from psk_writer_end.
+ */
+extern void psk_audit_remember(PskWriter *w, const char *action);
+extern void psk_audit_remember_codes(PskWriter *w);
 
 /* The actor's columns (user_id, user_name, contact_email). */
 extern void psk_audit_actor(PskWriter *w, const PskUser *actor);
