@@ -45,9 +45,12 @@ $$;
 --                 index entry (autosummarize: summarised once the next
 --                 range starts).
 -- No primary key on id: ids come from the identity sequence, and no reader
--- looks a row up by id (it cost two index entries a cycle).  IF NOT EXISTS,
--- and an old primary key dropped: the same call brings a partition made
--- with an earlier index set to this one.
+-- looks a row up by id (it cost two index entries a cycle).  For logical
+-- replication the whole row identifies it instead (REPLICA IDENTITY FULL):
+-- the log only ever takes inserts, which need none, but the upkeep deletes
+-- the rows it moves out of the default partition.  IF NOT EXISTS, and an
+-- old primary key dropped: the same call brings a partition made with an
+-- earlier index set to this one.
 CREATE FUNCTION psk.audit_partition_indexes(part regclass)
 RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
@@ -56,6 +59,7 @@ AS $$
 DECLARE
     name text := (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = part);
 BEGIN
+    EXECUTE pg_catalog.format('ALTER TABLE %s REPLICA IDENTITY FULL', part);
     EXECUTE pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I',
                               part, name || '_pkey');
     EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS %I ON %s (code, id)',
