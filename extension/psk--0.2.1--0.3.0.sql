@@ -665,11 +665,15 @@ $$;
 --   code_idx      (code, id): a code's history (renew), psk_log's code
 --                 filter (as a prefix), migrate's last row of each code
 --   user_idx      (user_id, logged_at DESC, id DESC): psk_user_log
---   time_idx      (logged_at DESC, id DESC): psk_log's pages, newest first,
---                 and its since/until
---   releases_idx  (id DESC) WHERE action = 'RELEASED': psk_recent_releases,
+--   time_idx      (logged_at, id): psk_log's pages, newest first (read
+--                 backwards), and its since/until
+--   releases_idx  (id) WHERE action = 'RELEASED': psk_recent_releases,
 --                 with a code_type too (the releases of a rare pool would
 --                 be looked for row by row along the time index)
+-- Ascending, read backwards: rows arrive in (logged_at, id) order, so each
+-- entry goes to the index's last page, which a btree insert finds without
+-- a descent and splits leaving the full page behind; in descending order
+-- every entry went to the first page, split in halves (twice the pages).
 --   id_brin       BRIN (id): the rows past an id (psk.metrics and
 --                 psk.metrics_refresh count the rows past folded_to).  Rows
 --                 arrive in id order, so a range of ids is a range of pages;
@@ -690,7 +694,18 @@ SET client_min_messages = warning  -- (no notice for each index there is)
 AS $$
 DECLARE
     name text := (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = part);
+    idx regclass;
 BEGIN
+    -- the descending time and releases indexes of an earlier index set
+    FOR idx IN SELECT i.indexrelid::regclass FROM pg_catalog.pg_index i
+                 JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+                WHERE i.indrelid = part
+                  AND c.relname IN (name || '_time_idx', name || '_releases_idx')
+                  AND EXISTS (SELECT FROM pg_catalog.unnest(i.indoption::int2[]) o
+                               WHERE o & 1 = 1)
+    LOOP
+        EXECUTE pg_catalog.format('DROP INDEX %s', idx);
+    END LOOP;
     EXECUTE pg_catalog.format('ALTER TABLE %s REPLICA IDENTITY FULL', part);
     EXECUTE pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I',
                               part, name || '_pkey');
@@ -698,9 +713,9 @@ BEGIN
                               name || '_code_idx', part);
     EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS %I ON %s (user_id, logged_at DESC, id DESC)',
                               name || '_user_idx', part);
-    EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS %I ON %s (logged_at DESC, id DESC)',
+    EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS %I ON %s (logged_at, id)',
                               name || '_time_idx', part);
-    EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS %I ON %s (id DESC) WHERE action = ''RELEASED''',
+    EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS %I ON %s (id) WHERE action = ''RELEASED''',
                               name || '_releases_idx', part);
     EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS %I ON %s USING brin (id) WITH (autosummarize = on)',
                               name || '_id_brin', part);
