@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench/ab_cycle.sh: the psk cycle (c, bench/psk_cycle.sql) against the
 # minimal cycle (m, bench/min_cycle.sql) and against c on the audit log's
-# previous index set (c0: a primary key on id on every partition, no BRIN;
-# psk.codes as it is), in one cluster, one run after the other, rounds
+# previous index set (c0: a primary key on id on every partition, the time
+# and releases indexes descending, no BRIN; psk.codes as it is), in one cluster, one run after the other, rounds
 # alternating the order, so that a busy machine weighs on each alike.
 # Prints ops/s of every run, the ratios c/m, c0/m and c/c0 of each round
 # and their median, and index blocks touched per cycle (pg_statio deltas).
@@ -34,8 +34,11 @@ BEGIN
   FOR r IN SELECT c.oid::regclass AS part, c.relname FROM pg_inherits i
              JOIN pg_class c ON c.oid = i.inhrelid
             WHERE i.inhparent = 'psk.audit_log'::regclass LOOP
-    EXECUTE format('DROP INDEX IF EXISTS psk.%I', r.relname || '_id_brin');
+    EXECUTE format('DROP INDEX IF EXISTS psk.%I, psk.%I, psk.%I', r.relname || '_id_brin',
+                   r.relname || '_time_idx', r.relname || '_releases_idx');
     EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I PRIMARY KEY (id)', r.part, r.relname || '_pkey');
+    EXECUTE format('CREATE INDEX %I ON %s (logged_at DESC, id DESC)', r.relname || '_time_idx', r.part);
+    EXECUTE format('CREATE INDEX %I ON %s (id DESC) WHERE action = ''RELEASED''', r.relname || '_releases_idx', r.part);
   END LOOP;
 END $$;
 SQL
