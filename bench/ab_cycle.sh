@@ -48,12 +48,15 @@ psql -qX -v ON_ERROR_STOP=1 -c "SELECT count(*) FROM psk_audit_maintain()" -f be
 pg_run_vacuum_more="minimal.codes, minimal.log"
 psql -qX -d psk_ab_old -c "CREATE SCHEMA minimal; CREATE TABLE minimal.codes (); CREATE TABLE minimal.log ()" >/dev/null
 
-# index blocks read or written per cycle, by table, from pg_statio deltas
+# per cycle: index blocks read or written, by table (pg_statio deltas),
+# and WAL records and bytes (pg_stat_wal deltas: the cluster's, and the
+# runs go one at a time)
 statio() {
-	psql -XAt -d "$1" -c "SELECT coalesce(sum(idx_blks_hit + idx_blks_read) FILTER (WHERE schemaname = 'psk' AND relname = 'codes'), 0),
+	psql -XAt -d "$1" -c "SELECT pg_stat_force_next_flush()" -c "SELECT coalesce(sum(idx_blks_hit + idx_blks_read) FILTER (WHERE schemaname = 'psk' AND relname = 'codes'), 0),
 	                             coalesce(sum(idx_blks_hit + idx_blks_read) FILTER (WHERE schemaname = 'psk' AND relname LIKE 'audit_log%'), 0),
-	                             coalesce(sum(idx_blks_hit + idx_blks_read) FILTER (WHERE schemaname = 'minimal'), 0)
-	                        FROM pg_statio_user_indexes" | tr '|' ' '
+	                             coalesce(sum(idx_blks_hit + idx_blks_read) FILTER (WHERE schemaname = 'minimal'), 0),
+	                             (SELECT wal_records FROM pg_stat_wal), (SELECT wal_bytes FROM pg_stat_wal)
+	                        FROM pg_statio_user_indexes" | tail -1 | tr '|' ' '
 }
 declare -A R S
 run() { # NAME DB SCRIPT CLIENTS
@@ -63,7 +66,8 @@ run() { # NAME DB SCRIPT CLIENTS
 	after=$(statio "$2")
 	n=$(awk -v o="${R[$1,$4,$round]}" -v s="$seconds" 'BEGIN {print o * s}')
 	S[$1,$4]=$(awk -v b="$before" -v a="$after" -v n="$n" 'BEGIN {split(b, x, " "); split(a, y, " ");
-		if (n > 0) printf "%.1f %.1f %.1f", (y[1] - x[1]) / n, (y[2] - x[2]) / n, (y[3] - x[3]) / n}')
+		if (n > 0) printf "%.1f %.1f %.1f %.1f %.0f", (y[1] - x[1]) / n, (y[2] - x[2]) / n, (y[3] - x[3]) / n,
+			(y[4] - x[4]) / n, (y[5] - x[5]) / n}')
 	echo "   round $round, $4 clients, $1: ${R[$1,$4,$round]} cycles/s" >&2
 }
 echo "== $(date -u '+%F %T UTC'), git $git_rev$git_dirty, nproc $ncpu, load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -99,13 +103,15 @@ for c in $clients; do
 	echo "| $c | median | | | | $(echo "$cm" | median) | $(echo "$c0m" | median) | $(echo "$cc0" | median) |"
 done
 echo
-echo "Index blocks touched per cycle (pg_statio_user_indexes, hit + read, last round):"
+echo "Per cycle, last round: index blocks touched (pg_statio_user_indexes, hit + read)"
+echo "by table, WAL records and WAL bytes (pg_stat_wal; the VACUUM before a run is"
+echo "not in it):"
 echo
-echo "| clients | run | psk.codes | psk.audit_log | minimal |"
-echo "| ---: | --- | ---: | ---: | ---: |"
+echo "| clients | run | idx blocks psk.codes | idx blocks psk.audit_log | idx blocks minimal | WAL records | WAL bytes |"
+echo "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"
 for c in $clients; do
 	for r in m c c0; do
-		set -- ${S[$r,$c]:-- - -}
-		echo "| $c | $r | $1 | $2 | $3 |"
+		set -- ${S[$r,$c]:-- - - - -}
+		echo "| $c | $r | $1 | $2 | $3 | $4 | $5 |"
 	done
 done
