@@ -5,6 +5,8 @@
 #
 #   a  pgbench SELECT 1                         bench/select1.sql
 #   b  the cycle hand-written in SQL            bench/sql_cycle.sql
+#   m  the minimal cycle: b on tables of its own with only a primary key and
+#      one free-code index (codes), a primary key (log)  bench/min_cycle.sql
 #   c  the cycle through psk_reserve/release    bench/psk_cycle.sql
 #   ck c with a request_id on every reserve     bench/psk_cycle_rid.sql
 #   d  the cycle over HTTP through psk-shim     bench/psk-http-cycle
@@ -19,7 +21,7 @@
 # a thread per connection, as before) for comparison.
 #
 # Prints one table (operations per second, p50 and p99 latency, and the
-# ratios c/b, d/c, d/a, ck/c and dk/d) and writes the same as Markdown to
+# ratios c/b, c/m, d/c, d/a, ck/c and dk/d) and writes the same as Markdown to
 # bench/results/bench-DATE-REV.md.  Settings, from the environment:
 #   PSK_BENCH_SECONDS   seconds per run (10)
 #   PSK_BENCH_CLIENTS   client counts (1 8 32; at most 64)
@@ -51,6 +53,9 @@ bench_start
 make -s -C bench >/dev/null || die "bench/psk-http-cycle: build failed"
 bench_db psk_bench "$codes"
 echo "== $codes codes loaded in ${load_seconds}s"
+# run m's tables (schema minimal), the same codes as the pools
+psql -qX -v ON_ERROR_STOP=1 -f bench/min_schema.sql >/dev/null || die "bench/min_schema.sql failed"
+pg_run_vacuum_more="minimal.codes, minimal.log"
 
 httpport=$(free_port)
 adminport=$(free_port)
@@ -146,11 +151,12 @@ echo "== $header"
 echo "== $setup"
 
 declare -A R # R[run,clients] = "OPS P50 P99 ERRORS MAX [SHIM_US]"
-runs="a b c ck d dk ds e1 e2"
-[ "$with_wrk" = 1 ] && runs="a b c ck d dk ds dw e1 e2"
+runs="a b m c ck d dk ds e1 e2"
+[ "$with_wrk" = 1 ] && runs="a b m c ck d dk ds dw e1 e2"
 declare -A label=(
 	[a]="a: SELECT 1"
 	[b]="b: SQL cycle"
+	[m]="m: minimal cycle"
 	[c]="c: psk cycle"
 	[ck]="ck: c, request_id"
 	[d]="d: HTTP cycle"
@@ -165,6 +171,8 @@ for c in $clients; do
 	echo "   ${label[a]}, $c clients: ${R[a,$c]}"
 	R[b,$c]=$(pg_run sql_cycle bench/sql_cycle.sql "$c" "$seconds")
 	echo "   ${label[b]}, $c clients: ${R[b,$c]}"
+	R[m,$c]=$(pg_run min_cycle bench/min_cycle.sql "$c" "$seconds")
+	echo "   ${label[m]}, $c clients: ${R[m,$c]}"
 	R[c,$c]=$(pg_run psk_cycle bench/psk_cycle.sql "$c" "$seconds")
 	echo "   ${label[c]}, $c clients: ${R[c,$c]}"
 	R[ck,$c]=$(pg_run psk_cycle_rid bench/psk_cycle_rid.sql "$c" "$seconds")
@@ -210,11 +218,12 @@ report() {
 		done
 	done
 	echo
-	echo "| clients | c/b | d/c | d/a | ck/c | dk/d | ds/d |"
-	echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+	echo "| clients | c/b | c/m | d/c | d/a | ck/c | dk/d | ds/d |"
+	echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 	for c in $clients; do
-		printf '| %2s | %s | %s | %s | %s | %s | %s |\n' "$c" \
+		printf '| %2s | %s | %s | %s | %s | %s | %s | %s |\n' "$c" \
 			"$(ratio "$(ops c "$c")" "$(ops b "$c")")" \
+			"$(ratio "$(ops c "$c")" "$(ops m "$c")")" \
 			"$(ratio "$(ops d "$c")" "$(ops c "$c")")" \
 			"$(ratio "$(ops d "$c")" "$(ops a "$c")")" \
 			"$(ratio "$(ops ck "$c")" "$(ops c "$c")")" \
@@ -222,7 +231,10 @@ report() {
 			"$(ratio "$(ops ds "$c")" "$(ops d "$c")")"
 	done
 	echo
-	echo "ops/s: statements (a), cycles of reserve + release (b, c, ck, d, dk), requests (e)."
+	echo "ops/s: statements (a), cycles of reserve + release (b, m, c, ck, d, dk), requests (e)."
+	echo "m: b on tables of its own (schema minimal, bench/min_schema.sql) with only"
+	echo "a primary key and one partial free-code index, and a log with a primary key"
+	echo "only; c/m: what psk's checks, indexes and audit trail cost against that."
 	echo "ck and dk: c and d with a new request_id (Idempotency-Key) on every"
 	echo "reserve, remembered in psk.reserve_requests; ck/c and dk/d: what that costs."
 	echo "ds: d while GET /metrics is asked 10 times a second on the admin port"

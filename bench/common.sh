@@ -13,6 +13,7 @@ git_dirty=$(git status --porcelain --untracked-files=no 2>/dev/null | grep -q . 
 stamp=$(date -u +%Y-%m-%dT%H%MZ)
 
 work=
+pg_run_vacuum_more=
 shim_pid=
 bench_pid= # a pgbench in the background (the soak)
 bench_cleanup() {
@@ -100,13 +101,14 @@ load_codes() {
 }
 
 # pg_run NAME SCRIPT CLIENTS SECONDS: one pgbench -M prepared run from a
-# vacuumed table (no run inherits another's dead rows).  Prints
+# vacuumed table (no run inherits another's dead rows; pg_run_vacuum_more:
+# other tables to vacuum, e.g. run m's).  Prints
 # "OPS P50_MS P99_MS ERRORS MAX_MS" (latency per transaction, from the -l log).
 pg_run() {
 	local name=$1 script=$2 c=$3 s=$4 j out tps errs
 	j=$((c < ncpu ? c : ncpu))
 	out=$work/$name-c$c
-	psql -qX -c "VACUUM psk.codes, psk.audit_log, psk.code_countries" >/dev/null
+	psql -qX -c "VACUUM psk.codes, psk.audit_log, psk.code_countries${pg_run_vacuum_more:+, $pg_run_vacuum_more}" >/dev/null
 	"$PGBIN/pgbench" -n -M prepared -c "$c" -j "$j" -T "$s" -l --log-prefix="$out.log" \
 		-f "$script" >"$out.out" 2>&1
 	tps=$(awk '/^tps = / {printf "%.0f", $3; exit}' "$out.out")

@@ -428,9 +428,12 @@ BEGIN
         s.pending_to := NULL;
     END IF;
     IF s.pending_to IS NULL THEN
-        -- at most 1M rows a fold: the first one after an update is bounded
-        s.pending_to := LEAST((SELECT pg_catalog.max(id) FROM psk.audit_log),
-                              s.folded_to + 1000000);
+        -- at most 1M rows a fold: the first one after an update is bounded.
+        -- Only the rows past folded_to are read (the log's BRIN index of
+        -- ids, 45_audit_partitions.sql: there is no btree on id to take a
+        -- max() from); none: nothing to fold.
+        s.pending_to := (SELECT pg_catalog.max(LEAST(l.id, s.folded_to + 1000000))
+                           FROM psk.audit_log l WHERE l.id > s.folded_to);
         s.pending_xmax := pg_catalog.pg_snapshot_xmax(snap);
         IF s.pending_to IS NULL OR s.pending_to <= s.folded_to THEN
             s.pending_to := NULL;
@@ -620,12 +623,8 @@ CREATE TABLE psk.audit_log (
     -- for USER_* rows: the user changed
     subject_user_id bigint
 ) PARTITION BY RANGE (logged_at);
+-- (its indexes: psk.audit_partition_indexes, below)
 CREATE TABLE psk.audit_log_default PARTITION OF psk.audit_log DEFAULT;
-ALTER TABLE psk.audit_log_default ADD CONSTRAINT audit_log_default_pkey PRIMARY KEY (id);
-CREATE INDEX audit_log_default_code_idx ON psk.audit_log_default (code, id);
-CREATE INDEX audit_log_default_user_idx ON psk.audit_log_default (user_id, logged_at DESC, id DESC);
-CREATE INDEX audit_log_default_time_idx ON psk.audit_log_default (logged_at DESC, id DESC);
-CREATE INDEX audit_log_default_releases_idx ON psk.audit_log_default (id DESC) WHERE action = 'RELEASED';
 CREATE TRIGGER audit_log_no_update BEFORE UPDATE OR DELETE ON psk.audit_log
     FOR EACH ROW EXECUTE FUNCTION psk.audit_log_is_append_only();
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON psk.audit_log
@@ -659,9 +658,74 @@ AS $$
      ORDER BY 2
 $$;
 
+-- The indexes of every partition of the log, the default one included:
+-- each one a reader needs, and no other, for each costs every audit row an
+-- index entry (two rows a reserve + release cycle).  Named after the
+-- partition (renew.c opens <partition>_code_idx).
+--   code_idx      (code, id): a code's history (renew), psk_log's code
+--                 filter (as a prefix), migrate's last row of each code
+--   user_idx      (user_id, logged_at DESC, id DESC): psk_user_log
+--   time_idx      (logged_at, id): psk_log's pages, newest first (read
+--                 backwards), and its since/until
+--   releases_idx  (id) WHERE action = 'RELEASED': psk_recent_releases,
+--                 with a code_type too (the releases of a rare pool would
+--                 be looked for row by row along the time index)
+-- Ascending, read backwards: rows arrive in (logged_at, id) order, so each
+-- entry goes to the index's last page, which a btree insert finds without
+-- a descent and splits leaving the full page behind; in descending order
+-- every entry went to the first page, split in halves (twice the pages).
+--   id_brin       BRIN (id): the rows past an id (psk.metrics and
+--                 psk.metrics_refresh count the rows past folded_to).  Rows
+--                 arrive in id order, so a range of ids is a range of pages;
+--                 an insert into the last, unsummarised range writes no
+--                 index entry (autosummarize: summarised once the next
+--                 range starts).
+-- No primary key on id: ids come from the identity sequence, and no reader
+-- looks a row up by id (it cost two index entries a cycle).  For logical
+-- replication the whole row identifies it instead (REPLICA IDENTITY FULL):
+-- the log only ever takes inserts, which need none, but the upkeep deletes
+-- the rows it moves out of the default partition.  IF NOT EXISTS, and an
+-- old primary key dropped: the same call brings a partition made with an
+-- earlier index set to this one.
+CREATE FUNCTION psk.audit_partition_indexes(part regclass)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning  -- (no notice for each index there is)
+AS $$
+DECLARE
+    name text := (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = part);
+    idx regclass;
+BEGIN
+    -- the descending time and releases indexes of an earlier index set
+    FOR idx IN SELECT i.indexrelid::regclass FROM pg_catalog.pg_index i
+                 JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+                WHERE i.indrelid = part
+                  AND c.relname IN (name || '_time_idx', name || '_releases_idx')
+                  AND EXISTS (SELECT FROM pg_catalog.unnest(i.indoption::int2[]) o
+                               WHERE o & 1 = 1)
+    LOOP
+        EXECUTE pg_catalog.format('DROP INDEX %s', idx);
+    END LOOP;
+    EXECUTE pg_catalog.format('ALTER TABLE %s REPLICA IDENTITY FULL', part);
+    EXECUTE pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I',
+                              part, name || '_pkey');
+    EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS %I ON %s (code, id)',
+                              name || '_code_idx', part);
+    EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS %I ON %s (user_id, logged_at DESC, id DESC)',
+                              name || '_user_idx', part);
+    EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS %I ON %s (logged_at, id)',
+                              name || '_time_idx', part);
+    EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS %I ON %s (id) WHERE action = ''RELEASED''',
+                              name || '_releases_idx', part);
+    EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS %I ON %s USING brin (id) WITH (autosummarize = on)',
+                              name || '_id_brin', part);
+END
+$$;
+SELECT psk.audit_partition_indexes('psk.audit_log_default');
+
 -- The partition of the week that starts at week_start (a Monday 00:00
 -- UTC), unless there is one: append-only like its parent, with the
--- indexes of audit_log_default (00_schema.sql).
+-- indexes of every partition (psk.audit_partition_indexes).
 CREATE FUNCTION psk.audit_partition_create(week_start timestamptz)
 RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
@@ -675,15 +739,7 @@ BEGIN
     EXECUTE pg_catalog.format(
         'CREATE TABLE psk.%I PARTITION OF psk.audit_log FOR VALUES FROM (%L) TO (%L)',
         name, week_start, week_start + interval '168 hours');
-    EXECUTE pg_catalog.format('ALTER TABLE psk.%I ADD CONSTRAINT %I PRIMARY KEY (id)',
-                              name, name || '_pkey');
-    EXECUTE pg_catalog.format('CREATE INDEX %I ON psk.%I (code, id)', name || '_code_idx', name);
-    EXECUTE pg_catalog.format('CREATE INDEX %I ON psk.%I (user_id, logged_at DESC, id DESC)',
-                              name || '_user_idx', name);
-    EXECUTE pg_catalog.format('CREATE INDEX %I ON psk.%I (logged_at DESC, id DESC)',
-                              name || '_time_idx', name);
-    EXECUTE pg_catalog.format('CREATE INDEX %I ON psk.%I (id DESC) WHERE action = ''RELEASED''',
-                              name || '_releases_idx', name);
+    PERFORM psk.audit_partition_indexes(pg_catalog.format('psk.%I', name)::regclass);
     EXECUTE pg_catalog.format(
         'CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON psk.%I'
         ' FOR EACH STATEMENT EXECUTE FUNCTION psk.audit_log_is_append_only()', name);
@@ -793,6 +849,7 @@ $$;
 REVOKE ALL ON FUNCTION @extschema@.psk_audit_maintain(int) FROM PUBLIC;
 REVOKE ALL ON FUNCTION psk.audit_partitions() FROM PUBLIC;
 REVOKE ALL ON FUNCTION psk.audit_partition_create(timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION psk.audit_partition_indexes(regclass) FROM PUBLIC;
 REVOKE ALL ON TABLE psk.audit_log, psk.audit_log_default FROM PUBLIC;
 REVOKE ALL ON SEQUENCE psk.audit_log_id_seq FROM PUBLIC;
 
@@ -824,6 +881,13 @@ BEGIN
            contact_email, tester_name, country, region, note, clearance_id,
            subject_user_id
       FROM psk.audit_log_0_2 ORDER BY id;
+    -- every partition with the index set of this version (those just
+    -- made have it; the call changes nothing there)
+    FOR r IN SELECT i.inhrelid::regclass AS part FROM pg_catalog.pg_inherits i
+              WHERE i.inhparent = 'psk.audit_log'::regclass
+    LOOP
+        PERFORM psk.audit_partition_indexes(r.part);
+    END LOOP;
     SELECT last_value, is_called INTO r FROM psk.audit_log_0_2_id_seq;
     PERFORM pg_catalog.setval('psk.audit_log_id_seq', r.last_value, r.is_called);
 END

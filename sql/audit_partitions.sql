@@ -147,3 +147,86 @@ SELECT top, NOT bool_or(l ~ 'Seq Scan|->  Sort') AS along_indexes,
 SELECT a.id FROM psk.audit_log a WHERE a.logged_at >= %L AND a.logged_at < %L
  ORDER BY a.logged_at DESC, a.id DESC LIMIT 20$$, date_trunc('week', now(), 'UTC') + interval '1 day',
        date_trunc('week', now(), 'UTC') + interval '2 days')) l) p GROUP BY top;
+
+-- The readers on a log of realistic size, planned by cost (no
+-- enable_seqscan = off): 200,000 rows in this week's partition (its
+-- Thursday), 50 users,
+-- five actions, a rare pool among the releases.  Each reader along its
+-- index (45_audit_partitions.sql, psk.audit_partition_indexes); the rows
+-- past an id (the metrics' fold) along the BRIN index of ids.
+INSERT INTO psk.audit_log (logged_at, action, code, code_type, user_id, user_name)
+SELECT date_trunc('week', now(), 'UTC') + interval '3 days' - g * interval '1 ms',
+       (ARRAY['RESERVED', 'RELEASED', 'CONFIRMED', 'EXPIRED', 'ADDED'])[1 + g % 5],
+       'BIG-' || g % 50000, CASE WHEN g % 10000 = 1 THEN 'HSV' ELSE 'OSV' END,
+       1000 + g % 50, 'big' || g % 50
+  FROM generate_series(1, 200000) g;
+ANALYZE psk.audit_log;
+SELECT max(id) - 1000 AS recent_id FROM psk.audit_log \gset
+CREATE FUNCTION test.cost_plan(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP
+        RETURN NEXT r."QUERY PLAN";
+    END LOOP;
+END
+$$;
+SELECT c.relname AS big_week FROM psk.audit_partitions() p JOIN pg_class c ON c.oid = p.part
+ WHERE p.lower_bound = date_trunc('week', now(), 'UTC') \gset
+SELECT reader, NOT bool_or(l ~ ('Seq Scan on ' || :'big_week' || ' ')) AS big_week_by_index,
+       count(*) FILTER (WHERE l ~ '->  Sort|^Sort') AS sorts,
+       string_agg(DISTINCT substring(l FROM :'big_week' || '_(code_idx|user_idx|time_idx|releases_idx|id_brin)'), ',') AS indexes
+  FROM (VALUES
+    ('psk_log page', 'SELECT id FROM psk.audit_log ORDER BY logged_at DESC, id DESC OFFSET 100 LIMIT 20'),
+    ('psk_log action', $$SELECT id FROM psk.audit_log WHERE action = 'EXPIRED' ORDER BY logged_at DESC, id DESC LIMIT 20$$),
+    ('psk_user_log', 'SELECT id FROM psk.audit_log WHERE user_id = 1007 ORDER BY logged_at DESC, id DESC LIMIT 20'),
+    ('psk_recent_releases', $$SELECT code FROM psk.audit_log WHERE action = 'RELEASED' ORDER BY id DESC LIMIT 5$$),
+    ('psk_recent_releases HSV', $$SELECT code FROM psk.audit_log WHERE action = 'RELEASED' AND code_type = 'HSV' ORDER BY id DESC LIMIT 5$$),
+    ('a code''s history', $$SELECT id FROM psk.audit_log WHERE code = 'BIG-77' ORDER BY id DESC LIMIT 1$$),
+    ('metrics fold', format('SELECT max(LEAST(id, %s)) FROM psk.audit_log WHERE id > %s', :recent_id + 1000000, :recent_id)),
+    ('metrics count', format('SELECT action, count(*) FROM psk.audit_log WHERE id > %s GROUP BY action', :recent_id))
+  ) r(reader, q), test.cost_plan(r.q) l
+ GROUP BY reader ORDER BY reader;
+-- and the readers themselves, as a caller sees them
+SELECT count(*) AS hsv_releases FROM psk_recent_releases(5, 'HSV');
+SELECT psk.metrics_refresh();
+SELECT psk.metrics_refresh();
+SELECT (SELECT sum(n) FROM psk.transition_totals) + (SELECT count(*) FROM psk.audit_log WHERE id > (SELECT folded_to FROM psk.metrics_state))
+       = (SELECT count(*) FROM psk.audit_log) AS metrics_fold_counts_every_row;
+
+-- A page of each reader is the same whatever the index set: the readers'
+-- pages on this layout, then on the one before it (a primary key on id on
+-- every partition, no BRIN), compared row for row.
+CREATE TABLE test.pages AS
+SELECT 'log p1' AS reader, to_jsonb(l) AS r FROM psk_log(1, 50) l
+UNION ALL SELECT 'log p40 EXPIRED', to_jsonb(l) FROM psk_log(40, 20, action => 'EXPIRED') l
+UNION ALL SELECT 'log code', to_jsonb(l) FROM psk_log(1, 20, code => 'BIG-4999') l
+UNION ALL SELECT 'log user_name', to_jsonb(l) FROM psk_log(3, 20, user_name => 'big7') l
+UNION ALL SELECT 'releases', to_jsonb(l) FROM psk_recent_releases(100) l
+UNION ALL SELECT 'releases HSV', to_jsonb(l) FROM psk_recent_releases(100, 'HSV') l;
+DO $$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT c.oid::regclass AS part, c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+            WHERE i.inhparent = 'psk.audit_log'::regclass LOOP
+    EXECUTE format('DROP INDEX psk.%I', r.relname || '_id_brin');
+    EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I PRIMARY KEY (id)', r.part, r.relname || '_pkey');
+  END LOOP;
+END $$;
+SELECT reader, count(*) AS rows,
+       count(*) = (SELECT count(*) FROM test.pages o WHERE o.reader = p.reader) AS as_many,
+       bool_and(EXISTS (SELECT FROM test.pages o WHERE o.reader = p.reader AND o.r = p.r)) AS same_rows
+  FROM (SELECT 'log p1' AS reader, to_jsonb(l) AS r FROM psk_log(1, 50) l
+        UNION ALL SELECT 'log p40 EXPIRED', to_jsonb(l) FROM psk_log(40, 20, action => 'EXPIRED') l
+        UNION ALL SELECT 'log code', to_jsonb(l) FROM psk_log(1, 20, code => 'BIG-4999') l
+        UNION ALL SELECT 'log user_name', to_jsonb(l) FROM psk_log(3, 20, user_name => 'big7') l
+        UNION ALL SELECT 'releases', to_jsonb(l) FROM psk_recent_releases(100) l
+        UNION ALL SELECT 'releases HSV', to_jsonb(l) FROM psk_recent_releases(100, 'HSV') l) p
+ GROUP BY reader ORDER BY reader;
+-- psk.audit_partition_indexes brings such partitions back to this index set
+SELECT count(psk.audit_partition_indexes(inhrelid::regclass)) > 0 AS converted
+  FROM pg_inherits WHERE inhparent = 'psk.audit_log'::regclass;
+SELECT count(*) FILTER (WHERE i.indisprimary) AS primary_keys,
+       count(*) FILTER (WHERE i.indexrelid::regclass::text ~ '_id_brin$') = count(DISTINCT p.inhrelid) AS brin_on_each
+  FROM pg_inherits p JOIN pg_index i ON i.indrelid = p.inhrelid
+ WHERE p.inhparent = 'psk.audit_log'::regclass;

@@ -5,14 +5,18 @@
 \i test/fixtures/reset.sql
 \set VERBOSITY terse
 
--- tables of schema psk without a primary key (none; the partitioned
--- psk.audit_log has none of its own: its partitions, which a publication
--- carries, each have one, those psk_audit_maintain makes too)
+-- tables of schema psk without a primary key (none but the audit log's
+-- partitions, which a publication carries: those psk_audit_maintain makes
+-- too, and the default one, are identified by the whole row, REPLICA
+-- IDENTITY FULL; the log takes only inserts, but the upkeep deletes the
+-- rows it moves out of the default partition)
 SELECT count(*) FROM psk_audit_maintain();
-SELECT c.relname FROM pg_class c
+SELECT regexp_replace(c.relname, '_p[0-9]{8}$', '_pYYYYMMDD') AS relname, count(*),
+       bool_and(c.relreplident = 'f' AND c.relispartition) AS identified_by_the_row
+  FROM pg_class c
  WHERE c.relnamespace = 'psk'::regnamespace AND c.relkind = 'r'
    AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
- ORDER BY 1;
+ GROUP BY 1 ORDER BY 1;
 
 -- (wal_level need not be logical for the publication to bind writes)
 SET client_min_messages = error;
@@ -29,4 +33,10 @@ SELECT test.login_failures('osv@example.com') AS failures;
 SELECT code FROM psk_reserve('osv@example.com', 'rep');
 SELECT code FROM psk_release('osv@example.com', 'REP-1');
 SELECT action, code, tester_name FROM psk.audit_log WHERE code = 'REP-1' ORDER BY id;
+-- a row past every partition, moved by the upkeep (a delete from the
+-- default partition, carried too)
+INSERT INTO psk.audit_log (logged_at, action, note) VALUES (now() + interval '60 days', 'COMMENTED', 'far ahead');
+SELECT tableoid::regclass AS went_to FROM psk.audit_log WHERE note = 'far ahead';
+SELECT action, n FROM psk_audit_maintain() WHERE action = 'moved';
+SELECT tableoid::regclass <> 'psk.audit_log_default'::regclass AS moved_out FROM psk.audit_log WHERE note = 'far ahead';
 DROP PUBLICATION psk_everything;

@@ -171,15 +171,9 @@ CREATE TABLE psk.audit_log (
 -- Indexes are made on each partition, not on the parent: a partitioned
 -- index of a member table of the extension would be made again on every
 -- partition that a restore attaches, and pg_dump's own copy of it would
--- then fail.  Every partition has the same ones (audit_partition_create):
--- code: a code's history (renew, the code filter); user: a user's own log;
--- time: the log's pages, newest first; releases: the recent releases.
+-- then fail.  Every partition has the same ones, the default one included
+-- (psk.audit_partition_indexes, 45_audit_partitions.sql).
 CREATE TABLE psk.audit_log_default PARTITION OF psk.audit_log DEFAULT;
-ALTER TABLE psk.audit_log_default ADD CONSTRAINT audit_log_default_pkey PRIMARY KEY (id);
-CREATE INDEX audit_log_default_code_idx ON psk.audit_log_default (code, id);
-CREATE INDEX audit_log_default_user_idx ON psk.audit_log_default (user_id, logged_at DESC, id DESC);
-CREATE INDEX audit_log_default_time_idx ON psk.audit_log_default (logged_at DESC, id DESC);
-CREATE INDEX audit_log_default_releases_idx ON psk.audit_log_default (id DESC) WHERE action = 'RELEASED';
 
 -- Reserves that give a request_id (psk_reserve, the HTTP Idempotency-Key):
 -- what the first successful call of each (user, request_id) returned, so

@@ -88,9 +88,12 @@ BEGIN
         s.pending_to := NULL;
     END IF;
     IF s.pending_to IS NULL THEN
-        -- at most 1M rows a fold: the first one after an update is bounded
-        s.pending_to := LEAST((SELECT pg_catalog.max(id) FROM psk.audit_log),
-                              s.folded_to + 1000000);
+        -- at most 1M rows a fold: the first one after an update is bounded.
+        -- Only the rows past folded_to are read (the log's BRIN index of
+        -- ids, 45_audit_partitions.sql: there is no btree on id to take a
+        -- max() from); none: nothing to fold.
+        s.pending_to := (SELECT pg_catalog.max(LEAST(l.id, s.folded_to + 1000000))
+                           FROM psk.audit_log l WHERE l.id > s.folded_to);
         s.pending_xmax := pg_catalog.pg_snapshot_xmax(snap);
         IF s.pending_to IS NULL OR s.pending_to <= s.folded_to THEN
             s.pending_to := NULL;
