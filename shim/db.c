@@ -48,15 +48,13 @@ typedef enum DbState
 
 struct DbConn
 {
+	PgSocket			io; /* first: the socket's data is the DbConn */
 	DbPool			   *pool;
-	PGconn			   *pg;
 	PGcancel		   *cancel; /* to cancel the running statement */
-	h2o_socket_t	   *sock;	/* wraps a dup() of PQsocket(pg) */
 	DbState				state;
 	int					setup_step; /* 0: settings, then statement i - 1 */
-	DbJob			   *job;	/* running; NULL if its requester went away */
-	PGresult		   *result; /* of the running command, until it ends */
-	bool				want_write;
+	DbJob			   *job;	 /* running; NULL if its requester went away */
+	PGresult		   *result;	 /* of the running command, until it ends */
 	bool				failing; /* failed since it last worked: log once */
 	int					backoff; /* index into pool->backoff */
 	h2o_timeout_entry_t timer;	 /* connect, run watchdog or backoff */
@@ -129,65 +127,11 @@ fail_waiting(DbPool *pool, const char *why)
 	}
 }
 
+/* A connection lost while sending (pgsocket.c). */
 static void
-on_notice(void *arg, const char *message)
+io_lost(PgSocket *io, const char *why)
 {
-	(void) arg;
-	shim_log("database notice: %.*s", (int) strcspn(message, "\n"), message);
-}
-
-/* Watch the connection's current socket; libpq may change it while connecting.
- */
-static bool
-conn_watch(DbConn *c, h2o_socket_cb on_read, h2o_socket_cb on_write)
-{
-	int fd;
-
-	if (c->sock != NULL)
-	{
-		h2o_socket_close(c->sock);
-		c->sock = NULL;
-	}
-	c->want_write = false;
-	if (PQsocket(c->pg) < 0 || (fd = dup(PQsocket(c->pg))) < 0)
-		return false;
-	c->sock =
-		h2o_evloop_socket_create(c->pool->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-	c->sock->data = c;
-	if (on_read != NULL)
-		h2o_socket_read_start(c->sock, on_read);
-	if (on_write != NULL)
-	{
-		c->want_write = true;
-		h2o_socket_notify_write(c->sock, on_write);
-	}
-	return true;
-}
-
-/* Send what libpq has buffered; wait for writability if the socket is full. */
-static void
-on_writable(h2o_socket_t *sock, const char *err)
-{
-	DbConn *c = sock->data;
-	int		r;
-
-	(void) err;
-	c->want_write = false;
-	r = PQflush(c->pg);
-	if (r < 0)
-		conn_lost(c, PQerrorMessage(c->pg));
-	else if (r > 0)
-	{
-		c->want_write = true;
-		h2o_socket_notify_write(c->sock, on_writable);
-	}
-}
-
-static void
-conn_flush(DbConn *c)
-{
-	if (!c->want_write)
-		on_writable(c->sock, NULL);
+	conn_lost((DbConn *) io, why);
 }
 
 /* The next step of a new connection's setup, or ready for work. */
@@ -202,9 +146,9 @@ setup_next(DbConn *c)
 		c->setup_step++;
 
 	if (c->setup_step == 0)
-		ok = PQsendQuery(c->pg, pool->settings);
+		ok = PQsendQuery(c->io.pg, pool->settings);
 	else if (c->setup_step <= pool->nstatements)
-		ok = PQsendPrepare(c->pg, pool->names[c->setup_step - 1],
+		ok = PQsendPrepare(c->io.pg, pool->names[c->setup_step - 1],
 						   pool->statements[c->setup_step - 1], 0, NULL);
 	else
 	{
@@ -220,10 +164,10 @@ setup_next(DbConn *c)
 	}
 	if (!ok)
 	{
-		conn_lost(c, PQerrorMessage(c->pg));
+		conn_lost(c, PQerrorMessage(c->io.pg));
 		return;
 	}
-	conn_flush(c);
+	pg_socket_flush(&c->io);
 }
 
 static void
@@ -232,30 +176,30 @@ on_connect_poll(h2o_socket_t *sock, const char *err)
 	DbConn *c = sock->data;
 
 	(void) err;
-	switch (PQconnectPoll(c->pg))
+	switch (PQconnectPoll(c->io.pg))
 	{
 		case PGRES_POLLING_READING:
-			if (!conn_watch(c, on_connect_poll, NULL))
+			if (!pg_socket_watch(&c->io, c->pool->loop, on_connect_poll, NULL))
 				conn_lost(c, "no socket");
 			break;
 		case PGRES_POLLING_WRITING:
-			if (!conn_watch(c, NULL, on_connect_poll))
+			if (!pg_socket_watch(&c->io, c->pool->loop, NULL, on_connect_poll))
 				conn_lost(c, "no socket");
 			break;
 		case PGRES_POLLING_OK:
-			if (PQsetnonblocking(c->pg, 1) != 0 ||
-				!conn_watch(c, on_readable, NULL))
+			if (PQsetnonblocking(c->io.pg, 1) != 0 ||
+				!pg_socket_watch(&c->io, c->pool->loop, on_readable, NULL))
 			{
-				conn_lost(c, PQerrorMessage(c->pg));
+				conn_lost(c, PQerrorMessage(c->io.pg));
 				break;
 			}
-			c->cancel = PQgetCancel(c->pg);
+			c->cancel = PQgetCancel(c->io.pg);
 			c->state = DB_SETUP;
 			c->setup_step = 0;
 			setup_next(c);
 			break;
 		default:
-			conn_lost(c, PQerrorMessage(c->pg));
+			conn_lost(c, PQerrorMessage(c->io.pg));
 			break;
 	}
 }
@@ -278,22 +222,22 @@ conn_start(DbConn *c)
 	const char *values[] = { "5",		 "2",	 "3", shim_config.conninfo,
 							 "psk-shim", "UTF8", NULL };
 
-	c->pg = PQconnectStartParams(keys, values, 1);
+	c->io.pg = PQconnectStartParams(keys, values, 1);
 	c->state = DB_CONNECTING;
 	c->pool->nalive++;
-	if (c->pg == NULL)
+	if (c->io.pg == NULL)
 	{
 		conn_lost(c, "out of memory");
 		return;
 	}
-	if (PQstatus(c->pg) == CONNECTION_BAD)
+	if (PQstatus(c->io.pg) == CONNECTION_BAD)
 	{
-		conn_lost(c, PQerrorMessage(c->pg));
+		conn_lost(c, PQerrorMessage(c->io.pg));
 		return;
 	}
-	PQsetNoticeProcessor(c->pg, on_notice, NULL);
+	PQsetNoticeProcessor(c->io.pg, pg_socket_notice, NULL);
 	timer_set(c, &c->pool->connect_timeout);
-	if (!conn_watch(c, NULL, on_connect_poll))
+	if (!pg_socket_watch(&c->io, c->pool->loop, NULL, on_connect_poll))
 		conn_lost(c, "no socket");
 }
 
@@ -312,20 +256,20 @@ conn_lost(DbConn *c, const char *why)
 				 c->state == DB_CONNECTING ? "failed" : "lost",
 				 (int) strcspn(why, "\n"), why);
 	c->failing = true;
-	if (c->sock != NULL)
+	if (c->io.sock != NULL)
 	{
-		h2o_socket_close(c->sock);
-		c->sock = NULL;
+		h2o_socket_close(c->io.sock);
+		c->io.sock = NULL;
 	}
 	if (c->cancel != NULL)
 	{
 		PQfreeCancel(c->cancel);
 		c->cancel = NULL;
 	}
-	if (c->pg != NULL)
+	if (c->io.pg != NULL)
 	{
-		PQfinish(c->pg);
-		c->pg = NULL;
+		PQfinish(c->io.pg);
+		c->io.pg = NULL;
 	}
 	if (c->result != NULL)
 	{
@@ -333,7 +277,7 @@ conn_lost(DbConn *c, const char *why)
 		c->result = NULL;
 	}
 	c->job = NULL;
-	c->want_write = false;
+	c->io.want_write = false;
 	if (c->state == DB_IDLE || c->state == DB_BUSY)
 		atomic_fetch_sub(&nready, 1);
 	if (c->state != DB_DOWN)
@@ -381,13 +325,13 @@ conn_run(DbConn *c, DbJob *job)
 	job->conn = c;
 	timer_set(c, &c->pool->run_timeout);
 	watch_start(c->pool);
-	if (!PQsendQueryPrepared(c->pg, c->pool->names[job->statement], 3,
+	if (!PQsendQueryPrepared(c->io.pg, c->pool->names[job->statement], 3,
 							 job->params, NULL, NULL, 0))
 	{
-		conn_lost(c, PQerrorMessage(c->pg));
+		conn_lost(c, PQerrorMessage(c->io.pg));
 		return;
 	}
-	conn_flush(c);
+	pg_socket_flush(&c->io);
 }
 
 static void
@@ -429,8 +373,10 @@ drop_read_only(DbConn *c)
 	DbPool *pool = c->pool;
 	char	host[256], port[32];
 
-	snprintf(host, sizeof(host), "%s", PQhost(c->pg) ? PQhost(c->pg) : "");
-	snprintf(port, sizeof(port), "%s", PQport(c->pg) ? PQport(c->pg) : "");
+	snprintf(host, sizeof(host), "%s",
+			 PQhost(c->io.pg) ? PQhost(c->io.pg) : "");
+	snprintf(port, sizeof(port), "%s",
+			 PQport(c->io.pg) ? PQport(c->io.pg) : "");
 	shim_log("database server %s:%s is read-only (a standby now): "
 			 "reconnecting to the primary",
 			 host, port);
@@ -438,9 +384,10 @@ drop_read_only(DbConn *c)
 	{
 		DbConn *o = &pool->conns[i];
 
-		if (o == c || (o->state == DB_IDLE && o->pg != NULL &&
-					   strcmp(host, PQhost(o->pg) ? PQhost(o->pg) : "") == 0 &&
-					   strcmp(port, PQport(o->pg) ? PQport(o->pg) : "") == 0))
+		if (o == c ||
+			(o->state == DB_IDLE && o->io.pg != NULL &&
+			 strcmp(host, PQhost(o->io.pg) ? PQhost(o->io.pg) : "") == 0 &&
+			 strcmp(port, PQport(o->io.pg) ? PQport(o->io.pg) : "") == 0))
 		{
 			o->failing = true; /* said above */
 			o->backoff = 0;
@@ -500,23 +447,23 @@ on_readable(h2o_socket_t *sock, const char *err)
 	DbConn *c = sock->data;
 
 	(void) err;
-	if (!PQconsumeInput(c->pg) || PQstatus(c->pg) == CONNECTION_BAD)
+	if (!PQconsumeInput(c->io.pg) || PQstatus(c->io.pg) == CONNECTION_BAD)
 	{
 		/* an idle connection's error message may be the last query's */
 		conn_lost(c, c->state == DB_IDLE ? "the server closed the connection"
-										 : PQerrorMessage(c->pg));
+										 : PQerrorMessage(c->io.pg));
 		return;
 	}
 	if (c->state != DB_BUSY && c->state != DB_SETUP)
 		return;
-	while (!PQisBusy(c->pg))
+	while (!PQisBusy(c->io.pg))
 	{
-		PGresult *res = PQgetResult(c->pg);
+		PGresult *res = PQgetResult(c->io.pg);
 
 		if (res == NULL)
 		{
-			if (PQstatus(c->pg) == CONNECTION_BAD)
-				conn_lost(c, PQerrorMessage(c->pg));
+			if (PQstatus(c->io.pg) == CONNECTION_BAD)
+				conn_lost(c, PQerrorMessage(c->io.pg));
 			else
 				conn_command_done(c);
 			return;
@@ -531,8 +478,8 @@ on_readable(h2o_socket_t *sock, const char *err)
 			PQclear(res);
 	}
 	/* libpq may have more to send after reading */
-	if (PQflush(c->pg) < 0)
-		conn_lost(c, PQerrorMessage(c->pg));
+	if (PQflush(c->io.pg) < 0)
+		conn_lost(c, PQerrorMessage(c->io.pg));
 }
 
 static void
@@ -610,6 +557,7 @@ db_pool_create_sized(h2o_loop_t *loop, const char *const *statements,
 		DbConn *c = &pool->conns[i];
 
 		c->pool = pool;
+		c->io.lost = io_lost;
 		c->state = DB_DOWN;
 		c->timer.cb = on_timer;
 		conn_start(c);

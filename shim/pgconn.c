@@ -29,11 +29,9 @@ typedef enum PgState
 
 struct PgConn
 {
+	PgSocket			io; /* first: the socket's data is the PgConn */
 	BulkCtx			   *ctx;
-	PGconn			   *pg;
-	h2o_socket_t	   *sock; /* wraps a dup() of PQsocket(pg) */
 	PgState				state;
-	bool				want_write;
 	PGresult		   *result; /* of the running statement */
 	PgCallback			cb;
 	void			   *arg;
@@ -72,16 +70,16 @@ finish(PgConn *c, PGresult *res, const char *why)
 static void
 release(PgConn *c)
 {
-	if (c->sock != NULL)
+	if (c->io.sock != NULL)
 	{
-		h2o_socket_read_stop(c->sock);
-		h2o_socket_close(c->sock);
-		c->sock = NULL;
+		h2o_socket_read_stop(c->io.sock);
+		h2o_socket_close(c->io.sock);
+		c->io.sock = NULL;
 	}
-	if (c->pg != NULL)
+	if (c->io.pg != NULL)
 	{
-		PQfinish(c->pg);
-		c->pg = NULL;
+		PQfinish(c->io.pg);
+		c->io.pg = NULL;
 	}
 	PQclear(c->result);
 	c->result = NULL;
@@ -99,62 +97,11 @@ fail(PgConn *c, const char *why)
 	finish(c, NULL, msg);
 }
 
+/* A connection lost while sending (pgsocket.c). */
 static void
-on_notice(void *arg, const char *message)
+io_lost(PgSocket *io, const char *why)
 {
-	(void) arg;
-	shim_log("database notice: %.*s", (int) strcspn(message, "\n"), message);
-}
-
-static bool
-watch(PgConn *c, h2o_socket_cb on_read, h2o_socket_cb on_write)
-{
-	int fd;
-
-	if (c->sock != NULL)
-	{
-		h2o_socket_close(c->sock);
-		c->sock = NULL;
-	}
-	c->want_write = false;
-	if (PQsocket(c->pg) < 0 || (fd = dup(PQsocket(c->pg))) < 0)
-		return false;
-	c->sock =
-		h2o_evloop_socket_create(c->ctx->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-	c->sock->data = c;
-	if (on_read != NULL)
-		h2o_socket_read_start(c->sock, on_read);
-	if (on_write != NULL)
-	{
-		c->want_write = true;
-		h2o_socket_notify_write(c->sock, on_write);
-	}
-	return true;
-}
-
-static void
-on_writable(h2o_socket_t *sock, const char *err)
-{
-	PgConn *c = sock->data;
-	int		r;
-
-	(void) err;
-	c->want_write = false;
-	r = PQflush(c->pg);
-	if (r < 0)
-		fail(c, PQerrorMessage(c->pg));
-	else if (r > 0)
-	{
-		c->want_write = true;
-		h2o_socket_notify_write(c->sock, on_writable);
-	}
-}
-
-static void
-flush(PgConn *c)
-{
-	if (!c->want_write)
-		on_writable(c->sock, NULL);
+	fail((PgConn *) io, why);
 }
 
 static void
@@ -164,25 +111,26 @@ on_connect_poll(h2o_socket_t *sock, const char *err)
 	char	settings[200];
 
 	(void) err;
-	switch (PQconnectPoll(c->pg))
+	switch (PQconnectPoll(c->io.pg))
 	{
 		case PGRES_POLLING_READING:
-			if (!watch(c, on_connect_poll, NULL))
+			if (!pg_socket_watch(&c->io, c->ctx->loop, on_connect_poll, NULL))
 				fail(c, "no socket");
 			return;
 		case PGRES_POLLING_WRITING:
-			if (!watch(c, NULL, on_connect_poll))
+			if (!pg_socket_watch(&c->io, c->ctx->loop, NULL, on_connect_poll))
 				fail(c, "no socket");
 			return;
 		case PGRES_POLLING_OK:
 			break;
 		default:
-			fail(c, PQerrorMessage(c->pg));
+			fail(c, PQerrorMessage(c->io.pg));
 			return;
 	}
-	if (PQsetnonblocking(c->pg, 1) != 0 || !watch(c, on_readable, NULL))
+	if (PQsetnonblocking(c->io.pg, 1) != 0 ||
+		!pg_socket_watch(&c->io, c->ctx->loop, on_readable, NULL))
 	{
-		fail(c, PQerrorMessage(c->pg));
+		fail(c, PQerrorMessage(c->io.pg));
 		return;
 	}
 	/*
@@ -195,12 +143,12 @@ on_connect_poll(h2o_socket_t *sock, const char *err)
 			 shim_config.timeout_ms,
 			 shim_config.timeout_ms > 60000 ? shim_config.timeout_ms : 60000);
 	c->state = PG_SETUP;
-	if (!PQsendQuery(c->pg, settings))
+	if (!PQsendQuery(c->io.pg, settings))
 	{
-		fail(c, PQerrorMessage(c->pg));
+		fail(c, PQerrorMessage(c->io.pg));
 		return;
 	}
-	flush(c);
+	pg_socket_flush(&c->io);
 }
 
 /* The running command is over (PQgetResult gave NULL). */
@@ -237,17 +185,17 @@ on_readable(h2o_socket_t *sock, const char *err)
 	PgConn *c = sock->data;
 
 	(void) err;
-	if (!PQconsumeInput(c->pg) || PQstatus(c->pg) == CONNECTION_BAD)
+	if (!PQconsumeInput(c->io.pg) || PQstatus(c->io.pg) == CONNECTION_BAD)
 	{
 		fail(c, c->state == PG_IDLE ? "the server closed the connection"
-									: PQerrorMessage(c->pg));
+									: PQerrorMessage(c->io.pg));
 		return;
 	}
 	if (c->state != PG_BUSY && c->state != PG_SETUP)
 		return;
-	while (!PQisBusy(c->pg))
+	while (!PQisBusy(c->io.pg))
 	{
-		PGresult *res = PQgetResult(c->pg);
+		PGresult *res = PQgetResult(c->io.pg);
 
 		if (res == NULL)
 		{
@@ -263,8 +211,8 @@ on_readable(h2o_socket_t *sock, const char *err)
 		else
 			PQclear(res);
 	}
-	if (PQflush(c->pg) < 0)
-		fail(c, PQerrorMessage(c->pg));
+	if (PQflush(c->io.pg) < 0)
+		fail(c, PQerrorMessage(c->io.pg));
 }
 
 /* A failure answered from the loop, not before the call that found it. */
@@ -310,19 +258,20 @@ pg_open(BulkCtx *ctx, PgCallback cb, void *arg)
 		return NULL;
 	}
 	c->ctx = ctx;
+	c->io.lost = io_lost;
 	c->cb = cb;
 	c->arg = arg;
 	c->timer.cb = on_timer;
 	c->state = PG_CONNECTING;
-	c->pg = PQconnectStartParams(keys, values, 1);
-	if (c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD)
+	c->io.pg = PQconnectStartParams(keys, values, 1);
+	if (c->io.pg == NULL || PQstatus(c->io.pg) == CONNECTION_BAD)
 	{
-		fail_later(c, c->pg ? PQerrorMessage(c->pg) : "out of memory");
+		fail_later(c, c->io.pg ? PQerrorMessage(c->io.pg) : "out of memory");
 		return c;
 	}
-	PQsetNoticeProcessor(c->pg, on_notice, NULL);
+	PQsetNoticeProcessor(c->io.pg, pg_socket_notice, NULL);
 	timer_set(c, &ctx->connect_timeout);
-	if (!watch(c, NULL, on_connect_poll))
+	if (!pg_socket_watch(&c->io, c->ctx->loop, NULL, on_connect_poll))
 		fail_later(c, "no socket");
 	return c;
 }
@@ -341,14 +290,14 @@ pg_exec(PgConn *c, const char *sql, int nparams, const char *const *params,
 	c->state = PG_BUSY;
 	timer_set(c, &c->ctx->run_timeout);
 	/* without parameters, the simple protocol: a few statements at once */
-	if (!(nparams == 0 ? PQsendQuery(c->pg, sql)
-					   : PQsendQueryParams(c->pg, sql, nparams, NULL, params,
+	if (!(nparams == 0 ? PQsendQuery(c->io.pg, sql)
+					   : PQsendQueryParams(c->io.pg, sql, nparams, NULL, params,
 										   NULL, NULL, 0)))
 	{
-		fail(c, PQerrorMessage(c->pg));
+		fail(c, PQerrorMessage(c->io.pg));
 		return;
 	}
-	flush(c);
+	pg_socket_flush(&c->io);
 }
 
 void

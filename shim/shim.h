@@ -336,4 +336,30 @@ extern void shim_log(const char *fmt, ...)
 extern void access_log(h2o_iovec_t method, h2o_iovec_t path, int status,
 					   double millis);
 
+/*
+ * pgsocket.c: a libpq connection driven by an h2o event loop, for the
+ * request pool (db.c) and the connections of CSV transfers (pgconn.c).
+ * Embedded as the first member of its owner, so that the owner is the
+ * h2o socket's data and either type reaches the other by a cast.
+ */
+typedef struct PgSocket
+{
+	PGconn		 *pg;
+	h2o_socket_t *sock;		  /* wraps a dup() of PQsocket(pg) */
+	bool		  want_write; /* waiting for the socket to take more */
+	/* the owner's handler of a connection lost while sending */
+	void (*lost)(struct PgSocket *io, const char *why);
+} PgSocket;
+
+/*
+ * Watch the connection's current socket (libpq may change it while
+ * connecting) for reading and/or writing; false when it has none.
+ */
+extern bool pg_socket_watch(PgSocket *io, h2o_loop_t *loop,
+							h2o_socket_cb on_read, h2o_socket_cb on_write);
+/* Send what libpq has buffered; wait for writability if the socket is full. */
+extern void pg_socket_flush(PgSocket *io);
+/* libpq's notice processor: into the shim's log, first line only. */
+extern void pg_socket_notice(void *arg, const char *message);
+
 #endif /* PSK_SHIM_H */
