@@ -17,6 +17,8 @@
  */
 #include "psk.h"
 
+#include "access/table.h"
+#include "access/visibilitymap.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
@@ -27,8 +29,13 @@
 #include "parser/parse_node.h"
 #include "pgstat.h"
 #include "utils/builtins.h"
+#include "storage/bufmgr.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
 #include "utils/snapmgr.h"
+
+static TimestampTz retry_at = 0;
 
 /* The next closed partition to freeze: its oid, schema, name, xid age. */
 static bool
@@ -79,6 +86,14 @@ psk_audit_freeze_once(void)
 	char				*rel = NULL;
 	char				*age = NULL;
 	Oid					 relid = InvalidOid;
+	Relation			 r;
+	BlockNumber			 all_visible = 0;
+	BlockNumber			 all_frozen = 0;
+	BlockNumber			 pages = 0;
+
+	/* after a partly frozen partition: wait before the next try */
+	if (GetCurrentTimestamp() < retry_at)
+		return;
 
 	/* VACUUM keeps what spans its transactions under PortalContext */
 	if (portal == NULL)
@@ -113,24 +128,47 @@ psk_audit_freeze_once(void)
 			ExecVacuum(pstate, stmt, true);
 			CommitTransactionCommand();
 
-			/* the record: done once */
+			/*
+			 * The record, once every page is all-frozen: rows newer than the
+			 * oldest snapshot of the database (a transaction that began
+			 * before the partition closed, a long pg_dump) cannot be frozen
+			 * yet, and their pages are tried again later.
+			 */
 			SetCurrentStatementStartTimestamp();
 			StartTransactionCommand();
 			PushActiveSnapshot(GetTransactionSnapshot());
-			SPI_connect();
-			if (SPI_execute_with_args("SELECT psk.audit_partition_frozen($1)",
-									  1, (Oid[]){ REGCLASSOID },
-									  (Datum[]){ ObjectIdGetDatum(relid) },
-									  NULL, false, 0) != SPI_OK_SELECT)
-				elog(ERROR, "psk: psk.audit_partition_frozen() failed");
-			SPI_finish();
+			r = table_open(relid, AccessShareLock);
+			visibilitymap_count(r, &all_visible, &all_frozen);
+			pages = RelationGetNumberOfBlocks(r);
+			table_close(r, AccessShareLock);
+			if (all_frozen == pages)
+			{
+				SPI_connect();
+				if (SPI_execute_with_args(
+						"SELECT psk.audit_partition_frozen($1)", 1,
+						(Oid[]){ REGCLASSOID },
+						(Datum[]){ ObjectIdGetDatum(relid) }, NULL, false,
+						0) != SPI_OK_SELECT)
+					elog(ERROR, "psk: psk.audit_partition_frozen() failed");
+				SPI_finish();
+			}
+			else
+				retry_at =
+					TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												6000L * psk_expiry_interval);
 			PopActiveSnapshot();
 			CommitTransactionCommand();
-			elog(
-				LOG,
-				"psk: audit log partition %s.%s frozen (its relfrozenxid was %s "
-				"transactions old)",
-				nsp, rel, age);
+			if (all_frozen == pages)
+				elog(LOG,
+					 "psk: audit log partition %s.%s frozen (%u pages; its "
+					 "relfrozenxid was %s transactions old)",
+					 nsp, rel, pages, age);
+			else
+				elog(LOG,
+					 "psk: audit log partition %s.%s partly frozen (%u of %u "
+					 "pages: newer rows than the oldest snapshot), tried again "
+					 "in %d s",
+					 nsp, rel, all_frozen, pages, 6 * psk_expiry_interval);
 		}
 	}
 	PG_CATCH();

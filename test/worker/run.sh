@@ -87,6 +87,34 @@ for _ in $(seq 50); do
 done
 check "an old row gets the partition of its week" "1 0" \
 	"$(sql "SELECT count(*) || ' ' || (SELECT count(*) FROM psk.audit_log_default) FROM psk.audit_log WHERE code = 'OLD-W'")"
+# the old row's week is over: the worker freezes its partition once
+# (freeze.c: VACUUM (FREEZE), then autovacuum_freeze_min_age = 0 as the
+# record), and leaves this week's and those ahead alone
+old_part=psk.audit_log_p$(sql "SELECT to_char(date_trunc('week', now() - interval '60 days', 'UTC'), 'YYYYMMDD')")
+for _ in $(seq 50); do
+	grep -q "psk: audit log partition $old_part frozen" "$work/data/server.log" && break
+	sleep 0.2
+done
+sql "CREATE EXTENSION IF NOT EXISTS pg_visibility" >/dev/null
+check "freeze: every page of the closed partition all-frozen, its relfrozenxid past its row's xmin, recorded" \
+	"1 1 true {autovacuum_freeze_min_age=0}" \
+	"$(sql "SELECT s.all_frozen || ' ' || c.relpages || ' ' ||
+	               (age(c.relfrozenxid) < (SELECT age(xmin) FROM psk.audit_log WHERE code = 'OLD-W')) || ' ' ||
+	               c.reloptions::text
+	          FROM pg_class c, pg_visibility_map_summary(c.oid) s WHERE c.oid = '$old_part'::regclass")"
+for _ in $(seq 50); do # the other closed weeks (tap.sql's rows), one a round
+	[ "$(sql "SELECT count(*) FROM psk.audit_partitions_to_freeze()")" = 0 ] && break
+	sleep 0.2
+done
+check "freeze: this week's partition and those ahead are not frozen, nothing left to freeze" "0 0" \
+	"$(sql "SELECT (SELECT count(*) FROM psk.audit_partitions() p JOIN pg_class c ON c.oid = p.part
+	                 WHERE p.upper_bound > now() AND c.reloptions IS NOT NULL) || ' ' ||
+	               (SELECT count(*) FROM psk.audit_partitions_to_freeze())")"
+sleep 3 # three more rounds of the worker
+check "freeze: done once (one log line, one vacuum of it in three rounds)" "1 1" \
+	"$(grep -c "psk: audit log partition $old_part frozen" "$work/data/server.log") $(sql "SELECT vacuum_count FROM pg_stat_all_tables WHERE relid = '$old_part'::regclass")"
+check "freeze: psk.audit_partition_frozen takes only partitions of the log" PK001 \
+	"$(PGOPTIONS='-c log_min_messages=fatal' psql -XAtq -v VERBOSITY=sqlstate -c "SELECT psk.audit_partition_frozen('psk.codes')" 2>&1 | grep -o 'PK[0-9]*')"
 sql "ALTER SYSTEM SET psk.audit_retention = '30d'" >/dev/null
 sql "SELECT pg_reload_conf()" >/dev/null
 for _ in $(seq 50); do
@@ -102,7 +130,7 @@ check "the log says which partition went" 1 \
 	"$(grep -c "psk: audit log partition psk.audit_log_p$old_week dropped" "$work/data/server.log")"
 sql "ALTER SYSTEM RESET psk.audit_retention" >/dev/null
 sql "SELECT pg_reload_conf()" >/dev/null
-check "no partition upkeep failed" 0 "$(grep -c 'not maintained' "$work/data/server.log")"
+check "no partition upkeep or freeze failed" 0 "$(grep -c 'not maintained\|not frozen' "$work/data/server.log")"
 
 # the README's examples of the audit log, run as written
 readme_block() { # readme_block MARK: the sql block after <!-- MARK --> in README.md
@@ -117,6 +145,32 @@ check "README: reading a busy month runs as written" "0 3" \
 	   "$(readme_block busy-month | grep -c 'FROM psk_log(')")"
 sql "ALTER SYSTEM RESET psk.audit_retention" >/dev/null
 sql "SELECT pg_reload_conf()" >/dev/null
+
+# psk.audit_partition_width (tests and the soak of make bench-scale):
+# minute-wide partitions in a database of their own without a worker
+# (psk_audit_maintain() as a scheduler calls it), retention at work within
+# minutes; a width that does not divide a week is refused
+psql -XAtq -d postgres -c "CREATE DATABASE psk_width" || exit 1
+PGDATABASE=psk_width psql -XAtq -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" \
+	-c "CREATE EXTENSION psk CASCADE" >/dev/null 2>&1 || exit 1
+wsql() { PGDATABASE=psk_width PGOPTIONS="-c psk.audit_partition_width=60 $1" sql "$2"; }
+made=$(wsql "" "SELECT count(*) FROM psk_audit_maintain() WHERE action = 'created'")
+check "width: three partitions of a minute each from this minute on, named to the second" "3 3 true true" \
+	"$made $(wsql "" "SELECT count(*) || ' ' || bool_and(upper_bound - lower_bound = interval '1 minute') || ' ' ||
+	                         (min(lower_bound) = date_trunc('minute', now())
+	                          AND bool_and(part::text ~ '^psk.audit_log_p[0-9]{8}_[0-9]{6}$'))
+	                    FROM psk.audit_partitions()")"
+wsql "" "INSERT INTO psk.audit_log (logged_at, action, code, note)
+         VALUES (now() - interval '150 s', 'COMMENTED', 'WIDTH-OLD', 'old')" >/dev/null
+moved=$(wsql "" "SELECT string_agg(action || ' ' || n, ',') FROM psk_audit_maintain() WHERE action = 'moved'")
+check "width: an older row gets a partition of its minute" "moved 1 t" \
+	"$moved $(wsql "" "SELECT upper_bound - lower_bound = interval '1 minute' FROM psk.audit_partitions() p
+	                    WHERE p.lower_bound <= now() - interval '150 s' AND p.upper_bound > now() - interval '150 s'")"
+dropped=$(wsql "-c psk.audit_retention=60" "SELECT string_agg(DISTINCT action, ',') FROM psk_audit_maintain() WHERE action = 'dropped'")
+check "width: past a retention of a minute its partition is dropped, its row gone" "dropped 0" \
+	"$dropped $(wsql "" "SELECT count(*) FROM psk.audit_log WHERE code = 'WIDTH-OLD'")"
+check "width: one that does not divide a week is refused" 22023 \
+	"$(PGDATABASE=psk_width PGOPTIONS='-c log_min_messages=fatal' psql -XAtq -v VERBOSITY=sqlstate -c "SET psk.audit_partition_width = '11min'" 2>&1 | grep -o '[0-9A-Z]\{5\}$')"
 
 # a database without psk: the worker stays quiet and alive
 check "the worker in a database without psk is alive" 1 \
