@@ -205,7 +205,7 @@ if [ "$soak_minutes" -gt 0 ]; then
 		cur != "" && /pages: .* scanned/ { s = $0; sub(/.*remain, /, "", s); sub(/ scanned.*/, "", s); sc[cur] += s
 			r = $0; sub(/.*removed, /, "", r); sub(/ remain.*/, "", r); pg[cur] += r }
 		cur != "" && /buffer usage: / { s = $0; sub(/.*buffer usage: /, "", s); split(s, b, /[ ,]+/); bu[cur] += b[1] + b[3] }
-		cur != "" && /tuples: / { s = $0; sub(/.*tuples: /, "", s); sub(/ removed.*/, "", s); rm[cur] += s }
+		cur != "" && /dead item identifiers removed/ { s = $0; sub(/.* had /, "", s); sub(/ dead item.*/, "", s); rm[cur] += s }
 		cur != "" && /elapsed: / { s = $0; sub(/.*elapsed: /, "", s); sub(/ s.*/, "", s); el[cur] += s; cur = "" }
 		END { for (t in n) printf "| %s | %d | %d | %.0f | %.0f | %d | %.0f | %.0f | %.2f |\n", t, n[t], ag[t], pg[t] / n[t], sc[t] / n[t], ix[t], bu[t] / n[t], rm[t] / n[t], el[t] / n[t] }' |
 		sort >"$work/autovacuums"
@@ -255,7 +255,7 @@ if [ "$soak_minutes" -gt 0 ]; then
 		echo
 		echo "Autovacuum during the soak (the server log):"
 		echo
-		echo "| table | passes | aggressive | pages (mean) | pages scanned (mean) | index scans | buffers hit or read (mean) | dead tuples removed (mean) | seconds (mean) |"
+		echo "| table | passes | aggressive | pages (mean) | pages scanned (mean) | index scans | buffers hit or read (mean) | dead items removed (mean) | seconds (mean) |"
 		echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 		cat "$work/autovacuums"
 		echo
