@@ -36,6 +36,8 @@
 #                       everything, in weekly partitions)
 #   PSK_SOAK_PARTITION  psk.audit_partition_width of the soak, seconds (60; a
 #                       whole fraction of a week, at least 60)
+#   PSK_SOAK_SQL        SQL run in the soak's database before it (none), to
+#                       try a setting: 'ALTER TABLE psk.codes SET (...)' 
 #   PSK_LOG_ROWS        audit rows of part 3 (50000000; 0: no part 3)
 #   PSK_CSV_CODES       codes of the CSV import and export (1000000; 0: none)
 #   PSK_PGROOT          a private PostgreSQL tree (see README.md)
@@ -135,6 +137,9 @@ if [ "$soak_minutes" -gt 0 ]; then
 	ALTER DATABASE psk_soak SET psk.audit_retention = $soak_retention;
 	SQL
 	psql -qX -v ON_ERROR_STOP=1 -c "SELECT count(*) FROM psk_audit_maintain()" >/dev/null || die "psk_audit_maintain failed"
+	if [ -n "${PSK_SOAK_SQL:-}" ]; then
+		psql -qX -v ON_ERROR_STOP=1 -c "$PSK_SOAK_SQL" >/dev/null || die "PSK_SOAK_SQL failed"
+	fi
 	cluster_stop "$work/data"
 	log_from=$(($(wc -l <"$work/data/server.log") + 1))
 	# shellcheck disable=SC2086
@@ -230,7 +235,7 @@ if [ "$soak_minutes" -gt 0 ]; then
 		echo
 		echo "## Soak: cycle (c) at $soak_clients clients for $soak_minutes min, $soak_codes codes"
 		echo
-		echo "$tps ops/s over the whole soak, errors $errs; $kept; the expiry worker in the database (psk.expiry_interval 10 s), log_autovacuum_min_duration = 0. $xid_rate transaction IDs a second. The worker dropped $dropped partitions and froze $frozen."
+		echo "$tps ops/s over the whole soak, errors $errs; $kept;${PSK_SOAK_SQL:+ before it: \`$PSK_SOAK_SQL\`;} the expiry worker in the database (psk.expiry_interval 10 s), log_autovacuum_min_duration = 0. $xid_rate transaction IDs a second. The worker dropped $dropped partitions and froze $frozen."
 		echo
 		echo "| minute | ops/s | audit log MB | partitions | age(datfrozenxid) | age of psk.codes | oldest audit partition | autovacuums of psk.codes | dead tuples |"
 		echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
