@@ -209,10 +209,12 @@ if [ "$soak_minutes" -gt 0 ]; then
 			s = $0; sub(/.*index scans: /, "", s); ix[t] += s + 0; next }
 		cur != "" && /pages: .* scanned/ { s = $0; sub(/.*remain, /, "", s); sub(/ scanned.*/, "", s); sc[cur] += s
 			r = $0; sub(/.*removed, /, "", r); sub(/ remain.*/, "", r); pg[cur] += r }
+		cur != "" && /WAL usage: / { s = $0; sub(/.* full page images, /, "", s); sub(/ bytes.*/, "", s); wb[cur] += s
+			f = $0; sub(/.*records, /, "", f); sub(/ full page.*/, "", f); fp[cur] += f }
 		cur != "" && /buffer usage: / { s = $0; sub(/.*buffer usage: /, "", s); split(s, b, /[ ,]+/); bu[cur] += b[1] + b[3] }
 		cur != "" && /dead item identifiers removed/ { s = $0; sub(/.* had /, "", s); sub(/ dead item.*/, "", s); rm[cur] += s }
 		cur != "" && /elapsed: / { s = $0; sub(/.*elapsed: /, "", s); sub(/ s.*/, "", s); el[cur] += s; cur = "" }
-		END { for (t in n) printf "| %s | %d | %d | %.0f | %.0f | %d | %.0f | %.0f | %.2f |\n", t, n[t], ag[t], pg[t] / n[t], sc[t] / n[t], ix[t], bu[t] / n[t], rm[t] / n[t], el[t] / n[t] }' |
+		END { for (t in n) printf "| %s | %d | %d | %.0f | %.0f | %d | %.0f | %.0f | %.0f | %.0f | %.2f |\n", t, n[t], ag[t], pg[t] / n[t], sc[t] / n[t], ix[t], bu[t] / n[t], rm[t] / n[t], fp[t] / n[t], wb[t] / n[t] / 1024, el[t] / n[t] }' |
 		sort >"$work/autovacuums"
 	dropped=$(tail -n +"$log_from" "$work/data/server.log" | grep -c 'psk: audit log partition .* dropped')
 	frozen=$(tail -n +"$log_from" "$work/data/server.log" | grep -c 'psk: audit log partition .* frozen (')
@@ -260,8 +262,8 @@ if [ "$soak_minutes" -gt 0 ]; then
 		echo
 		echo "Autovacuum during the soak (the server log):"
 		echo
-		echo "| table | passes | aggressive | pages (mean) | pages scanned (mean) | index scans | buffers hit or read (mean) | dead items removed (mean) | seconds (mean) |"
-		echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+		echo "| table | passes | aggressive | pages (mean) | pages scanned (mean) | index scans | buffers hit or read (mean) | dead items removed (mean) | full page images (mean) | WAL kB (mean) | seconds (mean) |"
+		echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 		cat "$work/autovacuums"
 		echo
 		echo "![ops/s and the audit log's size over time]($png)"

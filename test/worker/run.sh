@@ -143,6 +143,10 @@ check "README: the retention is in force" 90d "$(sql "SHOW psk.audit_retention")
 check "README: reading a busy month runs as written" "0 3" \
 	"$(readme_block busy-month | psql -XAtq -v ON_ERROR_STOP=1 >/dev/null 2>>"$work/readme.err"; echo $? \
 	   "$(readme_block busy-month | grep -c 'FROM psk_log(')")"
+rc=$(readme_block retention-day | psql -XAtq -v ON_ERROR_STOP=1 >"$work/readme.out" 2>>"$work/readme.err"; echo $?)
+check "README: an operator's day with retention runs as written, each closed week shown frozen" \
+	"0 $(sql "SELECT count(*) || ' ' || count(*) FILTER (WHERE upper_bound < now()) FROM psk.audit_partitions()")" \
+	"$rc $(grep -c '^psk\.audit_log_p[0-9]*|.*|[tf]$' "$work/readme.out") $(grep -c '^psk\.audit_log_p[0-9]*|.*|t$' "$work/readme.out")"
 sql "ALTER SYSTEM RESET psk.audit_retention" >/dev/null
 sql "SELECT pg_reload_conf()" >/dev/null
 
