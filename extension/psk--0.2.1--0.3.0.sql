@@ -905,6 +905,17 @@ END
 $$;
 REVOKE ALL ON FUNCTION psk.audit_partitions_to_freeze() FROM PUBLIC;
 REVOKE ALL ON FUNCTION psk.audit_partition_frozen(regclass) FROM PUBLIC;
+
+-- (00_schema.sql) Freeze every row a vacuum of psk.codes visits (measured in the soak of
+-- make bench-scale, README "Vacuum and transaction IDs"): its pages are
+-- rewritten all the time, so with the default (rows older than 50M
+-- transactions) no pass froze anything and the table's relfrozenxid never
+-- moved, and at full speed (2 transaction IDs a cycle) an aggressive
+-- anti-wraparound pass over the whole table would come every few hours.
+-- Frozen as it goes, each ordinary pass moves relfrozenxid up to its
+-- cutoff, for a little more WAL.
+ALTER TABLE psk.codes SET (autovacuum_freeze_min_age = 0);
+
 -- out of the extension first, so that pg_dump forgets them too
 ALTER EXTENSION psk DROP SEQUENCE psk.audit_log_0_2_id_seq;
 ALTER EXTENSION psk DROP TABLE psk.audit_log_0_2;
