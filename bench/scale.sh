@@ -148,7 +148,9 @@ if [ "$soak_minutes" -gt 0 ]; then
 	# One sample: psk.codes (dead and live tuples, table, indexes, the
 	# free-code index, autovacuums, relfrozenxid age), the audit log (total
 	# size of every partition with its indexes, partitions, those frozen,
-	# the oldest relfrozenxid), age(datfrozenxid) and the next xid.
+	# the oldest relfrozenxid of a partition with rows: the empty default
+	# one and those ahead cost nothing to vacuum), age(datfrozenxid) and the
+	# next xid.
 	stats_sql="SELECT s.n_dead_tup, s.n_live_tup, pg_relation_size('psk.codes'),
 		pg_indexes_size('psk.codes'), pg_relation_size('psk.codes_free_lru_idx'),
 		(SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0) FROM pg_partition_tree('psk.audit_log') t),
@@ -158,7 +160,7 @@ if [ "$soak_minutes" -gt 0 ]; then
 		  WHERE 'autovacuum_freeze_min_age=0' = ANY (pc.reloptions)),
 		age(d.datfrozenxid), age(c.relfrozenxid),
 		(SELECT max(age(pc.relfrozenxid)) FROM pg_partition_tree('psk.audit_log') t
-		   JOIN pg_class pc ON pc.oid = t.relid WHERE t.isleaf),
+		   JOIN pg_class pc ON pc.oid = t.relid WHERE t.isleaf AND pg_relation_size(t.relid) > 0),
 		txid_snapshot_xmax(txid_current_snapshot())
 		FROM pg_stat_user_tables s, pg_database d, pg_class c
 		WHERE s.relid = 'psk.codes'::regclass AND d.datname = current_database() AND c.oid = s.relid"
@@ -239,7 +241,7 @@ if [ "$soak_minutes" -gt 0 ]; then
 		echo
 		echo "$tps ops/s over the whole soak, errors $errs; $kept;${PSK_SOAK_SQL:+ before it: \`$PSK_SOAK_SQL\`;} the expiry worker in the database (psk.expiry_interval 10 s), log_autovacuum_min_duration = 0. $xid_rate transaction IDs a second. The worker dropped $dropped partitions and froze $frozen."
 		echo
-		echo "| minute | ops/s | audit log MB | partitions | age(datfrozenxid) | age of psk.codes | oldest audit partition | autovacuums of psk.codes | dead tuples |"
+		echo "| minute | ops/s | audit log MB | partitions | age(datfrozenxid) | age of psk.codes | oldest audit partition with rows | autovacuums of psk.codes | dead tuples |"
 		echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 		awk -v iv="$interval" '{m = int(($1 * 60 - 0.001) / 60) + 1; n[m] += $2 * iv; c[m] += iv; if (m > mx) mx = m
 				row[m] = $4 " | " $5 " | " $6 " | " $7 " | " $8 " | " $9 " | " $3}
@@ -306,7 +308,7 @@ if [ "$soak_minutes" -gt 0 ]; then
 		set grid
 		plot "$work/plot.dat" using 1:6 with lines lw 2 title "age(datfrozenxid)" axes x1y1, \
 		     "$work/plot.dat" using 1:7 with lines title "age(relfrozenxid) psk.codes" axes x1y1, \
-		     "$work/plot.dat" using 1:8 with lines title "oldest audit partition" axes x1y1, \
+		     "$work/plot.dat" using 1:8 with lines title "oldest audit partition with rows" axes x1y1, \
 		     "$work/plot.dat" using 1:3 with lines title "dead tuples" axes x1y2
 	EOF
 fi
