@@ -159,7 +159,7 @@ if [ "$soak_minutes" -gt 0 ]; then
 		(SELECT count(*) FROM psk.audit_partitions() p JOIN pg_class pc ON pc.oid = p.part
 		  WHERE 'autovacuum_freeze_min_age=0' = ANY (pc.reloptions)),
 		age(d.datfrozenxid), age(c.relfrozenxid),
-		(SELECT max(age(pc.relfrozenxid)) FROM pg_partition_tree('psk.audit_log') t
+		(SELECT coalesce(max(age(pc.relfrozenxid)), 0) FROM pg_partition_tree('psk.audit_log') t
 		   JOIN pg_class pc ON pc.oid = t.relid WHERE t.isleaf AND pg_relation_size(t.relid) > 0),
 		txid_snapshot_xmax(txid_current_snapshot())
 		FROM pg_stat_user_tables s, pg_database d, pg_class c
