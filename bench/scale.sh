@@ -157,7 +157,7 @@ if [ "$soak_minutes" -gt 0 ]; then
 		s.autovacuum_count,
 		(SELECT count(*) FROM psk.audit_partitions()),
 		(SELECT count(*) FROM psk.audit_partitions() p JOIN pg_class pc ON pc.oid = p.part
-		  WHERE 'autovacuum_freeze_min_age=0' = ANY (pc.reloptions)),
+		  WHERE 'autovacuum_freeze_table_age=0' = ANY (pc.reloptions)),
 		age(d.datfrozenxid), age(c.relfrozenxid),
 		(SELECT coalesce(max(age(pc.relfrozenxid)), 0) FROM pg_partition_tree('psk.audit_log') t
 		   JOIN pg_class pc ON pc.oid = t.relid WHERE t.isleaf AND pg_relation_size(t.relid) > 0),

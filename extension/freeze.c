@@ -1,19 +1,21 @@
 /*
  * freeze.c
- *		The background worker freezes each closed partition of the audit log
- *		once: VACUUM (FREEZE) of the partition, then the record that it was
- *		done (psk.audit_partition_frozen() in 46_audit_freeze.sql sets the
- *		partition's autovacuum_freeze_min_age to 0).  The log is insert-only,
- *		so a closed week's pages then stay all-frozen, and every later
- *		anti-wraparound autovacuum skips them instead of rereading the
- *		week.
+ *		The background worker's freezing of the audit log, after each upkeep
+ *		of its partitions (46_audit_freeze.sql says why): it sets
+ *		autovacuum_freeze_min_age = 0 on any partition without it (those just
+ *		made ahead), so that autovacuum freezes each as it fills; and once a
+ *		partition is closed it runs VACUUM (FREEZE) on it, for the rows since
+ *		the last autovacuum, then records that it was done
+ *		(psk.audit_partition_frozen()).  A closed week's pages then stay
+ *		all-frozen, and every later anti-wraparound autovacuum skips them
+ *		instead of rereading the week.
  *
  * VACUUM cannot run in a transaction block or a function (SPI refuses it),
  * so the worker calls ExecVacuum itself between transactions, as the
  * server does for a top-level VACUUM: a transaction is open on entry, and
  * VACUUM commits it, runs its own and starts a new one before returning.
- * One partition per round, so that a long freeze (a week of a busy log)
- * delays the next expiry sweep only once.
+ * One partition per round, so that a long freeze delays the next expiry
+ * sweep only once.
  */
 #include "psk.h"
 
@@ -49,6 +51,9 @@ next_partition(MemoryContext keep, Oid *relid, char **nsp, char **rel,
 	if (OidIsValid(get_extension_oid("psk", true)))
 	{
 		SPI_connect();
+		if (SPI_execute("SELECT psk.audit_partitions_freeze_as_filled()", false,
+						0) != SPI_OK_SELECT)
+			elog(ERROR, "psk: psk.audit_partitions_freeze_as_filled() failed");
 		if (SPI_execute(
 				"SELECT n.nspname, c.relname, pg_catalog.age(c.relfrozenxid),"
 				"       c.oid"

@@ -860,16 +860,41 @@ BEGIN
 END
 $do$;
 
--- Freezing the closed partitions of the audit log once (freeze.c: the
--- background worker runs VACUUM (FREEZE), which no function can, on the
--- first of these each round).  The log is insert-only: once a partition's
--- time is over and its pages are all-frozen, no vacuum has to read them
--- again, and anti-wraparound autovacuum skips them (without this, each
--- pass rereads every week kept).
+-- Freezing the audit log (freeze.c, after each upkeep of the partitions).
+-- The log is insert-only, so a page once frozen never needs a vacuum
+-- again, and anti-wraparound autovacuum skips it:
+--  * every partition freezes as it fills: autovacuum_freeze_min_age = 0
+--    on it, so that each insert-triggered autovacuum freezes the pages it
+--    visits and moves the partition's relfrozenxid up (with the default,
+--    nothing is frozen until an anti-wraparound pass rereads the week);
+--  * once closed, the worker runs VACUUM (FREEZE) on it (no function can
+--    run VACUUM), for the rows written since the last autovacuum, and
+--    records that with autovacuum_freeze_table_age = 0: done once.
+
+-- Set autovacuum_freeze_min_age = 0 on every partition (the default one
+-- left out: its rows are moved away) that lacks it, mostly those just
+-- made ahead, still empty.  The partitions it set.
+CREATE FUNCTION psk.audit_partitions_freeze_as_filled()
+RETURNS SETOF regclass
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT p.part FROM psk.audit_partitions() p
+               JOIN pg_catalog.pg_class c ON c.oid = p.part
+              WHERE NOT coalesce('autovacuum_freeze_min_age=0' = ANY (c.reloptions), false)
+              ORDER BY p.lower_bound
+    LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE %s SET (autovacuum_freeze_min_age = 0)', r.part);
+        RETURN NEXT r.part;
+    END LOOP;
+END
+$$;
 
 -- The partitions to freeze, oldest first: closed (their upper bound a
 -- minute past, so that a transaction that began inside it has ended),
--- not frozen yet (no autovacuum_freeze_min_age = 0, the record that
+-- not frozen yet (no autovacuum_freeze_table_age = 0, the record that
 -- psk.audit_partition_frozen leaves), and not about to be dropped by
 -- psk.audit_retention.
 CREATE FUNCTION psk.audit_partitions_to_freeze()
@@ -881,15 +906,17 @@ AS $$
       JOIN pg_catalog.pg_class c ON c.oid = p.part,
            pg_catalog.date_part('epoch', pg_catalog.current_setting('psk.audit_retention')::interval) r
      WHERE p.upper_bound <= pg_catalog.now() - interval '1 minute'
-       AND NOT coalesce('autovacuum_freeze_min_age=0' = ANY (c.reloptions), false)
+       AND NOT coalesce('autovacuum_freeze_table_age=0' = ANY (c.reloptions), false)
        AND NOT (r > 0 AND p.upper_bound <= pg_catalog.now() - r * interval '1 second')
      ORDER BY p.lower_bound
 $$;
 
--- The record that part was frozen: autovacuum_freeze_min_age = 0 on it,
--- which also has autovacuum freeze at once any row that still comes in
--- (a late transaction, the upkeep moving rows out of the default
--- partition, a restore's COPY), so the partition stays all-frozen.
+-- The record that part was frozen: autovacuum_freeze_table_age = 0 (and
+-- autovacuum_freeze_min_age = 0) on it.  Any autovacuum of it is then
+-- aggressive and freezes all it visits: a row that still comes in (a late
+-- transaction, the upkeep moving rows out of the default partition, a
+-- restore's COPY) is frozen by the next one, and the partition stays
+-- all-frozen.
 CREATE FUNCTION psk.audit_partition_frozen(part regclass)
 RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
@@ -900,9 +927,11 @@ BEGIN
         RAISE EXCEPTION '% is not a partition of psk.audit_log', part
             USING ERRCODE = 'PK001';
     END IF;
-    EXECUTE pg_catalog.format('ALTER TABLE %s SET (autovacuum_freeze_min_age = 0)', part);
+    EXECUTE pg_catalog.format(
+        'ALTER TABLE %s SET (autovacuum_freeze_min_age = 0, autovacuum_freeze_table_age = 0)', part);
 END
 $$;
+REVOKE ALL ON FUNCTION psk.audit_partitions_freeze_as_filled() FROM PUBLIC;
 REVOKE ALL ON FUNCTION psk.audit_partitions_to_freeze() FROM PUBLIC;
 REVOKE ALL ON FUNCTION psk.audit_partition_frozen(regclass) FROM PUBLIC;
 

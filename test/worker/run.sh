@@ -97,7 +97,7 @@ for _ in $(seq 50); do
 done
 sql "CREATE EXTENSION IF NOT EXISTS pg_visibility" >/dev/null
 check "freeze: every page of the closed partition all-frozen, its relfrozenxid past its row's xmin, recorded" \
-	"1 1 true {autovacuum_freeze_min_age=0}" \
+	"1 1 true {autovacuum_freeze_min_age=0,autovacuum_freeze_table_age=0}" \
 	"$(sql "SELECT s.all_frozen || ' ' || c.relpages || ' ' ||
 	               (age(c.relfrozenxid) < (SELECT age(xmin) FROM psk.audit_log WHERE code = 'OLD-W')) || ' ' ||
 	               c.reloptions::text
@@ -106,10 +106,12 @@ for _ in $(seq 50); do # the other closed weeks (tap.sql's rows), one a round
 	[ "$(sql "SELECT count(*) FROM psk.audit_partitions_to_freeze()")" = 0 ] && break
 	sleep 0.2
 done
-check "freeze: this week's partition and those ahead are not frozen, nothing left to freeze" "0 0" \
-	"$(sql "SELECT (SELECT count(*) FROM psk.audit_partitions() p JOIN pg_class c ON c.oid = p.part
-	                 WHERE p.upper_bound > now() AND c.reloptions IS NOT NULL) || ' ' ||
-	               (SELECT count(*) FROM psk.audit_partitions_to_freeze())")"
+check "freeze: this week's partition and those ahead freeze as they fill, not recorded as frozen; none left to freeze" "3 3 0 0" \
+	"$(sql "SELECT count(*) || ' ' ||
+	               count(*) FILTER (WHERE 'autovacuum_freeze_min_age=0' = ANY (c.reloptions)) || ' ' ||
+	               count(*) FILTER (WHERE 'autovacuum_freeze_table_age=0' = ANY (c.reloptions)) || ' ' ||
+	               (SELECT count(*) FROM psk.audit_partitions_to_freeze())
+	          FROM psk.audit_partitions() p JOIN pg_class c ON c.oid = p.part WHERE p.upper_bound > now()")"
 sleep 3 # three more rounds of the worker
 check "freeze: done once (one log line, one vacuum of it in three rounds)" "1 1" \
 	"$(grep -c "psk: audit log partition $old_part frozen" "$work/data/server.log") $(sql "SELECT vacuum_count FROM pg_stat_all_tables WHERE relid = '$old_part'::regclass")"
@@ -225,6 +227,23 @@ for _ in $(seq 100); do
 	sleep 0.2
 done
 check "autovacuum of psk.codes moves its relfrozenxid past the rows it saw" "true true" "$frozen"
+
+# this week's partition freezes as it fills (autovacuum_freeze_min_age = 0,
+# set by the worker): after 3,000 rows, its insert-triggered autovacuum
+# moves its relfrozenxid past an xid taken before them (with the default,
+# its earlier rows would hold it back)
+week_part=$(sql "SELECT part FROM psk.audit_partitions() WHERE lower_bound <= now() AND upper_bound > now()")
+mark=$(sql "SELECT txid_current()")
+runs=$(sql "SELECT autovacuum_count FROM pg_stat_all_tables WHERE relid = '$week_part'::regclass")
+sql "INSERT INTO psk.audit_log (action, code, note) SELECT 'COMMENTED', 'FILL-' || g, 'fill' FROM generate_series(1, 3000) g" >/dev/null
+frozen=
+for _ in $(seq 100); do
+	frozen=$(sql "SELECT (autovacuum_count > $runs) || ' ' || (age(c.relfrozenxid) < age('$mark'::text::xid))
+	              FROM pg_stat_all_tables s JOIN pg_class c ON c.oid = s.relid WHERE s.relid = '$week_part'::regclass")
+	[ "$frozen" = "true true" ] && break
+	sleep 0.2
+done
+check "autovacuum of this week's audit partition moves its relfrozenxid past the rows it saw" "true true" "$frozen"
 
 # metrics: the worker's liveness in shared memory, and its folds of the log
 metric() { sql "SELECT value FROM psk.metrics() WHERE name = '$1' AND labels = '$2'"; }
