@@ -136,7 +136,10 @@ if [ "$soak_minutes" -gt 0 ]; then
 	ALTER DATABASE psk_soak SET psk.audit_partition_width = $soak_width;
 	ALTER DATABASE psk_soak SET psk.audit_retention = $soak_retention;
 	SQL
-	psql -qX -v ON_ERROR_STOP=1 -c "SELECT count(*) FROM psk_audit_maintain()" >/dev/null || die "psk_audit_maintain failed"
+	# (and set them to freeze as they fill, as the worker would at its
+	# first round: before their first autovacuum)
+	psql -qX -v ON_ERROR_STOP=1 -c "SELECT count(*) FROM psk_audit_maintain()" \
+		-c "SELECT count(*) FROM psk.audit_partitions_freeze_as_filled()" >/dev/null || die "psk_audit_maintain failed"
 	if [ -n "${PSK_SOAK_SQL:-}" ]; then
 		psql -qX -v ON_ERROR_STOP=1 -c "$PSK_SOAK_SQL" >/dev/null || die "PSK_SOAK_SQL failed"
 	fi
@@ -161,7 +164,9 @@ if [ "$soak_minutes" -gt 0 ]; then
 		age(d.datfrozenxid), age(c.relfrozenxid),
 		(SELECT coalesce(max(age(pc.relfrozenxid)), 0) FROM pg_partition_tree('psk.audit_log') t
 		   JOIN pg_class pc ON pc.oid = t.relid WHERE t.isleaf AND pg_relation_size(t.relid) > 0),
-		txid_snapshot_xmax(txid_current_snapshot())
+		txid_snapshot_xmax(txid_current_snapshot()),
+		(SELECT coalesce(max(age(pc.relfrozenxid)), 0) FROM psk.audit_partitions() p
+		   JOIN pg_class pc ON pc.oid = p.part WHERE p.lower_bound <= now() AND p.upper_bound > now())
 		FROM pg_stat_user_tables s, pg_database d, pg_class c
 		WHERE s.relid = 'psk.codes'::regclass AND d.datname = current_database() AND c.oid = s.relid"
 	start_stats=$(psql -XAt -F' ' -c "$stats_sql")
@@ -194,11 +199,12 @@ if [ "$soak_minutes" -gt 0 ]; then
 		>"$work/points"
 	# each point with the last sample taken by then: minutes, ops/s, dead
 	# tuples, log MB, partitions, age(datfrozenxid), age of psk.codes, of
-	# the oldest audit partition, autovacuums of psk.codes, frozen partitions
+	# the oldest audit partition, autovacuums of psk.codes, frozen
+	# partitions, age of the open partition
 	awk 'NR == FNR {t[NR] = $1; row[NR] = $0; ns = NR; next}
 		{x = $1 * 60; r = row[1]; for (i = 1; i <= ns; i++) if (t[i] <= x) r = row[i]
 		 split(r, v, " ")
-		 printf "%s %s %s %.1f %s %s %s %s %s %s\n", $1, $2, v[2], v[7] / 1048576, v[9], v[11], v[12], v[13], v[8], v[10]}' \
+		 printf "%s %s %s %.1f %s %s %s %s %s %s %s\n", $1, $2, v[2], v[7] / 1048576, v[9], v[11], v[12], v[13], v[8], v[10], v[15]}' \
 		"$work/samples" "$work/points" >"$work/plot.dat"
 
 	# what each autovacuum of the soak did, from the server log: per table,
@@ -241,10 +247,10 @@ if [ "$soak_minutes" -gt 0 ]; then
 		echo
 		echo "$tps ops/s over the whole soak, errors $errs; $kept;${PSK_SOAK_SQL:+ before it: \`$PSK_SOAK_SQL\`;} the expiry worker in the database (psk.expiry_interval 10 s), log_autovacuum_min_duration = 0. $xid_rate transaction IDs a second. The worker dropped $dropped partitions and froze $frozen."
 		echo
-		echo "| minute | ops/s | audit log MB | partitions | age(datfrozenxid) | age of psk.codes | oldest audit partition with rows | autovacuums of psk.codes | dead tuples |"
-		echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+		echo "| minute | ops/s | audit log MB | partitions | age(datfrozenxid) | age of psk.codes | oldest audit partition with rows | open audit partition | autovacuums of psk.codes | dead tuples |"
+		echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 		awk -v iv="$interval" '{m = int(($1 * 60 - 0.001) / 60) + 1; n[m] += $2 * iv; c[m] += iv; if (m > mx) mx = m
-				row[m] = $4 " | " $5 " | " $6 " | " $7 " | " $8 " | " $9 " | " $3}
+				row[m] = $4 " | " $5 " | " $6 " | " $7 " | " $8 " | " $11 " | " $9 " | " $3}
 			END {for (m = 1; m <= mx; m++) if (c[m] > 0) printf "| %d | %.0f | %s |\n", m, n[m] / c[m], row[m]}' "$work/plot.dat"
 		echo
 		echo "Each minute: its mean ops/s and the last sample taken in it (every ${interval}s)."
@@ -309,6 +315,7 @@ if [ "$soak_minutes" -gt 0 ]; then
 		plot "$work/plot.dat" using 1:6 with lines lw 2 title "age(datfrozenxid)" axes x1y1, \
 		     "$work/plot.dat" using 1:7 with lines title "age(relfrozenxid) psk.codes" axes x1y1, \
 		     "$work/plot.dat" using 1:8 with lines title "oldest audit partition with rows" axes x1y1, \
+		     "$work/plot.dat" using 1:11 with lines title "open audit partition" axes x1y1, \
 		     "$work/plot.dat" using 1:3 with lines title "dead tuples" axes x1y2
 	EOF
 fi
