@@ -94,7 +94,8 @@ sizes_row() {
 		pg_size_pretty(pg_indexes_size('psk.codes')),
 		pg_size_pretty(pg_relation_size('psk.codes_free_lru_idx')),
 		pg_size_pretty(pg_total_relation_size('psk.code_countries')),
-		pg_size_pretty(pg_total_relation_size('psk.audit_log'))"
+		pg_size_pretty((SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0)
+		                  FROM pg_partition_tree('psk.audit_log') t))"
 }
 
 # 1. Size
