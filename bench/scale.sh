@@ -5,9 +5,15 @@
 #    -M prepared) on pools of 100k, 1M and 10M codes, each loaded with COPY
 #    into a fresh database: ops/s, p50, p99, the ratio to the smallest pool,
 #    the load time and the table and index sizes.
-# 2. Soak: cycle (c) for PSK_SOAK_MINUTES without a pause: ops/s per minute,
-#    dead tuples and index sizes at the start and the end, and ops/s over
-#    time drawn as a PNG (gnuplot) next to the Markdown.
+# 2. Soak: cycle (c) for PSK_SOAK_MINUTES without a pause, the expiry worker
+#    running in its database (it keeps the audit log's partitions, drops
+#    those past the retention, freezes the closed ones), with partitions of
+#    PSK_SOAK_PARTITION seconds and a retention of PSK_SOAK_RETENTION: every
+#    PSK_SOAK_INTERVAL ops/s, the audit log's size and partitions, the
+#    transaction ID ages (the database, psk.codes, the oldest audit
+#    partition), the dead tuples and autovacuums of psk.codes; what each
+#    autovacuum did (log_autovacuum_min_duration = 0); ops/s with the log's
+#    size, and the XID ages with the dead tuples, drawn as PNGs (gnuplot).
 # 3. A big log: PSK_LOG_ROWS audit rows (50M) in weekly partitions, each
 #    reader of the log timed with its plans (bench/log_readers.sh; the load
 #    takes long on 2 cores: PSK_LOG_ROWS=5000000 for a quicker look).
@@ -33,6 +39,12 @@
 #   PSK_SOAK_CLIENTS    clients of the soak (8)
 #   PSK_SOAK_CODES      pool size of the soak (100000)
 #   PSK_SOAK_INTERVAL   seconds per point of the graph (10)
+#   PSK_SOAK_RETENTION  psk.audit_retention of the soak, seconds (120; 0: keep
+#                       everything, in weekly partitions)
+#   PSK_SOAK_PARTITION  psk.audit_partition_width of the soak, seconds (60; a
+#                       whole fraction of a week, at least 60)
+#   PSK_SOAK_SQL        SQL run in the soak's database before it (none), to
+#                       try a setting: 'ALTER TABLE psk.codes SET (...)' 
 #   PSK_LOG_ROWS        audit rows of part 3 (50000000; 0: no part 3)
 #   PSK_CSV_CODES       codes of the CSV import and export (1000000; 0: none)
 #   PSK_SNAPSHOT_SIZES  pool sizes of part 5 ("100000 10000000"; "": none)
@@ -53,6 +65,8 @@ soak_minutes=${PSK_SOAK_MINUTES:-10}
 soak_clients=${PSK_SOAK_CLIENTS:-8}
 soak_codes=${PSK_SOAK_CODES:-100000}
 interval=${PSK_SOAK_INTERVAL:-10}
+soak_retention=${PSK_SOAK_RETENTION-120}
+soak_width=${PSK_SOAK_PARTITION:-60}
 log_rows=${PSK_LOG_ROWS-50000000}
 csv_codes=${PSK_CSV_CODES-1000000}
 snap_sizes=${PSK_SNAPSHOT_SIZES-100000 10000000}
@@ -61,7 +75,7 @@ snap_seconds=${PSK_SNAPSHOT_SECONDS:-60}
 snap_hold_at=${PSK_SNAPSHOT_HOLD_AT:-10}
 snap_interval=${PSK_SNAPSHOT_INTERVAL:-10}
 for v in $sizes "$clients" "$soak_clients" "$soak_minutes" "$soak_codes" "$interval" "$log_rows" "$csv_codes" \
-	$snap_sizes "$snap_clients" "$snap_seconds" "$snap_hold_at" "$snap_interval"; do
+	$snap_sizes "$snap_clients" "$snap_seconds" "$snap_hold_at" "$snap_interval" "$soak_retention" "$soak_width"; do
 	[[ $v =~ ^[0-9]+$ ]] || die "'$v' is not a number"
 done
 ((clients >= 1 && clients <= 64 && soak_clients >= 1 && soak_clients <= 64)) ||
@@ -70,6 +84,8 @@ done
 ((snap_clients >= 1 && snap_clients <= 64)) || die "PSK_SNAPSHOT_CLIENTS: from 1 to 64"
 ((snap_interval >= 1 && snap_hold_at < snap_seconds)) ||
 	die "PSK_SNAPSHOT_INTERVAL: at least 1; PSK_SNAPSHOT_HOLD_AT: before the end of the run"
+((soak_width >= 60 && 604800 % soak_width == 0)) || die "PSK_SOAK_PARTITION: at least 60, a whole fraction of 604800"
+[ "$soak_retention" = 0 ] && soak_width=604800
 
 { [ "$soak_minutes" -gt 0 ] || [ -n "$snap_sizes" ]; } && need_pkg gnuplot gnuplot-nox
 bench_start
@@ -81,6 +97,7 @@ echo "== $setup"
 mkdir -p bench/results
 result=bench/results/scale-$stamp-$git_rev.md
 png=soak-$stamp-$git_rev.png
+png_xid=soak-xid-$stamp-$git_rev.png
 written=$result
 out=$work/report.md
 {
@@ -98,7 +115,8 @@ sizes_row() {
 		pg_size_pretty(pg_indexes_size('psk.codes')),
 		pg_size_pretty(pg_relation_size('psk.codes_free_lru_idx')),
 		pg_size_pretty(pg_total_relation_size('psk.code_countries')),
-		pg_size_pretty(pg_total_relation_size('psk.audit_log'))"
+		pg_size_pretty((SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0)
+		                  FROM pg_partition_tree('psk.audit_log') t))"
 }
 
 # 1. Size
@@ -131,20 +149,55 @@ fi
 # 2. Soak
 if [ "$soak_minutes" -gt 0 ]; then
 	secs=$((soak_minutes * 60))
-	echo "== soak: $soak_codes codes, cycle (c) at $soak_clients clients for $soak_minutes min"
+	echo "== soak: $soak_codes codes, cycle (c) at $soak_clients clients for $soak_minutes min, retention ${soak_retention}s, partitions of ${soak_width}s"
 	bench_db psk_soak "$soak_codes"
-	# stats: the dead tuples of psk.codes and the sizes that churn
-	stats_sql="SELECT n_dead_tup, n_live_tup, pg_relation_size('psk.codes'),
+	# The soak's database: its partition width and retention (for its
+	# sessions and its worker), its partitions made, and the server
+	# restarted with the worker in it and every autovacuum logged.
+	psql -qX -v ON_ERROR_STOP=1 >/dev/null <<-SQL || die "soak settings failed"
+	ALTER DATABASE psk_soak SET psk.audit_partition_width = $soak_width;
+	ALTER DATABASE psk_soak SET psk.audit_retention = $soak_retention;
+	SQL
+	# (and set them to freeze as they fill, as the worker would at its
+	# first round: before their first autovacuum)
+	psql -qX -v ON_ERROR_STOP=1 -c "SELECT count(*) FROM psk_audit_maintain()" \
+		-c "SELECT count(*) FROM psk.audit_partitions_freeze_as_filled()" >/dev/null || die "psk_audit_maintain failed"
+	if [ -n "${PSK_SOAK_SQL:-}" ]; then
+		psql -qX -v ON_ERROR_STOP=1 -c "$PSK_SOAK_SQL" >/dev/null || die "PSK_SOAK_SQL failed"
+	fi
+	cluster_stop "$work/data"
+	log_from=$(($(wc -l <"$work/data/server.log") + 1))
+	# shellcheck disable=SC2086
+	cluster_start "$work/data" "$pgport" $bench_pg_settings -c psk.database=psk_soak \
+		-c log_autovacuum_min_duration=0 || die "cluster did not restart for the soak"
+	# One sample: psk.codes (dead and live tuples, table, indexes, the
+	# free-code index, autovacuums, relfrozenxid age), the audit log (total
+	# size of every partition with its indexes, partitions, those frozen,
+	# the oldest relfrozenxid of a partition with rows: the empty default
+	# one and those ahead cost nothing to vacuum), age(datfrozenxid) and the
+	# next xid.
+	stats_sql="SELECT s.n_dead_tup, s.n_live_tup, pg_relation_size('psk.codes'),
 		pg_indexes_size('psk.codes'), pg_relation_size('psk.codes_free_lru_idx'),
-		pg_total_relation_size('psk.audit_log'), autovacuum_count
-		FROM pg_stat_user_tables WHERE relid = 'psk.codes'::regclass"
+		(SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0) FROM pg_partition_tree('psk.audit_log') t),
+		s.autovacuum_count,
+		(SELECT count(*) FROM psk.audit_partitions()),
+		(SELECT count(*) FROM psk.audit_partitions() p JOIN pg_class pc ON pc.oid = p.part
+		  WHERE 'autovacuum_freeze_table_age=0' = ANY (pc.reloptions)),
+		age(d.datfrozenxid), age(c.relfrozenxid),
+		(SELECT coalesce(max(age(pc.relfrozenxid)), 0) FROM pg_partition_tree('psk.audit_log') t
+		   JOIN pg_class pc ON pc.oid = t.relid WHERE t.isleaf AND pg_relation_size(t.relid) > 0),
+		txid_snapshot_xmax(txid_current_snapshot()),
+		(SELECT coalesce(max(age(pc.relfrozenxid)), 0) FROM psk.audit_partitions() p
+		   JOIN pg_class pc ON pc.oid = p.part WHERE p.lower_bound <= now() AND p.upper_bound > now())
+		FROM pg_stat_user_tables s, pg_database d, pg_class c
+		WHERE s.relid = 'psk.codes'::regclass AND d.datname = current_database() AND c.oid = s.relid"
 	start_stats=$(psql -XAt -F' ' -c "$stats_sql")
 	t0=$(date +%s)
 	"$PGBIN/pgbench" -n -M prepared -c "$soak_clients" -j 1 -T "$secs" \
 		-l --aggregate-interval="$interval" --log-prefix="$work/soak" \
 		-f bench/psk_cycle.sql >"$work/soak.out" 2>&1 &
 	bench_pid=$!
-	# a sample of the dead tuples every interval, while pgbench runs
+	# a sample every interval, while pgbench runs
 	while kill -0 "$bench_pid" 2>/dev/null; do
 		echo "$(($(date +%s) - t0)) $(psql -XAt -F' ' -c "$stats_sql")" >>"$work/samples"
 		sleep "$interval"
@@ -166,25 +219,63 @@ if [ "$soak_minutes" -gt 0 ]; then
 			{k = int(($1 - s) / iv); n[k] += $2; if (k > m) m = k}
 			END {for (k = 0; k <= m; k++) if ((k + 1) * iv <= secs) printf "%.3f %.0f\n", (k + 1) * iv / 60, n[k] / iv}' \
 		>"$work/points"
-	# the dead tuples at each point: the last sample taken by then
-	awk 'NR == FNR {t[NR] = $1; d[NR] = $2; ns = NR; next}
-		{x = $1 * 60; v = d[1]; for (i = 1; i <= ns; i++) if (t[i] <= x) v = d[i]; print $1, $2, v}' \
+	# each point with the last sample taken by then: minutes, ops/s, dead
+	# tuples, log MB, partitions, age(datfrozenxid), age of psk.codes, of
+	# the oldest audit partition, autovacuums of psk.codes, frozen
+	# partitions, age of the open partition
+	awk 'NR == FNR {t[NR] = $1; row[NR] = $0; ns = NR; next}
+		{x = $1 * 60; r = row[1]; for (i = 1; i <= ns; i++) if (t[i] <= x) r = row[i]
+		 split(r, v, " ")
+		 printf "%s %s %s %.1f %s %s %s %s %s %s %s\n", $1, $2, v[2], v[7] / 1048576, v[9], v[11], v[12], v[13], v[8], v[10], v[15]}' \
 		"$work/samples" "$work/points" >"$work/plot.dat"
 
+	# what each autovacuum of the soak did, from the server log: per table,
+	# the passes, pages scanned of the table, index scans, and seconds
+	tail -n +"$log_from" "$work/data/server.log" | awk '
+		/automatic (aggressive )?vacuum of table "psk_soak\./ {
+			t = $0; sub(/.*vacuum of table "psk_soak\./, "", t); sub(/".*/, "", t)
+			if (t ~ /^psk\.audit_log_p/) t = "psk.audit_log_p* (each partition)"
+			cur = t; n[t]++; if ($0 ~ /aggressive/) ag[t]++
+			s = $0; sub(/.*index scans: /, "", s); ix[t] += s + 0; next }
+		cur != "" && /pages: .* scanned/ { s = $0; sub(/.*remain, /, "", s); sub(/ scanned.*/, "", s); sc[cur] += s
+			r = $0; sub(/.*removed, /, "", r); sub(/ remain.*/, "", r); pg[cur] += r }
+		cur != "" && /WAL usage: / { s = $0; sub(/.* full page images, /, "", s); sub(/ bytes.*/, "", s); wb[cur] += s
+			f = $0; sub(/.*records, /, "", f); sub(/ full page.*/, "", f); fp[cur] += f }
+		cur != "" && /buffer usage: / { s = $0; sub(/.*buffer usage: /, "", s); split(s, b, /[ ,]+/); bu[cur] += b[1] + b[3] }
+		cur != "" && /dead item identifiers removed/ { s = $0; sub(/.* had /, "", s); sub(/ dead item.*/, "", s); rm[cur] += s }
+		cur != "" && /elapsed: / { s = $0; sub(/.*elapsed: /, "", s); sub(/ s.*/, "", s); el[cur] += s; cur = "" }
+		END { for (t in n) printf "| %s | %d | %d | %.0f | %.0f | %d | %.0f | %.0f | %.0f | %.0f | %.2f |\n", t, n[t], ag[t], pg[t] / n[t], sc[t] / n[t], ix[t], bu[t] / n[t], rm[t] / n[t], fp[t] / n[t], wb[t] / n[t] / 1024, el[t] / n[t] }' |
+		sort >"$work/autovacuums"
+	dropped=$(tail -n +"$log_from" "$work/data/server.log" | grep -c 'psk: audit log partition .* dropped')
+	frozen=$(tail -n +"$log_from" "$work/data/server.log" | grep -c 'psk: audit log partition .* frozen (')
+	# the soak's server back as it was for the parts after it
+	cluster_stop "$work/data"
+	# shellcheck disable=SC2086
+	cluster_start "$work/data" "$pgport" $bench_pg_settings || die "cluster did not restart after the soak"
+
 	set -- $start_stats
-	s_dead=$1 s_live=$2 s_tab=$3 s_idx=$4 s_free=$5 s_audit=$6 s_av=$7
+	s_dead=$1 s_live=$2 s_tab=$3 s_idx=$4 s_free=$5 s_audit=$6 s_av=$7 s_parts=$8 s_dat=${10} s_codes_age=${11} s_xid=${13}
 	set -- $end_stats
 	mb() { awk -v b="$1" 'BEGIN {printf "%.1f MB", b / 1048576}'; }
+	xid_rate=$(awk -v a="$s_xid" -v b="${13}" -v s="$secs" 'BEGIN {printf "%.0f", (b - a) / s}')
+	if [ "$soak_retention" = 0 ]; then
+		kept="no retention (psk.audit_retention = 0), weekly partitions"
+	else
+		kept="psk.audit_retention = ${soak_retention}s, partitions of ${soak_width}s (psk.audit_partition_width)"
+	fi
 	{
 		echo
 		echo "## Soak: cycle (c) at $soak_clients clients for $soak_minutes min, $soak_codes codes"
 		echo
-		echo "$tps ops/s over the whole soak, errors $errs."
+		echo "$tps ops/s over the whole soak, errors $errs; $kept;${PSK_SOAK_SQL:+ before it: \`$PSK_SOAK_SQL\`;} the expiry worker in the database (psk.expiry_interval 10 s), log_autovacuum_min_duration = 0. $xid_rate transaction IDs a second. The worker dropped $dropped partitions and froze $frozen."
 		echo
-		echo "| minute | ops/s |"
-		echo "| ---: | ---: |"
-		awk -v iv="$interval" '{m = int(($1 * 60 - 0.001) / 60) + 1; n[m] += $2 * iv; c[m] += iv; if (m > mx) mx = m}
-			END {for (m = 1; m <= mx; m++) if (c[m] > 0) printf "| %d | %.0f |\n", m, n[m] / c[m]}' "$work/points"
+		echo "| minute | ops/s | audit log MB | partitions | age(datfrozenxid) | age of psk.codes | oldest audit partition with rows | open audit partition | autovacuums of psk.codes | dead tuples |"
+		echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+		awk -v iv="$interval" '{m = int(($1 * 60 - 0.001) / 60) + 1; n[m] += $2 * iv; c[m] += iv; if (m > mx) mx = m
+				row[m] = $4 " | " $5 " | " $6 " | " $7 " | " $8 " | " $11 " | " $9 " | " $3}
+			END {for (m = 1; m <= mx; m++) if (c[m] > 0) printf "| %d | %.0f | %s |\n", m, n[m] / c[m], row[m]}' "$work/plot.dat"
+		echo
+		echo "Each minute: its mean ops/s and the last sample taken in it (every ${interval}s)."
 		echo
 		echo "| psk.codes | start | end |"
 		echo "| --- | ---: | ---: |"
@@ -193,21 +284,32 @@ if [ "$soak_minutes" -gt 0 ]; then
 		echo "| table | $(mb "$s_tab") | $(mb "$3") |"
 		echo "| indexes | $(mb "$s_idx") | $(mb "$4") |"
 		echo "| free-code index | $(mb "$s_free") | $(mb "$5") |"
-		echo "| audit log (with indexes) | $(mb "$s_audit") | $(mb "$6") |"
+		echo "| audit log (every partition, with indexes) | $(mb "$s_audit") | $(mb "$6") |"
+		echo "| audit partitions | $s_parts | $8 |"
 		echo "| autovacuums of psk.codes | $s_av | $7 |"
+		echo "| age(datfrozenxid) | $s_dat | ${10} |"
+		echo "| age(relfrozenxid) of psk.codes | $s_codes_age | ${11} |"
 		echo
-		echo "![ops/s over time]($png)"
+		echo "Autovacuum during the soak (the server log):"
 		echo
-		echo "One point per ${interval}s: ops/s (left axis) and the dead tuples of psk.codes (right axis)."
+		echo "| table | passes | aggressive | pages (mean) | pages scanned (mean) | index scans | buffers hit or read (mean) | dead items removed (mean) | full page images (mean) | WAL kB (mean) | seconds (mean) |"
+		echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+		cat "$work/autovacuums"
+		echo
+		echo "![ops/s and the audit log's size over time]($png)"
+		echo
+		echo "![transaction ID ages and dead tuples over time]($png_xid)"
+		echo
+		echo "One point per ${interval}s."
 	} >>"$out"
 
 	gnuplot <<-EOF && written="$written and bench/results/$png" || echo "gnuplot failed: no PNG" >&2
 		set terminal pngcairo size 900,450 noenhanced
 		set output "bench/results/$png"
-		set title "psk cycle (c), $soak_clients clients, $soak_codes codes, git $git_rev, $stamp"
+		set title "psk cycle (c), $soak_clients clients, $soak_codes codes, retention ${soak_retention}s, git $git_rev, $stamp"
 		set xlabel "minutes"
 		set ylabel "cycles/s"
-		set y2label "dead tuples in psk.codes"
+		set y2label "audit log, MB (partitions and indexes)"
 		set xrange [0:*]
 		set yrange [0:*]
 		set y2range [0:*]
@@ -216,6 +318,26 @@ if [ "$soak_minutes" -gt 0 ]; then
 		set key bottom right
 		set grid
 		plot "$work/plot.dat" using 1:2 with linespoints title "cycles/s" axes x1y1, \
+		     "$work/plot.dat" using 1:4 with lines lw 2 title "audit log MB" axes x1y2
+	EOF
+	gnuplot <<-EOF && written="$written and bench/results/$png_xid" || echo "gnuplot failed: no XID PNG" >&2
+		set terminal pngcairo size 900,450 noenhanced
+		set output "bench/results/$png_xid"
+		set title "transaction ID ages and dead tuples, git $git_rev, $stamp"
+		set xlabel "minutes"
+		set ylabel "age in transaction IDs"
+		set y2label "dead tuples in psk.codes"
+		set xrange [0:*]
+		set yrange [0:*]
+		set y2range [0:*]
+		set ytics nomirror
+		set y2tics
+		set key top left
+		set grid
+		plot "$work/plot.dat" using 1:6 with lines lw 2 title "age(datfrozenxid)" axes x1y1, \
+		     "$work/plot.dat" using 1:7 with lines title "age(relfrozenxid) psk.codes" axes x1y1, \
+		     "$work/plot.dat" using 1:8 with lines title "oldest audit partition with rows" axes x1y1, \
+		     "$work/plot.dat" using 1:11 with lines title "open audit partition" axes x1y1, \
 		     "$work/plot.dat" using 1:3 with lines title "dead tuples" axes x1y2
 	EOF
 fi

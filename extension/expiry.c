@@ -472,5 +472,6 @@ psk_expiry_main(Datum main_arg)
 		}
 		expire_once();
 		psk_audit_partitions_once();
+		psk_audit_freeze_once();
 	}
 }

@@ -723,22 +723,48 @@ END
 $$;
 SELECT psk.audit_partition_indexes('psk.audit_log_default');
 
--- The partition of the week that starts at week_start (a Monday 00:00
--- UTC), unless there is one: append-only like its parent, with the
--- indexes of every partition (psk.audit_partition_indexes).
+-- psk.audit_partition_width (a week unless a test or the soak of make
+-- bench-scale shortens it) as an interval, and the start of the partition
+-- that holds ts at that width: partitions tile each week from Monday 00:00
+-- UTC (the setting divides a week evenly).
+CREATE FUNCTION psk.audit_partition_width()
+RETURNS interval
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.make_interval(secs => pg_catalog.date_part(
+        'epoch', pg_catalog.current_setting('psk.audit_partition_width')::interval))
+$$;
+
+CREATE FUNCTION psk.audit_partition_start(ts timestamptz)
+RETURNS timestamptz
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT w + pg_catalog.floor(pg_catalog.date_part('epoch', ts - w)
+                                / pg_catalog.date_part('epoch', psk.audit_partition_width()))
+               * psk.audit_partition_width()
+      FROM pg_catalog.date_trunc('week', ts, 'UTC') w
+$$;
+
+-- The partition that starts at week_start (a Monday 00:00 UTC at the
+-- default width) and spans psk.audit_partition_width, unless there is one:
+-- append-only like its parent, with the indexes of every partition
+-- (psk.audit_partition_indexes).  Named after its first day (and, when shorter than a
+-- week, its first second).
 CREATE FUNCTION psk.audit_partition_create(week_start timestamptz)
 RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    name text := 'audit_log_p' || pg_catalog.to_char(week_start AT TIME ZONE 'UTC', 'YYYYMMDD');
+    width interval := psk.audit_partition_width();
+    name text := 'audit_log_p' || pg_catalog.to_char(week_start AT TIME ZONE 'UTC',
+        CASE WHEN width = interval '168 hours' THEN 'YYYYMMDD' ELSE 'YYYYMMDD_HH24MISS' END);
 BEGIN
     IF pg_catalog.to_regclass('psk.' || pg_catalog.quote_ident(name)) IS NOT NULL THEN
         RETURN false;
     END IF;
     EXECUTE pg_catalog.format(
         'CREATE TABLE psk.%I PARTITION OF psk.audit_log FOR VALUES FROM (%L) TO (%L)',
-        name, week_start, week_start + interval '168 hours');
+        name, week_start, week_start + width);
     PERFORM psk.audit_partition_indexes(pg_catalog.format('psk.%I', name)::regclass);
     EXECUTE pg_catalog.format(
         'CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON psk.%I'
@@ -762,7 +788,9 @@ DECLARE
     -- in seconds (GUC units), not days: the same in every time zone
     retention interval := pg_catalog.make_interval(secs => pg_catalog.date_part(
         'epoch', pg_catalog.current_setting('psk.audit_retention')::interval));
-    this_week timestamptz := pg_catalog.date_trunc('week', pg_catalog.now(), 'UTC');
+    -- partitions of psk.audit_partition_width: "week" below is one of them
+    width interval := psk.audit_partition_width();
+    this_week timestamptz := psk.audit_partition_start(pg_catalog.now());
     first_week timestamptz;
     last_week timestamptz;
     wk timestamptz;
@@ -774,7 +802,7 @@ BEGIN
         RAISE EXCEPTION 'weeks_ahead must be between 0 and 52'
             USING ERRCODE = 'PK001';
     END IF;
-    last_week := this_week + weeks_ahead * interval '168 hours';
+    last_week := this_week + weeks_ahead * width;
 
     -- Rows that found no partition: the default partition is detached (it
     -- loses the cloned row triggers, and new partitions need not be checked
@@ -791,18 +819,19 @@ BEGIN
     IF first_week IS NOT NULL THEN
         ALTER TABLE psk.audit_log DETACH PARTITION psk.audit_log_default;
         detached := true;
-        first_week := pg_catalog.date_trunc('week', first_week, 'UTC');
-        last_week := GREATEST(last_week, pg_catalog.date_trunc('week', wk, 'UTC'));
+        first_week := psk.audit_partition_start(first_week);
+        last_week := GREATEST(last_week, psk.audit_partition_start(wk));
     ELSE
         first_week := this_week;
     END IF;
 
-    FOR wk IN SELECT g FROM pg_catalog.generate_series(first_week, last_week, interval '168 hours') g
+    FOR wk IN SELECT g FROM pg_catalog.generate_series(first_week, last_week, width) g
     LOOP
         IF NOT EXISTS (SELECT FROM psk.audit_partitions() p
-                        WHERE p.lower_bound < wk + interval '168 hours' AND p.upper_bound > wk)
+                        WHERE p.lower_bound < wk + width AND p.upper_bound > wk)
            AND psk.audit_partition_create(wk) THEN
-            partition_name := 'psk.audit_log_p' || pg_catalog.to_char(wk AT TIME ZONE 'UTC', 'YYYYMMDD');
+            partition_name := (SELECT p.part::text FROM psk.audit_partitions() p
+                                WHERE p.lower_bound = wk);
             action := 'created'; n := 0;
             RETURN NEXT;
         END IF;
@@ -850,6 +879,8 @@ REVOKE ALL ON FUNCTION @extschema@.psk_audit_maintain(int) FROM PUBLIC;
 REVOKE ALL ON FUNCTION psk.audit_partitions() FROM PUBLIC;
 REVOKE ALL ON FUNCTION psk.audit_partition_create(timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION psk.audit_partition_indexes(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION psk.audit_partition_width() FROM PUBLIC;
+REVOKE ALL ON FUNCTION psk.audit_partition_start(timestamptz) FROM PUBLIC;
 REVOKE ALL ON TABLE psk.audit_log, psk.audit_log_default FROM PUBLIC;
 REVOKE ALL ON SEQUENCE psk.audit_log_id_seq FROM PUBLIC;
 
@@ -892,6 +923,92 @@ BEGIN
     PERFORM pg_catalog.setval('psk.audit_log_id_seq', r.last_value, r.is_called);
 END
 $do$;
+
+-- Freezing the audit log (freeze.c, after each upkeep of the partitions).
+-- The log is insert-only, so a page once frozen never needs a vacuum
+-- again, and anti-wraparound autovacuum skips it:
+--  * every partition freezes as it fills: autovacuum_freeze_min_age = 0
+--    on it, so that each insert-triggered autovacuum freezes the pages it
+--    visits and moves the partition's relfrozenxid up (with the default,
+--    nothing is frozen until an anti-wraparound pass rereads the week);
+--  * once closed, the worker runs VACUUM (FREEZE) on it (no function can
+--    run VACUUM), for the rows written since the last autovacuum, and
+--    records that with autovacuum_freeze_table_age = 0: done once.
+
+-- Set autovacuum_freeze_min_age = 0 on every partition (the default one
+-- left out: its rows are moved away) that lacks it, mostly those just
+-- made ahead, still empty.  The partitions it set.
+CREATE FUNCTION psk.audit_partitions_freeze_as_filled()
+RETURNS SETOF regclass
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT p.part FROM psk.audit_partitions() p
+               JOIN pg_catalog.pg_class c ON c.oid = p.part
+              WHERE NOT coalesce('autovacuum_freeze_min_age=0' = ANY (c.reloptions), false)
+              ORDER BY p.lower_bound
+    LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE %s SET (autovacuum_freeze_min_age = 0)', r.part);
+        RETURN NEXT r.part;
+    END LOOP;
+END
+$$;
+
+-- The partitions to freeze, oldest first: closed (their upper bound a
+-- minute past, so that a transaction that began inside it has ended),
+-- not frozen yet (no autovacuum_freeze_table_age = 0, the record that
+-- psk.audit_partition_frozen leaves), and not about to be dropped by
+-- psk.audit_retention.
+CREATE FUNCTION psk.audit_partitions_to_freeze()
+RETURNS TABLE (part regclass, lower_bound timestamptz, upper_bound timestamptz)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT p.part, p.lower_bound, p.upper_bound
+      FROM psk.audit_partitions() p
+      JOIN pg_catalog.pg_class c ON c.oid = p.part,
+           pg_catalog.date_part('epoch', pg_catalog.current_setting('psk.audit_retention')::interval) r
+     WHERE p.upper_bound <= pg_catalog.now() - interval '1 minute'
+       AND NOT coalesce('autovacuum_freeze_table_age=0' = ANY (c.reloptions), false)
+       AND NOT (r > 0 AND p.upper_bound <= pg_catalog.now() - r * interval '1 second')
+     ORDER BY p.lower_bound
+$$;
+
+-- The record that part was frozen: autovacuum_freeze_table_age = 0 (and
+-- autovacuum_freeze_min_age = 0) on it.  Any autovacuum of it is then
+-- aggressive and freezes all it visits: a row that still comes in (a late
+-- transaction, the upkeep moving rows out of the default partition, a
+-- restore's COPY) is frozen by the next one, and the partition stays
+-- all-frozen.
+CREATE FUNCTION psk.audit_partition_frozen(part regclass)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_inherits i
+                    WHERE i.inhparent = 'psk.audit_log'::regclass AND i.inhrelid = part) THEN
+        RAISE EXCEPTION '% is not a partition of psk.audit_log', part
+            USING ERRCODE = 'PK001';
+    END IF;
+    EXECUTE pg_catalog.format(
+        'ALTER TABLE %s SET (autovacuum_freeze_min_age = 0, autovacuum_freeze_table_age = 0)', part);
+END
+$$;
+REVOKE ALL ON FUNCTION psk.audit_partitions_freeze_as_filled() FROM PUBLIC;
+REVOKE ALL ON FUNCTION psk.audit_partitions_to_freeze() FROM PUBLIC;
+REVOKE ALL ON FUNCTION psk.audit_partition_frozen(regclass) FROM PUBLIC;
+
+-- (00_schema.sql) Freeze every row a vacuum of psk.codes visits (measured in the soak of
+-- make bench-scale, README "Vacuum and transaction IDs"): its pages are
+-- rewritten all the time, so with the default (rows older than 50M
+-- transactions) no pass froze anything and the table's relfrozenxid never
+-- moved, and at full speed (2 transaction IDs a cycle) an aggressive
+-- anti-wraparound pass over the whole table would come every few hours.
+-- Frozen as it goes, each ordinary pass moves relfrozenxid up to its
+-- cutoff, for a little more WAL.
+ALTER TABLE psk.codes SET (autovacuum_freeze_min_age = 0);
+
 -- out of the extension first, so that pg_dump forgets them too
 ALTER EXTENSION psk DROP SEQUENCE psk.audit_log_0_2_id_seq;
 ALTER EXTENSION psk DROP TABLE psk.audit_log_0_2;

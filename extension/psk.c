@@ -27,6 +27,7 @@ int	  psk_login_lockout = 15 * 60;
 int	  psk_expiry_interval = 10;
 int	  psk_expiry_batch = 1000;
 int	  psk_audit_retention = 0;
+int	  psk_audit_partition_width = 7 * 86400;
 char *psk_databases = NULL;
 char *psk_display_timezone = NULL;
 
@@ -53,6 +54,22 @@ psk_shmem_startup(void)
 	psk_guard_shmem_startup();
 	psk_expiry_shmem_startup();
 	psk_free_hint_shmem_startup();
+}
+
+/*
+ * psk.audit_partition_width: a whole fraction of a week, so that the
+ * partitions of every width start on Monday 00:00 UTC and tile each week.
+ */
+static bool
+check_audit_partition_width(int *newval, void **extra, GucSource source)
+{
+	if ((7 * 86400) % *newval != 0)
+	{
+		GUC_check_errdetail("%d s does not divide a week (604800 s) evenly.",
+							*newval);
+		return false;
+	}
+	return true;
 }
 
 /* psk.display_timezone: a zone name the tz database knows ("Asia/Kolkata") */
@@ -108,6 +125,13 @@ _PG_init(void)
 		"dropped by the background worker or psk_audit_maintain().",
 		&psk_audit_retention, 0, 0, INT_MAX, PGC_SUSET, GUC_UNIT_S, NULL, NULL,
 		NULL);
+	DefineCustomIntVariable(
+		"psk.audit_partition_width",
+		"Time span of each partition of the audit log made from now on.",
+		"A week by default; shorter ones (down to a minute) let tests and the "
+		"soak of make bench-scale see retention at work within minutes.",
+		&psk_audit_partition_width, 7 * 86400, 60, 7 * 86400, PGC_SUSET,
+		GUC_UNIT_S, check_audit_partition_width, NULL, NULL);
 	DefineCustomIntVariable(
 		"psk.expiry_interval",
 		"How often the background worker returns overdue holds to their pool.",

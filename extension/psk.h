@@ -68,6 +68,7 @@ extern int	 psk_login_lockout;
 extern int	 psk_expiry_interval;
 extern int	 psk_expiry_batch;
 extern int	 psk_audit_retention;
+extern int	 psk_audit_partition_width;
 extern char *psk_databases;
 extern char *psk_display_timezone;
 
@@ -321,6 +322,7 @@ extern List *psk_expire_overdue(int limit, bool *more);
 extern uint64 psk_forget_requests(int max);
 /* partitions.c: the audit log's partitions, from the worker's loop */
 extern void psk_audit_partitions_once(void);
+extern void psk_audit_freeze_once(void);
 #define PSK_FORGET_BATCH 10000
 /* expiry.c: from _PG_init when preloaded, one worker per psk.database. */
 extern void psk_register_expiry_workers(void);

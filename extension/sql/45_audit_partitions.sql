@@ -91,22 +91,48 @@ END
 $$;
 SELECT psk.audit_partition_indexes('psk.audit_log_default');
 
--- The partition of the week that starts at week_start (a Monday 00:00
--- UTC), unless there is one: append-only like its parent, with the
--- indexes of every partition (psk.audit_partition_indexes).
+-- psk.audit_partition_width (a week unless a test or the soak of make
+-- bench-scale shortens it) as an interval, and the start of the partition
+-- that holds ts at that width: partitions tile each week from Monday 00:00
+-- UTC (the setting divides a week evenly).
+CREATE FUNCTION psk.audit_partition_width()
+RETURNS interval
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.make_interval(secs => pg_catalog.date_part(
+        'epoch', pg_catalog.current_setting('psk.audit_partition_width')::interval))
+$$;
+
+CREATE FUNCTION psk.audit_partition_start(ts timestamptz)
+RETURNS timestamptz
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT w + pg_catalog.floor(pg_catalog.date_part('epoch', ts - w)
+                                / pg_catalog.date_part('epoch', psk.audit_partition_width()))
+               * psk.audit_partition_width()
+      FROM pg_catalog.date_trunc('week', ts, 'UTC') w
+$$;
+
+-- The partition that starts at week_start (a Monday 00:00 UTC at the
+-- default width) and spans psk.audit_partition_width, unless there is one:
+-- append-only like its parent, with the indexes of every partition
+-- (psk.audit_partition_indexes).  Named after its first day (and, when shorter than a
+-- week, its first second).
 CREATE FUNCTION psk.audit_partition_create(week_start timestamptz)
 RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    name text := 'audit_log_p' || pg_catalog.to_char(week_start AT TIME ZONE 'UTC', 'YYYYMMDD');
+    width interval := psk.audit_partition_width();
+    name text := 'audit_log_p' || pg_catalog.to_char(week_start AT TIME ZONE 'UTC',
+        CASE WHEN width = interval '168 hours' THEN 'YYYYMMDD' ELSE 'YYYYMMDD_HH24MISS' END);
 BEGIN
     IF pg_catalog.to_regclass('psk.' || pg_catalog.quote_ident(name)) IS NOT NULL THEN
         RETURN false;
     END IF;
     EXECUTE pg_catalog.format(
         'CREATE TABLE psk.%I PARTITION OF psk.audit_log FOR VALUES FROM (%L) TO (%L)',
-        name, week_start, week_start + interval '168 hours');
+        name, week_start, week_start + width);
     PERFORM psk.audit_partition_indexes(pg_catalog.format('psk.%I', name)::regclass);
     EXECUTE pg_catalog.format(
         'CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON psk.%I'
@@ -130,7 +156,9 @@ DECLARE
     -- in seconds (GUC units), not days: the same in every time zone
     retention interval := pg_catalog.make_interval(secs => pg_catalog.date_part(
         'epoch', pg_catalog.current_setting('psk.audit_retention')::interval));
-    this_week timestamptz := pg_catalog.date_trunc('week', pg_catalog.now(), 'UTC');
+    -- partitions of psk.audit_partition_width: "week" below is one of them
+    width interval := psk.audit_partition_width();
+    this_week timestamptz := psk.audit_partition_start(pg_catalog.now());
     first_week timestamptz;
     last_week timestamptz;
     wk timestamptz;
@@ -142,7 +170,7 @@ BEGIN
         RAISE EXCEPTION 'weeks_ahead must be between 0 and 52'
             USING ERRCODE = 'PK001';
     END IF;
-    last_week := this_week + weeks_ahead * interval '168 hours';
+    last_week := this_week + weeks_ahead * width;
 
     -- Rows that found no partition: the default partition is detached (it
     -- loses the cloned row triggers, and new partitions need not be checked
@@ -159,18 +187,19 @@ BEGIN
     IF first_week IS NOT NULL THEN
         ALTER TABLE psk.audit_log DETACH PARTITION psk.audit_log_default;
         detached := true;
-        first_week := pg_catalog.date_trunc('week', first_week, 'UTC');
-        last_week := GREATEST(last_week, pg_catalog.date_trunc('week', wk, 'UTC'));
+        first_week := psk.audit_partition_start(first_week);
+        last_week := GREATEST(last_week, psk.audit_partition_start(wk));
     ELSE
         first_week := this_week;
     END IF;
 
-    FOR wk IN SELECT g FROM pg_catalog.generate_series(first_week, last_week, interval '168 hours') g
+    FOR wk IN SELECT g FROM pg_catalog.generate_series(first_week, last_week, width) g
     LOOP
         IF NOT EXISTS (SELECT FROM psk.audit_partitions() p
-                        WHERE p.lower_bound < wk + interval '168 hours' AND p.upper_bound > wk)
+                        WHERE p.lower_bound < wk + width AND p.upper_bound > wk)
            AND psk.audit_partition_create(wk) THEN
-            partition_name := 'psk.audit_log_p' || pg_catalog.to_char(wk AT TIME ZONE 'UTC', 'YYYYMMDD');
+            partition_name := (SELECT p.part::text FROM psk.audit_partitions() p
+                                WHERE p.lower_bound = wk);
             action := 'created'; n := 0;
             RETURN NEXT;
         END IF;

@@ -24,7 +24,7 @@ psql -XAtq -v ON_ERROR_STOP=1 -c "CREATE EXTENSION psk CASCADE" -f test/fixtures
 sql "SELECT count(*) FROM psk_add_codes('admin@example.com', 'OSV', ARRAY['W1', 'W2', 'W3', 'W4'])" >/dev/null
 cluster_stop "$work/data"
 cluster_start "$work/data" "$port" -c shared_preload_libraries=psk \
-	-c psk.database=psk_worker,postgres -c psk.expiry_interval=1 || exit 1
+	-c psk.database=psk_worker,postgres -c psk.expiry_interval=1 -c autovacuum_naptime=1 || exit 1
 
 check "psk.database is read at start" "psk_worker,postgres" "$(sql "SHOW psk.database")"
 sleep 1
@@ -87,6 +87,36 @@ for _ in $(seq 50); do
 done
 check "an old row gets the partition of its week" "1 0" \
 	"$(sql "SELECT count(*) || ' ' || (SELECT count(*) FROM psk.audit_log_default) FROM psk.audit_log WHERE code = 'OLD-W'")"
+# the old row's week is over: the worker freezes its partition once
+# (freeze.c: VACUUM (FREEZE), then autovacuum_freeze_min_age = 0 as the
+# record), and leaves this week's and those ahead alone
+old_part=psk.audit_log_p$(sql "SELECT to_char(date_trunc('week', now() - interval '60 days', 'UTC'), 'YYYYMMDD')")
+for _ in $(seq 50); do
+	grep -q "psk: audit log partition $old_part frozen" "$work/data/server.log" && break
+	sleep 0.2
+done
+sql "CREATE EXTENSION IF NOT EXISTS pg_visibility" >/dev/null
+check "freeze: every page of the closed partition all-frozen, its relfrozenxid past its row's xmin, recorded" \
+	"1 1 true {autovacuum_freeze_min_age=0,autovacuum_freeze_table_age=0}" \
+	"$(sql "SELECT s.all_frozen || ' ' || c.relpages || ' ' ||
+	               (age(c.relfrozenxid) < (SELECT age(xmin) FROM psk.audit_log WHERE code = 'OLD-W')) || ' ' ||
+	               c.reloptions::text
+	          FROM pg_class c, pg_visibility_map_summary(c.oid) s WHERE c.oid = '$old_part'::regclass")"
+for _ in $(seq 50); do # the other closed weeks (tap.sql's rows), one a round
+	[ "$(sql "SELECT count(*) FROM psk.audit_partitions_to_freeze()")" = 0 ] && break
+	sleep 0.2
+done
+check "freeze: this week's partition and those ahead freeze as they fill, not recorded as frozen; none left to freeze" "3 3 0 0" \
+	"$(sql "SELECT count(*) || ' ' ||
+	               count(*) FILTER (WHERE 'autovacuum_freeze_min_age=0' = ANY (c.reloptions)) || ' ' ||
+	               count(*) FILTER (WHERE 'autovacuum_freeze_table_age=0' = ANY (c.reloptions)) || ' ' ||
+	               (SELECT count(*) FROM psk.audit_partitions_to_freeze())
+	          FROM psk.audit_partitions() p JOIN pg_class c ON c.oid = p.part WHERE p.upper_bound > now()")"
+sleep 3 # three more rounds of the worker
+check "freeze: done once (one log line, one vacuum of it in three rounds)" "1 1" \
+	"$(grep -c "psk: audit log partition $old_part frozen" "$work/data/server.log") $(sql "SELECT vacuum_count FROM pg_stat_all_tables WHERE relid = '$old_part'::regclass")"
+check "freeze: psk.audit_partition_frozen takes only partitions of the log" PK001 \
+	"$(PGOPTIONS='-c log_min_messages=fatal' psql -XAtq -v VERBOSITY=sqlstate -c "SELECT psk.audit_partition_frozen('psk.codes')" 2>&1 | grep -o 'PK[0-9]*')"
 sql "ALTER SYSTEM SET psk.audit_retention = '30d'" >/dev/null
 sql "SELECT pg_reload_conf()" >/dev/null
 for _ in $(seq 50); do
@@ -102,7 +132,7 @@ check "the log says which partition went" 1 \
 	"$(grep -c "psk: audit log partition psk.audit_log_p$old_week dropped" "$work/data/server.log")"
 sql "ALTER SYSTEM RESET psk.audit_retention" >/dev/null
 sql "SELECT pg_reload_conf()" >/dev/null
-check "no partition upkeep failed" 0 "$(grep -c 'not maintained' "$work/data/server.log")"
+check "no partition upkeep or freeze failed" 0 "$(grep -c 'not maintained\|not frozen' "$work/data/server.log")"
 
 # the README's examples of the audit log, run as written
 readme_block() { # readme_block MARK: the sql block after <!-- MARK --> in README.md
@@ -115,8 +145,38 @@ check "README: the retention is in force" 90d "$(sql "SHOW psk.audit_retention")
 check "README: reading a busy month runs as written" "0 3" \
 	"$(readme_block busy-month | psql -XAtq -v ON_ERROR_STOP=1 >/dev/null 2>>"$work/readme.err"; echo $? \
 	   "$(readme_block busy-month | grep -c 'FROM psk_log(')")"
+rc=$(readme_block retention-day | psql -XAtq -v ON_ERROR_STOP=1 >"$work/readme.out" 2>>"$work/readme.err"; echo $?)
+check "README: an operator's day with retention runs as written, each closed week shown frozen" \
+	"0 $(sql "SELECT count(*) || ' ' || count(*) FILTER (WHERE upper_bound < now()) FROM psk.audit_partitions()")" \
+	"$rc $(grep -c '^psk\.audit_log_p[0-9]*|.*|[tf]$' "$work/readme.out") $(grep -c '^psk\.audit_log_p[0-9]*|.*|t$' "$work/readme.out")"
 sql "ALTER SYSTEM RESET psk.audit_retention" >/dev/null
 sql "SELECT pg_reload_conf()" >/dev/null
+
+# psk.audit_partition_width (tests and the soak of make bench-scale):
+# minute-wide partitions in a database of their own without a worker
+# (psk_audit_maintain() as a scheduler calls it), retention at work within
+# minutes; a width that does not divide a week is refused
+psql -XAtq -d postgres -c "CREATE DATABASE psk_width" || exit 1
+PGDATABASE=psk_width psql -XAtq -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" \
+	-c "CREATE EXTENSION psk CASCADE" >/dev/null 2>&1 || exit 1
+wsql() { PGDATABASE=psk_width PGOPTIONS="-c psk.audit_partition_width=60 $1" sql "$2"; }
+made=$(wsql "" "SELECT count(*) FROM psk_audit_maintain() WHERE action = 'created'")
+check "width: three partitions of a minute each from this minute on, named to the second" "3 3 true true" \
+	"$made $(wsql "" "SELECT count(*) || ' ' || bool_and(upper_bound - lower_bound = interval '1 minute') || ' ' ||
+	                         (min(lower_bound) = date_trunc('minute', now())
+	                          AND bool_and(part::text ~ '^psk.audit_log_p[0-9]{8}_[0-9]{6}$'))
+	                    FROM psk.audit_partitions()")"
+wsql "" "INSERT INTO psk.audit_log (logged_at, action, code, note)
+         VALUES (now() - interval '150 s', 'COMMENTED', 'WIDTH-OLD', 'old')" >/dev/null
+moved=$(wsql "" "SELECT string_agg(action || ' ' || n, ',') FROM psk_audit_maintain() WHERE action = 'moved'")
+check "width: an older row gets a partition of its minute" "moved 1 t" \
+	"$moved $(wsql "" "SELECT upper_bound - lower_bound = interval '1 minute' FROM psk.audit_partitions() p
+	                    WHERE p.lower_bound <= now() - interval '150 s' AND p.upper_bound > now() - interval '150 s'")"
+dropped=$(wsql "-c psk.audit_retention=60" "SELECT string_agg(DISTINCT action, ',') FROM psk_audit_maintain() WHERE action = 'dropped'")
+check "width: past a retention of a minute its partition is dropped, its row gone" "dropped 0" \
+	"$dropped $(wsql "" "SELECT count(*) FROM psk.audit_log WHERE code = 'WIDTH-OLD'")"
+check "width: one that does not divide a week is refused" 22023 \
+	"$(PGDATABASE=psk_width PGOPTIONS='-c log_min_messages=fatal' psql -XAtq -v VERBOSITY=sqlstate -c "SET psk.audit_partition_width = '11min'" 2>&1 | grep -o '[0-9A-Z]\{5\}$')"
 
 # a database without psk: the worker stays quiet and alive
 check "the worker in a database without psk is alive" 1 \
@@ -149,6 +209,41 @@ check "at most psk.expiry_batch holds per transaction" t \
 check "so at least ten transactions" t \
 	"$(sql "SELECT count(DISTINCT xmin::text) >= 10 FROM psk.audit_log WHERE action = 'EXPIRED' AND code LIKE 'WB%'")"
 check "no worker errors in the log after the batches" 0 "$(grep -c 'ERROR' "$work/data/server.log")"
+
+# psk.codes' autovacuum freezes as it goes (autovacuum_freeze_min_age = 0,
+# 00_schema.sql): after 6,000 dead rows, its relfrozenxid passes an xid
+# taken before them (with the default 50M, the codes added earlier would
+# hold it back)
+mark=$(sql "SELECT txid_current()")
+runs=$(sql "SELECT autovacuum_count FROM pg_stat_user_tables WHERE relid = 'psk.codes'::regclass")
+for _ in 1 2 3 4 5 6; do
+	sql "UPDATE psk.codes SET freed_at = coalesce(freed_at, now()) + interval '1 ms' WHERE code LIKE 'WB%'" >/dev/null
+done
+frozen=
+for _ in $(seq 100); do
+	frozen=$(sql "SELECT (autovacuum_count > $runs) || ' ' || (age(c.relfrozenxid) < age('$mark'::text::xid))
+	              FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid WHERE s.relid = 'psk.codes'::regclass")
+	[ "$frozen" = "true true" ] && break
+	sleep 0.2
+done
+check "autovacuum of psk.codes moves its relfrozenxid past the rows it saw" "true true" "$frozen"
+
+# this week's partition freezes as it fills (autovacuum_freeze_min_age = 0,
+# set by the worker): after 3,000 rows, its insert-triggered autovacuum
+# moves its relfrozenxid past an xid taken before them (with the default,
+# its earlier rows would hold it back)
+week_part=$(sql "SELECT part FROM psk.audit_partitions() WHERE lower_bound <= now() AND upper_bound > now()")
+mark=$(sql "SELECT txid_current()")
+runs=$(sql "SELECT autovacuum_count FROM pg_stat_all_tables WHERE relid = '$week_part'::regclass")
+sql "INSERT INTO psk.audit_log (action, code, note) SELECT 'COMMENTED', 'FILL-' || g, 'fill' FROM generate_series(1, 3000) g" >/dev/null
+frozen=
+for _ in $(seq 100); do
+	frozen=$(sql "SELECT (autovacuum_count > $runs) || ' ' || (age(c.relfrozenxid) < age('$mark'::text::xid))
+	              FROM pg_stat_all_tables s JOIN pg_class c ON c.oid = s.relid WHERE s.relid = '$week_part'::regclass")
+	[ "$frozen" = "true true" ] && break
+	sleep 0.2
+done
+check "autovacuum of this week's audit partition moves its relfrozenxid past the rows it saw" "true true" "$frozen"
 
 # metrics: the worker's liveness in shared memory, and its folds of the log
 metric() { sql "SELECT value FROM psk.metrics() WHERE name = '$1' AND labels = '$2'"; }
