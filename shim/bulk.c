@@ -527,8 +527,12 @@ drained(Bulk *b)
 
 /*
  * Read and drop the rest of a refused body: to its end, at most
- * --import-limit bytes more, while it keeps coming (on_idle).
+ * --import-limit bytes more (DRAIN_MIN at least, so that a small limit
+ * does not close on a client still sending a few bytes: a reset that would
+ * likely lose it the reply), while it keeps coming (on_idle).
  */
+#define DRAIN_MIN (1024 * 1024)
+
 static void
 drain(Bulk *b)
 {
@@ -543,7 +547,7 @@ drain(Bulk *b)
 			b->head_len = 0;
 		}
 		in = b->sock->input;
-		if (b->drained > shim_config.import_limit)
+		if (b->drained > shim_config.import_limit && b->drained > DRAIN_MIN)
 		{
 			drained(b);
 			return;
