@@ -104,7 +104,7 @@ import_tables(bool create)
 			"  batch_id uuid, line bigint, code text, reason text NOT NULL,"
 			"  PRIMARY KEY (batch_id, line));"
 			"CREATE INDEX psk_import_failed_code_idx"
-			"  ON psk_import_failed (batch_id, code);"
+			"  ON pg_temp.psk_import_failed (batch_id, code);"
 			"CREATE TEMP TABLE psk_import_unknown ("
 			"  batch_id uuid, key text, name text NOT NULL,"
 			"  line bigint NOT NULL, ord bigint NOT NULL,"

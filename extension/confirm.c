@@ -105,8 +105,10 @@ psk_confirm(PG_FUNCTION_ARGS)
 	Datum		   values[3];
 	bool		   nulls[3] = { 0 };
 
+	psk_pin_search_path();
 	psk_confirm_code(email, code, PG_ARGISNULL(2) ? NULL : PG_GETARG_UUID_P(2),
 					 &confirmed);
+	psk_unpin_search_path();
 
 	InitMaterializedSRF(fcinfo, 0);
 	values[0] = CStringGetTextDatum(confirmed.code);

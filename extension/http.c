@@ -475,6 +475,7 @@ http_run(FunctionCallInfo fcinfo, const HttpRoute *route)
 	HttpRequest req;
 	JsonOut		out;
 
+	psk_pin_search_path();
 	memset(&req, 0, sizeof(req));
 	req.route = route;
 	http_check_caller(fcinfo, &req);
@@ -482,6 +483,7 @@ http_run(FunctionCallInfo fcinfo, const HttpRoute *route)
 
 	json_init(&out);
 	route->handler(&req, &out);
+	psk_unpin_search_path();
 	PG_RETURN_TEXT_P(json_result(&out));
 }
 

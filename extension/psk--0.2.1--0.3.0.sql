@@ -1185,3 +1185,40 @@ SELECT DISTINCT coalesce(user_id, 0), user_name FROM psk.audit_log
  WHERE user_name IS NOT NULL
 UNION
 SELECT id, user_name FROM psk.users;
+
+-- The holder's cycle and the HTTP routes pin their search_path in C
+-- (search_path.c) rather than with a SET clause (10_engine.sql).
+ALTER FUNCTION @extschema@.psk_reserve(text, text, text, text, int, text) RESET search_path;
+ALTER FUNCTION @extschema@.psk_confirm(text, text, uuid) RESET search_path;
+ALTER FUNCTION @extschema@.psk_renew(text, text, uuid) RESET search_path;
+ALTER FUNCTION @extschema@.psk_release(text, text, text, text) RESET search_path;
+ALTER FUNCTION psk.http_login(text, text, jsonb) RESET search_path;
+ALTER FUNCTION psk.http_me(text, text, jsonb) RESET search_path;
+ALTER FUNCTION psk.http_logout(text, text, jsonb) RESET search_path;
+ALTER FUNCTION psk.http_reserve(text, text, jsonb) RESET search_path;
+ALTER FUNCTION psk.http_confirm(text, text, jsonb) RESET search_path;
+ALTER FUNCTION psk.http_renew(text, text, jsonb) RESET search_path;
+ALTER FUNCTION psk.http_release(text, text, jsonb) RESET search_path;
+ALTER FUNCTION psk.http_mark_non_usable(text, text, jsonb) RESET search_path;
+ALTER FUNCTION psk.http_comment(text, text, jsonb) RESET search_path;
+ALTER FUNCTION psk.http_my_codes(text, text, jsonb) RESET search_path;
+ALTER FUNCTION psk.http_user_logs(text, text, jsonb) RESET search_path;
+ALTER FUNCTION psk.http_recent_releases(text, text, jsonb) RESET search_path;
+ALTER FUNCTION psk.http_user_countries(text, text, jsonb) RESET search_path;
+ALTER FUNCTION psk.http_admin_countries(text, text, jsonb) RESET search_path;
+ALTER FUNCTION psk.http_count(text, text, jsonb) RESET search_path;
+ALTER FUNCTION psk.http_create_user(text, text, jsonb) RESET search_path;
+ALTER FUNCTION psk.http_users(text, text, jsonb) RESET search_path;
+ALTER FUNCTION psk.http_update_user(text, text, jsonb) RESET search_path;
+ALTER FUNCTION psk.http_delete_user(text, text, jsonb) RESET search_path;
+ALTER FUNCTION psk.http_add_codes(text, text, jsonb) RESET search_path;
+ALTER FUNCTION psk.http_codes_all(text, text, jsonb) RESET search_path;
+ALTER FUNCTION psk.http_codes(text, text, jsonb) RESET search_path;
+ALTER FUNCTION psk.http_overdue(text, text, jsonb) RESET search_path;
+ALTER FUNCTION psk.http_delete_code(text, text, jsonb) RESET search_path;
+ALTER FUNCTION psk.http_disassociate(text, text, jsonb) RESET search_path;
+ALTER FUNCTION psk.http_admin_mark_non_usable(text, text, jsonb) RESET search_path;
+ALTER FUNCTION psk.http_restore(text, text, jsonb) RESET search_path;
+ALTER FUNCTION psk.http_logs(text, text, jsonb) RESET search_path;
+ALTER FUNCTION psk.http_healthz(text, text, jsonb) RESET search_path;
+ALTER FUNCTION psk.http_codes_import(text, text, jsonb) RESET search_path;

@@ -336,4 +336,13 @@ extern void psk_expiry_shmem_startup(void);
  */
 extern void psk_require_writable(const char *what);
 
+/*
+ * search_path.c: pg_catalog alone as the search_path from pin to unpin (the
+ * functions defined without SET search_path call these first and last;
+ * an error that leaves the call early unpins at its (sub)transaction's
+ * abort).
+ */
+extern void psk_pin_search_path(void);
+extern void psk_unpin_search_path(void);
+
 #endif /* PSK_H */

@@ -77,7 +77,9 @@ psk_release(PG_FUNCTION_ARGS)
 	Datum		   values[2];
 	bool		   nulls[2] = { 0 };
 
+	psk_pin_search_path();
 	psk_release_code(email, code, clearance, note, &released);
+	psk_unpin_search_path();
 
 	InitMaterializedSRF(fcinfo, 0);
 	values[0] = CStringGetTextDatum(released.code);

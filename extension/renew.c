@@ -223,8 +223,10 @@ psk_renew(PG_FUNCTION_ARGS)
 
 		code = pnstrdup(VARDATA_ANY(arg), Min(VARSIZE_ANY_EXHDR(arg), cap));
 	}
+	psk_pin_search_path();
 	psk_renew_code(email, code, PG_ARGISNULL(2) ? NULL : PG_GETARG_UUID_P(2),
 				   &renewed);
+	psk_unpin_search_path();
 
 	InitMaterializedSRF(fcinfo, 0);
 	values[0] = CStringGetTextDatum(renewed.code);

@@ -550,7 +550,9 @@ psk_reserve(PG_FUNCTION_ARGS)
 	 * up after waiting for the update's locks, it would be gone.
 	 */
 	InitMaterializedSRF(fcinfo, 0);
+	psk_pin_search_path();
 	n = psk_reserve_codes(email, &args, &got);
+	psk_unpin_search_path();
 	for (int i = 0; i < n; i++)
 	{
 		Datum values[5];

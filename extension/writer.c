@@ -25,6 +25,7 @@
  */
 #include "writer.h"
 
+#include "access/attmap.h"
 #include "access/genam.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -42,11 +43,14 @@
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
+#include "partitioning/partbounds.h"
+#include "partitioning/partdesc.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/partcache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -432,10 +436,8 @@ open_result_relation(EState *estate, const char *name, Index rti,
 /*
  * psk.audit_log is partitioned by logged_at (partitions.c makes and drops
  * the partitions).  The parent is opened as a ModifyTable node opens the
- * target of an INSERT, without its (partitioned) indexes; each row is
- * routed to its partition by the executor's tuple routing, as COPY and
- * logical replication do, which opens a partition (and its indexes) once
- * per call when the first row goes there.  A row past every partition
+ * target of an INSERT, without its (partitioned) indexes.  A row goes to
+ * the partition log_partition finds for it; a row past every partition
  * goes to the default partition, so a missing partition never fails a
  * change.
  */
@@ -446,30 +448,112 @@ open_log(PskWriter *w, EState *estate, Index rti)
 	Relation rel = table_open(psk_relation("audit_log"), RowExclusiveLock);
 
 	InitResultRelInfo(rri, rel, rti, NULL, 0);
-	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
-	{
-		ModifyTableState *mtstate = makeNode(ModifyTableState);
-
-		mtstate->ps.plan = NULL;
-		mtstate->ps.state = estate;
-		mtstate->operation = CMD_INSERT;
-		mtstate->mt_nrels = 1;
-		mtstate->resultRelInfo = rri;
-		mtstate->rootResultRelInfo = rri;
-		w->log_mtstate = mtstate;
-		w->log_proute = ExecSetupPartitionTupleRouting(estate, rel);
-	}
-	else
+	w->log_partitioned = rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE;
+	w->log_part = NULL;
+	w->log_mtstate = NULL;
+	w->log_proute = NULL;
+	if (!w->log_partitioned)
 	{
 		/* not partitioned (a table made before 0.3.0 and not updated) */
-		w->log_mtstate = NULL;
-		w->log_proute = NULL;
 		rri->ri_ConstraintExprs = cached_check_exprs(&log_checks, rel);
 		ExecOpenIndices(rri, false);
 	}
 	estate->es_opened_result_relations =
 		lappend(estate->es_opened_result_relations, rri);
 	return rri;
+}
+
+/*
+ * The partition of psk.audit_log that a row logged at ts belongs in, found
+ * as the executor's tuple routing finds it (a binary search of the range
+ * bounds, else the default partition), or InvalidOid unless the table is
+ * partitioned as psk makes it: by range of logged_at alone.
+ */
+static Oid
+log_partition_for(Relation parent, AttrNumber logged_at, TimestampTz ts)
+{
+	PartitionKey	   key = RelationGetPartitionKey(parent);
+	PartitionDesc	   desc;
+	PartitionBoundInfo bounds;
+	Datum			   value = TimestampTzGetDatum(ts);
+	bool			   equal;
+	int				   index = -1;
+
+	if (key == NULL || key->strategy != PARTITION_STRATEGY_RANGE ||
+		key->partnatts != 1 || key->partattrs[0] != logged_at ||
+		key->parttypid[0] != TIMESTAMPTZOID)
+		return InvalidOid;
+	desc = RelationGetPartitionDesc(parent, true);
+	bounds = desc->boundinfo;
+	if (bounds == NULL)
+		return InvalidOid;
+	if (bounds->ndatums > 0)
+		index = bounds->indexes[partition_range_datum_bsearch(
+									key->partsupfunc, key->partcollation,
+									bounds, 1, &value, &equal) +
+								1];
+	if (index < 0)
+		index = bounds->default_index;
+	return index >= 0 ? desc->oids[index] : InvalidOid;
+}
+
+/*
+ * The partition a row logged at ts goes to, opened with its indexes.  The
+ * executor's tuple routing (as COPY and logical replication use it) costs
+ * a partition directory, a dispatch tree and their teardown on every call,
+ * about a twentieth of a reserve + release cycle for the one partition its
+ * rows go to; so the partition is looked up here and opened as any table
+ * psk writes (the parent first, then the partition: the executor's lock
+ * order).  Its partition constraint is still checked on insert.  A second
+ * partition in one call, a partition with its own partitions or of another
+ * kind, or one whose columns are laid out unlike the parent's, is left to
+ * the executor's routing.
+ */
+static ResultRelInfo *
+log_partition(PskWriter *w, TimestampTz ts)
+{
+	Relation parent = w->log->ri_RelationDesc;
+	Oid		 leaf = log_partition_for(parent, w->log_att[LOG_LOGGED_AT], ts);
+
+	if (w->log_part != NULL &&
+		RelationGetRelid(w->log_part->ri_RelationDesc) == leaf)
+		return w->log_part;
+	if (OidIsValid(leaf) && w->log_part == NULL)
+	{
+		Relation rel = table_open(leaf, RowExclusiveLock);
+
+		if (rel->rd_rel->relkind == RELKIND_RELATION &&
+			build_attrmap_by_name_if_req(RelationGetDescr(parent),
+										 RelationGetDescr(rel)) == NULL)
+		{
+			ResultRelInfo *rri = makeNode(ResultRelInfo);
+
+			InitResultRelInfo(rri, rel, w->log->ri_RangeTableIndex, w->log, 0);
+			rri->ri_ConstraintExprs = cached_check_exprs(&log_checks, rel);
+			ExecOpenIndices(rri, false);
+			w->estate->es_opened_result_relations =
+				lappend(w->estate->es_opened_result_relations, rri);
+			w->log_part = rri;
+			return rri;
+		}
+		table_close(rel, NoLock);
+	}
+
+	if (w->log_proute == NULL)
+	{
+		ModifyTableState *mtstate = makeNode(ModifyTableState);
+
+		mtstate->ps.plan = NULL;
+		mtstate->ps.state = w->estate;
+		mtstate->operation = CMD_INSERT;
+		mtstate->mt_nrels = 1;
+		mtstate->resultRelInfo = w->log;
+		mtstate->rootResultRelInfo = w->log;
+		w->log_mtstate = mtstate;
+		w->log_proute = ExecSetupPartitionTupleRouting(w->estate, parent);
+	}
+	return ExecFindPartition(w->log_mtstate, w->log, w->log_proute, w->log_row,
+							 w->estate);
 }
 
 static RangeTblEntry *
@@ -590,10 +674,16 @@ psk_writer_end(PskWriter *w)
 		ExecCloseIndices(w->codes);
 		table_close(w->codes->ri_RelationDesc, NoLock);
 	}
+	if (w->log_part != NULL)
+	{
+		ExecCloseIndices(w->log_part);
+		table_close(w->log_part->ri_RelationDesc, NoLock);
+	}
 	if (w->log_proute != NULL)
 		ExecCleanupTupleRouting(w->log_mtstate, w->log_proute);
-	else
+	if (!w->log_partitioned)
 		ExecCloseIndices(w->log);
+	w->log_part = NULL;
 	w->log_proute = NULL;
 	w->log_mtstate = NULL;
 	table_close(w->log->ri_RelationDesc, NoLock);
@@ -827,13 +917,11 @@ psk_audit_append_at(PskWriter *w, const char *action, TimestampTz logged_at)
 	psk_audit_set(w, LOG_ACTION, CStringGetTextDatum(action));
 	psk_audit_remember(w, action);
 	ExecStoreVirtualTuple(w->log_row);
-	if (w->log_proute == NULL)
+	if (!w->log_partitioned)
 		ExecSimpleRelationInsert(w->log, w->estate, w->log_row);
 	else
 	{
-		ResultRelInfo *part =
-			ExecFindPartition(w->log_mtstate, w->log, w->log_proute, w->log_row,
-							  w->estate);
+		ResultRelInfo  *part = log_partition(w, logged_at);
 		TupleTableSlot *row = w->log_row;
 
 		/* A partition made from another table may order its columns so. */

@@ -106,7 +106,10 @@ typedef struct PskWriter
 	const AttrNumber *log_att;
 	const AttrNumber *request_att;
 	Oid				  log_id_seq; /* audit_log.id's identity sequence */
-	/* routing of audit rows to their partition; NULL: not partitioned */
+	bool log_partitioned; /* audit_log is partitioned (as 0.3.0 makes it) */
+	/* the partition audit rows went to, found by writer.c itself */
+	ResultRelInfo *log_part;
+	/* the executor's routing, for a row that goes elsewhere; set up then */
 	struct ModifyTableState		 *log_mtstate;
 	struct PartitionTupleRouting *log_proute;
 	TupleTableSlot				 *code_slot; /* a code as locked */

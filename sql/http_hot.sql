@@ -51,7 +51,8 @@ CREATE FUNCTION test.reserved_json(c psk.codes) RETURNS text LANGUAGE sql AS $$
                              'reserved_at', c.reserved_at, 'expires_at', c.expires_at))
 $$;
 
--- The routes: C, SECURITY DEFINER, pinned search_path, not for PUBLIC
+-- The routes: C, SECURITY DEFINER, search_path pinned in C (search_path.c,
+-- so no SET clause), not for PUBLIC
 SELECT p.proname, l.lanname, p.prosecdef, p.provolatile, p.proconfig,
        pg_get_function_identity_arguments(p.oid) AS args, p.prorettype::regtype,
        has_function_privilege('public', p.oid, 'EXECUTE') AS public_may

@@ -7,7 +7,8 @@ INSERT INTO psk.codes (code, pool) VALUES ('P-1', 'OSV'), ('P-2', 'OSV');
 
 -- what the extension itself grants: nothing to PUBLIC, and every psk_*
 -- function runs as its owner with a pinned search_path (the log's readers
--- also without JIT)
+-- also without JIT); the holder's cycle pins it in C (search_path.c, and
+-- sql/search_path.sql), with no SET clause
 SELECT has_schema_privilege('public', 'psk', 'USAGE') AS public_usage_on_psk;
 SELECT c.relname FROM pg_class c
  WHERE c.relnamespace = 'psk'::regnamespace AND c.relkind IN ('r', 'S')
@@ -18,9 +19,13 @@ SELECT p.oid::regprocedure FROM pg_proc p
   JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'psk'
  WHERE has_function_privilege('public', p.oid, 'EXECUTE')
     OR (p.proname LIKE 'psk\_%' AND p.proname <> 'psk_migrate_legacy'
-        AND (NOT p.prosecdef OR p.proconfig[1] IS DISTINCT FROM 'search_path=pg_catalog, pg_temp'
-             OR coalesce(array_length(p.proconfig, 1), 0) > 2
-             OR p.proconfig[2] IS DISTINCT FROM NULL AND p.proconfig[2] <> 'jit=off'));
+        AND (NOT p.prosecdef
+             OR CASE WHEN p.prosrc IN ('psk_reserve', 'psk_confirm', 'psk_renew', 'psk_release')
+                          AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')
+                     THEN p.proconfig IS NOT NULL
+                     ELSE p.proconfig[1] IS DISTINCT FROM 'search_path=pg_catalog, pg_temp'
+                          OR coalesce(array_length(p.proconfig, 1), 0) > 2
+                          OR p.proconfig[2] IS DISTINCT FROM NULL AND p.proconfig[2] <> 'jit=off' END));
 -- the one exception: psk_migrate_legacy runs as its caller, a superuser, and
 -- is granted to no one (README's grant to psk_app leaves it out)
 SELECT p.prosecdef, p.proconfig, p.proacl FROM pg_proc p WHERE p.proname = 'psk_migrate_legacy';

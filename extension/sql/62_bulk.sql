@@ -7,8 +7,7 @@
 -- {"batch_id": uuid}
 CREATE FUNCTION psk.http_codes_import(token text, body text, query jsonb) RETURNS json
 AS 'MODULE_PATHNAME', 'psk_http'
-LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER;  -- (pinned in C, 60_http.sql)
 
 -- a batch of the file's rows: the number of codes inserted
 CREATE FUNCTION psk.http_codes_import_rows(token text, batch_id uuid,

@@ -1,0 +1,50 @@
+-- bench/cpu_cycle.sh and bench/ir_cycle.sh: the psk cycle (c) and the
+-- minimal cycle (m, bench/min_cycle.sql's statements on bench/min_schema.sql)
+-- as procedures that commit after every call, as pgbench's autocommit does.
+CREATE PROCEDURE public.cycle_c(n int) LANGUAGE plpgsql AS $$
+DECLARE
+    c text;
+BEGIN
+    FOR i IN 1..n LOOP
+        SELECT code INTO c FROM psk_reserve('bench1@example.com', 'bench');
+        COMMIT;
+        PERFORM psk_release('bench1@example.com', c);
+        COMMIT;
+    END LOOP;
+END $$;
+-- bench/min_cycle.sql's two statements, as user 2
+CREATE PROCEDURE public.cycle_m(n int) LANGUAGE plpgsql AS $$
+DECLARE
+    cid bigint;
+BEGIN
+    FOR i IN 1..n LOOP
+        WITH picked AS (
+            SELECT id FROM minimal.codes
+             WHERE status = 'CAN_BE_USED' AND pool = 'OSV'
+             ORDER BY freed_at NULLS FIRST, id
+             LIMIT 1 FOR UPDATE SKIP LOCKED
+        ), reserved AS (
+            UPDATE minimal.codes c
+               SET status = 'RESERVED', holder_id = 2, tester_name = 'bench',
+                   reserved_at = now(), reservation_token = gen_random_uuid()
+              FROM picked WHERE c.id = picked.id
+            RETURNING c.id, c.code, c.pool
+        ), logged AS (
+            INSERT INTO minimal.log (action, code, code_type, user_id, tester_name)
+            SELECT 'RESERVED', code, pool, 2, 'bench' FROM reserved
+        )
+        SELECT id INTO cid FROM reserved;
+        COMMIT;
+        WITH released AS (
+            UPDATE minimal.codes
+               SET status = 'CAN_BE_USED', holder_id = NULL, tester_name = NULL,
+                   reserved_at = NULL, reservation_token = NULL,
+                   released_at = now(), freed_at = now()
+             WHERE id = cid AND holder_id = 2
+            RETURNING code, pool
+        )
+        INSERT INTO minimal.log (action, code, code_type, user_id)
+        SELECT 'RELEASED', code, pool, 2 FROM released;
+        COMMIT;
+    END LOOP;
+END $$;
