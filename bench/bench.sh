@@ -67,7 +67,7 @@ adminport=$(free_port)
 # 2.5 s at times (GET /users/my at 8 connections after the 32-client
 # cycle: p99 1.1 s and timeouts through wrk); in its own session, 14 ms.
 # shellcheck disable=SC2086
-setsid shim/psk-shim --listen "127.0.0.1:$httpport" --admin-listen "127.0.0.1:$adminport" --db "host=127.0.0.1 port=$pgport dbname=psk_bench user=postgres" \
+setsid shim/psk-shim --listen "127.0.0.1:$httpport" --admin-listen "127.0.0.1:$adminport" --db "host=$(shim_db_host "$work/data") port=$pgport dbname=psk_bench user=postgres" \
 	$shim_flags >"$work/shim.out" 2>"$work/shim.err" &
 shim_pid=$!
 for _ in $(seq 50); do
@@ -146,7 +146,7 @@ scraper_stop() {
 }
 
 header="$(date -u '+%F %T UTC'), git $git_rev$git_dirty, nproc $ncpu, memory ${mem_gb} GB, $(uname -sr)"
-setup="PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') $bench_pg_settings; $codes codes (OSV half, HSV and COMMON a quarter each); ${seconds}s per run; pgbench -M prepared, -j min(clients, $ncpu); HTTP: bench/psk-http-cycle, one thread per core$([ "$with_wrk" = 1 ] && echo "; d (wrk): wrk, one thread per connection"); psk-shim $shim_flags"
+setup="PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') $bench_pg_settings; $codes codes (OSV half, HSV and COMMON a quarter each); ${seconds}s per run; pgbench -M prepared, -j min(clients, $ncpu); HTTP: bench/psk-http-cycle, one thread per core$([ "$with_wrk" = 1 ] && echo "; d (wrk): wrk, one thread per connection"); psk-shim $shim_flags, to the cluster $([ "$(shim_db_host "$work/data")" = 127.0.0.1 ] && echo "over TCP" || echo "over its Unix socket (pgbench over TCP)")"
 echo "== $header"
 echo "== $setup"
 

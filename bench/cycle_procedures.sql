@@ -48,3 +48,22 @@ BEGIN
         COMMIT;
     END LOOP;
 END $$;
+-- the psk cycle as the shim makes it (run d's backend side):
+-- psk.http_reserve + psk.http_release with a session token (made now: a
+-- login needs the cluster's background workers, which a single-user
+-- backend has not)
+CREATE TABLE public.bench_token AS
+SELECT access_token FROM psk_login('bench1@example.com', 'Rdl@12345');
+CREATE PROCEDURE public.cycle_h(n int) LANGUAGE plpgsql AS $$
+DECLARE
+    t text := (SELECT access_token FROM public.bench_token);
+    c text;
+BEGIN
+    COMMIT;
+    FOR i IN 1..n LOOP
+        c := psk.http_reserve(t, '{"tester_name": "bench"}', '{}')::jsonb ->> 'code';
+        COMMIT;
+        PERFORM psk.http_release(t, pg_catalog.json_build_object('code', c)::text, '{}');
+        COMMIT;
+    END LOOP;
+END $$;

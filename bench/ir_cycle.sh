@@ -8,6 +8,8 @@
 # flush wait and everything lock contention adds.
 #   PSK_IR_CYCLES  cycles counted (2000; the count is the difference of a
 #                  run of PSK_IR_CYCLES + 200 and one of 200)
+#   PSK_IR_RUNS    which runs (c m h: h is c through the HTTP routes' functions,
+#                  psk.http_reserve + psk.http_release, as the shim calls them)
 #   PSK_IR_KEEP    a folder to keep the callgrind files in (for
 #                  callgrind_annotate)
 #   PSK_PGROOT     a private PostgreSQL tree (see README.md)
@@ -40,7 +42,7 @@ instructions() {
 
 echo "== $(date -u '+%F %T') UTC, git $git_rev$git_dirty; instructions per cycle over $cycles cycles"
 printf '| run | instructions per cycle |\n| --- | ---: |\n'
-for kind in c m; do
+for kind in ${PSK_IR_RUNS:-c m h}; do
 	a=$(instructions "$kind" 200)
 	b=$(instructions "$kind" $((cycles + 200)))
 	printf '| %s | %d |\n' "$kind" $(((b - a) / cycles))

@@ -50,6 +50,16 @@ cluster_start() {
 	}
 }
 
+# shim_db_host DIR: the host psk-shim reaches the cluster of DIR at: its
+# Unix socket (cluster_start puts it in DIR), or 127.0.0.1 when DIR's path
+# is too long for a socket's name (107 bytes, with "/.s.PGSQL.PORT") or
+# the caller is not root (DIR is the postgres user's, mode 0700).
+shim_db_host() {
+	local dir
+	dir=$(realpath -m "$1")
+	if [ ${#dir} -le 80 ] && [ "$(id -u)" = 0 ]; then echo "$dir"; else echo 127.0.0.1; fi
+}
+
 # cluster_stop DIR [mode]: stop it if it runs; never fails.
 cluster_stop() {
 	local dir=$1 mode=${2:-fast}

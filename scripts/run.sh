@@ -149,7 +149,10 @@ fi
 
 # The shim connects as psk_shim, which may only call the HTTP functions.
 psql_ -d psk -f scripts/shim-role.sql >/dev/null || die "could not set up the role psk_shim"
-conninfo="host=127.0.0.1 port=$pgport dbname=psk user=psk_shim"
+# It runs beside the database: over the cluster's Unix socket (in the data
+# folder), each request saves a round through the loopback's TCP stack;
+# over TCP when the folder's path is too long for a socket's name.
+conninfo="host=$(shim_db_host "$datadir") port=$pgport dbname=psk user=psk_shim"
 url=http://127.0.0.1:$httpport
 # the admin port (/metrics, /live, /ready): the next one, 8001 by default
 adminport=${PSK_ADMIN_PORT:-$((httpport + 1))}
