@@ -23,7 +23,12 @@
 # Prints one table (operations per second, p50 and p99 latency, and the
 # ratios c/b, c/m, d/c, d/a, ck/c and dk/d) and writes the same as Markdown to
 # bench/results/bench-DATE-REV.md.  Settings, from the environment:
-#   PSK_BENCH_SECONDS   seconds per run (10)
+#   PSK_BENCH_SECONDS   seconds per run (5)
+#   PSK_BENCH_ROUNDS    rounds of the cycle runs (a to ds) at each client
+#                       count, in alternating order (3): each row is its
+#                       median round, each ratio the median of the rounds'
+#                       ratios, so that a drift of the machine during one
+#                       10-second run no longer decides a ratio
 #   PSK_BENCH_CLIENTS   client counts (1 8 32; at most 64)
 #   PSK_BENCH_CODES     codes in the pools (100000)
 #   PSK_BENCH_SHIM      psk-shim flags besides --threads (default "--pool 8")
@@ -34,7 +39,9 @@ cd "$(dirname "$0")/.." || exit 1
 source scripts/lib.sh
 source bench/common.sh
 
-seconds=${PSK_BENCH_SECONDS:-10}
+seconds=${PSK_BENCH_SECONDS:-5}
+rounds=${PSK_BENCH_ROUNDS:-3}
+[[ $rounds =~ ^[0-9]+$ ]] && ((rounds >= 1 && rounds <= 9)) || die "PSK_BENCH_ROUNDS: 1 to 9"
 clients=${PSK_BENCH_CLIENTS:-1 8 32}
 codes=${PSK_BENCH_CODES:-100000}
 # Two database connections per HTTP client at 8 clients: a reserve or a
@@ -146,7 +153,7 @@ scraper_stop() {
 }
 
 header="$(date -u '+%F %T UTC'), git $git_rev$git_dirty, nproc $ncpu, memory ${mem_gb} GB, $(uname -sr)"
-setup="PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') $bench_pg_settings; $codes codes (OSV half, HSV and COMMON a quarter each); ${seconds}s per run; pgbench -M prepared, -j min(clients, $ncpu); HTTP: bench/psk-http-cycle, one thread per core$([ "$with_wrk" = 1 ] && echo "; d (wrk): wrk, one thread per connection"); psk-shim $shim_flags, to the cluster $([ "$(shim_db_host "$work/data")" = 127.0.0.1 ] && echo "over TCP" || echo "over its Unix socket (pgbench over TCP)")"
+setup="PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') $bench_pg_settings; $codes codes (OSV half, HSV and COMMON a quarter each); ${seconds}s per run, $rounds rounds of a to ds in alternating order (rows: the median round; ratios: the median of the rounds' ratios); pgbench -M prepared, -j min(clients, $ncpu); HTTP: bench/psk-http-cycle, one thread per core$([ "$with_wrk" = 1 ] && echo "; d (wrk): wrk, one thread per connection"); psk-shim $shim_flags, to the cluster $([ "$(shim_db_host "$work/data")" = 127.0.0.1 ] && echo "over TCP" || echo "over its Unix socket (pgbench over TCP)")"
 echo "== $header"
 echo "== $setup"
 
@@ -166,29 +173,45 @@ declare -A label=(
 	[e1]="e: GET /auth/me"
 	[e2]="e: GET /users/my"
 )
+# one_run RUN CLIENTS: the result line of one run
+one_run() {
+	case $1 in
+	a) pg_run select1 bench/select1.sql "$2" "$seconds" ;;
+	b) pg_run sql_cycle bench/sql_cycle.sql "$2" "$seconds" ;;
+	m) pg_run min_cycle bench/min_cycle.sql "$2" "$seconds" ;;
+	c) pg_run psk_cycle bench/psk_cycle.sql "$2" "$seconds" ;;
+	ck) pg_run psk_cycle_rid bench/psk_cycle_rid.sql "$2" "$seconds" ;;
+	d) http_run http_cycle "$2" "$seconds" ;;
+	dk) http_run http_cycle_key "$2" "$seconds" -k ;;
+	ds)
+		scraper_start
+		http_run http_cycle_scraped "$2" "$seconds"
+		scraper_stop
+		;;
+	dw) wrk_run http_cycle_wrk bench/http_cycle.lua "$2" "$seconds" ;;
+	esac
+}
+# RR[run,clients,round]: every round's line; R[run,clients]: the median one
+declare -A RR
+cycle_runs=${runs% e1 e2}
 for c in $clients; do
-	R[a,$c]=$(pg_run select1 bench/select1.sql "$c" "$seconds")
-	echo "   ${label[a]}, $c clients: ${R[a,$c]}"
-	R[b,$c]=$(pg_run sql_cycle bench/sql_cycle.sql "$c" "$seconds")
-	echo "   ${label[b]}, $c clients: ${R[b,$c]}"
-	R[m,$c]=$(pg_run min_cycle bench/min_cycle.sql "$c" "$seconds")
-	echo "   ${label[m]}, $c clients: ${R[m,$c]}"
-	R[c,$c]=$(pg_run psk_cycle bench/psk_cycle.sql "$c" "$seconds")
-	echo "   ${label[c]}, $c clients: ${R[c,$c]}"
-	R[ck,$c]=$(pg_run psk_cycle_rid bench/psk_cycle_rid.sql "$c" "$seconds")
-	echo "   ${label[ck]}, $c clients: ${R[ck,$c]}"
-	R[d,$c]=$(http_run http_cycle "$c" "$seconds")
-	echo "   ${label[d]}, $c clients: ${R[d,$c]}"
-	R[dk,$c]=$(http_run http_cycle_key "$c" "$seconds" -k)
-	echo "   ${label[dk]}, $c clients: ${R[dk,$c]}"
-	scraper_start
-	R[ds,$c]=$(http_run http_cycle_scraped "$c" "$seconds")
-	scraper_stop
-	echo "   ${label[ds]}, $c clients: ${R[ds,$c]} ($(cat "$work/scrapes" 2>/dev/null || echo 0) scrapes)"
-	if [ "$with_wrk" = 1 ]; then
-		R[dw,$c]=$(wrk_run http_cycle_wrk bench/http_cycle.lua "$c" "$seconds")
-		echo "   ${label[dw]}, $c clients: ${R[dw,$c]}"
-	fi
+	for ((r = 1; r <= rounds; r++)); do
+		order=$cycle_runs
+		((r % 2 == 0)) && order=$(printf '%s\n' $cycle_runs | tac | xargs)
+		for run in $order; do
+			RR[$run,$c,$r]=$(one_run "$run" "$c")
+			extra=
+			[ "$run" = ds ] && extra=" ($(cat "$work/scrapes" 2>/dev/null || echo 0) scrapes)"
+			echo "   round $r, ${label[$run]}, $c clients: ${RR[$run,$c,$r]}$extra"
+		done
+	done
+	for run in $cycle_runs; do
+		median=$(for ((r = 1; r <= rounds; r++)); do
+			set -- ${RR[$run,$c,$r]}
+			echo "$1 $r"
+		done | sort -n | awk -v n="$rounds" 'NR == int((n + 1) / 2) {print $2}')
+		R[$run,$c]=${RR[$run,$c,$median]}
+	done
 done
 # GET /users/my lists what the user holds: two codes each, as a tester would.
 psql -qX -c "SELECT count(*) FROM generate_series(1, 64) i, generate_series(1, 2),
@@ -200,8 +223,15 @@ for c in $clients; do
 	echo "   ${label[e2]}, $c clients: ${R[e2,$c]}"
 done
 
-ops() { set -- ${R[$1,$2]}; echo "$1"; }
-ratio() { awk -v x="$1" -v y="$2" 'BEGIN {if (y > 0) printf "%.2f", x / y; else print "-"}'; }
+# ratio X Y CLIENTS: the median over the rounds of X's ops/s over Y's
+ratio() {
+	local x=$1 y=$2 c=$3 r
+	for ((r = 1; r <= rounds; r++)); do
+		# shellcheck disable=SC2086
+		awk -v x="$(set -- ${RR[$x,$c,$r]}; echo "$1")" -v y="$(set -- ${RR[$y,$c,$r]}; echo "$1")" \
+			'BEGIN {if (y > 0) printf "%.4f\n", x / y}'
+	done | sort -n | awk '{v[NR] = $1} END {if (NR) printf "%.2f", v[int((NR + 1) / 2)]; else print "-"}'
+}
 report() {
 	echo "# make bench, $stamp"
 	echo
@@ -222,13 +252,9 @@ report() {
 	echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 	for c in $clients; do
 		printf '| %2s | %s | %s | %s | %s | %s | %s | %s |\n' "$c" \
-			"$(ratio "$(ops c "$c")" "$(ops b "$c")")" \
-			"$(ratio "$(ops c "$c")" "$(ops m "$c")")" \
-			"$(ratio "$(ops d "$c")" "$(ops c "$c")")" \
-			"$(ratio "$(ops d "$c")" "$(ops a "$c")")" \
-			"$(ratio "$(ops ck "$c")" "$(ops c "$c")")" \
-			"$(ratio "$(ops dk "$c")" "$(ops d "$c")")" \
-			"$(ratio "$(ops ds "$c")" "$(ops d "$c")")"
+			"$(ratio c b "$c")" "$(ratio c m "$c")" "$(ratio d c "$c")" \
+			"$(ratio d a "$c")" "$(ratio ck c "$c")" "$(ratio dk d "$c")" \
+			"$(ratio ds d "$c")"
 	done
 	echo
 	echo "ops/s: statements (a), cycles of reserve + release (b, m, c, ck, d, dk), requests (e)."
