@@ -332,6 +332,14 @@ is_interpreted_function(Oid funcid, void *context)
  * or PL function keeps its parsed body (or is inlined by the planner),
  * which CREATE OR REPLACE would leave stale.
  */
+static bool not_cacheable(Node *node, void *context);
+
+bool
+psk_expr_not_cacheable(Node *node)
+{
+	return not_cacheable(node, NULL);
+}
+
 static bool
 not_cacheable(Node *node, void *context)
 {
@@ -426,7 +434,7 @@ open_result_relation(EState *estate, const char *name, Index rti,
 
 	InitResultRelInfo(rri, rel, rti, NULL, 0);
 	rri->ri_ConstraintExprs = cached_check_exprs(checks, rel);
-	ExecOpenIndices(rri, false);
+	psk_open_indices(rri);
 	/* Found by ExecGetTriggerResultRel when AFTER triggers fire. */
 	estate->es_opened_result_relations =
 		lappend(estate->es_opened_result_relations, rri);
@@ -456,7 +464,7 @@ open_log(PskWriter *w, EState *estate, Index rti)
 	{
 		/* not partitioned (a table made before 0.3.0 and not updated) */
 		rri->ri_ConstraintExprs = cached_check_exprs(&log_checks, rel);
-		ExecOpenIndices(rri, false);
+		psk_open_indices(rri);
 	}
 	estate->es_opened_result_relations =
 		lappend(estate->es_opened_result_relations, rri);
@@ -520,7 +528,8 @@ log_partition(PskWriter *w, TimestampTz ts)
 		return w->log_part;
 	if (OidIsValid(leaf) && w->log_part == NULL)
 	{
-		Relation rel = table_open(leaf, RowExclusiveLock);
+		MemoryContext oldcxt = MemoryContextSwitchTo(w->estate->es_query_cxt);
+		Relation	  rel = table_open(leaf, RowExclusiveLock);
 
 		if (rel->rd_rel->relkind == RELKIND_RELATION &&
 			build_attrmap_by_name_if_req(RelationGetDescr(parent),
@@ -530,13 +539,15 @@ log_partition(PskWriter *w, TimestampTz ts)
 
 			InitResultRelInfo(rri, rel, w->log->ri_RangeTableIndex, w->log, 0);
 			rri->ri_ConstraintExprs = cached_check_exprs(&log_checks, rel);
-			ExecOpenIndices(rri, false);
+			psk_open_indices(rri);
 			w->estate->es_opened_result_relations =
 				lappend(w->estate->es_opened_result_relations, rri);
 			w->log_part = rri;
+			MemoryContextSwitchTo(oldcxt);
 			return rri;
 		}
 		table_close(rel, NoLock);
+		MemoryContextSwitchTo(oldcxt);
 	}
 
 	if (w->log_proute == NULL)

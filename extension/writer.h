@@ -122,6 +122,15 @@ typedef struct PskWriter
 	List *new_codes;
 } PskWriter;
 
+/*
+ * Would this expression, compiled once, go stale or keep per-statement
+ * state (a SQL or PL function, a hashed IN list)?  Then it is compiled per
+ * call, by the executor, as usual.
+ */
+extern bool psk_expr_not_cacheable(Node *node);
+/* index_cache.c: ExecOpenIndices(rri, false), IndexInfo built once. */
+extern void psk_open_indices(ResultRelInfo *rri);
+
 /* psk.<name>, or an error when the extension's object is missing. */
 extern Oid psk_relation(const char *name);
 /* The same, or InvalidOid when psk has none of that name. */
