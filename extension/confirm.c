@@ -110,7 +110,7 @@ psk_confirm(PG_FUNCTION_ARGS)
 					 &confirmed);
 	psk_unpin_search_path();
 
-	InitMaterializedSRF(fcinfo, 0);
+	psk_materialize(fcinfo);
 	values[0] = CStringGetTextDatum(confirmed.code);
 	values[1] = CStringGetTextDatum(confirmed.status);
 	values[2] = TimestampTzGetDatum(confirmed.confirmed_at);

@@ -404,7 +404,7 @@ psk_free_code_hints(PG_FUNCTION_ARGS)
 	HintDatabase   copy;
 	bool		   have = false;
 
-	InitMaterializedSRF(fcinfo, 0);
+	psk_materialize(fcinfo);
 	if (hint_shared == NULL)
 		return (Datum) 0;
 	LWLockAcquire(hint_shared->lock, LW_SHARED);

@@ -84,7 +84,7 @@ psk_lists(PG_FUNCTION_ARGS)
 										  &psk_actions };
 	ReturnSetInfo			   *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
-	InitMaterializedSRF(fcinfo, 0);
+	psk_materialize(fcinfo);
 	for (size_t l = 0; l < lengthof(all); l++)
 	{
 		for (int i = 0; i < all[l]->n; i++)

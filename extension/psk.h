@@ -118,6 +118,8 @@ extern Portal psk_open_cursor(PskQuery *query, const char *name, Datum *values,
  * add one row of the declared columns to it.
  */
 extern void psk_return_tuptable(FunctionCallInfo fcinfo);
+/* InitMaterializedSRF, with the row type the caller expects when given. */
+extern void psk_materialize(FunctionCallInfo fcinfo);
 extern void psk_return_row(FunctionCallInfo fcinfo, Datum *values, bool *nulls);
 /* The caller's SRF result, made if need be: for a set that may be empty. */
 extern TupleDesc psk_result_set(FunctionCallInfo fcinfo);

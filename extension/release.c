@@ -81,7 +81,7 @@ psk_release(PG_FUNCTION_ARGS)
 	psk_release_code(email, code, clearance, note, &released);
 	psk_unpin_search_path();
 
-	InitMaterializedSRF(fcinfo, 0);
+	psk_materialize(fcinfo);
 	values[0] = CStringGetTextDatum(released.code);
 	values[1] = TimestampTzGetDatum(released.released_at);
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);

@@ -228,7 +228,7 @@ psk_renew(PG_FUNCTION_ARGS)
 				   &renewed);
 	psk_unpin_search_path();
 
-	InitMaterializedSRF(fcinfo, 0);
+	psk_materialize(fcinfo);
 	values[0] = CStringGetTextDatum(renewed.code);
 	values[1] = CStringGetTextDatum(renewed.status);
 	values[2] = TimestampTzGetDatum(renewed.expires_at);

@@ -549,7 +549,7 @@ psk_reserve(PG_FUNCTION_ARGS)
 	 * update that replaces psk_reserve (0.3.0 adds request_id) drops; looked
 	 * up after waiting for the update's locks, it would be gone.
 	 */
-	InitMaterializedSRF(fcinfo, 0);
+	psk_materialize(fcinfo);
 	psk_pin_search_path();
 	n = psk_reserve_codes(email, &args, &got);
 	psk_unpin_search_path();

@@ -479,7 +479,7 @@ psk_login_work(PG_FUNCTION_ARGS)
 	psk_execute(&start_session, values, NULL, false);
 	SPI_finish();
 
-	InitMaterializedSRF(fcinfo, 0);
+	psk_materialize(fcinfo);
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	result[0] = CStringGetTextDatum(token);
 	result[1] = CStringGetTextDatum("bearer");
@@ -532,7 +532,7 @@ psk_session_user(PG_FUNCTION_ARGS)
 
 	psk_session_find(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0), &session);
 
-	InitMaterializedSRF(fcinfo, 0);
+	psk_materialize(fcinfo);
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	values[0] = Int64GetDatum(session.id);
 	values[1] = CStringGetTextDatum(session.user_name);
