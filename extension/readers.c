@@ -159,71 +159,82 @@ psk_user_log(PG_FUNCTION_ARGS)
 #define PSK_LOG_EXACT_COUNT 10000
 
 /*
- * A code filter that matches at most this many of the log's codes
- * (psk.audit_codes) reads the log by its code index, a user_name filter
- * that matches at most PSK_LOG_NARROW_USERS users by its user index
- * (audit_index.c); one that matches more matches so much of the log that
- * reading it newest first, filtering, reaches a page soon.
+ * The code filter's two halves.  A prefix is a range of each partition's
+ * code index, which is C-collated for that (45_audit_partitions.sql); a
+ * suffix is no range of any index of the log, so the codes it means are
+ * looked up in psk.audit_codes (its reversed index): at most this many
+ * are matched as codes along the log's code index, more by the text.  A
+ * user_name filter that matches at most PSK_LOG_NARROW_USERS users reads
+ * the log by its user index (audit_index.c); one that matches more
+ * matches so much of the log that reading it newest first, filtering,
+ * reaches a page soon.
  */
 #define PSK_LOG_NARROW_CODES 10000
 #define PSK_LOG_NARROW_USERS 1000
 
 /*
- * $10: the codes the code filter means (NULL: match the text).  $11: the
- * users the user_name filter means, all of whose names in the log match
- * it; $12: those with other names too, whose rows are matched by name as
- * well (0 stands for rows without a user_id); both NULL: match the text.
- * Each call is planned for its values, so a CASE keeps one branch and a
- * test of a constant array folds away: one user is "user_id = id", which
- * the user index returns newest first.
+ * $3 to $7: psk_log's filters, normalised and their wildcards escaped in
+ * f.  $10: the codes the code filter means as a suffix only (not as a
+ * prefix too; NULL: too many, match the text).  $11: the users the
+ * user_name filter means, all of whose names in the log match it; $12:
+ * those with other names too, whose rows are matched by name as well (0
+ * stands for rows without a user_id); both NULL: match the text.  Each
+ * call is planned for its values, so a CASE keeps one branch and a test of
+ * a constant array folds away: one user is "user_id = id", which the user
+ * index returns newest first.  The code index is C-collated: every
+ * comparison with it says COLLATE "C" (the same equality; any other
+ * collation would not be matched to the index).
  */
-#define AUDIT_LOG_FILTER                                                        \
-	"  FROM psk.audit_log a,"                                                   \
-	"       (SELECT replace(replace(replace(psk.normalize_code($3),"            \
-	"                       '!', '!!'), '%', '!%'), '_', '!_') AS code,"        \
-	"               replace(replace(replace($4,"                                \
-	"                       '!', '!!'), '%', '!%'), '_', '!_') AS user_name) f" \
-	" WHERE (f.code IS NULL OR"                                                 \
-	"        CASE WHEN $10::text[] IS NULL"                                     \
-	"             THEN a.code LIKE f.code || '%' ESCAPE '!'"                    \
-	"                  OR a.code LIKE '%' || f.code ESCAPE '!'"                 \
-	"             ELSE a.code = ANY($10) END)"                                  \
-	"   AND (f.user_name IS NULL OR"                                            \
-	"        CASE WHEN $11::int8[] IS NULL"                                     \
-	"             THEN a.user_name ILIKE '%' || f.user_name || '%' ESCAPE '!'"  \
-	"             ELSE (pg_catalog.cardinality($11) > 0"                        \
-	"                   AND a.user_id = ANY($11)"                               \
-	"                   AND (pg_catalog.cardinality($11) <> 1"                  \
-	"                        OR a.user_id = $11[1]))"                           \
-	"               OR (pg_catalog.cardinality($12::int8[]) > 0"                \
-	"                   AND (a.user_id = ANY($12)"                              \
-	"                        OR (0 = ANY($12) AND a.user_id IS NULL))"          \
-	"                   AND a.user_name ILIKE '%' || f.user_name || '%'"        \
-	"                       ESCAPE '!') END)"                                   \
-	"   AND ($5::text IS NULL OR a.action = $5)"                                \
-	"   AND ($6::timestamptz IS NULL OR a.logged_at >= $6)"                     \
+#define AUDIT_LOG_F                                                      \
+	"       (SELECT replace(replace(replace(psk.normalize_code($3),"     \
+	"                       '!', '!!'), '%', '!%'), '_', '!_') AS code," \
+	"               replace(replace(replace($4,"                         \
+	"                       '!', '!!'), '%', '!%'), '_', '!_') AS user_name) f"
+#define AUDIT_LOG_PREFIX "a.code COLLATE \"C\" LIKE f.code || '%' ESCAPE '!'"
+#define AUDIT_LOG_OTHER                                                        \
+	"   AND (f.user_name IS NULL OR"                                           \
+	"        CASE WHEN $11::int8[] IS NULL"                                    \
+	"             THEN a.user_name ILIKE '%' || f.user_name || '%' ESCAPE '!'" \
+	"             ELSE (pg_catalog.cardinality($11) > 0"                       \
+	"                   AND a.user_id = ANY($11)"                              \
+	"                   AND (pg_catalog.cardinality($11) <> 1"                 \
+	"                        OR a.user_id = $11[1]))"                          \
+	"               OR (pg_catalog.cardinality($12::int8[]) > 0"               \
+	"                   AND (a.user_id = ANY($12)"                             \
+	"                        OR (0 = ANY($12) AND a.user_id IS NULL))"         \
+	"                   AND a.user_name ILIKE '%' || f.user_name || '%'"       \
+	"                       ESCAPE '!') END)"                                  \
+	"   AND ($5::text IS NULL OR a.action = $5)"                               \
+	"   AND ($6::timestamptz IS NULL OR a.logged_at >= $6)"                    \
 	"   AND ($7::timestamptz IS NULL OR a.logged_at < $7)"
+#define AUDIT_LOG_FILTER                                                      \
+	"  FROM psk.audit_log a," AUDIT_LOG_F                                     \
+	" WHERE (f.code IS NULL OR " AUDIT_LOG_PREFIX                             \
+	"        OR CASE WHEN pg_catalog.cardinality($10::text[]) = 0 THEN false" \
+	"                WHEN $10 IS NULL"                                        \
+	"                THEN a.code LIKE '%' || f.code ESCAPE '!'"               \
+	"                ELSE a.code COLLATE \"C\" = ANY($10) END)" AUDIT_LOG_OTHER
 
-#define AUDIT_LOG_NARGS 12
+/* $13, $14: where the ranged partitions begin and end (page only) */
+#define AUDIT_LOG_NARGS 14
 #define AUDIT_LOG_ARGTYPES                                                \
 	{                                                                     \
 		INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,      \
 			TIMESTAMPTZOID, INT8OID, BOOLOID, TEXTARRAYOID, INT8ARRAYOID, \
-			INT8ARRAYOID                                                  \
+			INT8ARRAYOID, TIMESTAMPTZOID, TIMESTAMPTZOID                  \
 	}
 
 /*
- * The log's codes with $1 (normalised) as a prefix or a suffix: up to $2
- * rows (a code both prefix and suffix twice), and the codes.
+ * The log's codes with $1 (normalised) as a suffix but not as a prefix:
+ * up to $2 of them.
  */
 static PskQuery audit_log_codes = {
-	"SELECT pg_catalog.count(*), pg_catalog.array_agg(DISTINCT code::text) FROM ("
-	"  SELECT code FROM psk.audit_codes"
-	"   WHERE code OPERATOR(pg_catalog.^@) (psk.normalize_code($1) COLLATE \"C\")"
-	"  UNION ALL"
+	"SELECT pg_catalog.count(*), pg_catalog.array_agg(code::text) FROM ("
 	"  SELECT code FROM psk.audit_codes"
 	"   WHERE pg_catalog.reverse(code) OPERATOR(pg_catalog.^@)"
 	"         pg_catalog.reverse(psk.normalize_code($1) COLLATE \"C\")"
+	"     AND NOT code OPERATOR(pg_catalog.^@)"
+	"             (psk.normalize_code($1) COLLATE \"C\")"
 	"  LIMIT $2) s",
 	2,
 	{ TEXTOID, INT4OID },
@@ -263,9 +274,10 @@ result_array(int col, Oid type)
 /*
  * values[9..11] ($10 to $12) from the code and user_name filters in
  * values[2] and values[3]: the codes and users they mean, when few enough.
- * Inside SPI.
+ * Returns whether the 0.3.0 objects are there (psk.audit_codes and the
+ * partitions' functions).  Inside SPI.
  */
-static void
+static bool
 audit_log_narrow(Datum *values, bool *nulls)
 {
 	bool isnull;
@@ -274,7 +286,7 @@ audit_log_narrow(Datum *values, bool *nulls)
 	/* an older release's objects, until ALTER EXTENSION UPDATE */
 	if (!OidIsValid(psk_relation_if_exists("audit_codes")) ||
 		!OidIsValid(psk_relation_if_exists("audit_names")))
-		return;
+		return false;
 	if (!nulls[2])
 	{
 		Datum args[2] = { values[2], Int32GetDatum(PSK_LOG_NARROW_CODES + 1) };
@@ -296,21 +308,81 @@ audit_log_narrow(Datum *values, bool *nulls)
 			nulls[10] = nulls[11] = false;
 		}
 	}
+	return true;
 }
 
+/*
+ * The rows matching, up to $1 + 1, each along an index: those whose code
+ * has the filter as a prefix (a range of the code index, or every row
+ * without a code filter), then those of each code of psk.audit_codes that
+ * has it as a suffix only (its reversed index), one code at a time along
+ * the code index, until enough.  A suffix that many codes end with is
+ * thus read code by code too, never the whole log: at worst one probe of
+ * each partition's code index per such code (codes of partitions dropped
+ * past retention find nothing), stopping at $1 + 1 rows.
+ */
 static PskQuery audit_log_count = {
+	"SELECT count(*) FROM ("
+	"  SELECT FROM psk.audit_log a," AUDIT_LOG_F
+	"   WHERE (f.code IS NULL OR " AUDIT_LOG_PREFIX ")" AUDIT_LOG_OTHER
+	"  UNION ALL"
+	"  SELECT FROM psk.audit_codes c,"
+	"       LATERAL (SELECT FROM psk.audit_log a," AUDIT_LOG_F
+	"                 WHERE a.code COLLATE \"C\" = c.code" AUDIT_LOG_OTHER
+	"                 LIMIT $1 + 1) l"
+	"   WHERE pg_catalog.reverse(c.code) OPERATOR(pg_catalog.^@)"
+	"         pg_catalog.reverse(psk.normalize_code($3) COLLATE \"C\")"
+	"     AND NOT c.code OPERATOR(pg_catalog.^@)"
+	"             (psk.normalize_code($3) COLLATE \"C\")"
+	"  LIMIT $1 + 1) s",
+	AUDIT_LOG_NARGS, AUDIT_LOG_ARGTYPES, false, true
+};
+
+/* The same under an older release's objects: matching the text. */
+static PskQuery audit_log_count_0_2 = {
 	"SELECT count(*) FROM (SELECT" AUDIT_LOG_FILTER " LIMIT $1 + 1) s",
 	AUDIT_LOG_NARGS, AUDIT_LOG_ARGTYPES, false, true
 };
 
-#define AUDIT_LOG_PAGE(estimate)                                                  \
-	"SELECT $8, a.id, a.logged_at, a.action, a.code, a.user_name,"                \
-	"       a.contact_email, a.tester_name, a.country, a.region, a.note" estimate \
-		AUDIT_LOG_FILTER " ORDER BY a.logged_at DESC, a.id DESC"                  \
-	" OFFSET $1 LIMIT $2"
+/*
+ * Where the ranged partitions begin and end ($13, $14): within them the
+ * page is an ordered Append of the partitions, newest first, each read
+ * only when the page reaches it.  The default partition (rows that found
+ * no partition, normally none) may hold any time, which would make it a
+ * Merge Append that takes the first matching row of every partition before
+ * returning one (a whole partition read when none matches); so the page
+ * is the first rows of [$13, $14) and those of the rest (the default
+ * partition alone), merged.  With a gap between partitions the default
+ * partition is read in the first part too, the same rows once.
+ */
+static PskQuery audit_log_bounds = {
+	"SELECT pg_catalog.min(lower_bound), pg_catalog.max(upper_bound)"
+	"  FROM psk.audit_partitions()",
+	0,
+	{ InvalidOid },
+	false,
+	false
+};
 
-static PskQuery audit_log_page = { AUDIT_LOG_PAGE(", $9"), AUDIT_LOG_NARGS,
-								   AUDIT_LOG_ARGTYPES, false, true };
+#define AUDIT_LOG_PAGE(estimate)                                            \
+	"SELECT * FROM ("                                                       \
+	" (SELECT $8 AS total_count, a.id, a.logged_at, a.action, a.code,"      \
+	"         a.user_name, a.contact_email, a.tester_name, a.country,"      \
+	"         a.region, a.note" estimate AUDIT_LOG_FILTER                   \
+	"     AND ($13::timestamptz IS NULL"                                    \
+	"          OR (a.logged_at >= $13 AND a.logged_at < $14::timestamptz))" \
+	"   ORDER BY a.logged_at DESC, a.id DESC LIMIT $1 + $2)"                \
+	" UNION ALL"                                                            \
+	" (SELECT $8, a.id, a.logged_at, a.action, a.code, a.user_name,"        \
+	"         a.contact_email, a.tester_name, a.country, a.region,"         \
+	"         a.note" estimate AUDIT_LOG_FILTER                             \
+	"     AND (a.logged_at < $13 OR a.logged_at >= $14)"                    \
+	"   ORDER BY a.logged_at DESC, a.id DESC LIMIT $1 + $2)) p"             \
+	" ORDER BY p.logged_at DESC, p.id DESC OFFSET $1 LIMIT $2"
+
+static PskQuery audit_log_page = { AUDIT_LOG_PAGE(", $9 AS total_is_estimate"),
+								   AUDIT_LOG_NARGS, AUDIT_LOG_ARGTYPES, false,
+								   true };
 
 /*
  * The same without total_is_estimate, for psk_log as 0.2.1 declared it:
@@ -361,6 +433,7 @@ psk_log(PG_FUNCTION_ARGS)
 	bool		   nulls[AUDIT_LOG_NARGS] = { 0 };
 	int64		   total;
 	bool		   isnull;
+	bool		   current;
 	ReturnSetInfo *rsinfo;
 
 	if (!PG_ARGISNULL(5) && !PG_ARGISNULL(6) &&
@@ -382,10 +455,19 @@ psk_log(PG_FUNCTION_ARGS)
 	values[6] = nulls[6] ? (Datum) 0 : PG_GETARG_DATUM(6);
 	values[7] = Int64GetDatum(0);
 	values[8] = BoolGetDatum(false);
+	nulls[12] = nulls[13] = true;
 
 	SPI_connect();
-	audit_log_narrow(values, nulls);
-	psk_execute(&audit_log_count, values, nulls, true);
+	current = audit_log_narrow(values, nulls);
+	if (current)
+	{
+		psk_execute(&audit_log_bounds, NULL, NULL, true);
+		values[12] = psk_result(0, 1, &nulls[12]);
+		values[13] = psk_result(0, 2, &nulls[13]);
+		nulls[12] = nulls[13] = nulls[12] || nulls[13];
+	}
+	psk_execute(current ? &audit_log_count : &audit_log_count_0_2, values,
+				nulls, true);
 	total = DatumGetInt64(psk_result(0, 1, &isnull));
 	if (total > PSK_LOG_EXACT_COUNT)
 	{
@@ -641,8 +723,8 @@ psk_open_codes_cursor(const char *pool, const char *status)
 
 /*
  * AUDIT_LOG_FILTER reads its filters from $3 to $7 (psk_log's) and what
- * they mean from $10 to $12 (audit_log_narrow); $1, $2, $8 and $9 are
- * unused here, always NULL.  Planned for each call's values, as
+ * they mean from $10 to $12 (audit_log_narrow); $1, $2, $8, $9, $13 and
+ * $14 are unused here, always NULL.  Planned for each call's values, as
  * psk_log's queries are: the filters then prune the weekly partitions.
  */
 static PskQuery log_export = {
@@ -659,15 +741,12 @@ psk_open_log_cursor(const char *code, const char *user_name, const char *action,
 					const TimestampTz *since, const TimestampTz *until)
 {
 	Datum values[AUDIT_LOG_NARGS] = { 0 };
-	bool  nulls[AUDIT_LOG_NARGS] = { true,
-									 true,
-									 code == NULL,
-									 user_name == NULL,
-									 action == NULL,
-									 since == NULL,
-									 until == NULL,
-									 true,
-									 true };
+	bool  nulls[AUDIT_LOG_NARGS] = {
+		 true,			 true,			code == NULL,  user_name == NULL,
+		 action == NULL, since == NULL, until == NULL, true,
+		 true,			 true,			true,		   true,
+		 true,			 true
+	};
 
 	values[2] = code ? CStringGetTextDatum(code) : (Datum) 0;
 	values[3] = user_name ? CStringGetTextDatum(user_name) : (Datum) 0;
