@@ -207,15 +207,21 @@ psk_user_log(PG_FUNCTION_ARGS)
 	"   AND ($5::text IS NULL OR a.action = $5)"                               \
 	"   AND ($6::timestamptz IS NULL OR a.logged_at >= $6)"                    \
 	"   AND ($7::timestamptz IS NULL OR a.logged_at < $7)"
-#define AUDIT_LOG_FILTER                                                      \
-	"  FROM psk.audit_log a," AUDIT_LOG_F                                     \
+#define AUDIT_LOG_WHERE                                                       \
 	" WHERE (f.code IS NULL OR " AUDIT_LOG_PREFIX                             \
 	"        OR CASE WHEN pg_catalog.cardinality($10::text[]) = 0 THEN false" \
 	"                WHEN $10 IS NULL"                                        \
 	"                THEN a.code LIKE '%' || f.code ESCAPE '!'"               \
 	"                ELSE a.code COLLATE \"C\" = ANY($10) END)" AUDIT_LOG_OTHER
+#define AUDIT_LOG_FILTER "  FROM psk.audit_log a," AUDIT_LOG_F AUDIT_LOG_WHERE
+/* the codes c of psk.audit_codes with the filter $3 as a suffix only */
+#define AUDIT_LOG_SUFFIX_ONLY                                   \
+	"pg_catalog.reverse(c.code) OPERATOR(pg_catalog.^@)"        \
+	" pg_catalog.reverse(psk.normalize_code($3) COLLATE \"C\")" \
+	" AND NOT c.code OPERATOR(pg_catalog.^@)"                   \
+	" (psk.normalize_code($3) COLLATE \"C\")"
 
-/* $13, $14: where the ranged partitions begin and end (page only) */
+/* $13, $14: unused, always NULL */
 #define AUDIT_LOG_NARGS 14
 #define AUDIT_LOG_ARGTYPES                                                \
 	{                                                                     \
@@ -273,12 +279,12 @@ result_array(int col, Oid type)
 
 /*
  * values[9..11] ($10 to $12) from the code and user_name filters in
- * values[2] and values[3]: the codes and users they mean, when few enough.
- * Returns whether the 0.3.0 objects are there (psk.audit_codes and the
- * partitions' functions).  Inside SPI.
+ * values[2] and values[3]: the codes (if codes) and users they mean, when
+ * few enough.  Returns whether the 0.3.0 objects are there (psk.audit_codes
+ * and the partitions' functions).  Inside SPI.
  */
 static bool
-audit_log_narrow(Datum *values, bool *nulls)
+audit_log_narrow(Datum *values, bool *nulls, bool codes)
 {
 	bool isnull;
 
@@ -287,7 +293,7 @@ audit_log_narrow(Datum *values, bool *nulls)
 	if (!OidIsValid(psk_relation_if_exists("audit_codes")) ||
 		!OidIsValid(psk_relation_if_exists("audit_names")))
 		return false;
-	if (!nulls[2])
+	if (codes && !nulls[2])
 	{
 		Datum args[2] = { values[2], Int32GetDatum(PSK_LOG_NARROW_CODES + 1) };
 
@@ -330,11 +336,7 @@ static PskQuery audit_log_count = {
 	"       LATERAL (SELECT FROM psk.audit_log a," AUDIT_LOG_F
 	"                 WHERE a.code COLLATE \"C\" = c.code" AUDIT_LOG_OTHER
 	"                 LIMIT $1 + 1) l"
-	"   WHERE pg_catalog.reverse(c.code) OPERATOR(pg_catalog.^@)"
-	"         pg_catalog.reverse(psk.normalize_code($3) COLLATE \"C\")"
-	"     AND NOT c.code OPERATOR(pg_catalog.^@)"
-	"             (psk.normalize_code($3) COLLATE \"C\")"
-	"  LIMIT $1 + 1) s",
+	"   WHERE " AUDIT_LOG_SUFFIX_ONLY "  LIMIT $1 + 1) s",
 	AUDIT_LOG_NARGS, AUDIT_LOG_ARGTYPES, false, true
 };
 
@@ -345,52 +347,248 @@ static PskQuery audit_log_count_0_2 = {
 };
 
 /*
- * Where the ranged partitions begin and end ($13, $14): within them the
- * page is an ordered Append of the partitions, newest first, each read
- * only when the page reaches it.  The default partition (rows that found
- * no partition, normally none) may hold any time, which would make it a
- * Merge Append that takes the first matching row of every partition before
- * returning one (a whole partition read when none matches); so the page
- * is the first rows of [$13, $14) and those of the rest (the default
- * partition alone), merged.  With a gap between partitions the default
- * partition is read in the first part too, the same rows once.
+ * The partitions of the log that may hold rows of [$1, $2) (NULL: no
+ * bound), newest first, the default one last: it may hold any time.
  */
-static PskQuery audit_log_bounds = {
-	"SELECT pg_catalog.min(lower_bound), pg_catalog.max(upper_bound)"
-	"  FROM psk.audit_partitions()",
-	0,
-	{ InvalidOid },
+static PskQuery audit_log_parts = {
+	"SELECT p.part::text, p.lower_bound, p.upper_bound"
+	"  FROM psk.audit_partitions() p"
+	" WHERE ($1::timestamptz IS NULL OR p.upper_bound > $1)"
+	"   AND ($2::timestamptz IS NULL OR p.lower_bound < $2)"
+	" UNION ALL"
+	" SELECT 'psk.audit_log_default', NULL, NULL"
+	" ORDER BY 2 DESC NULLS LAST",
+	2,
+	{ TIMESTAMPTZOID, TIMESTAMPTZOID },
 	false,
-	false
+	true
 };
 
-#define AUDIT_LOG_PAGE(estimate)                                            \
-	"SELECT * FROM ("                                                       \
-	" (SELECT $8 AS total_count, a.id, a.logged_at, a.action, a.code,"      \
-	"         a.user_name, a.contact_email, a.tester_name, a.country,"      \
-	"         a.region, a.note" estimate AUDIT_LOG_FILTER                   \
-	"     AND ($13::timestamptz IS NULL"                                    \
-	"          OR (a.logged_at >= $13 AND a.logged_at < $14::timestamptz))" \
-	"   ORDER BY a.logged_at DESC, a.id DESC LIMIT $1 + $2)"                \
-	" UNION ALL"                                                            \
-	" (SELECT $8, a.id, a.logged_at, a.action, a.code, a.user_name,"        \
-	"         a.contact_email, a.tester_name, a.country, a.region,"         \
-	"         a.note" estimate AUDIT_LOG_FILTER                             \
-	"     AND (a.logged_at < $13 OR a.logged_at >= $14)"                    \
-	"   ORDER BY a.logged_at DESC, a.id DESC LIMIT $1 + $2)) p"             \
-	" ORDER BY p.logged_at DESC, p.id DESC OFFSET $1 LIMIT $2"
-
-static PskQuery audit_log_page = { AUDIT_LOG_PAGE(", $9 AS total_is_estimate"),
-								   AUDIT_LOG_NARGS, AUDIT_LOG_ARGTYPES, false,
-								   true };
+/* The page's columns (but total_count and total_is_estimate) */
+#define AUDIT_LOG_COLS                                                   \
+	"a.id, a.logged_at, a.action, a.code, a.user_name, a.contact_email," \
+	" a.tester_name, a.country, a.region, a.note"
+#define AUDIT_LOG_NCOLS 10
 
 /*
- * The same without total_is_estimate, for psk_log as 0.2.1 declared it:
- * this library runs under the old declaration from its installation to the
- * ALTER EXTENSION UPDATE.
+ * One partition's rows of a page: the first $8 of them.  The code filter's
+ * two halves apart, each planned as its matches in this partition
+ * suggest: the prefix (a range of the code index, or its rows newest first
+ * along the time index), and the codes of psk.audit_codes with the suffix
+ * only, joined (each looked up in the code index, or each row newest first
+ * looked up in psk.audit_codes).
  */
-static PskQuery audit_log_page_0_2 = { AUDIT_LOG_PAGE(""), AUDIT_LOG_NARGS,
-									   AUDIT_LOG_ARGTYPES, false, true };
+static char *
+audit_log_part_sql(const char *part)
+{
+	StringInfoData sql;
+
+	initStringInfo(&sql);
+	appendStringInfoString(&sql,
+						   "SELECT * FROM ((SELECT " AUDIT_LOG_COLS " FROM ");
+	appendStringInfoString(&sql, part);
+	appendStringInfoString(&sql, " a," AUDIT_LOG_F
+								 " WHERE (f.code IS NULL OR " AUDIT_LOG_PREFIX
+								 ")" AUDIT_LOG_OTHER
+								 " ORDER BY a.logged_at DESC, a.id DESC"
+								 " LIMIT $8) UNION ALL (SELECT " AUDIT_LOG_COLS
+								 " FROM ");
+	appendStringInfoString(&sql, part);
+	appendStringInfoString(
+		&sql,
+		" a," AUDIT_LOG_F " WHERE a.code COLLATE \"C\" IN ("
+		"SELECT c.code FROM psk.audit_codes c WHERE " AUDIT_LOG_SUFFIX_ONLY
+		")" AUDIT_LOG_OTHER " ORDER BY a.logged_at DESC, a.id DESC"
+		" LIMIT $8)) p ORDER BY p.logged_at DESC, p.id DESC LIMIT $8");
+	return sql.data;
+}
+
+/* Whether row a of ta comes before row b of tb (newest first). */
+static bool
+audit_log_newer(SPITupleTable *ta, uint64 a, SPITupleTable *tb, uint64 b)
+{
+	bool		isnull;
+	TimestampTz at = DatumGetTimestampTz(
+		SPI_getbinval(ta->vals[a], ta->tupdesc, 2, &isnull));
+	TimestampTz bt = DatumGetTimestampTz(
+		SPI_getbinval(tb->vals[b], tb->tupdesc, 2, &isnull));
+
+	if (at != bt)
+		return at > bt;
+	return DatumGetInt64(SPI_getbinval(ta->vals[a], ta->tupdesc, 1, &isnull)) >
+		   DatumGetInt64(SPI_getbinval(tb->vals[b], tb->tupdesc, 1, &isnull));
+}
+
+/*
+ * The page of psk_log under this version's objects: skip rows, then return
+ * up to n, of the log newest first, values[7] and values[8] the
+ * total_count and total_is_estimate of each row.
+ *
+ * Each weekly partition is read by a statement of its own, newest first,
+ * for the rows the page still needs, until it has them: so a partition is
+ * read only when the page reaches it, and each is planned alone, by its
+ * own estimate of the rows the filters match there.  A filter that
+ * matches few rows of a week reads them along the code (or user) index
+ * and sorts them; one that matches many reads the week newest first
+ * along its time index, filtering.  In one statement over the
+ * partitioned log the planner can do neither: its Merge Append (the
+ * default partition may hold any time) takes the first matching row of
+ * every partition before returning one, a whole week read backwards when
+ * none matches there, and it plans every partition the same way.  The
+ * default partition (rows that found no partition, normally none) is
+ * read first, whole up to the page, and merged in.  When the filters
+ * match at most PSK_LOG_EXACT_COUNT rows (counted, not estimated), the
+ * partitions are read until that many; and with a code filter, one
+ * statement over the whole log reads them along indexes and sorts them
+ * (audit_log_few_rows): no plan for each of the partitions they may be in.
+ */
+
+/* The first limit rows of part (a partition or the log) that match. */
+static SPITupleTable *
+audit_log_part_rows(const char *part, Datum *values, bool *nulls, int64 limit)
+{
+	static const Oid types[AUDIT_LOG_NARGS] = AUDIT_LOG_ARGTYPES;
+	char			 nflags[AUDIT_LOG_NARGS];
+
+	values[7] = Int64GetDatum(limit);
+	nulls[7] = false;
+	for (int k = 0; k < AUDIT_LOG_NARGS; k++)
+		nflags[k] = nulls[k] ? 'n' : ' ';
+	if (SPI_execute_with_args(audit_log_part_sql(part), AUDIT_LOG_NARGS,
+							  (Oid *) types, values, nflags, true,
+							  0) != SPI_OK_SELECT)
+		elog(ERROR, "psk: reading %s failed", part);
+	return SPI_tuptable;
+}
+
+/*
+ * All the rows (at most PSK_LOG_EXACT_COUNT, counted) that a code filter
+ * matches, whatever the page, then the first limit of them: read along
+ * the code index (the prefix's range, the suffix's codes) without a LIMIT
+ * the planner could take for a reason to read the log newest first
+ * instead, hoping to meet matching rows soon (there are few).
+ */
+static SPITupleTable *
+audit_log_few_rows(Datum *values, bool *nulls, int64 limit)
+{
+	static const Oid types[AUDIT_LOG_NARGS] = AUDIT_LOG_ARGTYPES;
+	char			 nflags[AUDIT_LOG_NARGS];
+
+	values[7] = Int64GetDatum(limit);
+	nulls[7] = false;
+	for (int k = 0; k < AUDIT_LOG_NARGS; k++)
+		nflags[k] = nulls[k] ? 'n' : ' ';
+	if (SPI_execute_with_args(
+			"WITH m AS MATERIALIZED ("
+			" SELECT " AUDIT_LOG_COLS " FROM psk.audit_log a," AUDIT_LOG_F
+			" WHERE " AUDIT_LOG_PREFIX AUDIT_LOG_OTHER " UNION ALL"
+			" SELECT " AUDIT_LOG_COLS " FROM psk.audit_log a," AUDIT_LOG_F
+			" WHERE a.code COLLATE \"C\" IN (SELECT c.code"
+			"  FROM psk.audit_codes c WHERE " AUDIT_LOG_SUFFIX_ONLY
+			")" AUDIT_LOG_OTHER ")"
+			" SELECT * FROM m ORDER BY logged_at DESC, id DESC LIMIT $8",
+			AUDIT_LOG_NARGS, (Oid *) types, values, nflags, true,
+			0) != SPI_OK_SELECT)
+		elog(ERROR, "psk: reading the log failed");
+	return SPI_tuptable;
+}
+
+static void
+audit_log_page(FunctionCallInfo fcinfo, Datum *values, bool *nulls, int64 skip,
+			   int32 n)
+{
+	Datum		   row[AUDIT_LOG_NCOLS + 2];
+	bool		   rownulls[AUDIT_LOG_NCOLS + 2] = { 0 };
+	int64		   need = skip + n;
+	int64		   done = 0; /* rows of the page passed or returned */
+	SPITupleTable *parts;
+	uint64		   nparts;
+	SPITupleTable *def;
+	uint64		   ndef;
+	uint64		   di = 0;
+
+	row[0] = values[7];
+	row[AUDIT_LOG_NCOLS + 1] = values[8];
+	psk_result_set(fcinfo);
+	/* all there are, counted: no partition past the last of them */
+	if (!DatumGetBool(values[8]))
+		need = Min(need, DatumGetInt64(values[7]));
+	if (need <= skip)
+		return;
+	/* a code filter's few rows (counted): one statement, sorting them */
+	if (!DatumGetBool(values[8]) && !nulls[2])
+	{
+		SPITupleTable *rows = audit_log_few_rows(values, nulls, need);
+		uint64		   nrows = SPI_processed;
+
+		for (uint64 r = skip; r < nrows; r++)
+		{
+			heap_deform_tuple(rows->vals[r], rows->tupdesc, &row[1],
+							  &rownulls[1]);
+			psk_return_row(fcinfo, row, rownulls);
+		}
+		return;
+	}
+	psk_execute(&audit_log_parts, &values[5], &nulls[5], true);
+	parts = SPI_tuptable;
+	nparts = SPI_processed;
+	/* the default partition, the last row: whole, up to the page */
+	def = audit_log_part_rows(SPI_getvalue(parts->vals[nparts - 1],
+										   parts->tupdesc, 1),
+							  values, nulls, need);
+	ndef = SPI_processed;
+
+	for (uint64 p = 0; p + 1 < nparts && done < need; p++)
+	{
+		SPITupleTable *rows =
+			audit_log_part_rows(SPI_getvalue(parts->vals[p], parts->tupdesc, 1),
+								values, nulls, need - done);
+		uint64 nrows = SPI_processed;
+
+		for (uint64 r = 0; r < nrows && done < need; done++)
+		{
+			HeapTuple from;
+			TupleDesc fromdesc;
+
+			/* a row of the default partition where it comes */
+			if (di < ndef && audit_log_newer(def, di, rows, r))
+			{
+				from = def->vals[di++];
+				fromdesc = def->tupdesc;
+			}
+			else
+			{
+				from = rows->vals[r++];
+				fromdesc = rows->tupdesc;
+			}
+			if (done < skip)
+				continue;
+			heap_deform_tuple(from, fromdesc, &row[1], &rownulls[1]);
+			psk_return_row(fcinfo, row, rownulls);
+		}
+		SPI_freetuptable(rows);
+	}
+	/* those of the default partition older than every partition's */
+	for (; di < ndef && done < need; di++, done++)
+	{
+		if (done < skip)
+			continue;
+		heap_deform_tuple(def->vals[di], def->tupdesc, &row[1], &rownulls[1]);
+		psk_return_row(fcinfo, row, rownulls);
+	}
+}
+
+/*
+ * The page under an older release's objects (one unpartitioned table), as
+ * 0.2.1 declared psk_log (without total_is_estimate): this library runs
+ * under the old declaration from its installation to the ALTER EXTENSION
+ * UPDATE.
+ */
+static PskQuery audit_log_page_0_2 = {
+	"SELECT $8, " AUDIT_LOG_COLS AUDIT_LOG_FILTER
+	" ORDER BY a.logged_at DESC, a.id DESC OFFSET $1 LIMIT $2",
+	AUDIT_LOG_NARGS, AUDIT_LOG_ARGTYPES, false, true
+};
 
 /*
  * The planner's estimate of the rows matching the filters of values (the
@@ -458,14 +656,7 @@ psk_log(PG_FUNCTION_ARGS)
 	nulls[12] = nulls[13] = true;
 
 	SPI_connect();
-	current = audit_log_narrow(values, nulls);
-	if (current)
-	{
-		psk_execute(&audit_log_bounds, NULL, NULL, true);
-		values[12] = psk_result(0, 1, &nulls[12]);
-		values[13] = psk_result(0, 2, &nulls[13]);
-		nulls[12] = nulls[13] = nulls[12] || nulls[13];
-	}
+	current = audit_log_narrow(values, nulls, false);
 	psk_execute(current ? &audit_log_count : &audit_log_count_0_2, values,
 				nulls, true);
 	total = DatumGetInt64(psk_result(0, 1, &isnull));
@@ -477,12 +668,15 @@ psk_log(PG_FUNCTION_ARGS)
 	values[0] = Int64GetDatum((int64) (page - 1) * page_size);
 	values[7] = Int64GetDatum(total);
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	psk_execute(rsinfo != NULL && rsinfo->expectedDesc != NULL &&
-						rsinfo->expectedDesc->natts == 11
-					? &audit_log_page_0_2
-					: &audit_log_page,
-				values, nulls, true);
-	psk_return_tuptable(fcinfo);
+	if (current && !(rsinfo != NULL && rsinfo->expectedDesc != NULL &&
+					 rsinfo->expectedDesc->natts == AUDIT_LOG_NCOLS + 1))
+		audit_log_page(fcinfo, values, nulls, (int64) (page - 1) * page_size,
+					   page_size);
+	else
+	{
+		psk_execute(&audit_log_page_0_2, values, nulls, true);
+		psk_return_tuptable(fcinfo);
+	}
 	SPI_finish();
 	return (Datum) 0;
 }
@@ -753,6 +947,6 @@ psk_open_log_cursor(const char *code, const char *user_name, const char *action,
 	values[4] = action ? CStringGetTextDatum(action) : (Datum) 0;
 	values[5] = since ? TimestampTzGetDatum(*since) : (Datum) 0;
 	values[6] = until ? TimestampTzGetDatum(*until) : (Datum) 0;
-	audit_log_narrow(values, nulls);
+	audit_log_narrow(values, nulls, true);
 	return psk_open_cursor(&log_export, NULL, values, nulls);
 }
