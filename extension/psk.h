@@ -82,7 +82,7 @@ extern void psk_metrics_worker_swept(void);
  * Declare one as a static, with its SQL and argument types; psk_execute()
  * prepares it on first use.
  */
-#define PSK_MAX_ARGS 14
+#define PSK_MAX_ARGS 12
 typedef struct PskQuery
 {
 	const char *sql;

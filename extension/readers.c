@@ -149,9 +149,9 @@ psk_user_log(PG_FUNCTION_ARGS)
  * either are taken literally ('!' escapes them: no backslashes in the SQL,
  * whatever standard_conforming_strings says).
  *
- * The page is read newest first along each weekly partition's time index
- * (an ordered Append: the newest partitions first, older ones only when the
- * page reaches them), OFFSET bounded by PSK_MAX_PAGE.  The total is
+ * The page is read week by week, newest first, each weekly partition only
+ * when the page reaches it (audit_log_page), the rows before it skipped
+ * (at most PSK_MAX_PAGE pages).  The total is
  * counted up to PSK_LOG_EXACT_COUNT + 1 rows; past that it is the
  * planner's estimate (never below that), flagged by total_is_estimate:
  * counting 50M rows for a page of 20 would take seconds.
@@ -162,9 +162,10 @@ psk_user_log(PG_FUNCTION_ARGS)
  * The code filter's two halves.  A prefix is a range of each partition's
  * code index, which is C-collated for that (45_audit_partitions.sql); a
  * suffix is no range of any index of the log, so the codes it means are
- * looked up in psk.audit_codes (its reversed index): at most this many
- * are matched as codes along the log's code index, more by the text.  A
- * user_name filter that matches at most PSK_LOG_NARROW_USERS users reads
+ * looked up in psk.audit_codes (its reversed index), and the log read by
+ * its code index for those.  The export, one statement over the log,
+ * matches at most PSK_LOG_NARROW_CODES of them as codes, more by the text.
+ * A user_name filter that matches at most PSK_LOG_NARROW_USERS users reads
  * the log by its user index (audit_index.c); one that matches more
  * matches so much of the log that reading it newest first, filtering,
  * reaches a page soon.
@@ -221,13 +222,12 @@ psk_user_log(PG_FUNCTION_ARGS)
 	" AND NOT c.code OPERATOR(pg_catalog.^@)"                   \
 	" (psk.normalize_code($3) COLLATE \"C\")"
 
-/* $13, $14: unused, always NULL */
-#define AUDIT_LOG_NARGS 14
+#define AUDIT_LOG_NARGS 12
 #define AUDIT_LOG_ARGTYPES                                                \
 	{                                                                     \
 		INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,      \
 			TIMESTAMPTZOID, INT8OID, BOOLOID, TEXTARRAYOID, INT8ARRAYOID, \
-			INT8ARRAYOID, TIMESTAMPTZOID, TIMESTAMPTZOID                  \
+			INT8ARRAYOID                                                  \
 	}
 
 /*
@@ -653,7 +653,6 @@ psk_log(PG_FUNCTION_ARGS)
 	values[6] = nulls[6] ? (Datum) 0 : PG_GETARG_DATUM(6);
 	values[7] = Int64GetDatum(0);
 	values[8] = BoolGetDatum(false);
-	nulls[12] = nulls[13] = true;
 
 	SPI_connect();
 	current = audit_log_narrow(values, nulls, false);
@@ -917,8 +916,8 @@ psk_open_codes_cursor(const char *pool, const char *status)
 
 /*
  * AUDIT_LOG_FILTER reads its filters from $3 to $7 (psk_log's) and what
- * they mean from $10 to $12 (audit_log_narrow); $1, $2, $8, $9, $13 and
- * $14 are unused here, always NULL.  Planned for each call's values, as
+ * they mean from $10 to $12 (audit_log_narrow); $1, $2, $8 and $9 are
+ * unused here, always NULL.  Planned for each call's values, as
  * psk_log's queries are: the filters then prune the weekly partitions.
  */
 static PskQuery log_export = {
@@ -935,12 +934,15 @@ psk_open_log_cursor(const char *code, const char *user_name, const char *action,
 					const TimestampTz *since, const TimestampTz *until)
 {
 	Datum values[AUDIT_LOG_NARGS] = { 0 };
-	bool  nulls[AUDIT_LOG_NARGS] = {
-		 true,			 true,			code == NULL,  user_name == NULL,
-		 action == NULL, since == NULL, until == NULL, true,
-		 true,			 true,			true,		   true,
-		 true,			 true
-	};
+	bool  nulls[AUDIT_LOG_NARGS] = { true,
+									 true,
+									 code == NULL,
+									 user_name == NULL,
+									 action == NULL,
+									 since == NULL,
+									 until == NULL,
+									 true,
+									 true };
 
 	values[2] = code ? CStringGetTextDatum(code) : (Datum) 0;
 	values[3] = user_name ? CStringGetTextDatum(user_name) : (Datum) 0;
