@@ -419,30 +419,6 @@ audit_log_newer(SPITupleTable *ta, uint64 a, SPITupleTable *tb, uint64 b)
 		   DatumGetInt64(SPI_getbinval(tb->vals[b], tb->tupdesc, 1, &isnull));
 }
 
-/*
- * The page of psk_log under this version's objects: skip rows, then return
- * up to n, of the log newest first, values[7] and values[8] the
- * total_count and total_is_estimate of each row.
- *
- * Each weekly partition is read by a statement of its own, newest first,
- * for the rows the page still needs, until it has them: so a partition is
- * read only when the page reaches it, and each is planned alone, by its
- * own estimate of the rows the filters match there.  A filter that
- * matches few rows of a week reads them along the code (or user) index
- * and sorts them; one that matches many reads the week newest first
- * along its time index, filtering.  In one statement over the
- * partitioned log the planner can do neither: its Merge Append (the
- * default partition may hold any time) takes the first matching row of
- * every partition before returning one, a whole week read backwards when
- * none matches there, and it plans every partition the same way.  The
- * default partition (rows that found no partition, normally none) is
- * read first, whole up to the page, and merged in.  When the filters
- * match at most PSK_LOG_EXACT_COUNT rows (counted, not estimated), the
- * partitions are read until that many; and with a code filter, one
- * statement over the whole log reads them along indexes and sorts them
- * (audit_log_few_rows): no plan for each of the partitions they may be in.
- */
-
 /* The first limit rows of part (a partition or the log) that match. */
 static SPITupleTable *
 audit_log_part_rows(const char *part, Datum *values, bool *nulls, int64 limit)
@@ -493,6 +469,29 @@ audit_log_few_rows(Datum *values, bool *nulls, int64 limit)
 	return SPI_tuptable;
 }
 
+/*
+ * The page of psk_log under this version's objects: skip rows, then return
+ * up to n, of the log newest first, values[7] and values[8] the
+ * total_count and total_is_estimate of each row.
+ *
+ * Each weekly partition is read by a statement of its own, newest first,
+ * for the rows the page still needs, until it has them: so a partition is
+ * read only when the page reaches it, and each is planned alone, by its
+ * own estimate of the rows the filters match there.  A filter that
+ * matches few rows of a week reads them along the code (or user) index
+ * and sorts them; one that matches many reads the week newest first
+ * along its time index, filtering.  In one statement over the
+ * partitioned log the planner can do neither: its Merge Append (the
+ * default partition may hold any time) takes the first matching row of
+ * every partition before returning one, a whole week read backwards when
+ * none matches there, and it plans every partition the same way.  The
+ * default partition (rows that found no partition, normally none) is
+ * read first, whole up to the page, and merged in.  When the filters
+ * match at most PSK_LOG_EXACT_COUNT rows (counted, not estimated), the
+ * partitions are read until that many; and with a code filter, one
+ * statement over the whole log reads them along indexes and sorts them
+ * (audit_log_few_rows): no plan for each of the partitions they may be in.
+ */
 static void
 audit_log_page(FunctionCallInfo fcinfo, Datum *values, bool *nulls, int64 skip,
 			   int32 n)
