@@ -340,6 +340,13 @@ static PskQuery audit_log_count = {
 	AUDIT_LOG_NARGS, AUDIT_LOG_ARGTYPES, false, true
 };
 
+/* Without a code filter (no suffix half to plan). */
+static PskQuery audit_log_count_all = {
+	"SELECT count(*) FROM (SELECT FROM psk.audit_log a," AUDIT_LOG_F
+	" WHERE true" AUDIT_LOG_OTHER " LIMIT $1 + 1) s",
+	AUDIT_LOG_NARGS, AUDIT_LOG_ARGTYPES, false, true
+};
+
 /* The same under an older release's objects: matching the text. */
 static PskQuery audit_log_count_0_2 = {
 	"SELECT count(*) FROM (SELECT" AUDIT_LOG_FILTER " LIMIT $1 + 1) s",
@@ -655,8 +662,10 @@ psk_log(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	current = audit_log_narrow(values, nulls, false);
-	psk_execute(current ? &audit_log_count : &audit_log_count_0_2, values,
-				nulls, true);
+	psk_execute(!current   ? &audit_log_count_0_2
+				: nulls[2] ? &audit_log_count_all
+						   : &audit_log_count,
+				values, nulls, true);
 	total = DatumGetInt64(psk_result(0, 1, &isnull));
 	if (total > PSK_LOG_EXACT_COUNT)
 	{
