@@ -318,25 +318,61 @@ audit_log_narrow(Datum *values, bool *nulls, bool codes)
 }
 
 /*
- * The rows matching, up to $1 + 1, each along an index: those whose code
- * has the filter as a prefix (a range of the code index, or every row
- * without a code filter), then those of each code of psk.audit_codes that
- * has it as a suffix only (its reversed index), one code at a time along
- * the code index, until enough.  A suffix that many codes end with is
- * thus read code by code too, never the whole log: at worst one probe of
- * each partition's code index per such code (codes of partitions dropped
- * past retention find nothing), stopping at $1 + 1 rows.
+ * The total (audit_log_total), up to $1 + 1 rows, each half of the code
+ * filter along an index: the rows whose code has it as a prefix (a range
+ * of the code index), then those of each code of psk.audit_codes that has
+ * it as a suffix only (its reversed index), one code at a time along the
+ * code index, until enough.  A suffix that many codes end with is thus
+ * read code by code too, never the whole log: at worst one probe of each
+ * partition's code index per such code (codes of partitions dropped past
+ * retention find nothing).
  */
-static PskQuery audit_log_count = {
+static PskQuery audit_log_count_prefix = {
+	"SELECT count(*) FROM (SELECT FROM psk.audit_log a," AUDIT_LOG_F
+	" WHERE " AUDIT_LOG_PREFIX AUDIT_LOG_OTHER " LIMIT $1 + 1) s",
+	AUDIT_LOG_NARGS, AUDIT_LOG_ARGTYPES, false, true
+};
+
+static PskQuery audit_log_count_suffix = {
 	"SELECT count(*) FROM ("
-	"  SELECT FROM psk.audit_log a," AUDIT_LOG_F
-	"   WHERE (f.code IS NULL OR " AUDIT_LOG_PREFIX ")" AUDIT_LOG_OTHER
-	"  UNION ALL"
 	"  SELECT FROM psk.audit_codes c,"
 	"       LATERAL (SELECT FROM psk.audit_log a," AUDIT_LOG_F
 	"                 WHERE a.code COLLATE \"C\" = c.code" AUDIT_LOG_OTHER
 	"                 LIMIT $1 + 1) l"
 	"   WHERE " AUDIT_LOG_SUFFIX_ONLY "  LIMIT $1 + 1) s",
+	AUDIT_LOG_NARGS, AUDIT_LOG_ARGTYPES, false, true
+};
+
+/*
+ * Probing code by code costs a probe of every partition per code, and a
+ * suffix that 100,000 codes end with may need thousands of them before
+ * 10,001 rows (a few rows a code).  When more than PSK_LOG_DENSE_CODES
+ * codes end with it, the first PSK_LOG_DENSE_ROWS rows of the log (in no
+ * order, as they lie: a bounded amount of work) are matched as text
+ * first: a suffix that common usually has over 10,000 of its rows there,
+ * and then the total is an estimate anyway.  If not, the codes are
+ * probed.
+ */
+#define PSK_LOG_DENSE_CODES 1000
+#define PSK_LOG_DENSE_ROWS	200000
+
+/*
+ * How many codes have the filter as a suffix only, up to one past the most
+ * that a page probes one by one.
+ */
+static PskQuery audit_log_suffix_codes = {
+	"SELECT count(*) FROM (SELECT FROM psk.audit_codes c"
+	" WHERE " AUDIT_LOG_SUFFIX_ONLY
+	" LIMIT " CppAsString2(PSK_LOG_NARROW_CODES) " + 1) s",
+	AUDIT_LOG_NARGS, AUDIT_LOG_ARGTYPES, false, true
+};
+
+static PskQuery audit_log_count_dense = {
+	"SELECT count(*) FROM (SELECT * FROM psk.audit_log"
+	"  LIMIT " CppAsString2(
+		PSK_LOG_DENSE_ROWS) ") a," AUDIT_LOG_F
+							" WHERE a.code LIKE '%' || f.code ESCAPE '!'"
+							"   AND NOT " AUDIT_LOG_PREFIX AUDIT_LOG_OTHER,
 	AUDIT_LOG_NARGS, AUDIT_LOG_ARGTYPES, false, true
 };
 
@@ -378,15 +414,58 @@ static PskQuery audit_log_parts = {
 #define AUDIT_LOG_NCOLS 10
 
 /*
+ * The suffix half's rows of table t: those of the codes of psk.audit_codes
+ * with the suffix only.  probe: each of them (at most PSK_LOG_NARROW_CODES)
+ * looked up in t's code index, a bounded number of probes whatever the
+ * planner expects; else (more codes) joined as the planner chooses, which
+ * for that many codes may read t newest first, looking each row's code
+ * up.  top: only the first $8, newest first.
+ */
+static void
+audit_log_suffix_sql(StringInfo sql, const char *t, bool probe, bool top)
+{
+	if (probe)
+	{
+		appendStringInfoString(sql,
+							   "SELECT l.* FROM psk.audit_codes c,"
+							   " LATERAL (SELECT " AUDIT_LOG_COLS " FROM ");
+		appendStringInfoString(sql, t);
+		appendStringInfoString(
+			sql, " a," AUDIT_LOG_F
+				 " WHERE a.code COLLATE \"C\" = c.code" AUDIT_LOG_OTHER);
+		if (top)
+			appendStringInfoString(
+				sql, " ORDER BY a.logged_at DESC, a.id DESC LIMIT $8");
+		appendStringInfoString(sql, ") l WHERE " AUDIT_LOG_SUFFIX_ONLY);
+		if (top)
+			appendStringInfoString(
+				sql, " ORDER BY l.logged_at DESC, l.id DESC LIMIT $8");
+	}
+	else
+	{
+		appendStringInfoString(sql, "SELECT " AUDIT_LOG_COLS " FROM ");
+		appendStringInfoString(sql, t);
+		appendStringInfoString(
+			sql,
+			" a," AUDIT_LOG_F " WHERE a.code COLLATE \"C\" IN ("
+			"SELECT c.code FROM psk.audit_codes c WHERE " AUDIT_LOG_SUFFIX_ONLY
+			")" AUDIT_LOG_OTHER);
+		if (top)
+			appendStringInfoString(
+				sql, " ORDER BY a.logged_at DESC, a.id DESC LIMIT $8");
+	}
+}
+
+/*
  * One partition's rows of a page: the first $8 of them.  The code filter's
- * two halves apart, each planned as its matches in this partition
- * suggest: the prefix (a range of the code index, or its rows newest first
- * along the time index), and the codes of psk.audit_codes with the suffix
- * only, joined (each looked up in the code index, or each row newest first
- * looked up in psk.audit_codes).
+ * two halves apart (suffix_codes: how many codes have it as a suffix
+ * only, up to PSK_LOG_NARROW_CODES + 1; -1: no code filter), each planned
+ * as its matches in this partition suggest: the prefix (a range of the
+ * code index, or the partition newest first along the time index), and
+ * the suffix's codes (audit_log_suffix_sql).
  */
 static char *
-audit_log_part_sql(const char *part)
+audit_log_part_sql(const char *part, int64 suffix_codes)
 {
 	StringInfoData sql;
 
@@ -398,15 +477,16 @@ audit_log_part_sql(const char *part)
 								 " WHERE (f.code IS NULL OR " AUDIT_LOG_PREFIX
 								 ")" AUDIT_LOG_OTHER
 								 " ORDER BY a.logged_at DESC, a.id DESC"
-								 " LIMIT $8) UNION ALL (SELECT " AUDIT_LOG_COLS
-								 " FROM ");
-	appendStringInfoString(&sql, part);
-	appendStringInfoString(
-		&sql,
-		" a," AUDIT_LOG_F " WHERE a.code COLLATE \"C\" IN ("
-		"SELECT c.code FROM psk.audit_codes c WHERE " AUDIT_LOG_SUFFIX_ONLY
-		")" AUDIT_LOG_OTHER " ORDER BY a.logged_at DESC, a.id DESC"
-		" LIMIT $8)) p ORDER BY p.logged_at DESC, p.id DESC LIMIT $8");
+								 " LIMIT $8)");
+	if (suffix_codes > 0)
+	{
+		appendStringInfoString(&sql, " UNION ALL (");
+		audit_log_suffix_sql(&sql, part, suffix_codes <= PSK_LOG_NARROW_CODES,
+							 true);
+		appendStringInfoString(&sql, ")");
+	}
+	appendStringInfoString(&sql,
+						   ") p ORDER BY p.logged_at DESC, p.id DESC LIMIT $8");
 	return sql.data;
 }
 
@@ -428,7 +508,8 @@ audit_log_newer(SPITupleTable *ta, uint64 a, SPITupleTable *tb, uint64 b)
 
 /* The first limit rows of part (a partition or the log) that match. */
 static SPITupleTable *
-audit_log_part_rows(const char *part, Datum *values, bool *nulls, int64 limit)
+audit_log_part_rows(const char *part, Datum *values, bool *nulls, int64 limit,
+					int64 suffix_codes)
 {
 	static const Oid types[AUDIT_LOG_NARGS] = AUDIT_LOG_ARGTYPES;
 	char			 nflags[AUDIT_LOG_NARGS];
@@ -437,9 +518,9 @@ audit_log_part_rows(const char *part, Datum *values, bool *nulls, int64 limit)
 	nulls[7] = false;
 	for (int k = 0; k < AUDIT_LOG_NARGS; k++)
 		nflags[k] = nulls[k] ? 'n' : ' ';
-	if (SPI_execute_with_args(audit_log_part_sql(part), AUDIT_LOG_NARGS,
-							  (Oid *) types, values, nflags, true,
-							  0) != SPI_OK_SELECT)
+	if (SPI_execute_with_args(audit_log_part_sql(part, suffix_codes),
+							  AUDIT_LOG_NARGS, (Oid *) types, values, nflags,
+							  true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "psk: reading %s failed", part);
 	return SPI_tuptable;
 }
@@ -452,26 +533,31 @@ audit_log_part_rows(const char *part, Datum *values, bool *nulls, int64 limit)
  * instead, hoping to meet matching rows soon (there are few).
  */
 static SPITupleTable *
-audit_log_few_rows(Datum *values, bool *nulls, int64 limit)
+audit_log_few_rows(Datum *values, bool *nulls, int64 limit, int64 suffix_codes)
 {
 	static const Oid types[AUDIT_LOG_NARGS] = AUDIT_LOG_ARGTYPES;
 	char			 nflags[AUDIT_LOG_NARGS];
+	StringInfoData	 sql;
 
 	values[7] = Int64GetDatum(limit);
 	nulls[7] = false;
 	for (int k = 0; k < AUDIT_LOG_NARGS; k++)
 		nflags[k] = nulls[k] ? 'n' : ' ';
-	if (SPI_execute_with_args(
-			"WITH m AS MATERIALIZED ("
-			" SELECT " AUDIT_LOG_COLS " FROM psk.audit_log a," AUDIT_LOG_F
-			" WHERE " AUDIT_LOG_PREFIX AUDIT_LOG_OTHER " UNION ALL"
-			" SELECT " AUDIT_LOG_COLS " FROM psk.audit_log a," AUDIT_LOG_F
-			" WHERE a.code COLLATE \"C\" IN (SELECT c.code"
-			"  FROM psk.audit_codes c WHERE " AUDIT_LOG_SUFFIX_ONLY
-			")" AUDIT_LOG_OTHER ")"
-			" SELECT * FROM m ORDER BY logged_at DESC, id DESC LIMIT $8",
-			AUDIT_LOG_NARGS, (Oid *) types, values, nflags, true,
-			0) != SPI_OK_SELECT)
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "WITH m AS MATERIALIZED ("
+								 " SELECT " AUDIT_LOG_COLS
+								 " FROM psk.audit_log a," AUDIT_LOG_F
+								 " WHERE " AUDIT_LOG_PREFIX AUDIT_LOG_OTHER);
+	if (suffix_codes > 0)
+	{
+		appendStringInfoString(&sql, " UNION ALL ");
+		audit_log_suffix_sql(&sql, "psk.audit_log",
+							 suffix_codes <= PSK_LOG_NARROW_CODES, false);
+	}
+	appendStringInfoString(
+		&sql, ") SELECT * FROM m ORDER BY logged_at DESC, id DESC LIMIT $8");
+	if (SPI_execute_with_args(sql.data, AUDIT_LOG_NARGS, (Oid *) types, values,
+							  nflags, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "psk: reading the log failed");
 	return SPI_tuptable;
 }
@@ -501,7 +587,7 @@ audit_log_few_rows(Datum *values, bool *nulls, int64 limit)
  */
 static void
 audit_log_page(FunctionCallInfo fcinfo, Datum *values, bool *nulls, int64 skip,
-			   int32 n)
+			   int32 n, int64 suffix_codes)
 {
 	Datum		   row[AUDIT_LOG_NCOLS + 2];
 	bool		   rownulls[AUDIT_LOG_NCOLS + 2] = { 0 };
@@ -524,8 +610,9 @@ audit_log_page(FunctionCallInfo fcinfo, Datum *values, bool *nulls, int64 skip,
 	/* a code filter's few rows (counted): one statement, sorting them */
 	if (!DatumGetBool(values[8]) && !nulls[2])
 	{
-		SPITupleTable *rows = audit_log_few_rows(values, nulls, need);
-		uint64		   nrows = SPI_processed;
+		SPITupleTable *rows =
+			audit_log_few_rows(values, nulls, need, suffix_codes);
+		uint64 nrows = SPI_processed;
 
 		for (uint64 r = skip; r < nrows; r++)
 		{
@@ -541,14 +628,14 @@ audit_log_page(FunctionCallInfo fcinfo, Datum *values, bool *nulls, int64 skip,
 	/* the default partition, the last row: whole, up to the page */
 	def = audit_log_part_rows(SPI_getvalue(parts->vals[nparts - 1],
 										   parts->tupdesc, 1),
-							  values, nulls, need);
+							  values, nulls, need, suffix_codes);
 	ndef = SPI_processed;
 
 	for (uint64 p = 0; p + 1 < nparts && done < need; p++)
 	{
 		SPITupleTable *rows =
 			audit_log_part_rows(SPI_getvalue(parts->vals[p], parts->tupdesc, 1),
-								values, nulls, need - done);
+								values, nulls, need - done, suffix_codes);
 		uint64 nrows = SPI_processed;
 
 		for (uint64 r = 0; r < nrows && done < need; done++)
@@ -621,6 +708,43 @@ audit_log_estimate(Datum *values, const bool *nulls)
 	return rows ? strtoll(rows + 6, NULL, 10) : 0;
 }
 
+/*
+ * The rows matching the filters in values, counted up to
+ * PSK_LOG_EXACT_COUNT + 1 (values[0]).  current: this version's objects.
+ */
+static int64
+audit_log_total(Datum *values, bool *nulls, bool current, int64 suffix_codes)
+{
+	int64 n;
+	int64 dense;
+	bool  isnull;
+
+	if (!current || nulls[2])
+	{
+		psk_execute(current ? &audit_log_count_all : &audit_log_count_0_2,
+					values, nulls, true);
+		return DatumGetInt64(psk_result(0, 1, &isnull));
+	}
+	psk_execute(&audit_log_count_prefix, values, nulls, true);
+	n = DatumGetInt64(psk_result(0, 1, &isnull));
+	if (n > PSK_LOG_EXACT_COUNT)
+		return n;
+	if (suffix_codes == 0)
+		return n;
+	if (suffix_codes > PSK_LOG_DENSE_CODES)
+	{
+		psk_execute(&audit_log_count_dense, values, nulls, true);
+		dense = DatumGetInt64(psk_result(0, 1, &isnull));
+		if (n + dense > PSK_LOG_EXACT_COUNT)
+			return n + dense;
+	}
+	/* the suffix's rows, up to those that bring the total past the limit */
+	values[0] = Int64GetDatum(PSK_LOG_EXACT_COUNT - n);
+	psk_execute(&audit_log_count_suffix, values, nulls, true);
+	values[0] = Int64GetDatum(PSK_LOG_EXACT_COUNT);
+	return n + DatumGetInt64(psk_result(0, 1, &isnull));
+}
+
 Datum
 psk_log(PG_FUNCTION_ARGS)
 {
@@ -636,6 +760,7 @@ psk_log(PG_FUNCTION_ARGS)
 	Datum		   values[AUDIT_LOG_NARGS];
 	bool		   nulls[AUDIT_LOG_NARGS] = { 0 };
 	int64		   total;
+	int64		   suffix_codes = -1;
 	bool		   isnull;
 	bool		   current;
 	ReturnSetInfo *rsinfo;
@@ -662,11 +787,12 @@ psk_log(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	current = audit_log_narrow(values, nulls, false);
-	psk_execute(!current   ? &audit_log_count_0_2
-				: nulls[2] ? &audit_log_count_all
-						   : &audit_log_count,
-				values, nulls, true);
-	total = DatumGetInt64(psk_result(0, 1, &isnull));
+	if (current && !nulls[2])
+	{
+		psk_execute(&audit_log_suffix_codes, values, nulls, true);
+		suffix_codes = DatumGetInt64(psk_result(0, 1, &isnull));
+	}
+	total = audit_log_total(values, nulls, current, suffix_codes);
 	if (total > PSK_LOG_EXACT_COUNT)
 	{
 		total = Max(total, audit_log_estimate(values, nulls));
@@ -678,7 +804,7 @@ psk_log(PG_FUNCTION_ARGS)
 	if (current && !(rsinfo != NULL && rsinfo->expectedDesc != NULL &&
 					 rsinfo->expectedDesc->natts == AUDIT_LOG_NCOLS + 1))
 		audit_log_page(fcinfo, values, nulls, (int64) (page - 1) * page_size,
-					   page_size);
+					   page_size, suffix_codes);
 	else
 	{
 		psk_execute(&audit_log_page_0_2, values, nulls, true);
