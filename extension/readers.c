@@ -414,17 +414,19 @@ static PskQuery audit_log_parts = {
 #define AUDIT_LOG_NCOLS 10
 
 /*
- * The suffix half's rows of table t: those of the codes of psk.audit_codes
- * with the suffix only.  probe: each of them (at most PSK_LOG_NARROW_CODES)
- * looked up in t's code index, a bounded number of probes whatever the
- * planner expects; else (more codes) joined as the planner chooses, which
- * for that many codes may read t newest first, looking each row's code
- * up.  top: only the first $8, newest first.
+ * The suffix half's rows of table t, the first $8 of them newest first if
+ * top.  window 0: those of each code of psk.audit_codes with the suffix
+ * only, each looked up in t's code index: a bounded number of probes,
+ * whatever the planner expects (left to choose, it may read a whole week
+ * newest first, looking each row's code up, where none of those codes has
+ * a row).  Else those among the newest window rows of t, matched as text,
+ * for a suffix that so many codes end with that probing them all would
+ * cost more (audit_log_part_rows).
  */
 static void
-audit_log_suffix_sql(StringInfo sql, const char *t, bool probe, bool top)
+audit_log_suffix_sql(StringInfo sql, const char *t, int64 window, bool top)
 {
-	if (probe)
+	if (window == 0)
 	{
 		appendStringInfoString(sql,
 							   "SELECT l.* FROM psk.audit_codes c,"
@@ -443,13 +445,16 @@ audit_log_suffix_sql(StringInfo sql, const char *t, bool probe, bool top)
 	}
 	else
 	{
-		appendStringInfoString(sql, "SELECT " AUDIT_LOG_COLS " FROM ");
+		appendStringInfoString(sql, "SELECT " AUDIT_LOG_COLS
+									" FROM (SELECT * FROM ");
 		appendStringInfoString(sql, t);
 		appendStringInfoString(
-			sql,
-			" a," AUDIT_LOG_F " WHERE a.code COLLATE \"C\" IN ("
-			"SELECT c.code FROM psk.audit_codes c WHERE " AUDIT_LOG_SUFFIX_ONLY
-			")" AUDIT_LOG_OTHER);
+			sql, " w ORDER BY w.logged_at DESC, w.id DESC LIMIT ");
+		appendStringInfo(sql, INT64_FORMAT, window);
+		appendStringInfoString(sql,
+							   ") a," AUDIT_LOG_F
+							   " WHERE a.code LIKE '%' || f.code ESCAPE '!'"
+							   " AND NOT " AUDIT_LOG_PREFIX AUDIT_LOG_OTHER);
 		if (top)
 			appendStringInfoString(
 				sql, " ORDER BY a.logged_at DESC, a.id DESC LIMIT $8");
@@ -458,14 +463,13 @@ audit_log_suffix_sql(StringInfo sql, const char *t, bool probe, bool top)
 
 /*
  * One partition's rows of a page: the first $8 of them.  The code filter's
- * two halves apart (suffix_codes: how many codes have it as a suffix
- * only, up to PSK_LOG_NARROW_CODES + 1; -1: no code filter), each planned
- * as its matches in this partition suggest: the prefix (a range of the
- * code index, or the partition newest first along the time index), and
- * the suffix's codes (audit_log_suffix_sql).
+ * two halves apart, each planned as its matches in this partition
+ * suggest: the prefix (a range of the code index, or the partition newest
+ * first along the time index), and the suffix (audit_log_suffix_sql; none
+ * when suffix is false).
  */
 static char *
-audit_log_part_sql(const char *part, int64 suffix_codes)
+audit_log_part_sql(const char *part, bool suffix, int64 window)
 {
 	StringInfoData sql;
 
@@ -478,11 +482,10 @@ audit_log_part_sql(const char *part, int64 suffix_codes)
 								 ")" AUDIT_LOG_OTHER
 								 " ORDER BY a.logged_at DESC, a.id DESC"
 								 " LIMIT $8)");
-	if (suffix_codes > 0)
+	if (suffix)
 	{
 		appendStringInfoString(&sql, " UNION ALL (");
-		audit_log_suffix_sql(&sql, part, suffix_codes <= PSK_LOG_NARROW_CODES,
-							 true);
+		audit_log_suffix_sql(&sql, part, window, true);
 		appendStringInfoString(&sql, ")");
 	}
 	appendStringInfoString(&sql,
@@ -506,10 +509,9 @@ audit_log_newer(SPITupleTable *ta, uint64 a, SPITupleTable *tb, uint64 b)
 		   DatumGetInt64(SPI_getbinval(tb->vals[b], tb->tupdesc, 1, &isnull));
 }
 
-/* The first limit rows of part (a partition or the log) that match. */
+/* Run sql with values, the first limit rows. */
 static SPITupleTable *
-audit_log_part_rows(const char *part, Datum *values, bool *nulls, int64 limit,
-					int64 suffix_codes)
+audit_log_run(const char *sql, Datum *values, bool *nulls, int64 limit)
 {
 	static const Oid types[AUDIT_LOG_NARGS] = AUDIT_LOG_ARGTYPES;
 	char			 nflags[AUDIT_LOG_NARGS];
@@ -518,11 +520,48 @@ audit_log_part_rows(const char *part, Datum *values, bool *nulls, int64 limit,
 	nulls[7] = false;
 	for (int k = 0; k < AUDIT_LOG_NARGS; k++)
 		nflags[k] = nulls[k] ? 'n' : ' ';
-	if (SPI_execute_with_args(audit_log_part_sql(part, suffix_codes),
-							  AUDIT_LOG_NARGS, (Oid *) types, values, nflags,
-							  true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "psk: reading %s failed", part);
+	if (SPI_execute_with_args(sql, AUDIT_LOG_NARGS, (Oid *) types, values,
+							  nflags, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "psk: reading the log failed");
 	return SPI_tuptable;
+}
+
+/*
+ * The first limit rows of part (a partition) that match.  A suffix that
+ * more than PSK_LOG_NARROW_CODES codes end with: its rows among the
+ * partition's newest (50 times the rows wanted, from 20,000 to 200,000)
+ * when they hold as many as wanted (a common suffix: no older row can come
+ * before them) or are the whole partition, else each code probed.
+ */
+static SPITupleTable *
+audit_log_part_rows(const char *part, Datum *values, bool *nulls, int64 limit,
+					int64 suffix_codes)
+{
+	int64 window = 0;
+	bool  isnull;
+
+	if (suffix_codes > PSK_LOG_NARROW_CODES)
+	{
+		StringInfoData sql;
+
+		window = Min(Max(20000, 50 * limit), 200000);
+		initStringInfo(&sql);
+		appendStringInfoString(
+			&sql, "SELECT count(*) FILTER (WHERE a.code LIKE '%' || f.code"
+				  " ESCAPE '!' AND NOT " AUDIT_LOG_PREFIX AUDIT_LOG_OTHER
+				  "), count(*) FROM (SELECT * FROM ");
+		appendStringInfoString(&sql, part);
+		appendStringInfoString(
+			&sql, " w ORDER BY w.logged_at DESC, w.id DESC LIMIT ");
+		appendStringInfo(&sql, INT64_FORMAT, window);
+		appendStringInfoString(&sql, ") a," AUDIT_LOG_F);
+		audit_log_run(sql.data, values, nulls, limit);
+		if (DatumGetInt64(psk_result(0, 1, &isnull)) < limit &&
+			DatumGetInt64(psk_result(0, 2, &isnull)) == window)
+			window = 0;
+	}
+	return audit_log_run(audit_log_part_sql(part, suffix_codes > 0, window),
+						 values, nulls, limit);
 }
 
 /*
@@ -535,14 +574,8 @@ audit_log_part_rows(const char *part, Datum *values, bool *nulls, int64 limit,
 static SPITupleTable *
 audit_log_few_rows(Datum *values, bool *nulls, int64 limit, int64 suffix_codes)
 {
-	static const Oid types[AUDIT_LOG_NARGS] = AUDIT_LOG_ARGTYPES;
-	char			 nflags[AUDIT_LOG_NARGS];
-	StringInfoData	 sql;
+	StringInfoData sql;
 
-	values[7] = Int64GetDatum(limit);
-	nulls[7] = false;
-	for (int k = 0; k < AUDIT_LOG_NARGS; k++)
-		nflags[k] = nulls[k] ? 'n' : ' ';
 	initStringInfo(&sql);
 	appendStringInfoString(&sql, "WITH m AS MATERIALIZED ("
 								 " SELECT " AUDIT_LOG_COLS
@@ -551,15 +584,11 @@ audit_log_few_rows(Datum *values, bool *nulls, int64 limit, int64 suffix_codes)
 	if (suffix_codes > 0)
 	{
 		appendStringInfoString(&sql, " UNION ALL ");
-		audit_log_suffix_sql(&sql, "psk.audit_log",
-							 suffix_codes <= PSK_LOG_NARROW_CODES, false);
+		audit_log_suffix_sql(&sql, "psk.audit_log", 0, false);
 	}
 	appendStringInfoString(
 		&sql, ") SELECT * FROM m ORDER BY logged_at DESC, id DESC LIMIT $8");
-	if (SPI_execute_with_args(sql.data, AUDIT_LOG_NARGS, (Oid *) types, values,
-							  nflags, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "psk: reading the log failed");
-	return SPI_tuptable;
+	return audit_log_run(sql.data, values, nulls, limit);
 }
 
 /*

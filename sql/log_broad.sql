@@ -52,6 +52,13 @@ SELECT :'this_week'::timestamptz - interval '21 days' + g * interval '1 second',
 INSERT INTO psk.audit_log (logged_at, action, code, note)
 SELECT :'this_week'::timestamptz - d * interval '1 day', 'COMMENTED', c, 'both'
   FROM (VALUES ('XYZ-BRD'), ('BRD-X-BRD'), ('AXBRDX')) v(c), generate_series(0, 20, 3) d;
+-- and this week's newest 25,000 rows match none of them (a page of a
+-- suffix that more than 10,000 codes end with finds none of its rows among
+-- them, and looks its codes up one by one there)
+INSERT INTO psk.audit_log (logged_at, action, code, note)
+SELECT :'this_week'::timestamptz + interval '4 hours' + g * interval '1 ms', 'COMMENTED',
+       'FILL-' || g, 'fill'
+  FROM generate_series(1, 25000) g;
 SELECT count(*) > 0 AS upkept FROM psk_audit_maintain(0);
 SELECT count(*) AS in_default FROM psk.audit_log_default;
 SELECT count(DISTINCT tableoid) AS partitions_with_rows FROM psk.audit_log;
@@ -160,17 +167,18 @@ SELECT 'page, many in the week' AS step, test.plan_summary(format($$
 SELECT id FROM psk.%I a WHERE a.code COLLATE "C" LIKE 'OLD-%%' ESCAPE '!'
  ORDER BY a.logged_at DESC, a.id DESC LIMIT 20$$, :'oldest'), true);
 -- the suffix's codes, up to 10,000 of them each looked up (a bounded
--- number of probes whatever the planner expects), more joined
+-- number of probes whatever the planner expects)
 SELECT 'page, the suffix''s few codes' AS step, test.plan_summary(format($$
 SELECT l.id FROM psk.audit_codes c,
        LATERAL (SELECT a.id, a.logged_at FROM psk.%I a WHERE a.code COLLATE "C" = c.code
                  ORDER BY a.logged_at DESC, a.id DESC LIMIT 20) l
  WHERE reverse(c.code) ^@ reverse('7-SFX' COLLATE "C") AND NOT c.code ^@ ('7-SFX' COLLATE "C")
  ORDER BY l.logged_at DESC, l.id DESC LIMIT 20$$, :'newest'), true);
+-- (more codes: first the week's newest rows, matched as text)
 SELECT 'page, the suffix''s many codes' AS step, test.plan_summary(format($$
-SELECT id FROM psk.%I a WHERE a.code COLLATE "C" IN (SELECT c.code FROM psk.audit_codes c
-  WHERE reverse(c.code) ^@ reverse('-SFX' COLLATE "C") AND NOT c.code ^@ ('-SFX' COLLATE "C"))
- ORDER BY a.logged_at DESC, a.id DESC LIMIT 20$$, :'newest'));
+SELECT a.id FROM (SELECT * FROM psk.%I w ORDER BY w.logged_at DESC, w.id DESC LIMIT 20000) a
+ WHERE a.code LIKE '%%-SFX' AND NOT a.code COLLATE "C" LIKE '-SFX%%'
+ ORDER BY a.logged_at DESC, a.id DESC LIMIT 20$$, :'newest'), true);
 -- a code filter's few rows (counted), all of them along the code index
 SELECT 'page, few counted' AS step, test.plan_summary($$
 WITH m AS MATERIALIZED (
