@@ -38,6 +38,8 @@ readers=(
 	"psk_log code prefix|psk_log(1, 20, code => 'CODE-12345')"
 	"psk_log code suffix|psk_log(1, 20, code => '999999')"
 	"psk_log code, a broad prefix|psk_log(1, 20, code => 'CODE-1')"
+	"psk_log code, a broad prefix, page 500|psk_log(500, 20, code => 'CODE-1')"
+	"psk_log code, a broad suffix|psk_log(1, 20, code => '7')"
 	"psk_log code matching nothing|psk_log(1, 20, code => 'NOPE')"
 	"psk_log user_name=user7 (21 users)|psk_log(1, 20, user_name => 'user7')"
 	"psk_log user_name=user123 (one user)|psk_log(1, 20, user_name => 'user123')"

@@ -1,9 +1,10 @@
 /*
  * audit_index.c
  *		The codes that the audit log holds, one row each (psk.audit_codes),
- *		so that psk_log's code filter (a prefix or a suffix) finds the few
- *		codes it means in a small table and then reads the log through its
- *		code index, instead of matching text against every row of the log.
+ *		so that psk_log's code filter finds the codes it means as a suffix
+ *		in a small table (its reversed index) and then reads the log through
+ *		its code index, instead of matching text against every row of the
+ *		log (a prefix is a range of the log's C-collated code index itself).
  *
  * A code enters the log with its ADDED row (every way in writes one), so the
  * audit writer collects the codes of ADDED rows and remembers them in one

@@ -8,7 +8,11 @@
  *		the last autovacuum, then records that it was done
  *		(psk.audit_partition_frozen()).  A closed week's pages then stay
  *		all-frozen, and every later anti-wraparound autovacuum skips them
- *		instead of rereading the week.
+ *		instead of rereading the week.  The default partition, which the
+ *		upkeep keeps empty, is frozen the same way whenever its relfrozenxid
+ *		is the database's oldest (psk.audit_default_to_freeze()): otherwise
+ *		it alone would hold age(datfrozenxid) back, a few pages that no
+ *		autovacuum visits.
  *
  * VACUUM cannot run in a transaction block or a function (SPI refuses it),
  * so the worker calls ExecVacuum itself between transactions, as the
@@ -39,7 +43,10 @@
 
 static TimestampTz retry_at = 0;
 
-/* The next closed partition to freeze: its oid, schema, name, xid age. */
+/*
+ * The next closed partition to freeze (or the default partition): its oid,
+ * schema, name, xid age.
+ */
 static bool
 next_partition(MemoryContext keep, Oid *relid, char **nsp, char **rel,
 			   char **age)
@@ -57,10 +64,13 @@ next_partition(MemoryContext keep, Oid *relid, char **nsp, char **rel,
 		if (SPI_execute(
 				"SELECT n.nspname, c.relname, pg_catalog.age(c.relfrozenxid),"
 				"       c.oid"
-				"  FROM psk.audit_partitions_to_freeze() f"
+				"  FROM (SELECT part, lower_bound"
+				"          FROM psk.audit_partitions_to_freeze()"
+				"        UNION ALL"
+				"        SELECT part, NULL FROM psk.audit_default_to_freeze() part) f"
 				"  JOIN pg_catalog.pg_class c ON c.oid = f.part"
 				"  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-				" LIMIT 1",
+				" ORDER BY f.lower_bound NULLS LAST LIMIT 1",
 				true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "psk: psk.audit_partitions_to_freeze() failed");
 		if (SPI_processed == 1)

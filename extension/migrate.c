@@ -374,9 +374,10 @@ bridge_log(void)
 {
 	static const char *const sql =
 		"WITH last AS ("
-		"  SELECT DISTINCT ON (code) code, action, user_id FROM psk.audit_log"
+		"  SELECT DISTINCT ON (code COLLATE \"C\") code, action, user_id"
+		"    FROM psk.audit_log"
 		"   WHERE code IS NOT NULL AND action <> 'COMMENTED'"
-		"   ORDER BY code, id DESC"
+		"   ORDER BY code COLLATE \"C\", id DESC"
 		"), replay AS ("
 		"  SELECT code,"
 		"         CASE action WHEN 'DELETED' THEN NULL"

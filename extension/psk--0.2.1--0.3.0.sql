@@ -662,8 +662,11 @@ $$;
 -- each one a reader needs, and no other, for each costs every audit row an
 -- index entry (two rows a reserve + release cycle).  Named after the
 -- partition (renew.c opens <partition>_code_idx).
---   code_idx      (code, id): a code's history (renew), psk_log's code
---                 filter (as a prefix), migrate's last row of each code
+--   code_idx      (code COLLATE "C", id): a code's history (renew),
+--                 psk_log's code filter (a prefix is a range of it: "C",
+--                 so in any database collation; every reader compares with
+--                 COLLATE "C" to use it, the same equality), migrate's
+--                 last row of each code
 --   user_idx      (user_id, logged_at DESC, id DESC): psk_user_log
 --   time_idx      (logged_at, id): psk_log's pages, newest first (read
 --                 backwards), and its since/until
@@ -696,20 +699,23 @@ DECLARE
     name text := (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = part);
     idx regclass;
 BEGIN
-    -- the descending time and releases indexes of an earlier index set
+    -- the descending time and releases indexes of an earlier index set,
+    -- and its code index in the database's collation
     FOR idx IN SELECT i.indexrelid::regclass FROM pg_catalog.pg_index i
                  JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
                 WHERE i.indrelid = part
-                  AND c.relname IN (name || '_time_idx', name || '_releases_idx')
-                  AND EXISTS (SELECT FROM pg_catalog.unnest(i.indoption::int2[]) o
-                               WHERE o & 1 = 1)
+                  AND ((c.relname IN (name || '_time_idx', name || '_releases_idx')
+                        AND EXISTS (SELECT FROM pg_catalog.unnest(i.indoption::int2[]) o
+                                     WHERE o & 1 = 1))
+                       OR (c.relname = name || '_code_idx'
+                           AND i.indcollation[0] <> 'pg_catalog."C"'::regcollation))
     LOOP
         EXECUTE pg_catalog.format('DROP INDEX %s', idx);
     END LOOP;
     EXECUTE pg_catalog.format('ALTER TABLE %s REPLICA IDENTITY FULL', part);
     EXECUTE pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I',
                               part, name || '_pkey');
-    EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS %I ON %s (code, id)',
+    EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS %I ON %s (code COLLATE "C", id)',
                               name || '_code_idx', part);
     EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS %I ON %s (user_id, logged_at DESC, id DESC)',
                               name || '_user_idx', part);
@@ -933,7 +939,9 @@ $do$;
 --    nothing is frozen until an anti-wraparound pass rereads the week);
 --  * once closed, the worker runs VACUUM (FREEZE) on it (no function can
 --    run VACUUM), for the rows written since the last autovacuum, and
---    records that with autovacuum_freeze_table_age = 0: done once.
+--    records that with autovacuum_freeze_table_age = 0: done once;
+--  * the default partition, whenever it is the table that holds
+--    age(datfrozenxid) back (psk.audit_default_to_freeze).
 
 -- Set autovacuum_freeze_min_age = 0 on every partition (the default one
 -- left out: its rows are moved away) that lacks it, mostly those just
@@ -995,9 +1003,27 @@ BEGIN
         'ALTER TABLE %s SET (autovacuum_freeze_min_age = 0, autovacuum_freeze_table_age = 0)', part);
 END
 $$;
+-- The default partition, when its relfrozenxid is the oldest of the
+-- database's tables: it is then what holds age(datfrozenxid) back.  It is
+-- normally empty or a few pages (its rows are moved to their week's
+-- partition) that no insert-triggered autovacuum visits, so only an
+-- anti-wraparound pass would freeze it; the worker's VACUUM (FREEZE) of it
+-- reads those few pages and moves its relfrozenxid to the newest there is,
+-- and it is not due again until every other table has been vacuumed since.
+CREATE FUNCTION psk.audit_default_to_freeze()
+RETURNS SETOF regclass
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT d.oid::regclass FROM pg_catalog.pg_class d
+     WHERE d.oid = 'psk.audit_log_default'::regclass
+       AND pg_catalog.age(d.relfrozenxid) >=
+           (SELECT pg_catalog.max(pg_catalog.age(c.relfrozenxid))
+              FROM pg_catalog.pg_class c WHERE c.relkind IN ('r', 'm', 't'))
+$$;
 REVOKE ALL ON FUNCTION psk.audit_partitions_freeze_as_filled() FROM PUBLIC;
 REVOKE ALL ON FUNCTION psk.audit_partitions_to_freeze() FROM PUBLIC;
 REVOKE ALL ON FUNCTION psk.audit_partition_frozen(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION psk.audit_default_to_freeze() FROM PUBLIC;
 
 -- (00_schema.sql) Freeze every row a vacuum of psk.codes visits (measured in the soak of
 -- make bench-scale, README "Vacuum and transaction IDs"): its pages are

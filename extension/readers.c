@@ -149,9 +149,9 @@ psk_user_log(PG_FUNCTION_ARGS)
  * either are taken literally ('!' escapes them: no backslashes in the SQL,
  * whatever standard_conforming_strings says).
  *
- * The page is read newest first along each weekly partition's time index
- * (an ordered Append: the newest partitions first, older ones only when the
- * page reaches them), OFFSET bounded by PSK_MAX_PAGE.  The total is
+ * The page is read week by week, newest first, each weekly partition only
+ * when the page reaches it (audit_log_page), the rows before it skipped
+ * (at most PSK_MAX_PAGE pages).  The total is
  * counted up to PSK_LOG_EXACT_COUNT + 1 rows; past that it is the
  * planner's estimate (never below that), flagged by total_is_estimate:
  * counting 50M rows for a page of 20 would take seconds.
@@ -159,50 +159,68 @@ psk_user_log(PG_FUNCTION_ARGS)
 #define PSK_LOG_EXACT_COUNT 10000
 
 /*
- * A code filter that matches at most this many of the log's codes
- * (psk.audit_codes) reads the log by its code index, a user_name filter
- * that matches at most PSK_LOG_NARROW_USERS users by its user index
- * (audit_index.c); one that matches more matches so much of the log that
- * reading it newest first, filtering, reaches a page soon.
+ * The code filter's two halves.  A prefix is a range of each partition's
+ * code index, which is C-collated for that (45_audit_partitions.sql); a
+ * suffix is no range of any index of the log, so the codes it means are
+ * looked up in psk.audit_codes (its reversed index), and the log read by
+ * its code index for those.  The export, one statement over the log,
+ * matches at most PSK_LOG_NARROW_CODES of them as codes, more by the text.
+ * A user_name filter that matches at most PSK_LOG_NARROW_USERS users reads
+ * the log by its user index (audit_index.c); one that matches more
+ * matches so much of the log that reading it newest first, filtering,
+ * reaches a page soon.
  */
 #define PSK_LOG_NARROW_CODES 10000
 #define PSK_LOG_NARROW_USERS 1000
 
 /*
- * $10: the codes the code filter means (NULL: match the text).  $11: the
- * users the user_name filter means, all of whose names in the log match
- * it; $12: those with other names too, whose rows are matched by name as
- * well (0 stands for rows without a user_id); both NULL: match the text.
- * Each call is planned for its values, so a CASE keeps one branch and a
- * test of a constant array folds away: one user is "user_id = id", which
- * the user index returns newest first.
+ * $3 to $7: psk_log's filters, normalised and their wildcards escaped in
+ * f.  $10: the codes the code filter means as a suffix only (not as a
+ * prefix too; NULL: too many, match the text).  $11: the users the
+ * user_name filter means, all of whose names in the log match it; $12:
+ * those with other names too, whose rows are matched by name as well (0
+ * stands for rows without a user_id); both NULL: match the text.  Each
+ * call is planned for its values, so a CASE keeps one branch and a test of
+ * a constant array folds away: one user is "user_id = id", which the user
+ * index returns newest first.  The code index is C-collated: every
+ * comparison with it says COLLATE "C" (the same equality; any other
+ * collation would not be matched to the index).
  */
-#define AUDIT_LOG_FILTER                                                        \
-	"  FROM psk.audit_log a,"                                                   \
-	"       (SELECT replace(replace(replace(psk.normalize_code($3),"            \
-	"                       '!', '!!'), '%', '!%'), '_', '!_') AS code,"        \
-	"               replace(replace(replace($4,"                                \
-	"                       '!', '!!'), '%', '!%'), '_', '!_') AS user_name) f" \
-	" WHERE (f.code IS NULL OR"                                                 \
-	"        CASE WHEN $10::text[] IS NULL"                                     \
-	"             THEN a.code LIKE f.code || '%' ESCAPE '!'"                    \
-	"                  OR a.code LIKE '%' || f.code ESCAPE '!'"                 \
-	"             ELSE a.code = ANY($10) END)"                                  \
-	"   AND (f.user_name IS NULL OR"                                            \
-	"        CASE WHEN $11::int8[] IS NULL"                                     \
-	"             THEN a.user_name ILIKE '%' || f.user_name || '%' ESCAPE '!'"  \
-	"             ELSE (pg_catalog.cardinality($11) > 0"                        \
-	"                   AND a.user_id = ANY($11)"                               \
-	"                   AND (pg_catalog.cardinality($11) <> 1"                  \
-	"                        OR a.user_id = $11[1]))"                           \
-	"               OR (pg_catalog.cardinality($12::int8[]) > 0"                \
-	"                   AND (a.user_id = ANY($12)"                              \
-	"                        OR (0 = ANY($12) AND a.user_id IS NULL))"          \
-	"                   AND a.user_name ILIKE '%' || f.user_name || '%'"        \
-	"                       ESCAPE '!') END)"                                   \
-	"   AND ($5::text IS NULL OR a.action = $5)"                                \
-	"   AND ($6::timestamptz IS NULL OR a.logged_at >= $6)"                     \
+#define AUDIT_LOG_F                                                      \
+	"       (SELECT replace(replace(replace(psk.normalize_code($3),"     \
+	"                       '!', '!!'), '%', '!%'), '_', '!_') AS code," \
+	"               replace(replace(replace($4,"                         \
+	"                       '!', '!!'), '%', '!%'), '_', '!_') AS user_name) f"
+#define AUDIT_LOG_PREFIX "a.code COLLATE \"C\" LIKE f.code || '%' ESCAPE '!'"
+#define AUDIT_LOG_OTHER                                                        \
+	"   AND (f.user_name IS NULL OR"                                           \
+	"        CASE WHEN $11::int8[] IS NULL"                                    \
+	"             THEN a.user_name ILIKE '%' || f.user_name || '%' ESCAPE '!'" \
+	"             ELSE (pg_catalog.cardinality($11) > 0"                       \
+	"                   AND a.user_id = ANY($11)"                              \
+	"                   AND (pg_catalog.cardinality($11) <> 1"                 \
+	"                        OR a.user_id = $11[1]))"                          \
+	"               OR (pg_catalog.cardinality($12::int8[]) > 0"               \
+	"                   AND (a.user_id = ANY($12)"                             \
+	"                        OR (0 = ANY($12) AND a.user_id IS NULL))"         \
+	"                   AND a.user_name ILIKE '%' || f.user_name || '%'"       \
+	"                       ESCAPE '!') END)"                                  \
+	"   AND ($5::text IS NULL OR a.action = $5)"                               \
+	"   AND ($6::timestamptz IS NULL OR a.logged_at >= $6)"                    \
 	"   AND ($7::timestamptz IS NULL OR a.logged_at < $7)"
+#define AUDIT_LOG_WHERE                                                       \
+	" WHERE (f.code IS NULL OR " AUDIT_LOG_PREFIX                             \
+	"        OR CASE WHEN pg_catalog.cardinality($10::text[]) = 0 THEN false" \
+	"                WHEN $10 IS NULL"                                        \
+	"                THEN a.code LIKE '%' || f.code ESCAPE '!'"               \
+	"                ELSE a.code COLLATE \"C\" = ANY($10) END)" AUDIT_LOG_OTHER
+#define AUDIT_LOG_FILTER "  FROM psk.audit_log a," AUDIT_LOG_F AUDIT_LOG_WHERE
+/* the codes c of psk.audit_codes with the filter $3 as a suffix only */
+#define AUDIT_LOG_SUFFIX_ONLY                                   \
+	"pg_catalog.reverse(c.code) OPERATOR(pg_catalog.^@)"        \
+	" pg_catalog.reverse(psk.normalize_code($3) COLLATE \"C\")" \
+	" AND NOT c.code OPERATOR(pg_catalog.^@)"                   \
+	" (psk.normalize_code($3) COLLATE \"C\")"
 
 #define AUDIT_LOG_NARGS 12
 #define AUDIT_LOG_ARGTYPES                                                \
@@ -213,17 +231,16 @@ psk_user_log(PG_FUNCTION_ARGS)
 	}
 
 /*
- * The log's codes with $1 (normalised) as a prefix or a suffix: up to $2
- * rows (a code both prefix and suffix twice), and the codes.
+ * The log's codes with $1 (normalised) as a suffix but not as a prefix:
+ * up to $2 of them.
  */
 static PskQuery audit_log_codes = {
-	"SELECT pg_catalog.count(*), pg_catalog.array_agg(DISTINCT code::text) FROM ("
-	"  SELECT code FROM psk.audit_codes"
-	"   WHERE code OPERATOR(pg_catalog.^@) (psk.normalize_code($1) COLLATE \"C\")"
-	"  UNION ALL"
+	"SELECT pg_catalog.count(*), pg_catalog.array_agg(code::text) FROM ("
 	"  SELECT code FROM psk.audit_codes"
 	"   WHERE pg_catalog.reverse(code) OPERATOR(pg_catalog.^@)"
 	"         pg_catalog.reverse(psk.normalize_code($1) COLLATE \"C\")"
+	"     AND NOT code OPERATOR(pg_catalog.^@)"
+	"             (psk.normalize_code($1) COLLATE \"C\")"
 	"  LIMIT $2) s",
 	2,
 	{ TEXTOID, INT4OID },
@@ -262,11 +279,12 @@ result_array(int col, Oid type)
 
 /*
  * values[9..11] ($10 to $12) from the code and user_name filters in
- * values[2] and values[3]: the codes and users they mean, when few enough.
- * Inside SPI.
+ * values[2] and values[3]: the codes (if codes) and users they mean, when
+ * few enough.  Returns whether the 0.3.0 objects are there (psk.audit_codes
+ * and the partitions' functions).  Inside SPI.
  */
-static void
-audit_log_narrow(Datum *values, bool *nulls)
+static bool
+audit_log_narrow(Datum *values, bool *nulls, bool codes)
 {
 	bool isnull;
 
@@ -274,8 +292,8 @@ audit_log_narrow(Datum *values, bool *nulls)
 	/* an older release's objects, until ALTER EXTENSION UPDATE */
 	if (!OidIsValid(psk_relation_if_exists("audit_codes")) ||
 		!OidIsValid(psk_relation_if_exists("audit_names")))
-		return;
-	if (!nulls[2])
+		return false;
+	if (codes && !nulls[2])
 	{
 		Datum args[2] = { values[2], Int32GetDatum(PSK_LOG_NARROW_CODES + 1) };
 
@@ -296,29 +314,403 @@ audit_log_narrow(Datum *values, bool *nulls)
 			nulls[10] = nulls[11] = false;
 		}
 	}
+	return true;
 }
 
-static PskQuery audit_log_count = {
+/*
+ * The total (audit_log_total), up to $1 + 1 rows, each half of the code
+ * filter along an index: the rows whose code has it as a prefix (a range
+ * of the code index), then those of each code of psk.audit_codes that has
+ * it as a suffix only (its reversed index), one code at a time along the
+ * code index, until enough.  A suffix that many codes end with is thus
+ * read code by code too, never the whole log: at worst one probe of each
+ * partition's code index per such code (codes of partitions dropped past
+ * retention find nothing).
+ */
+static PskQuery audit_log_count_prefix = {
+	"SELECT count(*) FROM (SELECT FROM psk.audit_log a," AUDIT_LOG_F
+	" WHERE " AUDIT_LOG_PREFIX AUDIT_LOG_OTHER " LIMIT $1 + 1) s",
+	AUDIT_LOG_NARGS, AUDIT_LOG_ARGTYPES, false, true
+};
+
+static PskQuery audit_log_count_suffix = {
+	"SELECT count(*) FROM ("
+	"  SELECT FROM psk.audit_codes c,"
+	"       LATERAL (SELECT FROM psk.audit_log a," AUDIT_LOG_F
+	"                 WHERE a.code COLLATE \"C\" = c.code" AUDIT_LOG_OTHER
+	"                 LIMIT $1 + 1) l"
+	"   WHERE " AUDIT_LOG_SUFFIX_ONLY "  LIMIT $1 + 1) s",
+	AUDIT_LOG_NARGS, AUDIT_LOG_ARGTYPES, false, true
+};
+
+/*
+ * Probing code by code costs a probe of every partition per code, and a
+ * suffix that 100,000 codes end with may need thousands of them before
+ * 10,001 rows (a few rows a code).  When more than PSK_LOG_DENSE_CODES
+ * codes end with it, the first PSK_LOG_DENSE_ROWS rows of the log (in no
+ * order, as they lie: a bounded amount of work) are matched as text
+ * first: a suffix that common usually has over 10,000 of its rows there,
+ * and then the total is an estimate anyway.  If not, the codes are
+ * probed.
+ */
+#define PSK_LOG_DENSE_CODES 1000
+#define PSK_LOG_DENSE_ROWS	200000
+
+/*
+ * How many codes have the filter as a suffix only, up to one past the most
+ * that a page probes one by one.
+ */
+static PskQuery audit_log_suffix_codes = {
+	"SELECT count(*) FROM (SELECT FROM psk.audit_codes c"
+	" WHERE " AUDIT_LOG_SUFFIX_ONLY
+	" LIMIT " CppAsString2(PSK_LOG_NARROW_CODES) " + 1) s",
+	AUDIT_LOG_NARGS, AUDIT_LOG_ARGTYPES, false, true
+};
+
+static PskQuery audit_log_count_dense = {
+	"SELECT count(*) FROM (SELECT * FROM psk.audit_log"
+	"  LIMIT " CppAsString2(
+		PSK_LOG_DENSE_ROWS) ") a," AUDIT_LOG_F
+							" WHERE a.code LIKE '%' || f.code ESCAPE '!'"
+							"   AND NOT " AUDIT_LOG_PREFIX AUDIT_LOG_OTHER,
+	AUDIT_LOG_NARGS, AUDIT_LOG_ARGTYPES, false, true
+};
+
+/* Without a code filter (no suffix half to plan). */
+static PskQuery audit_log_count_all = {
+	"SELECT count(*) FROM (SELECT FROM psk.audit_log a," AUDIT_LOG_F
+	" WHERE true" AUDIT_LOG_OTHER " LIMIT $1 + 1) s",
+	AUDIT_LOG_NARGS, AUDIT_LOG_ARGTYPES, false, true
+};
+
+/* The same under an older release's objects: matching the text. */
+static PskQuery audit_log_count_0_2 = {
 	"SELECT count(*) FROM (SELECT" AUDIT_LOG_FILTER " LIMIT $1 + 1) s",
 	AUDIT_LOG_NARGS, AUDIT_LOG_ARGTYPES, false, true
 };
 
-#define AUDIT_LOG_PAGE(estimate)                                                  \
-	"SELECT $8, a.id, a.logged_at, a.action, a.code, a.user_name,"                \
-	"       a.contact_email, a.tester_name, a.country, a.region, a.note" estimate \
-		AUDIT_LOG_FILTER " ORDER BY a.logged_at DESC, a.id DESC"                  \
-	" OFFSET $1 LIMIT $2"
+/*
+ * The partitions of the log that may hold rows of [$1, $2) (NULL: no
+ * bound), newest first, the default one last: it may hold any time.
+ */
+static PskQuery audit_log_parts = {
+	"SELECT p.part::text, p.lower_bound, p.upper_bound"
+	"  FROM psk.audit_partitions() p"
+	" WHERE ($1::timestamptz IS NULL OR p.upper_bound > $1)"
+	"   AND ($2::timestamptz IS NULL OR p.lower_bound < $2)"
+	" UNION ALL"
+	" SELECT 'psk.audit_log_default', NULL, NULL"
+	" ORDER BY 2 DESC NULLS LAST",
+	2,
+	{ TIMESTAMPTZOID, TIMESTAMPTZOID },
+	false,
+	true
+};
 
-static PskQuery audit_log_page = { AUDIT_LOG_PAGE(", $9"), AUDIT_LOG_NARGS,
-								   AUDIT_LOG_ARGTYPES, false, true };
+/* The page's columns (but total_count and total_is_estimate) */
+#define AUDIT_LOG_COLS                                                   \
+	"a.id, a.logged_at, a.action, a.code, a.user_name, a.contact_email," \
+	" a.tester_name, a.country, a.region, a.note"
+#define AUDIT_LOG_NCOLS 10
 
 /*
- * The same without total_is_estimate, for psk_log as 0.2.1 declared it:
- * this library runs under the old declaration from its installation to the
- * ALTER EXTENSION UPDATE.
+ * The suffix half's rows of table t, the first $8 of them newest first if
+ * top.  window 0: those of each code of psk.audit_codes with the suffix
+ * only, each looked up in t's code index: a bounded number of probes,
+ * whatever the planner expects (left to choose, it may read a whole week
+ * newest first, looking each row's code up, where none of those codes has
+ * a row).  Else those among the newest window rows of t, matched as text,
+ * for a suffix that so many codes end with that probing them all would
+ * cost more (audit_log_part_rows).
  */
-static PskQuery audit_log_page_0_2 = { AUDIT_LOG_PAGE(""), AUDIT_LOG_NARGS,
-									   AUDIT_LOG_ARGTYPES, false, true };
+static void
+audit_log_suffix_sql(StringInfo sql, const char *t, int64 window, bool top)
+{
+	if (window == 0)
+	{
+		appendStringInfoString(sql,
+							   "SELECT l.* FROM psk.audit_codes c,"
+							   " LATERAL (SELECT " AUDIT_LOG_COLS " FROM ");
+		appendStringInfoString(sql, t);
+		appendStringInfoString(
+			sql, " a," AUDIT_LOG_F
+				 " WHERE a.code COLLATE \"C\" = c.code" AUDIT_LOG_OTHER);
+		if (top)
+			appendStringInfoString(
+				sql, " ORDER BY a.logged_at DESC, a.id DESC LIMIT $8");
+		appendStringInfoString(sql, ") l WHERE " AUDIT_LOG_SUFFIX_ONLY);
+		if (top)
+			appendStringInfoString(
+				sql, " ORDER BY l.logged_at DESC, l.id DESC LIMIT $8");
+	}
+	else
+	{
+		appendStringInfoString(sql, "SELECT " AUDIT_LOG_COLS
+									" FROM (SELECT * FROM ");
+		appendStringInfoString(sql, t);
+		appendStringInfoString(
+			sql, " w ORDER BY w.logged_at DESC, w.id DESC LIMIT ");
+		appendStringInfo(sql, INT64_FORMAT, window);
+		appendStringInfoString(sql,
+							   ") a," AUDIT_LOG_F
+							   " WHERE a.code LIKE '%' || f.code ESCAPE '!'"
+							   " AND NOT " AUDIT_LOG_PREFIX AUDIT_LOG_OTHER);
+		if (top)
+			appendStringInfoString(
+				sql, " ORDER BY a.logged_at DESC, a.id DESC LIMIT $8");
+	}
+}
+
+/*
+ * One partition's rows of a page: the first $8 of them.  The code filter's
+ * two halves apart, each planned as its matches in this partition
+ * suggest: the prefix (a range of the code index, or the partition newest
+ * first along the time index), and the suffix (audit_log_suffix_sql; none
+ * when suffix is false).
+ */
+static char *
+audit_log_part_sql(const char *part, bool suffix, int64 window)
+{
+	StringInfoData sql;
+
+	initStringInfo(&sql);
+	appendStringInfoString(&sql,
+						   "SELECT * FROM ((SELECT " AUDIT_LOG_COLS " FROM ");
+	appendStringInfoString(&sql, part);
+	appendStringInfoString(&sql, " a," AUDIT_LOG_F
+								 " WHERE (f.code IS NULL OR " AUDIT_LOG_PREFIX
+								 ")" AUDIT_LOG_OTHER
+								 " ORDER BY a.logged_at DESC, a.id DESC"
+								 " LIMIT $8)");
+	if (suffix)
+	{
+		appendStringInfoString(&sql, " UNION ALL (");
+		audit_log_suffix_sql(&sql, part, window, true);
+		appendStringInfoString(&sql, ")");
+	}
+	appendStringInfoString(&sql,
+						   ") p ORDER BY p.logged_at DESC, p.id DESC LIMIT $8");
+	return sql.data;
+}
+
+/* Whether row a of ta comes before row b of tb (newest first). */
+static bool
+audit_log_newer(SPITupleTable *ta, uint64 a, SPITupleTable *tb, uint64 b)
+{
+	bool		isnull;
+	TimestampTz at = DatumGetTimestampTz(
+		SPI_getbinval(ta->vals[a], ta->tupdesc, 2, &isnull));
+	TimestampTz bt = DatumGetTimestampTz(
+		SPI_getbinval(tb->vals[b], tb->tupdesc, 2, &isnull));
+
+	if (at != bt)
+		return at > bt;
+	return DatumGetInt64(SPI_getbinval(ta->vals[a], ta->tupdesc, 1, &isnull)) >
+		   DatumGetInt64(SPI_getbinval(tb->vals[b], tb->tupdesc, 1, &isnull));
+}
+
+/* Run sql with values, the first limit rows. */
+static SPITupleTable *
+audit_log_run(const char *sql, Datum *values, bool *nulls, int64 limit)
+{
+	static const Oid types[AUDIT_LOG_NARGS] = AUDIT_LOG_ARGTYPES;
+	char			 nflags[AUDIT_LOG_NARGS];
+
+	values[7] = Int64GetDatum(limit);
+	nulls[7] = false;
+	for (int k = 0; k < AUDIT_LOG_NARGS; k++)
+		nflags[k] = nulls[k] ? 'n' : ' ';
+	if (SPI_execute_with_args(sql, AUDIT_LOG_NARGS, (Oid *) types, values,
+							  nflags, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "psk: reading the log failed");
+	return SPI_tuptable;
+}
+
+/*
+ * The first limit rows of part (a partition) that match.  A suffix that
+ * more than PSK_LOG_NARROW_CODES codes end with: its rows among the
+ * partition's newest (50 times the rows wanted, from 20,000 to 200,000)
+ * when they hold as many as wanted (a common suffix: no older row can come
+ * before them) or are the whole partition, else each code probed.
+ */
+static SPITupleTable *
+audit_log_part_rows(const char *part, Datum *values, bool *nulls, int64 limit,
+					int64 suffix_codes)
+{
+	int64 window = 0;
+	bool  isnull;
+
+	if (suffix_codes > PSK_LOG_NARROW_CODES)
+	{
+		StringInfoData sql;
+
+		window = Min(Max(20000, 50 * limit), 200000);
+		initStringInfo(&sql);
+		appendStringInfoString(
+			&sql, "SELECT count(*) FILTER (WHERE a.code LIKE '%' || f.code"
+				  " ESCAPE '!' AND NOT " AUDIT_LOG_PREFIX AUDIT_LOG_OTHER
+				  "), count(*) FROM (SELECT * FROM ");
+		appendStringInfoString(&sql, part);
+		appendStringInfoString(
+			&sql, " w ORDER BY w.logged_at DESC, w.id DESC LIMIT ");
+		appendStringInfo(&sql, INT64_FORMAT, window);
+		appendStringInfoString(&sql, ") a," AUDIT_LOG_F);
+		audit_log_run(sql.data, values, nulls, limit);
+		if (DatumGetInt64(psk_result(0, 1, &isnull)) < limit &&
+			DatumGetInt64(psk_result(0, 2, &isnull)) == window)
+			window = 0;
+	}
+	return audit_log_run(audit_log_part_sql(part, suffix_codes > 0, window),
+						 values, nulls, limit);
+}
+
+/*
+ * All the rows (at most PSK_LOG_EXACT_COUNT, counted) that a code filter
+ * matches, whatever the page, then the first limit of them: read along
+ * the code index (the prefix's range, the suffix's codes) without a LIMIT
+ * the planner could take for a reason to read the log newest first
+ * instead, hoping to meet matching rows soon (there are few).
+ */
+static SPITupleTable *
+audit_log_few_rows(Datum *values, bool *nulls, int64 limit, int64 suffix_codes)
+{
+	StringInfoData sql;
+
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "WITH m AS MATERIALIZED ("
+								 " SELECT " AUDIT_LOG_COLS
+								 " FROM psk.audit_log a," AUDIT_LOG_F
+								 " WHERE " AUDIT_LOG_PREFIX AUDIT_LOG_OTHER);
+	if (suffix_codes > 0)
+	{
+		appendStringInfoString(&sql, " UNION ALL ");
+		audit_log_suffix_sql(&sql, "psk.audit_log", 0, false);
+	}
+	appendStringInfoString(
+		&sql, ") SELECT * FROM m ORDER BY logged_at DESC, id DESC LIMIT $8");
+	return audit_log_run(sql.data, values, nulls, limit);
+}
+
+/*
+ * The page of psk_log under this version's objects: skip rows, then return
+ * up to n, of the log newest first, values[7] and values[8] the
+ * total_count and total_is_estimate of each row.
+ *
+ * Each weekly partition is read by a statement of its own, newest first,
+ * for the rows the page still needs, until it has them: so a partition is
+ * read only when the page reaches it, and each is planned alone, by its
+ * own estimate of the rows the filters match there.  A filter that
+ * matches few rows of a week reads them along the code (or user) index
+ * and sorts them; one that matches many reads the week newest first
+ * along its time index, filtering.  In one statement over the
+ * partitioned log the planner can do neither: its Merge Append (the
+ * default partition may hold any time) takes the first matching row of
+ * every partition before returning one, a whole week read backwards when
+ * none matches there, and it plans every partition the same way.  The
+ * default partition (rows that found no partition, normally none) is
+ * read first, whole up to the page, and merged in.  When the filters
+ * match at most PSK_LOG_EXACT_COUNT rows (counted, not estimated), the
+ * partitions are read until that many; and with a code filter, one
+ * statement over the whole log reads them along indexes and sorts them
+ * (audit_log_few_rows): no plan for each of the partitions they may be in.
+ */
+static void
+audit_log_page(FunctionCallInfo fcinfo, Datum *values, bool *nulls, int64 skip,
+			   int32 n, int64 suffix_codes)
+{
+	Datum		   row[AUDIT_LOG_NCOLS + 2];
+	bool		   rownulls[AUDIT_LOG_NCOLS + 2] = { 0 };
+	int64		   need = skip + n;
+	int64		   done = 0; /* rows of the page passed or returned */
+	SPITupleTable *parts;
+	uint64		   nparts;
+	SPITupleTable *def;
+	uint64		   ndef;
+	uint64		   di = 0;
+
+	row[0] = values[7];
+	row[AUDIT_LOG_NCOLS + 1] = values[8];
+	psk_result_set(fcinfo);
+	/* all there are, counted: no partition past the last of them */
+	if (!DatumGetBool(values[8]))
+		need = Min(need, DatumGetInt64(values[7]));
+	if (need <= skip)
+		return;
+	/* a code filter's few rows (counted): one statement, sorting them */
+	if (!DatumGetBool(values[8]) && !nulls[2])
+	{
+		SPITupleTable *rows =
+			audit_log_few_rows(values, nulls, need, suffix_codes);
+		uint64 nrows = SPI_processed;
+
+		for (uint64 r = skip; r < nrows; r++)
+		{
+			heap_deform_tuple(rows->vals[r], rows->tupdesc, &row[1],
+							  &rownulls[1]);
+			psk_return_row(fcinfo, row, rownulls);
+		}
+		return;
+	}
+	psk_execute(&audit_log_parts, &values[5], &nulls[5], true);
+	parts = SPI_tuptable;
+	nparts = SPI_processed;
+	/* the default partition, the last row: whole, up to the page */
+	def = audit_log_part_rows(SPI_getvalue(parts->vals[nparts - 1],
+										   parts->tupdesc, 1),
+							  values, nulls, need, suffix_codes);
+	ndef = SPI_processed;
+
+	for (uint64 p = 0; p + 1 < nparts && done < need; p++)
+	{
+		SPITupleTable *rows =
+			audit_log_part_rows(SPI_getvalue(parts->vals[p], parts->tupdesc, 1),
+								values, nulls, need - done, suffix_codes);
+		uint64 nrows = SPI_processed;
+
+		for (uint64 r = 0; r < nrows && done < need; done++)
+		{
+			HeapTuple from;
+			TupleDesc fromdesc;
+
+			/* a row of the default partition where it comes */
+			if (di < ndef && audit_log_newer(def, di, rows, r))
+			{
+				from = def->vals[di++];
+				fromdesc = def->tupdesc;
+			}
+			else
+			{
+				from = rows->vals[r++];
+				fromdesc = rows->tupdesc;
+			}
+			if (done < skip)
+				continue;
+			heap_deform_tuple(from, fromdesc, &row[1], &rownulls[1]);
+			psk_return_row(fcinfo, row, rownulls);
+		}
+		SPI_freetuptable(rows);
+	}
+	/* those of the default partition older than every partition's */
+	for (; di < ndef && done < need; di++, done++)
+	{
+		if (done < skip)
+			continue;
+		heap_deform_tuple(def->vals[di], def->tupdesc, &row[1], &rownulls[1]);
+		psk_return_row(fcinfo, row, rownulls);
+	}
+}
+
+/*
+ * The page under an older release's objects (one unpartitioned table), as
+ * 0.2.1 declared psk_log (without total_is_estimate): this library runs
+ * under the old declaration from its installation to the ALTER EXTENSION
+ * UPDATE.
+ */
+static PskQuery audit_log_page_0_2 = {
+	"SELECT $8, " AUDIT_LOG_COLS AUDIT_LOG_FILTER
+	" ORDER BY a.logged_at DESC, a.id DESC OFFSET $1 LIMIT $2",
+	AUDIT_LOG_NARGS, AUDIT_LOG_ARGTYPES, false, true
+};
 
 /*
  * The planner's estimate of the rows matching the filters of values (the
@@ -345,6 +737,43 @@ audit_log_estimate(Datum *values, const bool *nulls)
 	return rows ? strtoll(rows + 6, NULL, 10) : 0;
 }
 
+/*
+ * The rows matching the filters in values, counted up to
+ * PSK_LOG_EXACT_COUNT + 1 (values[0]).  current: this version's objects.
+ */
+static int64
+audit_log_total(Datum *values, bool *nulls, bool current, int64 suffix_codes)
+{
+	int64 n;
+	int64 dense;
+	bool  isnull;
+
+	if (!current || nulls[2])
+	{
+		psk_execute(current ? &audit_log_count_all : &audit_log_count_0_2,
+					values, nulls, true);
+		return DatumGetInt64(psk_result(0, 1, &isnull));
+	}
+	psk_execute(&audit_log_count_prefix, values, nulls, true);
+	n = DatumGetInt64(psk_result(0, 1, &isnull));
+	if (n > PSK_LOG_EXACT_COUNT)
+		return n;
+	if (suffix_codes == 0)
+		return n;
+	if (suffix_codes > PSK_LOG_DENSE_CODES)
+	{
+		psk_execute(&audit_log_count_dense, values, nulls, true);
+		dense = DatumGetInt64(psk_result(0, 1, &isnull));
+		if (n + dense > PSK_LOG_EXACT_COUNT)
+			return n + dense;
+	}
+	/* the suffix's rows, up to those that bring the total past the limit */
+	values[0] = Int64GetDatum(PSK_LOG_EXACT_COUNT - n);
+	psk_execute(&audit_log_count_suffix, values, nulls, true);
+	values[0] = Int64GetDatum(PSK_LOG_EXACT_COUNT);
+	return n + DatumGetInt64(psk_result(0, 1, &isnull));
+}
+
 Datum
 psk_log(PG_FUNCTION_ARGS)
 {
@@ -360,7 +789,9 @@ psk_log(PG_FUNCTION_ARGS)
 	Datum		   values[AUDIT_LOG_NARGS];
 	bool		   nulls[AUDIT_LOG_NARGS] = { 0 };
 	int64		   total;
+	int64		   suffix_codes = -1;
 	bool		   isnull;
+	bool		   current;
 	ReturnSetInfo *rsinfo;
 
 	if (!PG_ARGISNULL(5) && !PG_ARGISNULL(6) &&
@@ -384,9 +815,13 @@ psk_log(PG_FUNCTION_ARGS)
 	values[8] = BoolGetDatum(false);
 
 	SPI_connect();
-	audit_log_narrow(values, nulls);
-	psk_execute(&audit_log_count, values, nulls, true);
-	total = DatumGetInt64(psk_result(0, 1, &isnull));
+	current = audit_log_narrow(values, nulls, false);
+	if (current && !nulls[2])
+	{
+		psk_execute(&audit_log_suffix_codes, values, nulls, true);
+		suffix_codes = DatumGetInt64(psk_result(0, 1, &isnull));
+	}
+	total = audit_log_total(values, nulls, current, suffix_codes);
 	if (total > PSK_LOG_EXACT_COUNT)
 	{
 		total = Max(total, audit_log_estimate(values, nulls));
@@ -395,12 +830,15 @@ psk_log(PG_FUNCTION_ARGS)
 	values[0] = Int64GetDatum((int64) (page - 1) * page_size);
 	values[7] = Int64GetDatum(total);
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	psk_execute(rsinfo != NULL && rsinfo->expectedDesc != NULL &&
-						rsinfo->expectedDesc->natts == 11
-					? &audit_log_page_0_2
-					: &audit_log_page,
-				values, nulls, true);
-	psk_return_tuptable(fcinfo);
+	if (current && !(rsinfo != NULL && rsinfo->expectedDesc != NULL &&
+					 rsinfo->expectedDesc->natts == AUDIT_LOG_NCOLS + 1))
+		audit_log_page(fcinfo, values, nulls, (int64) (page - 1) * page_size,
+					   page_size, suffix_codes);
+	else
+	{
+		psk_execute(&audit_log_page_0_2, values, nulls, true);
+		psk_return_tuptable(fcinfo);
+	}
 	SPI_finish();
 	return (Datum) 0;
 }
@@ -674,6 +1112,6 @@ psk_open_log_cursor(const char *code, const char *user_name, const char *action,
 	values[4] = action ? CStringGetTextDatum(action) : (Datum) 0;
 	values[5] = since ? TimestampTzGetDatum(*since) : (Datum) 0;
 	values[6] = until ? TimestampTzGetDatum(*until) : (Datum) 0;
-	audit_log_narrow(values, nulls);
+	audit_log_narrow(values, nulls, true);
 	return psk_open_cursor(&log_export, NULL, values, nulls);
 }

@@ -110,6 +110,14 @@ SELECT count(*) AS member_partitions FROM pg_depend d JOIN pg_inherits i ON i.in
  WHERE d.deptype = 'e' AND i.inhparent = 'psk.audit_log'::regclass
    AND i.inhrelid <> 'psk.audit_log_default'::regclass;
 SELECT count(*) AS rows_in_default FROM psk.audit_log_default;
+-- every partition's code index C-collated (a prefix is a range of it),
+-- the default one's too
+SELECT count(*) = (SELECT count(*) FROM pg_inherits WHERE inhparent = 'psk.audit_log'::regclass)
+         AS a_code_index_each,
+       bool_and(i.indcollation[0] = 'pg_catalog."C"'::regcollation) AS c_collated
+  FROM pg_inherits h JOIN pg_index i ON i.indrelid = h.inhrelid
+  JOIN pg_class ic ON ic.oid = i.indexrelid
+ WHERE h.inhparent = 'psk.audit_log'::regclass AND ic.relname LIKE '%\_code\_idx';
 -- every row in the partition of its week; a row at a week's start opens it
 SELECT a.note, a.logged_at = p.lower_bound AS at_lower_bound, a.logged_at < p.upper_bound AS below_upper
   FROM psk.audit_log a JOIN psk.audit_partitions() p ON p.part = a.tableoid

@@ -30,8 +30,11 @@ $$;
 -- each one a reader needs, and no other, for each costs every audit row an
 -- index entry (two rows a reserve + release cycle).  Named after the
 -- partition (renew.c opens <partition>_code_idx).
---   code_idx      (code, id): a code's history (renew), psk_log's code
---                 filter (as a prefix), migrate's last row of each code
+--   code_idx      (code COLLATE "C", id): a code's history (renew),
+--                 psk_log's code filter (a prefix is a range of it: "C",
+--                 so in any database collation; every reader compares with
+--                 COLLATE "C" to use it, the same equality), migrate's
+--                 last row of each code
 --   user_idx      (user_id, logged_at DESC, id DESC): psk_user_log
 --   time_idx      (logged_at, id): psk_log's pages, newest first (read
 --                 backwards), and its since/until
@@ -64,20 +67,23 @@ DECLARE
     name text := (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = part);
     idx regclass;
 BEGIN
-    -- the descending time and releases indexes of an earlier index set
+    -- the descending time and releases indexes of an earlier index set,
+    -- and its code index in the database's collation
     FOR idx IN SELECT i.indexrelid::regclass FROM pg_catalog.pg_index i
                  JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
                 WHERE i.indrelid = part
-                  AND c.relname IN (name || '_time_idx', name || '_releases_idx')
-                  AND EXISTS (SELECT FROM pg_catalog.unnest(i.indoption::int2[]) o
-                               WHERE o & 1 = 1)
+                  AND ((c.relname IN (name || '_time_idx', name || '_releases_idx')
+                        AND EXISTS (SELECT FROM pg_catalog.unnest(i.indoption::int2[]) o
+                                     WHERE o & 1 = 1))
+                       OR (c.relname = name || '_code_idx'
+                           AND i.indcollation[0] <> 'pg_catalog."C"'::regcollation))
     LOOP
         EXECUTE pg_catalog.format('DROP INDEX %s', idx);
     END LOOP;
     EXECUTE pg_catalog.format('ALTER TABLE %s REPLICA IDENTITY FULL', part);
     EXECUTE pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I',
                               part, name || '_pkey');
-    EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS %I ON %s (code, id)',
+    EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS %I ON %s (code COLLATE "C", id)',
                               name || '_code_idx', part);
     EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS %I ON %s (user_id, logged_at DESC, id DESC)',
                               name || '_user_idx', part);

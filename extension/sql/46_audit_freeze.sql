@@ -7,7 +7,9 @@
 --    nothing is frozen until an anti-wraparound pass rereads the week);
 --  * once closed, the worker runs VACUUM (FREEZE) on it (no function can
 --    run VACUUM), for the rows written since the last autovacuum, and
---    records that with autovacuum_freeze_table_age = 0: done once.
+--    records that with autovacuum_freeze_table_age = 0: done once;
+--  * the default partition, whenever it is the table that holds
+--    age(datfrozenxid) back (psk.audit_default_to_freeze).
 
 -- Set autovacuum_freeze_min_age = 0 on every partition (the default one
 -- left out: its rows are moved away) that lacks it, mostly those just
@@ -68,4 +70,22 @@ BEGIN
     EXECUTE pg_catalog.format(
         'ALTER TABLE %s SET (autovacuum_freeze_min_age = 0, autovacuum_freeze_table_age = 0)', part);
 END
+$$;
+
+-- The default partition, when its relfrozenxid is the oldest of the
+-- database's tables: it is then what holds age(datfrozenxid) back.  It is
+-- normally empty or a few pages (its rows are moved to their week's
+-- partition) that no insert-triggered autovacuum visits, so only an
+-- anti-wraparound pass would freeze it; the worker's VACUUM (FREEZE) of it
+-- reads those few pages and moves its relfrozenxid to the newest there is,
+-- and it is not due again until every other table has been vacuumed since.
+CREATE FUNCTION psk.audit_default_to_freeze()
+RETURNS SETOF regclass
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT d.oid::regclass FROM pg_catalog.pg_class d
+     WHERE d.oid = 'psk.audit_log_default'::regclass
+       AND pg_catalog.age(d.relfrozenxid) >=
+           (SELECT pg_catalog.max(pg_catalog.age(c.relfrozenxid))
+              FROM pg_catalog.pg_class c WHERE c.relkind IN ('r', 'm', 't'))
 $$;

@@ -115,6 +115,21 @@ check "freeze: this week's partition and those ahead freeze as they fill, not re
 sleep 3 # three more rounds of the worker
 check "freeze: done once (one log line, one vacuum of it in three rounds)" "1 1" \
 	"$(grep -c "psk: audit log partition $old_part frozen" "$work/data/server.log") $(sql "SELECT vacuum_count FROM pg_stat_all_tables WHERE relid = '$old_part'::regclass")"
+# the default partition (kept empty by the upkeep, so no autovacuum visits
+# it): frozen whenever it is the table that holds age(datfrozenxid) back.
+# Every other table frozen now, so that it is the oldest.
+default_age=$(sql "SELECT age(relfrozenxid) FROM pg_class WHERE oid = 'psk.audit_log_default'::regclass")
+sql "$(sql "SELECT 'VACUUM (FREEZE) ' || string_agg(oid::regclass::text, ', ') FROM pg_class
+            WHERE relkind IN ('r', 'm') AND oid <> 'psk.audit_log_default'::regclass")" >/dev/null
+for _ in $(seq 50); do
+	grep -q "psk: audit log partition psk.audit_log_default frozen" "$work/data/server.log" && break
+	sleep 0.2
+done
+check "freeze: the default partition, once the oldest table, is frozen: its relfrozenxid moves up, no longer the oldest" \
+	"1 true 0" \
+	"$(grep -c "psk: audit log partition psk.audit_log_default frozen" "$work/data/server.log") $(sql "SELECT
+	        (SELECT age(relfrozenxid) < $default_age FROM pg_class WHERE oid = 'psk.audit_log_default'::regclass) || ' ' ||
+	        (SELECT count(*) FROM psk.audit_default_to_freeze())")"
 check "freeze: psk.audit_partition_frozen takes only partitions of the log" PK001 \
 	"$(PGOPTIONS='-c log_min_messages=fatal' psql -XAtq -v VERBOSITY=sqlstate -c "SELECT psk.audit_partition_frozen('psk.codes')" 2>&1 | grep -o 'PK[0-9]*')"
 sql "ALTER SYSTEM SET psk.audit_retention = '30d'" >/dev/null
