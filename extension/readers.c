@@ -426,7 +426,25 @@ static PskQuery audit_log_parts = {
 static void
 audit_log_suffix_sql(StringInfo sql, const char *t, int64 window, bool top)
 {
-	if (window == 0)
+	if (window == 0 && !top)
+	{
+		/*
+		 * All their rows (audit_log_few_rows: at most PSK_LOG_EXACT_COUNT):
+		 * the codes as one array, which each partition's code index reads
+		 * in order, in one scan; a lateral probe of every partition for
+		 * each code cost 700 index descents for 50 codes in 14 weeks
+		 * (162 ms at 50M rows, against 13 ms so).  Without a LIMIT no time
+		 * order tempts the planner away from the code index.
+		 */
+		appendStringInfoString(sql, "SELECT " AUDIT_LOG_COLS " FROM ");
+		appendStringInfoString(sql, t);
+		appendStringInfoString(
+			sql,
+			" a," AUDIT_LOG_F " WHERE a.code COLLATE \"C\" = ANY (ARRAY("
+			"SELECT c.code FROM psk.audit_codes c WHERE " AUDIT_LOG_SUFFIX_ONLY
+			"))" AUDIT_LOG_OTHER);
+	}
+	else if (window == 0)
 	{
 		appendStringInfoString(sql,
 							   "SELECT l.* FROM psk.audit_codes c,"
