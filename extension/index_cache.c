@@ -13,7 +13,8 @@
  * goes: an access method's cache, lazily built states), sharing only the
  * compiled expressions, which are evaluated one row at a time.
  *
- * An entry is dropped when the index or its table is invalidated in the
+ * An entry is dropped (its memory kept to the end of the transaction, for
+ * a call under way) when the index or its table is invalidated in the
  * relcache (an index dropped, re-created or altered; CREATE INDEX
  * CONCURRENTLY marking it ready, which invalidates the table), and whether
  * the index takes inserts yet is read from the relcache on every call.
@@ -23,6 +24,7 @@
 #include "writer.h"
 
 #include "access/genam.h"
+#include "access/xact.h"
 #include "catalog/index.h"
 #include "executor/executor.h"
 #include "optimizer/optimizer.h"
@@ -44,10 +46,22 @@ static CachedIndex index_cache[INDEX_CACHE_SIZE];
 static int		   index_cache_used = 0;
 static bool		   index_cache_registered = false;
 
+/*
+ * Forget entry i.  A call under way may still evaluate its compiled
+ * expressions through the copies it took: an invalidation is processed
+ * whenever the call takes a lock or its own statement's catalog changes
+ * are made visible (another session's VACUUM or ANALYZE of psk.codes does
+ * it, mid-call, at the next lock), so the memory is kept to the end of the
+ * transaction, no call outlives that.  Outside a transaction no call is
+ * under way.
+ */
 static void
 index_cache_drop(int i)
 {
-	MemoryContextDelete(index_cache[i].cxt);
+	if (IsTransactionState())
+		MemoryContextSetParent(index_cache[i].cxt, TopTransactionContext);
+	else
+		MemoryContextDelete(index_cache[i].cxt);
 	index_cache[i] = index_cache[--index_cache_used];
 }
 

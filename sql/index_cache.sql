@@ -49,6 +49,26 @@ SELECT code FROM psk_reserve('osv@example.com', 'Fourth');
 SELECT test.by_index('lower(tester_name) = ''fourth''') AS in_index,
        test.by_table('lower(tester_name) = ''fourth''') AS in_table;
 
+-- the table's relcache invalidated in the middle of a call (an ANALYZE of
+-- psk.codes from a BEFORE trigger, as another session's VACUUM or ANALYZE
+-- reaches a call at its next lock): the entries in use are dropped, their
+-- compiled predicates kept to the end of the transaction
+CREATE FUNCTION test.analyze_codes() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.tester_name = 'analyze me' THEN
+        ANALYZE psk.codes;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER analyze_codes BEFORE UPDATE ON psk.codes
+    FOR EACH ROW EXECUTE FUNCTION test.analyze_codes();
+SELECT code FROM psk_release('osv@example.com', 'IC-3');
+SELECT code FROM psk_reserve('osv@example.com', 'analyze me');
+SELECT code FROM psk_reserve('osv@example.com', 'analyze me');
+DROP TRIGGER analyze_codes ON psk.codes;
+SELECT test.by_index('tester_name = ''analyze me''') AS in_index,
+       test.by_table('tester_name = ''analyze me''') AS in_table;
+
 -- psk's own partial indexes after all that: every free code in the free
 -- list, every held code in the holder and held-since indexes
 SELECT test.by_index('status = ''CAN_BE_USED'' AND pool = ''OSV''') = test.by_table('status = ''CAN_BE_USED'' AND pool = ''OSV''') AS free_list,
