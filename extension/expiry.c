@@ -475,3 +475,16 @@ psk_expiry_main(Datum main_arg)
 		psk_audit_freeze_once();
 	}
 }
+
+void
+psk_worker_step_failed(MemoryContext cxt, int elevel, const char *what)
+{
+	ErrorData *edata;
+
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	ereport(elevel, (errmsg("psk: %s: %s", what, edata->message)));
+	FreeErrorData(edata);
+}

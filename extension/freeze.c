@@ -188,15 +188,7 @@ psk_audit_freeze_once(void)
 	}
 	PG_CATCH();
 	{
-		ErrorData *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		ereport(WARNING, (errmsg("psk: audit log partition not frozen: %s",
-								 edata->message)));
-		FreeErrorData(edata);
+		psk_worker_step_failed(cxt, WARNING, "audit log partition not frozen");
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);

@@ -155,15 +155,7 @@ psk_metrics_worker_swept(void)
 		}
 		PG_CATCH();
 		{
-			ErrorData *edata;
-
-			MemoryContextSwitchTo(oldcontext);
-			edata = CopyErrorData();
-			FlushErrorState();
-			AbortCurrentTransaction();
-			ereport(LOG, (errmsg("psk: metrics refresh failed: %s",
-								 edata->message)));
-			FreeErrorData(edata);
+			psk_worker_step_failed(oldcontext, LOG, "metrics refresh failed");
 		}
 		PG_END_TRY();
 		MemoryContextSwitchTo(oldcontext);

@@ -66,15 +66,8 @@ psk_audit_partitions_once(void)
 	}
 	PG_CATCH();
 	{
-		ErrorData *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		ereport(WARNING, (errmsg("psk: audit log partitions not maintained: %s",
-								 edata->message)));
-		FreeErrorData(edata);
+		psk_worker_step_failed(cxt, WARNING,
+							   "audit log partitions not maintained");
 	}
 	PG_END_TRY();
 	pgstat_report_activity(STATE_IDLE, NULL);

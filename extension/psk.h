@@ -328,6 +328,14 @@ extern void psk_audit_freeze_once(void);
 #define PSK_FORGET_BATCH 10000
 /* expiry.c: from _PG_init when preloaded, one worker per psk.database. */
 extern void psk_register_expiry_workers(void);
+/*
+ * In the PG_CATCH of one step of the worker's round (its upkeep, a freeze,
+ * the metrics' refresh): back in cxt, the error copied and cleared, the
+ * step's transaction aborted, and the error's message reported at elevel
+ * after "psk: <what>: ", so that the round goes on.
+ */
+extern void psk_worker_step_failed(MemoryContext cxt, int elevel,
+								   const char *what);
 extern void psk_expiry_shmem_request(void);
 extern void psk_expiry_shmem_startup(void);
 
