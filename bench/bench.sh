@@ -33,6 +33,9 @@
 #   PSK_BENCH_CODES     codes in the pools (100000)
 #   PSK_BENCH_SHIM      psk-shim flags besides --threads (default "--pool 8")
 #   PSK_BENCH_WRK       1: also run d through wrk
+#   PSK_BENCH_RUNS      the runs to make, for a quick look at a few (all:
+#                       "a b m c ck d dk ds e1 e2"; ratios of runs left out
+#                       print as -)
 #   PSK_PGROOT          a private PostgreSQL tree (see README.md)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -160,6 +163,12 @@ echo "== $setup"
 declare -A R # R[run,clients] = "OPS P50 P99 ERRORS MAX [SHIM_US]"
 runs="a b m c ck d dk ds e1 e2"
 [ "$with_wrk" = 1 ] && runs="a b m c ck d dk ds dw e1 e2"
+if [ -n "${PSK_BENCH_RUNS:-}" ]; then
+	for run in $PSK_BENCH_RUNS; do
+		[[ " $runs " == *" $run "* ]] || die "PSK_BENCH_RUNS: no run $run (the runs: $runs)"
+	done
+	runs=$PSK_BENCH_RUNS
+fi
 declare -A label=(
 	[a]="a: SELECT 1"
 	[b]="b: SQL cycle"
@@ -193,7 +202,7 @@ one_run() {
 }
 # RR[run,clients,round]: every round's line; R[run,clients]: the median one
 declare -A RR
-cycle_runs=${runs% e1 e2}
+cycle_runs=$(printf '%s\n' $runs | grep -v '^e' | xargs)
 for c in $clients; do
 	for ((r = 1; r <= rounds; r++)); do
 		order=$cycle_runs
@@ -217,10 +226,14 @@ done
 psql -qX -c "SELECT count(*) FROM generate_series(1, 64) i, generate_series(1, 2),
                     LATERAL psk_reserve('bench' || i || '@example.com', 'bench')" >/dev/null
 for c in $clients; do
-	R[e1,$c]=$(http_run auth_me "$c" "$seconds" -g /auth/me)
-	echo "   ${label[e1]}, $c clients: ${R[e1,$c]}"
-	R[e2,$c]=$(http_run users_my "$c" "$seconds" -g /users/my)
-	echo "   ${label[e2]}, $c clients: ${R[e2,$c]}"
+	if [[ " $runs " == *" e1 "* ]]; then
+		R[e1,$c]=$(http_run auth_me "$c" "$seconds" -g /auth/me)
+		echo "   ${label[e1]}, $c clients: ${R[e1,$c]}"
+	fi
+	if [[ " $runs " == *" e2 "* ]]; then
+		R[e2,$c]=$(http_run users_my "$c" "$seconds" -g /users/my)
+		echo "   ${label[e2]}, $c clients: ${R[e2,$c]}"
+	fi
 done
 
 # ratio X Y CLIENTS: the median over the rounds of X's ops/s over Y's
@@ -229,7 +242,7 @@ ratio() {
 	for ((r = 1; r <= rounds; r++)); do
 		# shellcheck disable=SC2086
 		awk -v x="$(set -- ${RR[$x,$c,$r]}; echo "$1")" -v y="$(set -- ${RR[$y,$c,$r]}; echo "$1")" \
-			'BEGIN {if (y > 0) printf "%.4f\n", x / y}'
+			'BEGIN {if (x != "" && y > 0) printf "%.4f\n", x / y}'
 	done | sort -n | awk '{v[NR] = $1} END {if (NR) printf "%.2f", v[int((NR + 1) / 2)]; else print "-"}'
 }
 report() {

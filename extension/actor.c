@@ -243,3 +243,14 @@ psk_lock_held_code(PskWriter *w, const char *code, LockTupleMode mode,
 	}
 	psk_check_holder(code, status, !isnull, holder, user->id);
 }
+
+bool
+psk_find_held_code(PskWriter *w, const char *code, const PskUser *user)
+{
+	bool isnull;
+
+	return psk_find_code(w, code) &&
+		   psk_slot_int8(w->code_slot, w->code_att[CODE_HOLDER], &isnull) ==
+			   user->id &&
+		   !isnull;
+}

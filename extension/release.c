@@ -4,9 +4,11 @@
  *		psk_release and the HTTP layer) and psk_release.
  *
  * Below SPI (writer.c): the caller first (a non-admin user), then the
- * arguments, then the code, locked as FOR NO KEY UPDATE would: a release
- * waits for whoever holds the code's row locked, then acts on its newest
- * version.
+ * arguments, then the code.  When the snapshot's version of the code is
+ * the caller's and still its newest, unlocked, it is changed at once
+ * (psk_code_try_update); otherwise it is locked as FOR NO KEY UPDATE
+ * would: a release waits for whoever holds the code's row locked, then
+ * acts on its newest version, or refuses.
  */
 #include "writer.h"
 
@@ -16,12 +18,24 @@
 
 PG_FUNCTION_INFO_V1(psk_release);
 
+/* The new version of the code in w->code_slot: free again, with the note. */
+static void
+released_version(PskWriter *w, const char *note)
+{
+	psk_code_change(w);
+	psk_code_free(w, "CAN_BE_USED");
+	psk_code_set(w, CODE_RELEASED_AT, TimestampTzGetDatum(w->now), false);
+	if (note != NULL)
+		psk_code_set(w, CODE_NOTE, CStringGetTextDatum(note), false);
+}
+
 void
 psk_release_code(const char *email, const char *code, const char *clearance,
 				 const char *note, PskReleased *out)
 {
 	PskWriter w;
 	PskUser	  user;
+	bool	  done = false;
 
 	psk_writer_begin(&w);
 	/* who may call it: a non-admin user */
@@ -36,17 +50,19 @@ psk_release_code(const char *email, const char *code, const char *clearance,
 						  PSK_MAX_TEXT_LEN);
 
 	/* then the code */
-	psk_lock_held_code(&w, code, LockTupleNoKeyExclusive, &user);
-
+	if (psk_find_held_code(&w, code, &user))
+	{
+		released_version(&w, note);
+		done = psk_code_try_update(&w);
+	}
+	if (!done)
+	{
+		psk_lock_held_code(&w, code, LockTupleNoKeyExclusive, &user);
+		released_version(&w, note);
+		psk_code_update(&w);
+	}
 	out->code = psk_slot_cstring(w.code_slot, w.code_att[CODE_CODE]);
 	out->released_at = w.now;
-
-	psk_code_change(&w);
-	psk_code_free(&w, "CAN_BE_USED");
-	psk_code_set(&w, CODE_RELEASED_AT, TimestampTzGetDatum(w.now), false);
-	if (note != NULL)
-		psk_code_set(&w, CODE_NOTE, CStringGetTextDatum(note), false);
-	psk_code_update(&w);
 
 	psk_audit_code(&w, &user);
 	if (clearance != NULL || note != NULL)

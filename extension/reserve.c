@@ -78,10 +78,47 @@ typedef struct CountryCheck
 	TupleTableSlot *slot;
 } CountryCheck;
 
+/* Is the code in w->code_slot free in pool (and valid in the country)? */
+static bool
+code_free(PskWriter *w, const char *pool, const Request *req, CountryCheck *cc)
+{
+	const AttrNumber *att = w->code_att;
+	bool			  isnull;
+
+	return psk_slot_text_equals(w->code_slot, att[CODE_STATUS],
+								"CAN_BE_USED") &&
+		   psk_slot_text_equals(w->code_slot, att[CODE_POOL], pool) &&
+		   (cc == NULL ||
+			code_in_country(cc->cc, cc->cc_key, cc->slot,
+							psk_slot_int8(w->code_slot, att[CODE_ID], &isnull),
+							req->country_id));
+}
+
+/* The new version of the code in w->code_slot, reserved as *r says. */
+static void
+reserved_version(PskWriter *w, const PskUser *user, const Request *req,
+				 const PskReserved *r)
+{
+	psk_code_change(w);
+	psk_code_set(w, CODE_STATUS, CStringGetTextDatum("RESERVED"), false);
+	psk_code_set(w, CODE_HOLDER, Int64GetDatum(user->id), false);
+	psk_code_set(w, CODE_TESTER, CStringGetTextDatum(req->tester), false);
+	psk_code_set(w, CODE_RESERVED_AT, TimestampTzGetDatum(w->now), false);
+	psk_code_set(w, CODE_RELEASED_AT, (Datum) 0, true);
+	psk_code_set(w, CODE_EXPIRES_AT, TimestampTzGetDatum(r->expires_at),
+				 !r->expires);
+	psk_code_set(w, CODE_TOKEN, UUIDPGetDatum(&r->token), false);
+}
+
 /*
  * Take the code in w->code_slot (visible to the scan's snapshot) for user
  * if it can be had: valid in the country, not locked by another caller,
  * still free in pool in its newest version.  Stores it in *r.
+ *
+ * Most candidates nobody else touches: the update is tried on the version
+ * scanned, without a row lock first (psk_code_try_update), and succeeds
+ * when that version is still the newest and unlocked.  Otherwise the row
+ * is locked as FOR NO KEY UPDATE SKIP LOCKED would and looked at again.
  */
 static bool
 take_code(PskWriter *w, const PskUser *user, const Request *req,
@@ -90,27 +127,10 @@ take_code(PskWriter *w, const PskUser *user, const Request *req,
 	Relation		  codes = w->codes->ri_RelationDesc;
 	const AttrNumber *att = w->code_att;
 	bool			  isnull;
-	int64			  code_id;
 
-	if (cc != NULL &&
-		!code_in_country(cc->cc, cc->cc_key, cc->slot,
-						 psk_slot_int8(w->code_slot, att[CODE_ID], &isnull),
-						 req->country_id))
+	if (!code_free(w, pool, req, cc))
 		return false;
 
-	if (!psk_lock_row(codes, w->code_slot, LockTupleNoKeyExclusive, false))
-		return false;
-
-	/* The locked version may be newer than the one scanned: re-check. */
-	code_id = psk_slot_int8(w->code_slot, att[CODE_ID], &isnull);
-	if (!psk_slot_text_equals(w->code_slot, att[CODE_STATUS], "CAN_BE_USED") ||
-		!psk_slot_text_equals(w->code_slot, att[CODE_POOL], pool) ||
-		(cc != NULL && !code_in_country(cc->cc, cc->cc_key, cc->slot, code_id,
-										req->country_id)))
-		return false;
-
-	r->code = TextDatumGetCString(
-		slot_getattr(w->code_slot, att[CODE_CODE], &isnull));
 	r->pool = pool;
 	if (!pg_strong_random(r->token.data, UUID_LEN))
 		ereport(ERROR,
@@ -126,16 +146,19 @@ take_code(PskWriter *w, const PskUser *user, const Request *req,
 										  (int64) psk_reservation_ttl * 1000)
 			: 0;
 
-	psk_code_change(w);
-	psk_code_set(w, CODE_STATUS, CStringGetTextDatum("RESERVED"), false);
-	psk_code_set(w, CODE_HOLDER, Int64GetDatum(user->id), false);
-	psk_code_set(w, CODE_TESTER, CStringGetTextDatum(req->tester), false);
-	psk_code_set(w, CODE_RESERVED_AT, TimestampTzGetDatum(w->now), false);
-	psk_code_set(w, CODE_RELEASED_AT, (Datum) 0, true);
-	psk_code_set(w, CODE_EXPIRES_AT, TimestampTzGetDatum(r->expires_at),
-				 !r->expires);
-	psk_code_set(w, CODE_TOKEN, UUIDPGetDatum(&r->token), false);
-	psk_code_update(w);
+	reserved_version(w, user, req, r);
+	if (!psk_code_try_update(w))
+	{
+		/* The locked version may be newer than the one scanned: re-check. */
+		if (!psk_lock_row(codes, w->code_slot, LockTupleNoKeyExclusive,
+						  false) ||
+			!code_free(w, pool, req, cc))
+			return false;
+		reserved_version(w, user, req, r);
+		psk_code_update(w);
+	}
+	r->code = TextDatumGetCString(
+		slot_getattr(w->code_slot, att[CODE_CODE], &isnull));
 
 	psk_audit_code(w, user);
 	psk_audit_set(w, LOG_TESTER, CStringGetTextDatum(req->tester));

@@ -40,6 +40,7 @@
 #include "commands/trigger.h"
 #include "executor/execPartition.h"
 #include "executor/executor.h"
+#include "executor/nodeModifyTable.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
@@ -826,20 +827,17 @@ psk_code_change(PskWriter *w)
 	return slot;
 }
 
-void
-psk_code_update(PskWriter *w)
+/*
+ * A free code has an entry in the free-code index, new unless the update
+ * was HOT: lower the pool's hint to it, now that it is in the index and
+ * before the commit (free_hint.c).
+ */
+static void
+code_updated(PskWriter *w)
 {
 	TupleTableSlot	 *row = w->new_code;
 	const AttrNumber *att = w->code_att;
 
-	ExecStoreVirtualTuple(row);
-	ExecSimpleRelationUpdate(w->codes, w->estate, NULL, w->code_slot, row);
-
-	/*
-	 * A free code has an entry in the free-code index, new unless the
-	 * update was HOT: lower the pool's hint to it, now that it is in the
-	 * index and before the commit (free_hint.c).
-	 */
 	if (psk_slot_text_equals(row, att[CODE_STATUS], "CAN_BE_USED"))
 	{
 		PskFreeKey key;
@@ -853,6 +851,61 @@ psk_code_update(PskWriter *w)
 		psk_free_hint_lower(pool, &key);
 		pfree(pool);
 	}
+}
+
+void
+psk_code_update(PskWriter *w)
+{
+	ExecStoreVirtualTuple(w->new_code);
+	ExecSimpleRelationUpdate(w->codes, w->estate, NULL, w->code_slot,
+							 w->new_code);
+	code_updated(w);
+}
+
+/*
+ * psk_code_update for a row that is not locked: ExecSimpleRelationUpdate's
+ * steps, with heap_update told not to wait.  It succeeds (TM_Ok) only when
+ * no one has changed or locked the row since the snapshot, so the version
+ * the caller checked is the newest, as a lock would have made sure, and the
+ * lock's own WAL record and page change are saved.  Otherwise nothing has
+ * changed: the caller locks the row and looks again.  BEFORE ROW triggers
+ * want a locked row (GetTupleForTrigger); with any, the caller locks first.
+ */
+bool
+psk_code_try_update(PskWriter *w)
+{
+	ResultRelInfo  *rri = w->codes;
+	Relation		rel = rri->ri_RelationDesc;
+	TupleTableSlot *row = w->new_code;
+	ItemPointer		tid = &w->code_slot->tts_tid;
+	TM_FailureData	tmfd;
+	LockTupleMode	lockmode;
+	bool			update_indexes;
+	List		   *recheck = NIL;
+
+	if (rri->ri_TrigDesc != NULL && rri->ri_TrigDesc->trig_update_before_row)
+		return false;
+	ExecStoreVirtualTuple(row);
+	CheckCmdReplicaIdentity(rel, CMD_UPDATE);
+	if (rel->rd_att->constr != NULL)
+	{
+		if (rel->rd_att->constr->has_generated_stored)
+			ExecComputeStoredGenerated(rri, w->estate, row, CMD_UPDATE);
+		ExecConstraints(rri, row, w->estate);
+	}
+	if (table_tuple_update(rel, tid, row, GetCurrentCommandId(true),
+						   w->estate->es_snapshot, InvalidSnapshot,
+						   false /* no wait */, &tmfd, &lockmode,
+						   &update_indexes) != TM_Ok)
+		return false;
+	if (rri->ri_NumIndices > 0 && update_indexes)
+		recheck =
+			ExecInsertIndexTuples(rri, row, w->estate, true, false, NULL, NIL);
+	ExecARUpdateTriggers(w->estate, rri, NULL, NULL, tid, NULL, row, recheck,
+						 NULL, false);
+	list_free(recheck);
+	code_updated(w);
+	return true;
 }
 
 void

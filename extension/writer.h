@@ -177,9 +177,13 @@ extern bool psk_lock_code(PskWriter *w, const char *code, LockTupleMode mode);
  * A change of the code in w->code_slot: psk_code_change starts its new
  * version as a copy, psk_code_set / psk_code_free change it,
  * psk_code_update writes it (constraints, indexes, AFTER ROW triggers).
+ * psk_code_try_update writes it only if the row, not locked by the caller,
+ * is still the newest version and locked by no one; else false and nothing
+ * written (the caller then locks the row and looks again).
  */
 extern TupleTableSlot *psk_code_change(PskWriter *w);
 extern void			   psk_code_update(PskWriter *w);
+extern bool			   psk_code_try_update(PskWriter *w);
 /* Delete the code in w->code_slot (locked); its countries go with it. */
 extern void psk_code_delete(PskWriter *w);
 
@@ -275,5 +279,12 @@ extern bool psk_lookup_user_locked(const char *email, LockTupleMode mode,
  */
 extern void psk_lock_held_code(PskWriter *w, const char *code,
 							   LockTupleMode mode, const PskUser *user);
+/*
+ * The code as the snapshot sees it into w->code_slot, not locked: does user
+ * hold it there?  (For psk_code_try_update; the refusals come from the
+ * locked newest version, psk_lock_held_code.)
+ */
+extern bool psk_find_held_code(PskWriter *w, const char *code,
+							   const PskUser *user);
 
 #endif /* PSK_WRITER_H */

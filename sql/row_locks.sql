@@ -1,0 +1,84 @@
+-- Reserve and release change a code without locking its row first when the
+-- version their snapshot sees is still the newest and unlocked
+-- (psk_code_try_update, writer.c); otherwise they lock it, as FOR NO KEY
+-- UPDATE [SKIP LOCKED] would, and look again.  Each case below takes the
+-- second way and checks what came out: the code's state, the audit rows,
+-- and that nothing waited that should not (lock_timeout turns a wait into
+-- an error).  A second session comes through dblink.
+\i test/fixtures/reset.sql
+\i test/fixtures/engine.sql
+\set VERBOSITY terse
+CREATE EXTENSION IF NOT EXISTS dblink;
+SELECT dblink_connect('other', 'dbname=' || current_database() || ' port=' || current_setting('port') || ' host=127.0.0.1 user=postgres') AS other;
+SELECT pid AS other_pid FROM dblink('other', 'SELECT pg_backend_pid()') AS t(pid int) \gset
+SET lock_timeout = '5s';
+-- until the other session waits for a lock (at most 10 s)
+CREATE FUNCTION test.other_waits(pid int) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1..1000 LOOP
+        IF EXISTS (SELECT FROM pg_stat_activity a WHERE a.pid = other_waits.pid
+                      AND a.wait_event_type = 'Lock') THEN
+            RETURN 'waits for a lock';
+        END IF;
+        PERFORM pg_sleep(0.01);
+        PERFORM pg_stat_clear_snapshot();
+    END LOOP;
+    RETURN 'never waited';
+END $$;
+
+SELECT count(*) FROM psk_add_codes('admin@example.com', 'HSV', ARRAY['RL-1', 'RL-2', 'RL-3']);
+SELECT test.mark() AS m0 \gset
+
+-- 1. The row locked by the caller's own transaction: released on the
+--    locked path, once, with its audit row
+BEGIN;
+SELECT code FROM psk_reserve('hsv@example.com', 'own lock');
+SELECT code FROM psk.codes WHERE code = 'RL-1' FOR NO KEY UPDATE;
+SELECT code FROM psk_release('hsv@example.com', 'RL-1', note => 'after own lock');
+COMMIT;
+SELECT code, status, holder, note FROM test.codes() WHERE code = 'RL-1';
+
+-- 2. Every free code of the pool KEY SHARE locked by this transaction: the
+--    reserve still gets the oldest free one (the lock does not conflict)
+BEGIN;
+SELECT count(*) FROM (SELECT 1 FROM psk.codes WHERE pool = 'HSV' AND status = 'CAN_BE_USED' FOR KEY SHARE) s;
+SELECT code FROM psk_reserve('hsv@example.com', 'key share');
+COMMIT;
+
+-- 3. Another session's KEY SHARE lock (as a foreign key check takes): a
+--    release does not wait for it
+SELECT * FROM dblink_exec('other', 'BEGIN');
+SELECT * FROM dblink('other', $$SELECT code FROM psk.codes WHERE code = 'RL-2' FOR KEY SHARE$$) AS t(code text);
+SELECT code FROM psk_release('hsv@example.com', 'RL-2', note => 'past a key share');
+SELECT * FROM dblink_exec('other', 'COMMIT');
+
+-- 4. Another session's FOR UPDATE lock: a reserve skips that code, without
+--    waiting, and takes the next one
+SELECT * FROM dblink_exec('other', 'BEGIN');
+SELECT * FROM dblink('other', $$SELECT code FROM psk.codes WHERE code = 'RL-3' FOR UPDATE$$) AS t(code text);
+SELECT code FROM psk_reserve('hsv@example.com', 'skips RL-3', how_many => 2);
+SELECT * FROM dblink_exec('other', 'ROLLBACK');
+
+-- 5. Two releases of one code: the second finds the first's change under
+--    way, waits for it (the locked path) and then refuses on the newest
+--    version, which is free; the code was freed once, with one audit row
+BEGIN;
+SELECT code FROM psk_release('hsv@example.com', 'RL-1', note => 'first');
+SELECT dblink_send_query('other', $$SELECT code FROM psk_release('hsv@example.com', 'RL-1', note => 'second')$$) AS sent;
+SELECT test.other_waits(:other_pid);
+COMMIT;
+SELECT * FROM dblink_get_result('other', false) AS t(code text);
+SELECT * FROM dblink_get_result('other') AS t(code text);
+
+-- 6. A reserve that meets a code reserved by another session's open
+--    transaction: that code is skipped, no wait, and the reserve takes a
+--    free one
+SELECT code FROM psk_release('hsv@example.com', 'RL-2');
+SELECT * FROM dblink_exec('other', 'BEGIN');
+SELECT * FROM dblink('other', $$SELECT code FROM psk_reserve('hsv@example.com', 'other session')$$) AS t(code text);
+SELECT code FROM psk_reserve('hsv@example.com', 'this session');
+SELECT * FROM dblink_exec('other', 'COMMIT');
+
+SELECT code, status, holder, tester_name, note FROM test.codes() WHERE code LIKE 'RL-%' ORDER BY code;
+SELECT action, code, actor_ok, tester_name, note FROM test.audit_after(:m0);
+SELECT dblink_disconnect('other');
