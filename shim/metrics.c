@@ -184,4 +184,10 @@ metrics_render_http(FILE *out, Worker *workers, int nworkers)
 	for (int i = 0; i < 4; i++)
 		fprintf(out, "psk_db_connections{state=\"%s\"} %d\n", db_state[i],
 				db[i]);
+	fprintf(out, "# HELP psk_http_connections Client connections open on "
+				 "the public port, by worker thread.\n"
+				 "# TYPE psk_http_connections gauge\n");
+	for (int i = 0; i < nworkers; i++)
+		fprintf(out, "psk_http_connections{thread=\"%d\"} %d\n", i,
+				limits_open_connections(&workers[i]));
 }

@@ -210,8 +210,13 @@ extern void	   limits_configure(h2o_globalconf_t *conf);
 extern Limits *limits_worker_init(Worker *w, h2o_loop_t *loop,
 								  h2o_socket_cb on_accept);
 extern void	   limits_worker_stop(Worker *w);
-/* Accept one connection, within --max-connections (pauses when full). */
+/*
+ * Accept one connection, within --max-connections (pauses when full), for
+ * the thread with the fewest open.
+ */
 extern void limits_accept(Worker *w, h2o_socket_t *listener);
+/* Client connections open on w's thread (or on their way to it). */
+extern int limits_open_connections(Worker *w);
 /* Every request: counts pipelined ones (may end the connection after it). */
 extern void limits_on_request(h2o_req_t *req);
 extern int	limits_client_fd(h2o_req_t *req);

@@ -97,7 +97,8 @@ def text_format_parses_with_every_family_and_type():
             "psk_oldest_hold_seconds": "gauge", "psk_transitions": "counter",
             "psk_http_requests": "counter",
             "psk_http_request_duration_seconds": "histogram",
-            "psk_db_connections": "gauge", "psk_expiry_worker_up": "gauge",
+            "psk_db_connections": "gauge", "psk_http_connections": "gauge",
+            "psk_expiry_worker_up": "gauge",
             "psk_expiry_worker_last_sweep_timestamp_seconds": "gauge",
             "psk_database_up": "gauge"}
     for name, t in want.items():
@@ -176,6 +177,34 @@ def numbers_after_known_transitions():
     m2 = scrape()
     assert value(m2, "psk_transitions_total", action="RESERVED") == \
         value(m, "psk_transitions_total", action="RESERVED")
+
+
+@test
+def connections_are_spread_over_the_threads():
+    """A burst of connections, opened at once as a load generator does,
+    lands on both threads by halves (one thread used to take nearly all,
+    and served them with only its own database connections); each then
+    answers, and closing them gives the places back."""
+    import socket
+    conns = [socket.create_connection(("127.0.0.1", SHIM.port)) for _ in range(20)]
+    try:
+        for s in conns:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        for s in conns:
+            s.settimeout(10)
+            assert s.recv(4096).startswith(b"HTTP/1.1 200"), "no answer"
+        m = scrape(wait=False)
+        per_thread = [value(m, "psk_http_connections", thread=str(t)) for t in (0, 1)]
+        assert sum(per_thread) == 20 and abs(per_thread[0] - per_thread[1]) <= 1, per_thread
+    finally:
+        for s in conns:
+            s.close()
+    for _ in range(100):
+        m = scrape(wait=False)
+        if [value(m, "psk_http_connections", thread=str(t)) for t in (0, 1)] == [0, 0]:
+            break
+        time.sleep(0.05)
+    assert [value(m, "psk_http_connections", thread=str(t)) for t in (0, 1)] == [0, 0], m
 
 
 @test
