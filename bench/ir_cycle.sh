@@ -8,8 +8,10 @@
 # flush wait and everything lock contention adds.
 #   PSK_IR_CYCLES  cycles counted (2000; the count is the difference of a
 #                  run of PSK_IR_CYCLES + 200 and one of 200)
-#   PSK_IR_RUNS    which runs (c m h: h is c through the HTTP routes' functions,
-#                  psk.http_reserve + psk.http_release, as the shim calls them)
+#   PSK_IR_RUNS    which runs (c m h): h is c through the HTTP routes'
+#                  functions, psk.http_reserve + psk.http_release, as the
+#                  shim calls them; e and g count one request of GET
+#                  /auth/me and of GET /users/my (two codes held) instead
 #   PSK_IR_KEEP    a folder to keep the callgrind files in (for
 #                  callgrind_annotate)
 #   PSK_PGROOT     a private PostgreSQL tree (see README.md)

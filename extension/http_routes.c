@@ -343,15 +343,26 @@ route_my_codes(HttpRequest *req, JsonOut *out)
 										"countries",
 										"regions",
 										NULL };
-	uint64					 n;
+	static const Oid		 types[HELD_NCOLS] = {
+				TEXTOID,		TEXTOID, TEXTOID, TEXTOID,		TIMESTAMPTZOID,
+				TIMESTAMPTZOID, UUIDOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID
+	};
+	PskHeldCode *held;
+	int			 n = psk_held_codes(req->who.id, &held);
 
-	SPI_connect();
-	n = psk_select_my_codes(req->who.id);
 	json_array_start(out);
-	for (uint64 row = 0; row < n; row++)
-		json_spi_row(out, row, keys);
+	for (int i = 0; i < n; i++)
+	{
+		json_object_start(out);
+		for (int col = 0; col < HELD_NCOLS; col++)
+		{
+			json_key(out, keys[col]);
+			json_datum(out, held[i].values[col], types[col],
+					   held[i].nulls[col]);
+		}
+		json_object_end(out);
+	}
 	json_array_end(out);
-	SPI_finish();
 }
 
 /*

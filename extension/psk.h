@@ -295,10 +295,31 @@ extern void psk_session_find(text *token, PskSession *session);
 extern void psk_clear_login_failures(int64 user_id);
 
 /*
- * readers.c: the codes user_id holds, as psk_my_codes lists them.  Run
- * within the caller's SPI connection; the rows are left in SPI_tuptable.
+ * readers.c: the codes user_id holds, as psk_my_codes lists them (its
+ * columns, in its order), newest first, in the active snapshot; allocated
+ * in the current memory context.  Returns how many.
  */
-extern uint64 psk_select_my_codes(int64 user_id);
+enum
+{
+	HELD_CODE,
+	HELD_POOL,
+	HELD_STATUS,
+	HELD_TESTER,
+	HELD_RESERVED_AT,
+	HELD_EXPIRES_AT,
+	HELD_TOKEN,
+	HELD_NOTE,
+	HELD_COUNTRIES,
+	HELD_REGIONS,
+	HELD_NCOLS
+};
+typedef struct PskHeldCode
+{
+	int64 id;
+	Datum values[HELD_NCOLS];
+	bool  nulls[HELD_NCOLS];
+} PskHeldCode;
+extern int psk_held_codes(int64 user_id, PskHeldCode **held);
 /*
  * readers.c: the rows of psk_codes and of psk_log (without total_count,
  * oldest first), unpaged, as a cursor (psk_open_cursor), every column text

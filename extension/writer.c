@@ -266,6 +266,12 @@ psk_relation_if_exists(const char *name)
 }
 
 const AttrNumber *
+psk_code_columns(Relation rel)
+{
+	return resolve_columns(rel, &code_cols);
+}
+
+const AttrNumber *
 psk_user_columns(Relation rel)
 {
 	return resolve_columns(rel, &user_cols);

@@ -135,6 +135,8 @@ extern void psk_open_indices(ResultRelInfo *rri);
 extern Oid psk_relation(const char *name);
 /* The same, or InvalidOid when psk has none of that name. */
 extern Oid psk_relation_if_exists(const char *name);
+/* Column numbers of psk.codes (CODE_*), as open in rel. */
+extern const AttrNumber *psk_code_columns(Relation rel);
 /* Column numbers of psk.users (USER_*), as open in rel. */
 extern const AttrNumber *psk_user_columns(Relation rel);
 /* Column numbers of psk.sessions (SESSION_*), as open in rel. */
