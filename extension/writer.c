@@ -680,6 +680,20 @@ psk_writer_begin_requests(PskWriter *w)
 	writer_start(w, true, true);
 }
 
+/*
+ * ExecCloseIndices, but the indexes' locks kept to the end of the
+ * transaction, as the tables' are.  Releasing each one (ten or so a call)
+ * cost more than the whole lookup of a code; a REINDEX waits for our
+ * transaction anyway, on the table's lock.
+ */
+static void
+close_indices(ResultRelInfo *rri)
+{
+	for (int i = 0; i < rri->ri_NumIndices; i++)
+		if (rri->ri_IndexRelationDescs[i] != NULL)
+			index_close(rri->ri_IndexRelationDescs[i], NoLock);
+}
+
 /* Fire the queued AFTER triggers (the foreign key check) and clean up. */
 void
 psk_writer_end(PskWriter *w)
@@ -689,25 +703,25 @@ psk_writer_end(PskWriter *w)
 
 	if (w->codes != NULL)
 	{
-		ExecCloseIndices(w->codes);
+		close_indices(w->codes);
 		table_close(w->codes->ri_RelationDesc, NoLock);
 	}
 	if (w->log_part != NULL)
 	{
-		ExecCloseIndices(w->log_part);
+		close_indices(w->log_part);
 		table_close(w->log_part->ri_RelationDesc, NoLock);
 	}
 	if (w->log_proute != NULL)
 		ExecCleanupTupleRouting(w->log_mtstate, w->log_proute);
 	if (!w->log_partitioned)
-		ExecCloseIndices(w->log);
+		close_indices(w->log);
 	w->log_part = NULL;
 	w->log_proute = NULL;
 	w->log_mtstate = NULL;
 	table_close(w->log->ri_RelationDesc, NoLock);
 	if (w->requests != NULL)
 	{
-		ExecCloseIndices(w->requests);
+		close_indices(w->requests);
 		table_close(w->requests->ri_RelationDesc, NoLock);
 	}
 	ExecResetTupleTable(w->estate->es_tupleTable, false);
