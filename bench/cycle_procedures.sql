@@ -70,26 +70,24 @@ END $$;
 -- the GET routes of run e as the shim calls them: GET /auth/me (e) and
 -- GET /users/my (g) with the two codes a tester of run e holds; a
 -- "cycle" is one request
-CREATE PROCEDURE public.cycle_e(n int) LANGUAGE plpgsql AS $$
+CREATE PROCEDURE public.get_cycle(route text, n int) LANGUAGE plpgsql AS $$
 DECLARE
     t text := (SELECT access_token FROM public.bench_token);
 BEGIN
+    IF route = 'my_codes' THEN
+        PERFORM psk_reserve('bench1@example.com', 'bench', how_many => 2)
+          FROM (SELECT 1 WHERE NOT EXISTS (SELECT FROM psk.codes c JOIN psk.users u ON u.id = c.holder_id
+                                            WHERE u.email = 'bench1@example.com')) s;
+    END IF;
     COMMIT;
     FOR i IN 1..n LOOP
-        PERFORM psk.http_me(t, NULL, '{}');
+        IF route = 'me' THEN
+            PERFORM psk.http_me(t, NULL, '{}');
+        ELSE
+            PERFORM psk.http_my_codes(t, NULL, '{}');
+        END IF;
         COMMIT;
     END LOOP;
 END $$;
-CREATE PROCEDURE public.cycle_g(n int) LANGUAGE plpgsql AS $$
-DECLARE
-    t text := (SELECT access_token FROM public.bench_token);
-BEGIN
-    PERFORM psk_reserve('bench1@example.com', 'bench', how_many => 2)
-      FROM (SELECT 1 WHERE NOT EXISTS (SELECT FROM psk.codes c JOIN psk.users u ON u.id = c.holder_id
-                                        WHERE u.email = 'bench1@example.com')) s;
-    COMMIT;
-    FOR i IN 1..n LOOP
-        PERFORM psk.http_my_codes(t, NULL, '{}');
-        COMMIT;
-    END LOOP;
-END $$;
+CREATE PROCEDURE public.cycle_e(n int) LANGUAGE plpgsql AS $$ BEGIN CALL public.get_cycle('me', n); END $$;
+CREATE PROCEDURE public.cycle_g(n int) LANGUAGE plpgsql AS $$ BEGIN CALL public.get_cycle('my_codes', n); END $$;
