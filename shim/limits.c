@@ -52,6 +52,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -79,13 +80,17 @@ struct Limits
 	h2o_socket_cb  on_accept;
 	h2o_linklist_t conns;
 	atomic_int	   nconns; /* open here or handed here; all threads read it */
-	h2o_multithread_receiver_t handoff_receiver;
-	bool					   paused;
-	bool					   logged_full; /* said so since it last accepted */
-	h2o_timeout_t			   retry_timeout;
-	h2o_timeout_entry_t		   retry_entry;
-	h2o_timeout_t			   tick_timeout;
-	h2o_timeout_entry_t		   tick_entry;
+	/* connections handed here by other threads (see handoff_send) */
+	pthread_mutex_t		handoff_lock;
+	h2o_linklist_t		handoffs;	/* Handoff.link */
+	int					handoff_fd; /* an eventfd: "look at handoffs" */
+	h2o_socket_t	   *handoff_sock;
+	bool				paused;
+	bool				logged_full; /* said so since it last accepted */
+	h2o_timeout_t		retry_timeout;
+	h2o_timeout_entry_t retry_entry;
+	h2o_timeout_t		tick_timeout;
+	h2o_timeout_entry_t tick_entry;
 };
 
 static atomic_int open_conns;
@@ -97,8 +102,8 @@ static int		nall_limits;
 /* A connection accepted by one thread for another. */
 typedef struct Handoff
 {
-	h2o_multithread_message_t super;
-	int						  fd;
+	h2o_linklist_t link;
+	int			   fd;
 } Handoff;
 
 static uint64_t
@@ -229,17 +234,50 @@ adopt(Limits *l, int fd)
 	gate_accept(l->worker, sock);
 }
 
+/*
+ * The hand-over, without h2o's multithread queue: that reads its pipe into
+ * a buffer from the thread-local pool of the thread that made the queue
+ * (the main thread), which the worker threads would then share unlocked.
+ * An eventfd watched with H2O_SOCKET_FLAG_DONT_READ involves no buffer.
+ */
 static void
-on_handoff(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+handoff_send(Limits *to, int fd)
 {
-	Limits *l = H2O_STRUCT_FROM_MEMBER(Limits, handoff_receiver, receiver);
+	Handoff *h = calloc(1, sizeof(Handoff));
+	uint64_t one = 1;
 
-	while (!h2o_linklist_is_empty(messages))
+	if (h == NULL)
 	{
-		Handoff *h =
-			H2O_STRUCT_FROM_MEMBER(Handoff, super.link, messages->next);
+		forget(to, fd);
+		return;
+	}
+	h->fd = fd;
+	pthread_mutex_lock(&to->handoff_lock);
+	h2o_linklist_insert(&to->handoffs, &h->link);
+	pthread_mutex_unlock(&to->handoff_lock);
+	if (write(to->handoff_fd, &one, sizeof(one)) != sizeof(one))
+		shim_log("cannot wake thread %d for a connection: %m", to->worker->id);
+}
 
-		h2o_linklist_unlink(&h->super.link);
+static void
+on_handoff(h2o_socket_t *sock, const char *err)
+{
+	Limits		  *l = sock->data;
+	h2o_linklist_t mine;
+	uint64_t	   n;
+
+	(void) err;
+	if (read(l->handoff_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		shim_log("thread %d: reading its hand-over eventfd: %m", l->worker->id);
+	h2o_linklist_init_anchor(&mine);
+	pthread_mutex_lock(&l->handoff_lock);
+	h2o_linklist_insert_list(&mine, &l->handoffs);
+	pthread_mutex_unlock(&l->handoff_lock);
+	while (!h2o_linklist_is_empty(&mine))
+	{
+		Handoff *h = H2O_STRUCT_FROM_MEMBER(Handoff, link, mine.next);
+
+		h2o_linklist_unlink(&h->link);
 		adopt(l, h->fd);
 		free(h);
 	}
@@ -274,11 +312,10 @@ least_loaded(Limits *l)
 void
 limits_accept(Worker *w, h2o_socket_t *listener)
 {
-	Limits	*l = w->limits;
-	Limits	*to;
-	Handoff *h;
-	int		 fd;
-	int		 on = 1;
+	Limits *l = w->limits;
+	Limits *to;
+	int		fd;
+	int		on = 1;
 
 	/* a place first, so that threads accepting at once stay within it */
 	if (atomic_fetch_add(&open_conns, 1) >= shim_config.max_connections)
@@ -318,13 +355,8 @@ limits_accept(Worker *w, h2o_socket_t *listener)
 	atomic_fetch_add(&to->nconns, 1);
 	if (to == l)
 		adopt(l, fd);
-	else if ((h = calloc(1, sizeof(Handoff))) == NULL)
-		forget(to, fd);
 	else
-	{
-		h->fd = fd;
-		h2o_multithread_send_message(&to->handoff_receiver, &h->super);
-	}
+		handoff_send(to, fd);
 }
 
 /* Cut a connection: unsent bytes discarded (RST), h2o closes it. */
@@ -394,8 +426,18 @@ limits_worker_init(Worker *w, h2o_loop_t *loop, h2o_socket_cb on_accept)
 	l->loop = loop;
 	l->on_accept = on_accept;
 	h2o_linklist_init_anchor(&l->conns);
-	h2o_multithread_register_receiver(w->ctx.queue, &l->handoff_receiver,
-									  on_handoff);
+	pthread_mutex_init(&l->handoff_lock, NULL);
+	h2o_linklist_init_anchor(&l->handoffs);
+	l->handoff_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (l->handoff_fd < 0)
+	{
+		perror("psk-shim: eventfd");
+		exit(1);
+	}
+	l->handoff_sock = h2o_evloop_socket_create(loop, l->handoff_fd,
+											   H2O_SOCKET_FLAG_DONT_READ);
+	l->handoff_sock->data = l;
+	h2o_socket_read_start(l->handoff_sock, on_handoff);
 	all_limits = realloc(all_limits, (nall_limits + 1) * sizeof(Limits *));
 	if (all_limits == NULL)
 	{
