@@ -43,17 +43,16 @@ typedef struct AdminReq
 
 static struct
 {
-	h2o_globalconf_t		   conf;
-	h2o_context_t			   ctx;
-	h2o_accept_ctx_t		   accept_ctx;
-	h2o_socket_t			  *listener;
-	DbPool					  *db;
-	pthread_t				   thread;
-	bool					   stopping;
-	h2o_multithread_receiver_t stop_receiver;
-	h2o_multithread_message_t  stop_message;
-	Worker					  *workers;
-	int						   nworkers;
+	h2o_globalconf_t conf;
+	h2o_context_t	 ctx;
+	h2o_accept_ctx_t accept_ctx;
+	h2o_socket_t	*listener;
+	DbPool			*db;
+	pthread_t		 thread;
+	bool			 stopping;
+	Wake			 stop_wake;
+	Worker			*workers;
+	int				 nworkers;
 
 	/* the last answer of psk.metrics(): a result, or why there is none */
 	DbJob			job;
@@ -361,11 +360,9 @@ on_admin_accept(h2o_socket_t *listener, const char *err)
 }
 
 static void
-on_admin_stop(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+on_admin_stop(Wake *wake)
 {
-	(void) receiver;
-	while (!h2o_linklist_is_empty(messages))
-		h2o_linklist_unlink(messages->next);
+	(void) wake;
 	admin.stopping = true;
 }
 
@@ -412,8 +409,7 @@ admin_start(int listen_fd, Worker *workers, int nworkers)
 	admin.listener =
 		h2o_evloop_socket_create(loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);
 	h2o_socket_read_start(admin.listener, on_admin_accept);
-	h2o_multithread_register_receiver(admin.ctx.queue, &admin.stop_receiver,
-									  on_admin_stop);
+	wake_init(&admin.stop_wake, loop, on_admin_stop, NULL);
 	admin.db = db_pool_create_sized(loop, admin_statements, 1, 1);
 	h2o_multithread_create_thread(&admin.thread, NULL, admin_main, NULL);
 }
@@ -421,6 +417,6 @@ admin_start(int listen_fd, Worker *workers, int nworkers)
 void
 admin_stop(void)
 {
-	h2o_multithread_send_message(&admin.stop_receiver, &admin.stop_message);
+	wake_send(&admin.stop_wake);
 	pthread_join(admin.thread, NULL);
 }

@@ -52,7 +52,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -82,9 +81,8 @@ struct Limits
 	atomic_int	   nconns; /* open here or handed here; all threads read it */
 	/* connections handed here by other threads (see handoff_send) */
 	pthread_mutex_t		handoff_lock;
-	h2o_linklist_t		handoffs;	/* Handoff.link */
-	int					handoff_fd; /* an eventfd: "look at handoffs" */
-	h2o_socket_t	   *handoff_sock;
+	h2o_linklist_t		handoffs; /* Handoff.link */
+	Wake				handoff_wake;
 	bool				paused;
 	bool				logged_full; /* said so since it last accepted */
 	h2o_timeout_t		retry_timeout;
@@ -234,17 +232,11 @@ adopt(Limits *l, int fd)
 	gate_accept(l->worker, sock);
 }
 
-/*
- * The hand-over, without h2o's multithread queue: that reads its pipe into
- * a buffer from the thread-local pool of the thread that made the queue
- * (the main thread), which the worker threads would then share unlocked.
- * An eventfd watched with H2O_SOCKET_FLAG_DONT_READ involves no buffer.
- */
+/* The hand-over: the connection in to's list, to's loop woken (wake.c). */
 static void
 handoff_send(Limits *to, int fd)
 {
 	Handoff *h = calloc(1, sizeof(Handoff));
-	uint64_t one = 1;
 
 	if (h == NULL)
 	{
@@ -255,20 +247,15 @@ handoff_send(Limits *to, int fd)
 	pthread_mutex_lock(&to->handoff_lock);
 	h2o_linklist_insert(&to->handoffs, &h->link);
 	pthread_mutex_unlock(&to->handoff_lock);
-	if (write(to->handoff_fd, &one, sizeof(one)) != sizeof(one))
-		shim_log("cannot wake thread %d for a connection: %m", to->worker->id);
+	wake_send(&to->handoff_wake);
 }
 
 static void
-on_handoff(h2o_socket_t *sock, const char *err)
+on_handoff(Wake *wake)
 {
-	Limits		  *l = sock->data;
+	Limits		  *l = wake->data;
 	h2o_linklist_t mine;
-	uint64_t	   n;
 
-	(void) err;
-	if (read(l->handoff_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		shim_log("thread %d: reading its hand-over eventfd: %m", l->worker->id);
 	h2o_linklist_init_anchor(&mine);
 	pthread_mutex_lock(&l->handoff_lock);
 	h2o_linklist_insert_list(&mine, &l->handoffs);
@@ -428,16 +415,7 @@ limits_worker_init(Worker *w, h2o_loop_t *loop, h2o_socket_cb on_accept)
 	h2o_linklist_init_anchor(&l->conns);
 	pthread_mutex_init(&l->handoff_lock, NULL);
 	h2o_linklist_init_anchor(&l->handoffs);
-	l->handoff_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (l->handoff_fd < 0)
-	{
-		perror("psk-shim: eventfd");
-		exit(1);
-	}
-	l->handoff_sock = h2o_evloop_socket_create(loop, l->handoff_fd,
-											   H2O_SOCKET_FLAG_DONT_READ);
-	l->handoff_sock->data = l;
-	h2o_socket_read_start(l->handoff_sock, on_handoff);
+	wake_init(&l->handoff_wake, loop, on_handoff, l);
 	all_limits = realloc(all_limits, (nall_limits + 1) * sizeof(Limits *));
 	if (all_limits == NULL)
 	{

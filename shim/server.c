@@ -982,12 +982,10 @@ on_drain_timeout(h2o_timeout_entry_t *entry)
 
 /* In the worker's thread: stop accepting, let in-flight requests finish. */
 static void
-on_stop_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+on_stop_wake(Wake *wake)
 {
-	Worker *w = H2O_STRUCT_FROM_MEMBER(Worker, stop_receiver, receiver);
+	Worker *w = wake->data;
 
-	while (!h2o_linklist_is_empty(messages))
-		h2o_linklist_unlink(messages->next);
 	if (w->stopping)
 		return;
 	w->stopping = true;
@@ -1014,8 +1012,7 @@ worker_init(Worker *w, h2o_globalconf_t *conf, int listen_fd)
 	w->listener->data = w;
 	h2o_socket_read_start(w->listener, on_accept);
 	w->limits = limits_worker_init(w, loop, on_accept);
-	h2o_multithread_register_receiver(w->ctx.queue, &w->stop_receiver,
-									  on_stop_message);
+	wake_init(&w->stop_wake, loop, on_stop_wake, w);
 	h2o_timeout_init(loop, &w->drain_timeout, shim_config.shutdown_timeout_ms);
 	w->drain_entry.cb = on_drain_timeout;
 	w->db = db_pool_create(loop, statements, shim_nroutes);
@@ -1037,5 +1034,5 @@ worker_main(void *arg)
 void
 worker_request_stop(Worker *w)
 {
-	h2o_multithread_send_message(&w->stop_receiver, &w->stop_message);
+	wake_send(&w->stop_wake);
 }

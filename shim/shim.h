@@ -194,6 +194,21 @@ extern FormResult form_to_json(h2o_mem_pool_t *pool, const char *what,
 extern bool percent_decode(const char *src, size_t len, bool plus_is_space,
 						   char *dst, size_t *dstlen);
 
+/*
+ * wake.c: wake a thread's event loop from another (cb runs in the loop's
+ * thread); instead of h2o_multithread_send_message, see there.
+ */
+typedef struct Wake
+{
+	int			  fd;
+	h2o_socket_t *sock;
+	void (*cb)(struct Wake *w);
+	void *data;
+} Wake;
+extern void wake_init(Wake *w, h2o_loop_t *loop, void (*cb)(Wake *w),
+					  void *data);
+extern void wake_send(Wake *w);
+
 /* limits.c: what one client may hold (see there) */
 typedef struct Limits Limits;
 typedef struct Worker Worker;
@@ -229,21 +244,20 @@ extern void limits_login_give(LoginHold *hold);
 /* server.c: one worker thread = one loop, one h2o context, one db pool */
 struct Worker
 {
-	int						   id;
-	pthread_t				   thread;
-	h2o_context_t			   ctx;
-	h2o_accept_ctx_t		   accept_ctx;
-	h2o_socket_t			  *listener;
-	DbPool					  *db;
-	int						   inflight; /* requests not yet fully answered */
-	bool					   stopping;
-	bool					   drain_expired;
-	h2o_timeout_t			   drain_timeout;
-	h2o_timeout_entry_t		   drain_entry;
-	h2o_multithread_receiver_t stop_receiver;
-	h2o_multithread_message_t  stop_message;
-	Limits					  *limits;
-	struct BulkCtx			  *bulk; /* gate.c, bulk.c */
+	int					id;
+	pthread_t			thread;
+	h2o_context_t		ctx;
+	h2o_accept_ctx_t	accept_ctx;
+	h2o_socket_t	   *listener;
+	DbPool			   *db;
+	int					inflight; /* requests not yet fully answered */
+	bool				stopping;
+	bool				drain_expired;
+	h2o_timeout_t		drain_timeout;
+	h2o_timeout_entry_t drain_entry;
+	Wake				stop_wake; /* worker_request_stop */
+	Limits			   *limits;
+	struct BulkCtx	   *bulk; /* gate.c, bulk.c */
 };
 
 extern void	 server_setup(h2o_globalconf_t *conf);
