@@ -12,7 +12,10 @@
  * - Row locks as FOR [NO KEY] UPDATE [SKIP LOCKED] would take them,
  *   following a row to its newest version in READ COMMITTED and re-checking
  *   it there (what EvalPlanQual does), and failing with a serialization
- *   error under REPEATABLE READ.
+ *   error under REPEATABLE READ.  Reserve and release first try their
+ *   update on the version their snapshot saw, without the lock
+ *   (psk_code_try_update): it is made only if that version is still the
+ *   newest and unlocked, else they lock as above.
  * - Updates and inserts go through ExecSimpleRelationUpdate/Insert: CHECK
  *   and NOT NULL constraints, index maintenance (HOT when possible), unique
  *   checks and AFTER ROW triggers, hence the holder_id foreign key check.
