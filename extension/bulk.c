@@ -412,7 +412,7 @@ check_rows(ArrayType *lines, ArrayType *countries, ArrayType *notes, int n)
 Datum
 psk_http_codes_import_rows(PG_FUNCTION_ARGS)
 {
-	PskSession	session;
+	PskUser		session;
 	PskUser		admin;
 	int			n = -1;
 	ArrayType  *lines, *codes, *countries, *notes;

@@ -80,7 +80,7 @@ typedef struct HttpRequest
 {
 	const HttpRoute *route;
 	text			*token; /* NULL for a public route */
-	PskSession		 who;	/* the caller; unset for a public route */
+	PskUser			 who;	/* the caller; unset for a public route */
 	HttpValue		 values[HTTP_MAX_FIELDS];
 } HttpRequest;
 

@@ -280,17 +280,7 @@ extern void psk_renew_code(const char *email, const char *code,
  * sessions.c: the user behind a live session token (NULL allowed), or
  * unauthorized.  Strings are allocated in the caller's memory context.
  */
-typedef struct PskSession
-{
-	int64 id;
-	char *user_name;
-	char *team_name;
-	char *email;
-	bool  is_admin;
-	char *pool;
-} PskSession;
-
-extern void psk_session_find(text *token, PskSession *session);
+extern void psk_session_find(text *token, PskUser *user);
 /* sessions.c, inside SPI: a good login or a new password unlocks the user. */
 extern void psk_clear_login_failures(int64 user_id);
 

@@ -496,27 +496,20 @@ psk_login(PG_FUNCTION_ARGS)
 	return psk_call_hiding_statement(psk_login_work, fcinfo);
 }
 
-/* The user of a live session: one probe of each primary key. */
 /*
- * The user of a live session (token may be NULL): unknown, malformed,
- * expired and revoked tokens are all unauthorized, with one message.
+ * The user of a live session (token may be NULL), with one probe of each
+ * primary key: unknown, malformed, expired and revoked tokens are all
+ * unauthorized, with one message.
  */
 void
-psk_session_find(text *token, PskSession *session)
+psk_session_find(text *token, PskUser *user)
 {
-	Datum	hash;
-	PskUser user;
+	Datum hash;
 
-	if (!token_text_hash(token, &hash) || !psk_lookup_session_user(hash, &user))
+	if (!token_text_hash(token, &hash) || !psk_lookup_session_user(hash, user))
 		ereport(ERROR, (errcode(ERRCODE_PSK_UNAUTHORIZED),
 						errmsg("invalid or expired session token"),
 						errhidestmt(true)));
-	session->id = user.id;
-	session->user_name = user.user_name;
-	session->team_name = user.team_name;
-	session->email = user.email;
-	session->is_admin = user.is_admin;
-	session->pool = user.pool;
 }
 
 /*
@@ -525,7 +518,7 @@ psk_session_find(text *token, PskSession *session)
 Datum
 psk_session_user(PG_FUNCTION_ARGS)
 {
-	PskSession	   session;
+	PskUser		   session;
 	ReturnSetInfo *rsinfo;
 	Datum		   values[6];
 	bool		   nulls[6] = { 0 };
