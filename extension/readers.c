@@ -93,18 +93,29 @@ indexed_close(Indexed *t)
 	table_close(t->rel, NoLock);
 }
 
-/* The row of t whose index key (one bigint) is key, into t->slot. */
-static bool
-indexed_get(Indexed *t, int64 key)
+/*
+ * A scan of t's rows whose index's first column (a bigint) is key, in the
+ * active snapshot; each index_getnext_slot(scan, ..., t->slot) gives one.
+ */
+static IndexScanDesc
+indexed_scan(Indexed *t, int64 key)
 {
 	ScanKeyData	  sk;
 	IndexScanDesc scan;
-	bool		  found;
 
 	ScanKeyInit(&sk, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(key));
 	scan = index_beginscan(t->rel, t->idx, GetActiveSnapshot(), 1, 0);
 	index_rescan(scan, &sk, 1, NULL, 0);
-	found = index_getnext_slot(scan, ForwardScanDirection, t->slot);
+	return scan;
+}
+
+/* The row of t whose index key is key, into t->slot. */
+static bool
+indexed_get(Indexed *t, int64 key)
+{
+	IndexScanDesc scan = indexed_scan(t, key);
+	bool found = index_getnext_slot(scan, ForwardScanDirection, t->slot);
+
 	index_endscan(scan);
 	return found;
 }
@@ -136,37 +147,63 @@ sort_texts(Datum *texts, int n, Oid coll, bool unique)
 	return kept;
 }
 
+/* code_countries, countries and regions, open for code_places. */
+typedef struct Places
+{
+	Indexed	   cc; /* by its key (code_id, country_id) */
+	Indexed	   k;  /* countries by id */
+	Indexed	   r;  /* regions by id */
+	AttrNumber cc_country;
+	AttrNumber k_name;
+	AttrNumber k_region;
+	AttrNumber r_name;
+	Oid		   coll; /* countries.name's: the order of both arrays */
+} Places;
+
+static void
+places_open(Places *p)
+{
+	indexed_open(&p->cc, "code_countries", "code_countries_pkey");
+	indexed_open(&p->k, "countries", "countries_pkey");
+	indexed_open(&p->r, "regions", "regions_pkey");
+	p->cc_country = column_of(p->cc.rel, "country_id");
+	p->k_name = column_of(p->k.rel, "name");
+	p->k_region = column_of(p->k.rel, "region_id");
+	p->r_name = column_of(p->r.rel, "name");
+	p->coll =
+		TupleDescAttr(RelationGetDescr(p->k.rel), p->k_name - 1)->attcollation;
+}
+
+static void
+places_close(Places *p)
+{
+	indexed_close(&p->r);
+	indexed_close(&p->k);
+	indexed_close(&p->cc);
+}
+
 /*
  * The countries (by name) and regions (by name, once each) where code_id
  * is valid, as text arrays.
  */
 static void
-code_places(Indexed *cc, Indexed *k, Indexed *r, int64 code_id, Datum *out)
+code_places(Places *p, int64 code_id, Datum *out)
 {
-	AttrNumber cc_country = column_of(cc->rel, "country_id");
-	AttrNumber k_name = column_of(k->rel, "name");
-	AttrNumber k_region = column_of(k->rel, "region_id");
-	AttrNumber r_name = column_of(r->rel, "name");
-	Oid		   coll =
-		TupleDescAttr(RelationGetDescr(k->rel), k_name - 1)->attcollation;
 	int			  max = 4;
 	int			  n = 0;
 	Datum		 *countries = palloc(max * sizeof(Datum));
 	Datum		 *regions = palloc(max * sizeof(Datum));
-	ScanKeyData	  sk;
 	IndexScanDesc scan;
 	bool		  isnull;
 
 	/* code_countries' key is (code_id, country_id) */
-	ScanKeyInit(&sk, 1, BTEqualStrategyNumber, F_INT8EQ,
-				Int64GetDatum(code_id));
-	scan = index_beginscan(cc->rel, cc->idx, GetActiveSnapshot(), 1, 0);
-	index_rescan(scan, &sk, 1, NULL, 0);
-	while (index_getnext_slot(scan, ForwardScanDirection, cc->slot))
+	scan = indexed_scan(&p->cc, code_id);
+	while (index_getnext_slot(scan, ForwardScanDirection, p->cc.slot))
 	{
-		if (!indexed_get(k, psk_slot_int8(cc->slot, cc_country, &isnull)))
+		if (!indexed_get(&p->k,
+						 psk_slot_int8(p->cc.slot, p->cc_country, &isnull)))
 			continue; /* not visible to this snapshot: as the join */
-		if (!indexed_get(r, psk_slot_int8(k->slot, k_region, &isnull)))
+		if (!indexed_get(&p->r, psk_slot_int8(p->k.slot, p->k_region, &isnull)))
 			continue;
 		if (n == max)
 		{
@@ -175,19 +212,19 @@ code_places(Indexed *cc, Indexed *k, Indexed *r, int64 code_id, Datum *out)
 			regions = repalloc(regions, max * sizeof(Datum));
 		}
 		countries[n] =
-			datumCopy(slot_getattr(k->slot, k_name, &isnull), false, -1);
+			datumCopy(slot_getattr(p->k.slot, p->k_name, &isnull), false, -1);
 		regions[n] =
-			datumCopy(slot_getattr(r->slot, r_name, &isnull), false, -1);
+			datumCopy(slot_getattr(p->r.slot, p->r_name, &isnull), false, -1);
 		n++;
 	}
 	index_endscan(scan);
 
 	out[0] = PointerGetDatum(
-		construct_array(countries, sort_texts(countries, n, coll, false),
+		construct_array(countries, sort_texts(countries, n, p->coll, false),
 						TEXTOID, -1, false, TYPALIGN_INT));
-	out[1] = PointerGetDatum(construct_array(regions,
-											 sort_texts(regions, n, coll, true),
-											 TEXTOID, -1, false, TYPALIGN_INT));
+	out[1] = PointerGetDatum(
+		construct_array(regions, sort_texts(regions, n, p->coll, true), TEXTOID,
+						-1, false, TYPALIGN_INT));
 }
 
 /* Newest first: reserved_at, then id, both descending. */
@@ -214,11 +251,8 @@ psk_held_codes(int64 user_id, PskHeldCode **out)
 		CODE_RESERVED_AT, CODE_EXPIRES_AT, CODE_TOKEN,	CODE_NOTE
 	};
 	Indexed			  codes;
-	Indexed			  cc;
-	Indexed			  k;
-	Indexed			  r;
+	Places			  places;
 	const AttrNumber *att;
-	ScanKeyData		  sk;
 	IndexScanDesc	  scan;
 	int				  max = 4;
 	int				  n = 0;
@@ -227,10 +261,7 @@ psk_held_codes(int64 user_id, PskHeldCode **out)
 
 	indexed_open(&codes, "codes", "codes_holder_idx");
 	att = psk_code_columns(codes.rel);
-	ScanKeyInit(&sk, 1, BTEqualStrategyNumber, F_INT8EQ,
-				Int64GetDatum(user_id));
-	scan = index_beginscan(codes.rel, codes.idx, GetActiveSnapshot(), 1, 0);
-	index_rescan(scan, &sk, 1, NULL, 0);
+	scan = indexed_scan(&codes, user_id);
 	while (index_getnext_slot(scan, ForwardScanDirection, codes.slot))
 	{
 		PskHeldCode *h;
@@ -258,18 +289,13 @@ psk_held_codes(int64 user_id, PskHeldCode **out)
 
 	if (n > 0)
 	{
-		indexed_open(&cc, "code_countries", "code_countries_pkey");
-		indexed_open(&k, "countries", "countries_pkey");
-		indexed_open(&r, "regions", "regions_pkey");
+		places_open(&places);
 		for (int i = 0; i < n; i++)
 		{
-			code_places(&cc, &k, &r, held[i].id,
-						&held[i].values[HELD_COUNTRIES]);
+			code_places(&places, held[i].id, &held[i].values[HELD_COUNTRIES]);
 			held[i].nulls[HELD_COUNTRIES] = held[i].nulls[HELD_REGIONS] = false;
 		}
-		indexed_close(&r);
-		indexed_close(&k);
-		indexed_close(&cc);
+		places_close(&places);
 		qsort(held, n, sizeof(PskHeldCode), held_code_cmp);
 	}
 	*out = held;
