@@ -1,7 +1,9 @@
 /*
  * actor.c
- *		Who is calling: the user named by e-mail (one lookup, below SPI,
- *		whatever the caller), and the checks of who may do what.
+ *		Who is calling: the user named by e-mail, or by a session token
+ *		(one lookup, below SPI, whatever the caller; an HTTP route's
+ *		session lookup is the engine's too), and the checks of who may do
+ *		what.
  */
 #include "writer.h"
 
@@ -22,6 +24,22 @@ user_string(TupleTableSlot *slot, AttrNumber att, bool spi)
 	char *s = psk_slot_cstring(slot, att);
 
 	return spi ? psk_spi_strdup(s) : s;
+}
+
+/* The user in slot, a version of a users row, into *user. */
+static void
+read_user(TupleTableSlot *slot, const AttrNumber *att, bool spi, PskUser *user)
+{
+	bool isnull; /* id and is_admin are NOT NULL */
+
+	user->id = psk_slot_int8(slot, att[USER_ID], &isnull);
+	user->is_admin =
+		DatumGetBool(slot_getattr(slot, att[USER_IS_ADMIN], &isnull));
+	user->email = user_string(slot, att[USER_EMAIL], spi);
+	user->user_name = user_string(slot, att[USER_NAME], spi);
+	user->pool = user_string(slot, att[USER_POOL], spi);
+	user->team_name = user_string(slot, att[USER_TEAM], spi);
+	user->tid = slot->tts_tid;
 }
 
 /*
@@ -45,7 +63,6 @@ fetch_user(const char *email, int64 id, bool lock, LockTupleMode mode,
 	ScanKeyData		  key;
 	IndexScanDesc	  scan;
 	bool			  found;
-	bool			  isnull;
 
 	if (email != NULL)
 		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ,
@@ -66,15 +83,7 @@ fetch_user(const char *email, int64 id, bool lock, LockTupleMode mode,
 				 psk_slot_text_equals(slot, att[USER_EMAIL], email));
 
 	if (found)
-	{
-		user->id = psk_slot_int8(slot, att[USER_ID], &isnull);
-		user->is_admin =
-			DatumGetBool(slot_getattr(slot, att[USER_IS_ADMIN], &isnull));
-		user->email = user_string(slot, att[USER_EMAIL], spi);
-		user->user_name = user_string(slot, att[USER_NAME], spi);
-		user->pool = user_string(slot, att[USER_POOL], spi);
-		user->team_name = user_string(slot, att[USER_TEAM], spi);
-	}
+		read_user(slot, att, spi, user);
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(idx, NoLock);
 	table_close(rel, NoLock);
@@ -145,6 +154,51 @@ psk_lookup_session_user(Datum token_hash, PskUser *user)
 
 	return live && fetch_user(NULL, user_id, false, LockTupleKeyShare,
 							  AccessShareLock, false, user);
+}
+
+/*
+ * The caller's users row locked in mode, from the version the HTTP layer's
+ * session lookup read in this statement: its newest version, as a lookup
+ * by e-mail would lock it, or false when the user was deleted since.
+ */
+static bool
+lock_known_user(const PskUser *known, LockTupleMode mode, PskUser *user)
+{
+	Relation		  rel = table_open(psk_relation("users"), RowShareLock);
+	const AttrNumber *att = psk_user_columns(rel);
+	TupleTableSlot	 *slot = table_slot_create(rel, NULL);
+	bool			  found;
+	bool			  isnull;
+
+	slot->tts_tid = known->tid;
+	found = psk_lock_row(rel, slot, mode, true) &&
+			psk_slot_int8(slot, att[USER_ID], &isnull) == known->id;
+	if (found)
+		read_user(slot, att, false, user);
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, NoLock);
+	return found;
+}
+
+void
+psk_require_caller(const PskCaller *caller, bool lock, LockTupleMode mode,
+				   PskUser *user)
+{
+	const PskUser *known = caller->user;
+	bool		   found;
+
+	if (known != NULL && !lock)
+	{
+		*user = *known;
+		found = true;
+	}
+	else if (known != NULL)
+		found = lock_known_user(known, mode, user);
+	else if (lock)
+		found = psk_lookup_user_locked(caller->email, mode, user);
+	else
+		found = psk_lookup_user(caller->email, false, user);
+	psk_check_user(caller->email, found ? user : NULL);
 }
 
 /*

@@ -468,8 +468,8 @@ psk_restore(PG_FUNCTION_ARGS)
 Datum
 psk_comment(PG_FUNCTION_ARGS)
 {
-	char *email =
-		psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
+	PskCaller  caller = { psk_text_arg(fcinfo, 0, "user_email", true,
+									   PSK_MAX_EMAIL_LEN) };
 	char	  *code;
 	char	  *comment;
 	PskWriter  w;
@@ -479,7 +479,7 @@ psk_comment(PG_FUNCTION_ARGS)
 
 	psk_writer_begin(&w);
 	/* who may call it first, then the arguments, then the code */
-	psk_check_user(email, psk_lookup_user(email, false, &user) ? &user : NULL);
+	psk_require_caller(&caller, false, LockTupleKeyShare, &user);
 	code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
 	comment = psk_text_arg(fcinfo, 2, "comment", true, PSK_MAX_TEXT_LEN);
 

@@ -19,8 +19,8 @@
 PG_FUNCTION_INFO_V1(psk_confirm);
 
 void
-psk_confirm_code(const char *email, const char *code, const pg_uuid_t *token,
-				 PskConfirmed *out)
+psk_confirm_code(const PskCaller *caller, const char *code,
+				 const pg_uuid_t *token, PskConfirmed *out)
 {
 	PskWriter  w;
 	PskUser	   user;
@@ -31,7 +31,7 @@ psk_confirm_code(const char *email, const char *code, const pg_uuid_t *token,
 
 	psk_writer_begin(&w);
 	/* who may call it: a non-admin user */
-	psk_check_user(email, psk_lookup_user(email, false, &user) ? &user : NULL);
+	psk_require_caller(caller, false, LockTupleKeyShare, &user);
 
 	/* then the arguments */
 	code = psk_check_text(unconstify(char *, code), "code", true,
@@ -96,8 +96,8 @@ psk_confirm_code(const char *email, const char *code, const pg_uuid_t *token,
 Datum
 psk_confirm(PG_FUNCTION_ARGS)
 {
-	char *email =
-		psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
+	PskCaller caller = { psk_text_arg(fcinfo, 0, "user_email", true,
+									  PSK_MAX_EMAIL_LEN) };
 	/* checked after the caller */
 	char		  *code = psk_text_arg_capped(fcinfo, 1, PSK_MAX_CODE_LEN);
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
@@ -106,8 +106,8 @@ psk_confirm(PG_FUNCTION_ARGS)
 	bool		   nulls[3] = { 0 };
 
 	psk_pin_search_path();
-	psk_confirm_code(email, code, PG_ARGISNULL(2) ? NULL : PG_GETARG_UUID_P(2),
-					 &confirmed);
+	psk_confirm_code(&caller, code,
+					 PG_ARGISNULL(2) ? NULL : PG_GETARG_UUID_P(2), &confirmed);
 	psk_unpin_search_path();
 
 	psk_materialize(fcinfo);

@@ -64,6 +64,8 @@ http_check_caller(FunctionCallInfo fcinfo, HttpRequest *req)
 		return;
 	req->token = PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0);
 	psk_session_find(req->token, &req->who);
+	req->caller.email = req->who.email;
+	req->caller.user = &req->who;
 
 	/* user routes refuse admins and admin routes users, as the old service did
 	 */

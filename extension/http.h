@@ -79,8 +79,9 @@ typedef struct HttpRoute HttpRoute;
 typedef struct HttpRequest
 {
 	const HttpRoute *route;
-	text			*token; /* NULL for a public route */
-	PskUser			 who;	/* the caller; unset for a public route */
+	text			*token;	 /* NULL for a public route */
+	PskUser			 who;	 /* the caller; unset for a public route */
+	PskCaller		 caller; /* who, for the engine's functions */
 	HttpValue		 values[HTTP_MAX_FIELDS];
 } HttpRequest;
 

@@ -177,7 +177,7 @@ route_reserve(HttpRequest *req, JsonOut *out)
 	args.how_many = many ? how_many : 1;
 	args.request_id = key;
 	args.request_id_name = "Idempotency-Key"; /* its errors name the header */
-	n = psk_reserve_codes(req->who.email, &args, &got);
+	n = psk_reserve_codes(&req->caller, &args, &got);
 
 	if (!many)
 	{
@@ -207,7 +207,7 @@ route_confirm(HttpRequest *req, JsonOut *out)
 	if (token == NULL)
 		ereport(ERROR, (errcode(ERRCODE_PSK_INVALID_INPUT),
 						errmsg("reservation_token is required")));
-	psk_confirm_code(req->who.email, code, token, &confirmed);
+	psk_confirm_code(&req->caller, code, token, &confirmed);
 
 	json_object_start(out);
 	json_key(out, "code");
@@ -223,7 +223,7 @@ route_renew(HttpRequest *req, JsonOut *out)
 {
 	PskRenewed renewed;
 
-	psk_renew_code(req->who.email, http_text(req, "code"),
+	psk_renew_code(&req->caller, http_text(req, "code"),
 				   http_uuid(req, "reservation_token"), &renewed);
 	json_object_start(out);
 	json_key(out, "code");
@@ -247,24 +247,22 @@ route_release(HttpRequest *req, JsonOut *out)
 {
 	char	   *code = http_text(req, "code");
 	char	   *clearance = http_text(req, "clearance_id");
-	char	   *email;
 	char	   *checked_code;
 	char	   *checked_clearance;
 	char	   *note;
 	PskReleased released;
 
 	/*
-	 * psk_release's argument checks, in its order (one statement each: C
-	 * leaves the order of a call's arguments open).
+	 * psk_release's argument checks after the caller, in its order (one
+	 * statement each: C leaves the order of a call's arguments open).
 	 */
-	email =
-		psk_check_text(req->who.email, "user_email", true, PSK_MAX_EMAIL_LEN);
 	checked_code = psk_check_text(code, "code", true, PSK_MAX_CODE_LEN);
 	checked_clearance =
 		psk_check_text(clearance, "clearance_id", false, PSK_MAX_NAME_LEN);
 	note =
 		psk_check_text(http_text(req, "note"), "note", false, PSK_MAX_TEXT_LEN);
-	psk_release_code(email, checked_code, checked_clearance, note, &released);
+	psk_release_code(&req->caller, checked_code, checked_clearance, note,
+					 &released);
 
 	json_object_start(out);
 	json_key(out, "released");

@@ -11,6 +11,8 @@
 
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "nodes/lockoptions.h"
+#include "storage/itemptr.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
@@ -165,18 +167,31 @@ extern char *psk_normalize_code(const char *code, Oid collid);
 extern const char *psk_pool_name(const char *pool);
 
 /*
- * actor.c: the acting user, looked up by e-mail (case-insensitive), and
- * who may do what.
+ * actor.c: the acting user, looked up by e-mail (case-insensitive) or
+ * found by its session, and who may do what.
  */
 typedef struct PskUser
 {
-	int64 id;
-	bool  is_admin;
-	char *email;
-	char *user_name;
-	char *pool;
-	char *team_name;
+	int64			id;
+	bool			is_admin;
+	char		   *email;
+	char		   *user_name;
+	char		   *pool;
+	char		   *team_name;
+	ItemPointerData tid; /* the version of its row read */
 } PskUser;
+
+/*
+ * Who calls an engine function (reserve.c, confirm.c, release.c,
+ * renew.c, codes.c): the user named by e-mail, as the SQL functions are
+ * called; or, from an HTTP route, the user its session lookup found in
+ * this statement's snapshot, so that it is not looked up twice.
+ */
+typedef struct PskCaller
+{
+	const char	  *email;
+	const PskUser *user; /* NULL: look email up */
+} PskCaller;
 
 /*
  * Inside SPI, seeing what a statement run there would see; strings are
@@ -187,6 +202,12 @@ extern bool psk_find_user(const char *email, PskUser *user);
 extern void psk_require_user(const char *email, PskUser *user);
 /* not_allowed unless user (NULL: not found) is a non-admin user. */
 extern void psk_check_user(const char *email, const PskUser *user);
+/*
+ * Below SPI: the caller as a non-admin user, or not_allowed; with lock, its
+ * row locked in mode (as psk_lookup_user_locked).
+ */
+extern void psk_require_caller(const PskCaller *caller, bool lock,
+							   LockTupleMode mode, PskUser *user);
 /* An admin, or not_allowed; and that refusal (user NULL: not found). */
 extern void psk_require_admin(const char *email, PskUser *user);
 extern void psk_check_admin(const char *email, const PskUser *user);
@@ -239,8 +260,8 @@ typedef struct PskReserveArgs
  * user's call with the same request_id returned: the rows into *out
  * (allocated here); returns how many.
  */
-extern int psk_reserve_codes(const char *email, const PskReserveArgs *args,
-							 PskReserved **out);
+extern int psk_reserve_codes(const PskCaller	  *caller,
+							 const PskReserveArgs *args, PskReserved **out);
 
 typedef struct PskConfirmed
 {
@@ -250,7 +271,7 @@ typedef struct PskConfirmed
 } PskConfirmed;
 
 /* psk_confirm's work; code and token as given (NULL: not given). */
-extern void psk_confirm_code(const char *email, const char *code,
+extern void psk_confirm_code(const PskCaller *caller, const char *code,
 							 const pg_uuid_t *token, PskConfirmed *out);
 
 typedef struct PskReleased
@@ -260,7 +281,7 @@ typedef struct PskReleased
 } PskReleased;
 
 /* psk_release's work; code, clearance and note as given (NULL: not given). */
-extern void psk_release_code(const char *email, const char *code,
+extern void psk_release_code(const PskCaller *caller, const char *code,
 							 const char *clearance, const char *note,
 							 PskReleased *out);
 
@@ -273,7 +294,7 @@ typedef struct PskRenewed
 } PskRenewed;
 
 /* psk_renew's work; code and token as given (NULL: not given). */
-extern void psk_renew_code(const char *email, const char *code,
+extern void psk_renew_code(const PskCaller *caller, const char *code,
 						   const pg_uuid_t *token, PskRenewed *out);
 
 /*

@@ -30,8 +30,8 @@ released_version(PskWriter *w, const char *note)
 }
 
 void
-psk_release_code(const char *email, const char *code, const char *clearance,
-				 const char *note, PskReleased *out)
+psk_release_code(const PskCaller *caller, const char *code,
+				 const char *clearance, const char *note, PskReleased *out)
 {
 	PskWriter w;
 	PskUser	  user;
@@ -39,7 +39,7 @@ psk_release_code(const char *email, const char *code, const char *clearance,
 
 	psk_writer_begin(&w);
 	/* who may call it: a non-admin user */
-	psk_check_user(email, psk_lookup_user(email, false, &user) ? &user : NULL);
+	psk_require_caller(caller, false, LockTupleKeyShare, &user);
 
 	/* then the arguments, in their order */
 	code = psk_check_text(unconstify(char *, code), "code", true,
@@ -82,8 +82,8 @@ psk_release_code(const char *email, const char *code, const char *clearance,
 Datum
 psk_release(PG_FUNCTION_ARGS)
 {
-	char *email =
-		psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
+	PskCaller caller = { psk_text_arg(fcinfo, 0, "user_email", true,
+									  PSK_MAX_EMAIL_LEN) };
 	/* checked after the caller */
 	char		  *code = psk_text_arg_capped(fcinfo, 1, PSK_MAX_CODE_LEN);
 	char		  *clearance = psk_text_arg_capped(fcinfo, 2, PSK_MAX_NAME_LEN);
@@ -94,7 +94,7 @@ psk_release(PG_FUNCTION_ARGS)
 	bool		   nulls[2] = { 0 };
 
 	psk_pin_search_path();
-	psk_release_code(email, code, clearance, note, &released);
+	psk_release_code(&caller, code, clearance, note, &released);
 	psk_unpin_search_path();
 
 	psk_materialize(fcinfo);

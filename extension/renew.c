@@ -122,8 +122,8 @@ refuse_expired(const char *code)
 }
 
 void
-psk_renew_code(const char *email, const char *code, const pg_uuid_t *token,
-			   PskRenewed *out)
+psk_renew_code(const PskCaller *caller, const char *code,
+			   const pg_uuid_t *token, PskRenewed *out)
 {
 	PskWriter  w;
 	PskUser	   user;
@@ -138,7 +138,7 @@ psk_renew_code(const char *email, const char *code, const pg_uuid_t *token,
 
 	psk_writer_begin(&w);
 	/* who may call it: a non-admin user */
-	psk_check_user(email, psk_lookup_user(email, false, &user) ? &user : NULL);
+	psk_require_caller(caller, false, LockTupleKeyShare, &user);
 
 	/* then the arguments */
 	code = psk_check_text(unconstify(char *, code), "code", true,
@@ -207,8 +207,8 @@ psk_renew_code(const char *email, const char *code, const pg_uuid_t *token,
 Datum
 psk_renew(PG_FUNCTION_ARGS)
 {
-	char *email =
-		psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
+	PskCaller	   caller = { psk_text_arg(fcinfo, 0, "user_email", true,
+										   PSK_MAX_EMAIL_LEN) };
 	char		  *code = NULL;
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	PskRenewed	   renewed;
@@ -224,7 +224,7 @@ psk_renew(PG_FUNCTION_ARGS)
 		code = pnstrdup(VARDATA_ANY(arg), Min(VARSIZE_ANY_EXHDR(arg), cap));
 	}
 	psk_pin_search_path();
-	psk_renew_code(email, code, PG_ARGISNULL(2) ? NULL : PG_GETARG_UUID_P(2),
+	psk_renew_code(&caller, code, PG_ARGISNULL(2) ? NULL : PG_GETARG_UUID_P(2),
 				   &renewed);
 	psk_unpin_search_path();
 

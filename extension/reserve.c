@@ -421,7 +421,7 @@ held_codes(PskWriter *w, int64 user_id)
 }
 
 int
-psk_reserve_codes(const char *email, const PskReserveArgs *args,
+psk_reserve_codes(const PskCaller *caller, const PskReserveArgs *args,
 				  PskReserved **outp)
 {
 	Request			req = { 0 };
@@ -444,13 +444,9 @@ psk_reserve_codes(const char *email, const PskReserveArgs *args,
 		psk_writer_begin_requests(&w);
 	else
 		psk_writer_begin(&w);
-	psk_check_user(email,
-				   psk_lookup_user_locked(email,
-										  serialise ? LockTupleNoKeyExclusive
-													: LockTupleKeyShare,
-										  &user)
-					   ? &user
-					   : NULL);
+	psk_require_caller(caller, true,
+					   serialise ? LockTupleNoKeyExclusive : LockTupleKeyShare,
+					   &user);
 
 	/* Then the arguments, in their order. */
 	req.tester = psk_check_text(unconstify(char *, args->tester), "tester_name",
@@ -553,8 +549,8 @@ raw_text_arg(FunctionCallInfo fcinfo, int argno, int maxlen)
 Datum
 psk_reserve(PG_FUNCTION_ARGS)
 {
-	char *email =
-		psk_text_arg(fcinfo, 0, "user_email", true, PSK_MAX_EMAIL_LEN);
+	PskCaller	   caller = { psk_text_arg(fcinfo, 0, "user_email", true,
+										   PSK_MAX_EMAIL_LEN) };
 	PskReserveArgs args;
 	PskReserved	  *got;
 	int			   n;
@@ -574,7 +570,7 @@ psk_reserve(PG_FUNCTION_ARGS)
 	 */
 	psk_materialize(fcinfo);
 	psk_pin_search_path();
-	n = psk_reserve_codes(email, &args, &got);
+	n = psk_reserve_codes(&caller, &args, &got);
 	psk_unpin_search_path();
 	for (int i = 0; i < n; i++)
 	{

@@ -81,4 +81,34 @@ SELECT * FROM dblink_exec('other', 'COMMIT');
 
 SELECT code, status, holder, tester_name, note FROM test.codes() WHERE code LIKE 'RL-%' ORDER BY code;
 SELECT action, code, actor_ok, tester_name, note FROM test.audit_after(:m0);
+
+-- 7. An HTTP reserve while another transaction changes the caller's users
+--    row (a new e-mail, which locks it FOR UPDATE): the session lookup saw
+--    the old version; the reserve waits, locks the newest version of the
+--    same user (psk_require_caller, actor.c) and holds the code as that
+--    user, where psk_reserve by the old e-mail would find nobody
+SELECT id AS rl_id FROM psk_create_user('admin@example.com', 'QA', 'Row Lock', 'rowlock@example.com', 'Rdl@12345', pool => 'HSV') \gset
+SELECT access_token AS rl_token FROM psk_login('rowlock@example.com', 'Rdl@12345') \gset
+SELECT code FROM psk_release('hsv@example.com', 'RL-3');
+BEGIN;
+SELECT count(*) FROM psk_update_user('admin@example.com', :rl_id, email => 'rowlock2@example.com');
+SELECT dblink_send_query('other', format($$SELECT psk.http_reserve(%L, '{"tester_name": "renamed"}', '{}')::jsonb ->> 'code'$$, :'rl_token')) AS sent;
+SELECT test.other_waits(:other_pid);
+COMMIT;
+SELECT * FROM dblink_get_result('other', false) AS t(code text);
+SELECT * FROM dblink_get_result('other') AS t(code text);
+SELECT code, status, holder, tester_name FROM test.codes() WHERE tester_name = 'renamed';
+
+-- 8. The same with the caller deleted meanwhile: not_allowed, nothing held
+SELECT id AS rl_gone FROM psk_create_user('admin@example.com', 'QA', 'Row Lock 3', 'rowlock3@example.com', 'Rdl@12345', pool => 'HSV') \gset
+SELECT access_token AS rl_gone_token FROM psk_login('rowlock3@example.com', 'Rdl@12345') \gset
+BEGIN;
+SELECT count(*) FROM psk_delete_user('admin@example.com', :rl_gone);
+SELECT dblink_send_query('other', format($$SELECT psk.http_reserve(%L, '{"tester_name": "deleted"}', '{}')::jsonb ->> 'code'$$, :'rl_gone_token')) AS sent;
+SELECT test.other_waits(:other_pid);
+COMMIT;
+SELECT * FROM dblink_get_result('other', false) AS t(code text);
+SELECT * FROM dblink_get_result('other') AS t(code text);
+SELECT count(*) AS held_by_deleted FROM test.codes() WHERE tester_name = 'deleted';
+SELECT action, code, actor_ok, tester_name FROM test.audit_after(:m0) WHERE tester_name IN ('renamed', 'deleted');
 SELECT dblink_disconnect('other');
