@@ -181,23 +181,25 @@ lock_known_user(const PskUser *known, LockTupleMode mode, PskUser *user)
 }
 
 void
-psk_require_caller(const PskCaller *caller, bool lock, LockTupleMode mode,
-				   PskUser *user)
+psk_require_caller(const PskCaller *caller, PskUser *user)
 {
-	const PskUser *known = caller->user;
-	bool		   found;
+	bool found = true;
 
-	if (known != NULL && !lock)
-	{
-		*user = *known;
-		found = true;
-	}
-	else if (known != NULL)
-		found = lock_known_user(known, mode, user);
-	else if (lock)
-		found = psk_lookup_user_locked(caller->email, mode, user);
+	if (caller->user != NULL)
+		*user = *caller->user;
 	else
 		found = psk_lookup_user(caller->email, false, user);
+	psk_check_user(caller->email, found ? user : NULL);
+}
+
+void
+psk_require_caller_locked(const PskCaller *caller, LockTupleMode mode,
+						  PskUser *user)
+{
+	bool found = caller->user != NULL
+					 ? lock_known_user(caller->user, mode, user)
+					 : psk_lookup_user_locked(caller->email, mode, user);
+
 	psk_check_user(caller->email, found ? user : NULL);
 }
 

@@ -479,7 +479,7 @@ psk_comment(PG_FUNCTION_ARGS)
 
 	psk_writer_begin(&w);
 	/* who may call it first, then the arguments, then the code */
-	psk_require_caller(&caller, false, LockTupleKeyShare, &user);
+	psk_require_caller(&caller, &user);
 	code = psk_text_arg(fcinfo, 1, "code", true, PSK_MAX_CODE_LEN);
 	comment = psk_text_arg(fcinfo, 2, "comment", true, PSK_MAX_TEXT_LEN);
 

@@ -202,12 +202,11 @@ extern bool psk_find_user(const char *email, PskUser *user);
 extern void psk_require_user(const char *email, PskUser *user);
 /* not_allowed unless user (NULL: not found) is a non-admin user. */
 extern void psk_check_user(const char *email, const PskUser *user);
-/*
- * Below SPI: the caller as a non-admin user, or not_allowed; with lock, its
- * row locked in mode (as psk_lookup_user_locked).
- */
-extern void psk_require_caller(const PskCaller *caller, bool lock,
-							   LockTupleMode mode, PskUser *user);
+/* Below SPI: the caller as a non-admin user, or not_allowed. */
+extern void psk_require_caller(const PskCaller *caller, PskUser *user);
+/* The same, its users row locked in mode (as psk_lookup_user_locked). */
+extern void psk_require_caller_locked(const PskCaller *caller,
+									  LockTupleMode mode, PskUser *user);
 /* An admin, or not_allowed; and that refusal (user NULL: not found). */
 extern void psk_require_admin(const char *email, PskUser *user);
 extern void psk_check_admin(const char *email, const PskUser *user);

@@ -138,7 +138,7 @@ psk_renew_code(const PskCaller *caller, const char *code,
 
 	psk_writer_begin(&w);
 	/* who may call it: a non-admin user */
-	psk_require_caller(caller, false, LockTupleKeyShare, &user);
+	psk_require_caller(caller, &user);
 
 	/* then the arguments */
 	code = psk_check_text(unconstify(char *, code), "code", true,

@@ -444,9 +444,10 @@ psk_reserve_codes(const PskCaller *caller, const PskReserveArgs *args,
 		psk_writer_begin_requests(&w);
 	else
 		psk_writer_begin(&w);
-	psk_require_caller(caller, true,
-					   serialise ? LockTupleNoKeyExclusive : LockTupleKeyShare,
-					   &user);
+	psk_require_caller_locked(caller,
+							  serialise ? LockTupleNoKeyExclusive
+										: LockTupleKeyShare,
+							  &user);
 
 	/* Then the arguments, in their order. */
 	req.tester = psk_check_text(unconstify(char *, args->tester), "tester_name",
