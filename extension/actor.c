@@ -45,9 +45,10 @@ read_user(TupleTableSlot *slot, const AttrNumber *att, bool spi, PskUser *user)
 /*
  * The user with e-mail email (lower-cased already) or, when email is NULL,
  * with id id, in the active snapshot; with lock, locked in mode: FOR KEY
- * SHARE (what the holder_id foreign key takes anyway, taken first so that a
- * user deleted meanwhile is an unknown user rather than a foreign-key
- * error), or stronger to serialise one user's reserves (reserve.c).
+ * SHARE, which keeps the user from being deleted while the caller's
+ * transaction makes it a holder (in place of a foreign key check on
+ * psk.codes.holder_id: holders.c), or stronger to serialise one user's
+ * reserves (reserve.c).
  * spi: inside SPI, strings allocated outside it.
  */
 static bool

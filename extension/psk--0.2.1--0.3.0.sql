@@ -1248,3 +1248,15 @@ ALTER FUNCTION psk.http_restore(text, text, jsonb) RESET search_path;
 ALTER FUNCTION psk.http_logs(text, text, jsonb) RESET search_path;
 ALTER FUNCTION psk.http_healthz(text, text, jsonb) RESET search_path;
 ALTER FUNCTION psk.http_codes_import(text, text, jsonb) RESET search_path;
+
+-- psk.codes.holder_id without its foreign key (holders.c): every call that
+-- sets it has the user's row locked first, so the key's check on every
+-- reserve could never fail; the users side is a trigger (20_accounts.sql).
+ALTER TABLE psk.codes DROP CONSTRAINT codes_holder_id_fkey;
+CREATE FUNCTION psk.users_keep_holders() RETURNS trigger
+AS 'MODULE_PATHNAME', 'psk_users_keep_holders'
+LANGUAGE C SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION psk.users_keep_holders() FROM PUBLIC;
+CREATE TRIGGER users_keep_holders BEFORE DELETE OR UPDATE OF id ON psk.users
+    FOR EACH ROW EXECUTE FUNCTION psk.users_keep_holders();

@@ -108,6 +108,9 @@ typedef struct PskQuery
 /* Run a kept statement; returns SPI_processed.  nulls may be NULL. */
 extern uint64 psk_execute(PskQuery *query, Datum *values, const bool *nulls,
 						  bool read_only);
+/* The same, read-only, in a snapshot taken now (see query.c). */
+extern uint64 psk_execute_latest(PskQuery *query, Datum *values,
+								 const bool *nulls);
 /*
  * Open a kept statement as a read-only cursor of the transaction (NO
  * SCROLL), named name (NULL: SPI names it), to fetch from in parts.

@@ -8,17 +8,13 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
 
-uint64
-psk_execute(PskQuery *query, Datum *values, const bool *nulls, bool read_only)
+/* The plan of query: prepared on first use, kept for the backend's life. */
+static SPIPlanPtr
+query_plan(PskQuery *query)
 {
-	char nullflags[PSK_MAX_ARGS];
-	int	 rc;
-
-	Assert(query->nargs <= PSK_MAX_ARGS);
-
-	/* Prepared on first use in this backend, kept for its lifetime. */
 	if (query->plan == NULL)
 	{
 		SPIPlanPtr plan;
@@ -35,13 +31,48 @@ psk_execute(PskQuery *query, Datum *values, const bool *nulls, bool read_only)
 			elog(ERROR, "psk: SPI_keepplan failed");
 		query->plan = plan;
 	}
+	return query->plan;
+}
 
+static void
+null_flags(const PskQuery *query, const bool *nulls, char *flags)
+{
+	Assert(query->nargs <= PSK_MAX_ARGS);
 	for (int i = 0; i < query->nargs; i++)
-		nullflags[i] = (nulls != NULL && nulls[i]) ? 'n' : ' ';
+		flags[i] = (nulls != NULL && nulls[i]) ? 'n' : ' ';
+}
 
-	rc = SPI_execute_plan(query->plan, values, nullflags, read_only, 0);
+uint64
+psk_execute(PskQuery *query, Datum *values, const bool *nulls, bool read_only)
+{
+	char nullflags[PSK_MAX_ARGS];
+	int	 rc;
+
+	null_flags(query, nulls, nullflags);
+	rc = SPI_execute_plan(query_plan(query), values, nullflags, read_only, 0);
 	if (rc < 0)
 		elog(ERROR, "psk: SPI_execute_plan failed: %s",
+			 SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+/*
+ * psk_execute, read-only, in a snapshot taken now rather than the
+ * transaction's: what a foreign key's check reads under REPEATABLE READ,
+ * so that rows committed since the transaction's snapshot count too.
+ */
+uint64
+psk_execute_latest(PskQuery *query, Datum *values, const bool *nulls)
+{
+	char nullflags[PSK_MAX_ARGS];
+	int	 rc;
+
+	null_flags(query, nulls, nullflags);
+	rc = SPI_execute_snapshot(query_plan(query), values, nullflags,
+							  GetLatestSnapshot(), InvalidSnapshot, true, false,
+							  0);
+	if (rc < 0)
+		elog(ERROR, "psk: SPI_execute_snapshot failed: %s",
 			 SPI_result_code_string(rc));
 	return SPI_processed;
 }
@@ -68,8 +99,7 @@ psk_open_cursor(PskQuery *query, const char *name, Datum *values,
 			elog(ERROR, "psk: SPI_keepplan failed");
 		query->plan = plan;
 	}
-	for (int i = 0; i < query->nargs; i++)
-		nullflags[i] = (nulls != NULL && nulls[i]) ? 'n' : ' ';
+	null_flags(query, nulls, nullflags);
 	portal = SPI_cursor_open(name, query->plan, values, nullflags, true);
 	if (portal == NULL)
 		elog(ERROR, "psk: SPI_cursor_open failed: %s",

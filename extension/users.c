@@ -483,8 +483,8 @@ psk_delete_user(PG_FUNCTION_ARGS)
 
 	/*
 	 * The user's row lock (FOR UPDATE) waits for the reserves of that user
-	 * in flight, whose foreign key check holds KEY SHARE on it, and makes
-	 * those that come later fail theirs: what we count next is all there is.
+	 * in flight, which hold KEY SHARE on it, and makes those that come later
+	 * wait and then find no user: what we count next is all there is.
 	 */
 	keep_an_admin(id, admin.id);
 	lock_user_row(id);
@@ -497,7 +497,10 @@ psk_delete_user(PG_FUNCTION_ARGS)
 
 	value = Int64GetDatum(id);
 
-	/* A holder our snapshot could not see (REPEATABLE READ): still held. */
+	/*
+	 * A holder our snapshot could not see (REPEATABLE READ): still held, as
+	 * the trigger on psk.users finds in a fresh snapshot (holders.c).
+	 */
 	if (!execute_unless(&delete_user, &value, NULL,
 						ERRCODE_FOREIGN_KEY_VIOLATION))
 		ereport(ERROR, (errcode(ERRCODE_PSK_CONFLICT),

@@ -18,7 +18,7 @@
  *   newest and unlocked, else they lock as above.
  * - Updates and inserts go through ExecSimpleRelationUpdate/Insert: CHECK
  *   and NOT NULL constraints, index maintenance (HOT when possible), unique
- *   checks and AFTER ROW triggers, hence the holder_id foreign key check.
+ *   checks and AFTER ROW triggers (psk.codes has none today).
  * - A change and its audit row are in the same transaction (they are made
  *   one after the other in one call), and an error rolls back both.
  *
@@ -697,7 +697,7 @@ close_indices(ResultRelInfo *rri)
 			index_close(rri->ri_IndexRelationDescs[i], NoLock);
 }
 
-/* Fire the queued AFTER triggers (the foreign key check) and clean up. */
+/* Fire the queued AFTER triggers, if any, and clean up. */
 void
 psk_writer_end(PskWriter *w)
 {

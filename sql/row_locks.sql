@@ -111,4 +111,49 @@ SELECT * FROM dblink_get_result('other', false) AS t(code text);
 SELECT * FROM dblink_get_result('other') AS t(code text);
 SELECT count(*) AS held_by_deleted FROM test.codes() WHERE tester_name = 'deleted';
 SELECT action, code, actor_ok, tester_name FROM test.audit_after(:m0) WHERE tester_name IN ('renamed', 'deleted');
+
+-- 9. No foreign key on psk.codes.holder_id (holders.c): the trigger on
+--    psk.users refuses to delete a holder, or to change its id, even by
+--    plain SQL (23503, as the key did); the user and the hold stay
+SELECT count(*) FROM psk_add_codes('admin@example.com', 'HSV', ARRAY['RL-4', 'RL-5']);
+SELECT id AS rl_keep FROM psk_create_user('admin@example.com', 'QA', 'Row Lock 4', 'rowlock4@example.com', 'Rdl@12345', pool => 'HSV') \gset
+SELECT code AS rl_keep_code FROM psk_reserve('rowlock4@example.com', 'kept') \gset
+\set VERBOSITY default
+DELETE FROM psk.users WHERE id = :rl_keep;
+\echo :LAST_ERROR_SQLSTATE
+UPDATE psk.users SET id = DEFAULT WHERE id = :rl_keep;
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY terse
+SELECT u.email, c.code = :'rl_keep_code' AS same_code, c.status, c.holder
+  FROM psk.users u JOIN test.codes() c ON c.holder = u.email WHERE u.id = :rl_keep;
+-- released, the user goes (the trigger lets a non-holder pass)
+SELECT count(*) FROM psk_release('rowlock4@example.com', :'rl_keep_code');
+SELECT id = :rl_keep AS deleted FROM psk_delete_user('admin@example.com', :rl_keep);
+
+-- 10. A plain DELETE of a user whose reserve is in flight: it waits for
+--     the reserve's KEY SHARE lock, then finds the committed hold and is
+--     refused; the user keeps the code
+SELECT id AS rl_race FROM psk_create_user('admin@example.com', 'QA', 'Row Lock 5', 'rowlock5@example.com', 'Rdl@12345', pool => 'HSV') \gset
+BEGIN;
+SELECT code AS rl_race_code FROM psk_reserve('rowlock5@example.com', 'racing') \gset
+SELECT dblink_send_query('other', format('DELETE FROM psk.users WHERE id = %s RETURNING email', :rl_race)) AS sent;
+SELECT test.other_waits(:other_pid);
+COMMIT;
+SELECT * FROM dblink_get_result('other', false) AS t(email text);
+SELECT * FROM dblink_get_result('other') AS t(email text);
+SELECT c.code = :'rl_race_code' AS same_code, c.status, c.holder FROM test.codes() c WHERE c.tester_name = 'racing';
+
+-- 11. psk_delete_user under REPEATABLE READ, after a reserve committed
+--     since its snapshot: its own count cannot see that hold, the trigger's
+--     fresh snapshot does; conflict, and the user and the hold stay
+SELECT count(*) FROM psk_release('rowlock5@example.com', :'rl_race_code');
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT count(*) AS held_before FROM psk.codes WHERE holder_id = :rl_race;
+SELECT code FROM dblink('other', $$SELECT code FROM psk_reserve('rowlock5@example.com', 'unseen')$$) AS t(code text) \gset rr_
+SELECT count(*) FROM psk_delete_user('admin@example.com', :rl_race);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+SELECT c.code = :'rr_code' AS same_code, c.status, c.holder FROM test.codes() c WHERE c.tester_name = 'unseen';
+SELECT action, code, actor_ok, tester_name FROM test.audit_after(:m0) WHERE tester_name IN ('kept', 'racing', 'unseen') OR action = 'USER_DELETED';
+
 SELECT dblink_disconnect('other');

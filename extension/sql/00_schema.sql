@@ -76,7 +76,10 @@ CREATE TABLE psk.codes (
     pool              text NOT NULL CHECK (pool IN ('OSV', 'HSV', 'COMMON')),
     status            text NOT NULL DEFAULT 'CAN_BE_USED'
                       CHECK (status IN ('CAN_BE_USED', 'RESERVED', 'IN_USE', 'NON_USABLE')),
-    holder_id         bigint REFERENCES psk.users (id),
+    -- a psk.users id, kept so without a foreign key (holders.c): every call
+    -- that sets it has that user's row locked first, and the trigger on
+    -- psk.users refuses to delete a user who holds codes
+    holder_id         bigint,
     tester_name       text,
     reserved_at       timestamptz,
     expires_at        timestamptz,

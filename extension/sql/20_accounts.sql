@@ -41,6 +41,17 @@ AS 'MODULE_PATHNAME', 'psk_delete_user'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
 
+-- A user who holds codes is not deleted, nor its id changed (holders.c):
+-- what the holder_id foreign key of psk.codes checked on this side, in a
+-- snapshot taken now, with its error (23503).  SECURITY DEFINER as the
+-- key's check was: whoever may delete a user, the codes are looked at.
+CREATE FUNCTION psk.users_keep_holders() RETURNS trigger
+AS 'MODULE_PATHNAME', 'psk_users_keep_holders'
+LANGUAGE C SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+CREATE TRIGGER users_keep_holders BEFORE DELETE OR UPDATE OF id ON psk.users
+    FOR EACH ROW EXECUTE FUNCTION psk.users_keep_holders();
+
 CREATE FUNCTION @extschema@.psk_users()
 RETURNS TABLE (id bigint, user_name text, team_name text, contact_email text,
                is_admin bool, pool text, reserved_count int,
