@@ -97,4 +97,37 @@ check "held: the codes added meanwhile were reserved too (they sort first)" yes 
 	"$(sql "SELECT CASE WHEN count(*) FILTER (WHERE c.freed_at IS NULL) = 0 THEN 'yes' ELSE count(*) FILTER (WHERE c.freed_at IS NULL) || ' never reserved' END
 	          FROM psk.codes c WHERE c.code LIKE 'H-%' AND c.id < (SELECT max(id) - 2 * $clients FROM psk.codes)")"
 
+# Users deleted while they reserve (churn.sql): 16 clients reserve and
+# release for 40 users while 2 more delete those users and put them back.
+# holder_id has no foreign key (extension/holders.c): no code may be left
+# with a holder that is gone, and a holder is never deleted.
+psql -XAtq -f test/contention/churn.sql >"$work/churn.out" 2>&1 ||
+	{ echo "# churn.sql failed:"; sed 's/^/#   /' "$work/churn.out" | tail -20; }
+printf '\\set n random(1, 40)\nSELECT test_churn_hold(:n);\n' >"$work/churn-hold.sql"
+printf '\\set n random(1, 40)\nSELECT test_churn_delete(:n);\n' >"$work/churn-delete.sql"
+"$PGBIN/pgbench" -n -c 2 -j 1 -T "$seconds" -f "$work/churn-delete.sql" >"$work/churn-delete.out" 2>&1 &
+deleter=$!
+"$PGBIN/pgbench" -n -c 16 -j 2 -T "$seconds" -f "$work/churn-hold.sql" >"$work/churn-hold.out" 2>&1
+wait "$deleter"
+echo "# churn: $(sql "SELECT string_agg(what || ' ' || n, ', ' ORDER BY what) FROM (SELECT what, count(*) n FROM churn_outcome GROUP BY 1) s")"
+check "churn: no client aborted" "0 0" \
+	"$(grep -c 'aborted' "$work/churn-hold.out") $(grep -c 'aborted' "$work/churn-delete.out")"
+check "churn: no code is held by a user who is gone" 0 \
+	"$(sql "SELECT count(*) FROM psk.codes c WHERE c.holder_id IS NOT NULL
+	          AND NOT EXISTS (SELECT FROM psk.users u WHERE u.id = c.holder_id)")"
+check "churn: users were deleted, and holders refused (PK009 or 23503)" "yes yes" \
+	"$(sql "SELECT CASE WHEN count(*) FILTER (WHERE what = 'deleted') > 10 THEN 'yes' ELSE count(*) FILTER (WHERE what = 'deleted') || ' deleted' END
+	          || ' ' || CASE WHEN count(*) FILTER (WHERE what IN ('delete PK009', 'delete 23503')) > 10 THEN 'yes'
+	                         ELSE count(*) FILTER (WHERE what IN ('delete PK009', 'delete 23503')) || ' refused' END
+	          FROM churn_outcome")"
+check "churn: codes were reserved and released meanwhile" yes \
+	"$(sql "SELECT CASE WHEN count(*) FILTER (WHERE what = 'reserved') > 200 AND count(*) FILTER (WHERE what = 'released') > 200 THEN 'yes'
+	               ELSE count(*) FILTER (WHERE what = 'reserved') || ' reserved, ' || count(*) FILTER (WHERE what = 'released') || ' released' END
+	          FROM churn_outcome")"
+check "churn: every RESERVED row of a code still held is its holder's" 0 \
+	"$(sql "SELECT count(*) FROM psk.codes c
+	          LEFT JOIN (SELECT DISTINCT ON (a.code) a.code, a.user_id FROM psk.audit_log a
+	                      WHERE a.action = 'RESERVED' ORDER BY a.code, a.id DESC) r ON r.code = c.code
+	         WHERE c.status = 'RESERVED' AND r.user_id IS DISTINCT FROM c.holder_id")"
+
 suite_end
