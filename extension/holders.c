@@ -19,7 +19,7 @@
  * transaction's snapshot refuses the change too.  Its error is the key's:
  * foreign_key_violation (23503).
  */
-#include "psk.h"
+#include "writer.h"
 
 #include "commands/trigger.h"
 #include "utils/rel.h"
@@ -44,7 +44,7 @@ psk_users_keep_holders(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigger = (TriggerData *) fcinfo->context;
 	TupleDesc	 desc;
-	AttrNumber	 attnum;
+	AttrNumber	 id_att;
 	HeapTuple	 result;
 	Datum		 id;
 
@@ -56,17 +56,14 @@ psk_users_keep_holders(PG_FUNCTION_ARGS)
 					"UPDATE trigger");
 
 	desc = RelationGetDescr(trigger->tg_relation);
-	attnum = SPI_fnumber(desc, "id");
-	if (attnum <= 0)
-		elog(ERROR, "psk_users_keep_holders: %s has no column id",
-			 RelationGetRelationName(trigger->tg_relation));
+	id_att = psk_user_columns(trigger->tg_relation)[USER_ID];
 
-	id = Int64GetDatum(user_id_of(trigger->tg_trigtuple, desc, attnum));
+	id = Int64GetDatum(user_id_of(trigger->tg_trigtuple, desc, id_att));
 	result = trigger->tg_trigtuple;
 	if (TRIGGER_FIRED_BY_UPDATE(trigger->tg_event))
 	{
 		result = trigger->tg_newtuple;
-		if (user_id_of(result, desc, attnum) == DatumGetInt64(id))
+		if (user_id_of(result, desc, id_att) == DatumGetInt64(id))
 			return PointerGetDatum(result);
 	}
 
