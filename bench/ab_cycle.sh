@@ -81,7 +81,7 @@ for round in $(seq "$rounds"); do
 		esac
 		for r in $order; do
 			case $r in
-			m) run m psk_ab bench/min_cycle.sql "$c" ;;
+			m) PGOPTIONS="-c search_path=minimal" run m psk_ab bench/min_cycle.sql "$c" ;;
 			c) run c psk_ab bench/psk_cycle.sql "$c" ;;
 			c0) run c0 psk_ab_old bench/psk_cycle.sql "$c" ;;
 			esac

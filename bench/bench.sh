@@ -7,6 +7,9 @@
 #   b  the cycle hand-written in SQL            bench/sql_cycle.sql
 #   m  the minimal cycle: b on tables of its own with only a primary key and
 #      one free-code index (codes), a primary key (log)  bench/min_cycle.sql
+#   mi m on tables with psk's indexes (those of psk.codes and of an audit
+#      partition, schema minimal_indexed): the same SQL, so c/mi is what psk
+#      costs beyond the indexes its readers need, mi/m what those cost
 #   c  the cycle through psk_reserve/release    bench/psk_cycle.sql
 #   ck c with a request_id on every reserve     bench/psk_cycle_rid.sql
 #   d  the cycle over HTTP through psk-shim     bench/psk-http-cycle
@@ -21,7 +24,7 @@
 # a thread per connection, as before) for comparison.
 #
 # Prints one table (operations per second, p50 and p99 latency, and the
-# ratios c/b, c/m, d/c, d/a, ck/c and dk/d) and writes the same as Markdown to
+# ratios c/b, c/m, c/mi, mi/m, d/c, d/a, ck/c and dk/d) and writes the same as Markdown to
 # bench/results/bench-DATE-REV.md.  Settings, from the environment:
 #   PSK_BENCH_SECONDS   seconds per run (5)
 #   PSK_BENCH_ROUNDS    rounds of the cycle runs (a to ds) at each client
@@ -63,9 +66,10 @@ bench_start
 make -s -C bench >/dev/null || die "bench/psk-http-cycle: build failed"
 bench_db psk_bench "$codes"
 echo "== $codes codes loaded in ${load_seconds}s"
-# run m's tables (schema minimal), the same codes as the pools
+# run m's and mi's tables (schemas minimal and minimal_indexed), the same
+# codes as the pools
 psql -qX -v ON_ERROR_STOP=1 -f bench/min_schema.sql >/dev/null || die "bench/min_schema.sql failed"
-pg_run_vacuum_more="minimal.codes, minimal.log"
+pg_run_vacuum_more="minimal.codes, minimal.log, minimal_indexed.codes, minimal_indexed.log"
 
 httpport=$(free_port)
 adminport=$(free_port)
@@ -161,8 +165,8 @@ echo "== $header"
 echo "== $setup"
 
 declare -A R # R[run,clients] = "OPS P50 P99 ERRORS MAX [SHIM_US]"
-runs="a b m c ck d dk ds e1 e2"
-[ "$with_wrk" = 1 ] && runs="a b m c ck d dk ds dw e1 e2"
+runs="a b m mi c ck d dk ds e1 e2"
+[ "$with_wrk" = 1 ] && runs="a b m mi c ck d dk ds dw e1 e2"
 if [ -n "${PSK_BENCH_RUNS:-}" ]; then
 	for run in $PSK_BENCH_RUNS; do
 		[[ " $runs " == *" $run "* ]] || die "PSK_BENCH_RUNS: no run $run (the runs: $runs)"
@@ -173,6 +177,7 @@ declare -A label=(
 	[a]="a: SELECT 1"
 	[b]="b: SQL cycle"
 	[m]="m: minimal cycle"
+	[mi]="mi: m, psk indexes"
 	[c]="c: psk cycle"
 	[ck]="ck: c, request_id"
 	[d]="d: HTTP cycle"
@@ -187,7 +192,8 @@ one_run() {
 	case $1 in
 	a) pg_run select1 bench/select1.sql "$2" "$seconds" ;;
 	b) pg_run sql_cycle bench/sql_cycle.sql "$2" "$seconds" ;;
-	m) pg_run min_cycle bench/min_cycle.sql "$2" "$seconds" ;;
+	m) PGOPTIONS="-c search_path=minimal" pg_run min_cycle bench/min_cycle.sql "$2" "$seconds" ;;
+	mi) PGOPTIONS="-c search_path=minimal_indexed" pg_run min_indexed_cycle bench/min_cycle.sql "$2" "$seconds" ;;
 	c) pg_run psk_cycle bench/psk_cycle.sql "$2" "$seconds" ;;
 	ck) pg_run psk_cycle_rid bench/psk_cycle_rid.sql "$2" "$seconds" ;;
 	d) http_run http_cycle "$2" "$seconds" ;;
@@ -261,19 +267,23 @@ report() {
 		done
 	done
 	echo
-	echo "| clients | c/b | c/m | d/c | d/a | ck/c | dk/d | ds/d |"
-	echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+	echo "| clients | c/b | c/m | c/mi | mi/m | d/c | d/a | ck/c | dk/d | ds/d |"
+	echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 	for c in $clients; do
-		printf '| %2s | %s | %s | %s | %s | %s | %s | %s |\n' "$c" \
-			"$(ratio c b "$c")" "$(ratio c m "$c")" "$(ratio d c "$c")" \
+		printf '| %2s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$c" \
+			"$(ratio c b "$c")" "$(ratio c m "$c")" "$(ratio c mi "$c")" \
+			"$(ratio mi m "$c")" "$(ratio d c "$c")" \
 			"$(ratio d a "$c")" "$(ratio ck c "$c")" "$(ratio dk d "$c")" \
 			"$(ratio ds d "$c")"
 	done
 	echo
-	echo "ops/s: statements (a), cycles of reserve + release (b, m, c, ck, d, dk), requests (e)."
+	echo "ops/s: statements (a), cycles of reserve + release (b, m, mi, c, ck, d, dk), requests (e)."
 	echo "m: b on tables of its own (schema minimal, bench/min_schema.sql) with only"
 	echo "a primary key and one partial free-code index, and a log with a primary key"
 	echo "only; c/m: what psk's checks, indexes and audit trail cost against that."
+	echo "mi: m on tables with psk's indexes (schema minimal_indexed: those of"
+	echo "psk.codes and of an audit partition, no checks or triggers); c/mi: what"
+	echo "psk costs beyond the index entries its readers need; mi/m: what those cost."
 	echo "ck and dk: c and d with a new request_id (Idempotency-Key) on every"
 	echo "reserve, remembered in psk.reserve_requests; ck/c and dk/d: what that costs."
 	echo "ds: d while GET /metrics is asked 10 times a second on the admin port"

@@ -25,8 +25,10 @@ psql -qX -v ON_ERROR_STOP=1 -f bench/cycle_procedures.sql >/dev/null || die "the
 
 tck=$(getconf CLK_TCK)
 # run KIND: microseconds of backend CPU per cycle of cycle_KIND
+# (m on the tables of schema minimal)
 run() {
-	psql -qXAt -v ON_ERROR_STOP=1 -v kind="$1" -v n="$cycles" -v tck="$tck" <<'SQL'
+	PGOPTIONS="-c search_path=minimal,public" \
+		psql -qXAt -v ON_ERROR_STOP=1 -v kind="$1" -v n="$cycles" -v tck="$tck" <<'SQL'
 SELECT pg_backend_pid() AS pid \gset
 CALL cycle_:kind(200);
 \setenv PSK_PID :pid

@@ -12,38 +12,39 @@ BEGIN
         COMMIT;
     END LOOP;
 END $$;
--- bench/min_cycle.sql's two statements, as user 2
+-- bench/min_cycle.sql's two statements, as user 2, on the tables of the
+-- schema in search_path (minimal: m, minimal_indexed: mi)
 CREATE PROCEDURE public.cycle_m(n int) LANGUAGE plpgsql AS $$
 DECLARE
     cid bigint;
 BEGIN
     FOR i IN 1..n LOOP
         WITH picked AS (
-            SELECT id FROM minimal.codes
+            SELECT id FROM codes
              WHERE status = 'CAN_BE_USED' AND pool = 'OSV'
              ORDER BY freed_at NULLS FIRST, id
              LIMIT 1 FOR UPDATE SKIP LOCKED
         ), reserved AS (
-            UPDATE minimal.codes c
+            UPDATE codes c
                SET status = 'RESERVED', holder_id = 2, tester_name = 'bench',
                    reserved_at = now(), reservation_token = gen_random_uuid()
               FROM picked WHERE c.id = picked.id
             RETURNING c.id, c.code, c.pool
         ), logged AS (
-            INSERT INTO minimal.log (action, code, code_type, user_id, tester_name)
+            INSERT INTO log (action, code, code_type, user_id, tester_name)
             SELECT 'RESERVED', code, pool, 2, 'bench' FROM reserved
         )
         SELECT id INTO cid FROM reserved;
         COMMIT;
         WITH released AS (
-            UPDATE minimal.codes
+            UPDATE codes
                SET status = 'CAN_BE_USED', holder_id = NULL, tester_name = NULL,
                    reserved_at = NULL, reservation_token = NULL,
                    released_at = now(), freed_at = now()
              WHERE id = cid AND holder_id = 2
             RETURNING code, pool
         )
-        INSERT INTO minimal.log (action, code, code_type, user_id)
+        INSERT INTO log (action, code, code_type, user_id)
         SELECT 'RELEASED', code, pool, 2 FROM released;
         COMMIT;
     END LOOP;

@@ -8,7 +8,8 @@
 # flush wait and everything lock contention adds.
 #   PSK_IR_CYCLES  cycles counted (2000; the count is the difference of a
 #                  run of PSK_IR_CYCLES + 200 and one of 200)
-#   PSK_IR_RUNS    which runs (c m h): h is c through the HTTP routes'
+#   PSK_IR_RUNS    which runs (c m h; mi: m on the tables of schema
+#                  minimal_indexed, psk's indexes): h is c through the HTTP routes'
 #                  functions, psk.http_reserve + psk.http_release, as the
 #                  shim calls them; e and g count one request of GET
 #                  /auth/me and of GET /users/my (two codes held) instead
@@ -31,12 +32,14 @@ cluster_stop "$work/data" fast
 mkdir -p "$work/callgrind" && chown --reference="$work/data" "$work/callgrind"
 
 # instructions KIND N: instructions of a single-user backend calling
-# cycle_KIND(N) once
+# cycle_KIND(N) once (mi: cycle_m on schema minimal_indexed)
 instructions() {
-	local out="$work/callgrind/$1.$2"
-	echo "CALL cycle_$1($2);" |
+	local out="$work/callgrind/$1.$2" proc=$1 schema=minimal
+	[ "$1" = mi ] && proc=m schema=minimal_indexed
+	echo "CALL cycle_$proc($2);" |
 		as_pg valgrind --tool=callgrind --callgrind-out-file="$out" \
 			"$PGBIN/postgres" --single -D "$work/data" -c shared_preload_libraries=psk \
+			-c search_path="$schema,public" \
 			-c synchronous_commit=off -c autovacuum=off psk_cpu >/dev/null 2>"$out.log" ||
 		die "the single-user backend failed (cycle_$1($2))"
 	awk '/^summary:/ {print $2}' "$out"
