@@ -11,18 +11,17 @@
 #include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
 
-/* The plan of query: prepared on first use, kept for the backend's life. */
+/*
+ * The plan of query: prepared on first use with the cursor options
+ * options, kept for the backend's life.
+ */
 static SPIPlanPtr
-query_plan(PskQuery *query)
+query_plan(PskQuery *query, int options)
 {
 	if (query->plan == NULL)
 	{
-		SPIPlanPtr plan;
-
-		plan = SPI_prepare_cursor(query->sql, query->nargs, query->argtypes,
-								  query->generic  ? CURSOR_OPT_GENERIC_PLAN
-								  : query->custom ? CURSOR_OPT_CUSTOM_PLAN
-												  : 0);
+		SPIPlanPtr plan = SPI_prepare_cursor(query->sql, query->nargs,
+											 query->argtypes, options);
 
 		if (plan == NULL)
 			elog(ERROR, "psk: SPI_prepare failed: %s",
@@ -32,6 +31,15 @@ query_plan(PskQuery *query)
 		query->plan = plan;
 	}
 	return query->plan;
+}
+
+/* The plan of a statement run whole (psk_execute, psk_execute_latest). */
+static SPIPlanPtr
+statement_plan(PskQuery *query)
+{
+	return query_plan(query, query->generic	 ? CURSOR_OPT_GENERIC_PLAN
+							 : query->custom ? CURSOR_OPT_CUSTOM_PLAN
+											 : 0);
 }
 
 static void
@@ -49,7 +57,8 @@ psk_execute(PskQuery *query, Datum *values, const bool *nulls, bool read_only)
 	int	 rc;
 
 	null_flags(query, nulls, nullflags);
-	rc = SPI_execute_plan(query_plan(query), values, nullflags, read_only, 0);
+	rc = SPI_execute_plan(statement_plan(query), values, nullflags, read_only,
+						  0);
 	if (rc < 0)
 		elog(ERROR, "psk: SPI_execute_plan failed: %s",
 			 SPI_result_code_string(rc));
@@ -68,7 +77,7 @@ psk_execute_latest(PskQuery *query, Datum *values, const bool *nulls)
 	int	 rc;
 
 	null_flags(query, nulls, nullflags);
-	rc = SPI_execute_snapshot(query_plan(query), values, nullflags,
+	rc = SPI_execute_snapshot(statement_plan(query), values, nullflags,
 							  GetLatestSnapshot(), InvalidSnapshot, true, false,
 							  0);
 	if (rc < 0)
@@ -81,26 +90,14 @@ Portal
 psk_open_cursor(PskQuery *query, const char *name, Datum *values,
 				const bool *nulls)
 {
+	SPIPlanPtr plan =
+		query_plan(query, CURSOR_OPT_NO_SCROLL | CURSOR_OPT_FAST_PLAN |
+							  (query->custom ? CURSOR_OPT_CUSTOM_PLAN : 0));
 	char   nullflags[PSK_MAX_ARGS];
 	Portal portal;
 
-	if (query->plan == NULL)
-	{
-		SPIPlanPtr plan =
-			SPI_prepare_cursor(query->sql, query->nargs, query->argtypes,
-							   CURSOR_OPT_NO_SCROLL | CURSOR_OPT_FAST_PLAN |
-								   (query->custom ? CURSOR_OPT_CUSTOM_PLAN
-												  : 0));
-
-		if (plan == NULL)
-			elog(ERROR, "psk: SPI_prepare failed: %s",
-				 SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "psk: SPI_keepplan failed");
-		query->plan = plan;
-	}
 	null_flags(query, nulls, nullflags);
-	portal = SPI_cursor_open(name, query->plan, values, nullflags, true);
+	portal = SPI_cursor_open(name, plan, values, nullflags, true);
 	if (portal == NULL)
 		elog(ERROR, "psk: SPI_cursor_open failed: %s",
 			 SPI_result_code_string(SPI_result));
